@@ -1,0 +1,125 @@
+"""Database engines, migrations and sessions, for PostgreSQL (production) and SQLite (embedded).
+
+The same Alembic history serves both. ``init_database`` upgrades to head and seeds the chart
+of accounts; ``open_engine`` refuses a database that is not at head (NotInitialisedError), so
+no command ever writes into a half-migrated schema.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from ledger.accounts import CHART
+from ledger.errors import NotInitialisedError
+
+DEFAULT_URL = "sqlite:///ledger.db"
+
+
+def normalise_url(url: str) -> str:
+    """Map postgres:// and postgresql:// URLs to the psycopg 3 driver; leave others as given."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def make_engine(url: str) -> Engine:
+    """A SQLAlchemy engine for ``url`` (SQLite gets foreign keys on and a busy timeout)."""
+    url = normalise_url(url)
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"timeout": 30})
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn, _record):  # pragma: no cover - trivial
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA foreign_keys = ON")
+            cur.close()
+
+        return engine
+    return sa.create_engine(url)
+
+
+def migrations_dir() -> Path:
+    """Folder of the Alembic scripts (the top-level ``migrations`` package)."""
+    return Path(str(resources.files("migrations")))
+
+
+def alembic_config(connection: sa.Connection | None = None, url: str | None = None) -> Config:
+    """An Alembic Config that works from any working directory (installed or checked out)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir()))
+    if url:
+        cfg.set_main_option("sqlalchemy.url", normalise_url(url))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def head_revision() -> str:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def init_database(engine: Engine) -> None:
+    """Create or migrate the schema to head and seed the default chart of accounts (idempotent)."""
+    with engine.begin() as conn:
+        command.upgrade(alembic_config(conn), "head")
+    seed_accounts(engine)
+
+
+def seed_accounts(engine: Engine) -> None:
+    """Insert the accounts of DESIGN section 3 that are missing; existing rows are kept."""
+    from ledger.models import Account
+
+    with Session(engine) as session:
+        have = set(session.exec(sa.select(Account.code)).scalars())  # type: ignore[call-overload]
+        for spec in CHART:
+            if spec.code not in have:
+                session.add(Account(code=spec.code, name=spec.name, type=spec.type,
+                                    normal_balance=spec.normal))
+        session.commit()
+
+
+def open_engine(url: str) -> Engine:
+    """An engine for an initialised database at head; raises NotInitialisedError otherwise."""
+    engine = make_engine(url)
+    try:
+        current = current_revision(engine)
+    except sa.exc.OperationalError as exc:
+        raise NotInitialisedError(url, str(exc.orig).strip()) from None
+    if current != head_revision():
+        raise NotInitialisedError(url, f"schema revision {current or 'none'}, head is {head_revision()}")
+    return engine
+
+
+def is_postgres(bind: Engine | sa.Connection | Session) -> bool:
+    engine = bind.get_bind() if isinstance(bind, Session) else bind
+    return engine.dialect.name == "postgresql"
+
+
+def run_sql_script(conn: sa.Connection, path: Path) -> None:
+    """Run a SQL file whose statements are separated by lines reading exactly ``-- split``."""
+    for statement in path.read_text(encoding="utf-8").split("\n-- split\n"):
+        if statement.strip() and not all(
+            line.strip().startswith("--") or not line.strip() for line in statement.splitlines()
+        ):
+            # A raw DB-API cursor, inside the connection's transaction: without parameters the
+            # driver passes the text through untouched (PL/pgSQL uses '%' placeholders).
+            cursor = conn.connection.cursor()
+            try:
+                cursor.execute(statement)
+            finally:
+                cursor.close()

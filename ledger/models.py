@@ -1,0 +1,305 @@
+"""The tables, in one module (SQLModel over SQLAlchemy); Alembic's env.py points at this metadata.
+
+Journal tables (``journal_entry``, ``journal_line``) are append-only: the application never
+updates them and the database refuses UPDATE/DELETE (triggers in migrations/sql/). Every other
+balance (wallets, deferred revenue, receivables) is derived from ``journal_line``.
+
+Datetimes are stored as UTC (``UTCDateTime``) and come back timezone-aware; dates (``entry_date``,
+invoice dates) are calendar dates in the company's reporting timezone.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from typing import Optional
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+# A naming convention set before any table is defined keeps constraint names stable across
+# PostgreSQL and SQLite, so migrations and `alembic check` agree (Alembic naming.rst).
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator):
+    """A timezone-aware datetime stored as UTC; naive values are refused (never guessed)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: an offset is required")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+def _str(length: int, **kw) -> sa.Column:
+    return sa.Column(sa.String(length), **kw)
+
+
+class Account(SQLModel, table=True):
+    """A ledger account of the chart (DESIGN section 3)."""
+
+    __tablename__ = "account"
+    code: str = Field(sa_column=_str(16, primary_key=True))
+    name: str = Field(sa_column=_str(100, nullable=False))
+    type: str = Field(sa_column=_str(20, nullable=False))
+    normal_balance: str = Field(sa_column=_str(6, nullable=False))
+    __table_args__ = (
+        sa.CheckConstraint("normal_balance IN ('debit', 'credit')", name="normal_balance"),
+        sa.CheckConstraint(
+            "type IN ('asset', 'liability', 'equity', 'revenue', 'contra-revenue', 'expense', 'memo')",
+            name="type",
+        ),
+    )
+
+
+class Customer(SQLModel, table=True):
+    """A customer; one currency per customer. address: JSON list of lines."""
+
+    __tablename__ = "customer"
+    id: str = Field(sa_column=_str(64, primary_key=True))
+    name: str = Field(sa_column=_str(200, nullable=False))
+    currency: str = Field(sa_column=_str(3, nullable=False))
+    tax_rate: str = Field(sa_column=_str(20, nullable=False))
+    address: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    email: Optional[str] = Field(default=None, sa_column=_str(200, nullable=True))
+    locale: str = Field(sa_column=_str(20, nullable=False))
+    created_at: datetime = Field(sa_column=sa.Column(UTCDateTime, nullable=False))
+    # Event time through which this customer's time-driven steps (expiries) have run.
+    # A processing cursor, not a balance: usage older than it is late (DESIGN section 6).
+    steps_through: Optional[datetime] = Field(default=None, sa_column=sa.Column(UTCDateTime, nullable=True))
+
+
+class ImportBatch(SQLModel, table=True):
+    """One `ledger import` run (or one API call batch)."""
+
+    __tablename__ = "import_batch"
+    id: Optional[int] = Field(default=None, sa_column=sa.Column(sa.Integer, primary_key=True, autoincrement=True))
+    sources: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    posted: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
+    duplicates: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
+    quarantined: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
+    late: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
+
+
+class Event(SQLModel, table=True):
+    """A business event as received (DESIGN 8.2), with its content hash for idempotency.
+
+    status: posted | quarantined. payload: canonical JSON of the event object.
+    Usage events live in ``usage_event`` instead; ids are unique across both tables.
+    """
+
+    __tablename__ = "event"
+    id: str = Field(sa_column=_str(128, primary_key=True))
+    type: str = Field(sa_column=_str(40, nullable=False))
+    customer_id: Optional[str] = Field(default=None, sa_column=_str(64, nullable=True, index=True))
+    occurred_at: datetime = Field(sa_column=sa.Column(UTCDateTime, nullable=False))
+    content_hash: str = Field(sa_column=_str(64, nullable=False))
+    payload: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    status: str = Field(sa_column=_str(20, nullable=False))
+    late: bool = Field(sa_column=sa.Column(sa.Boolean, nullable=False))
+    posted_date: Optional[date] = Field(default=None, sa_column=sa.Column(sa.Date, nullable=True))
+    source: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    import_id: Optional[int] = Field(default=None, sa_column=sa.Column(sa.Integer, sa.ForeignKey("import_batch.id"), nullable=True))
+
+
+class JournalEntry(SQLModel, table=True):
+    """A journal entry: a balanced set of lines, per commodity. Append-only.
+
+    entry_date: the accounting date (reporting timezone) that decides its period;
+    occurred_at: the event time it records (a late event keeps its original time).
+    kind: purchase | promotion | consumption | expiry | payment | ...
+    """
+
+    __tablename__ = "journal_entry"
+    id: Optional[int] = Field(default=None, sa_column=sa.Column(sa.Integer, primary_key=True, autoincrement=True))
+    entry_date: date = Field(sa_column=sa.Column(sa.Date, nullable=False, index=True))
+    occurred_at: datetime = Field(sa_column=sa.Column(UTCDateTime, nullable=False))
+    kind: str = Field(sa_column=_str(30, nullable=False))
+    description: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    customer_id: Optional[str] = Field(default=None, sa_column=_str(64, nullable=True, index=True))
+    event_id: Optional[str] = Field(default=None, sa_column=_str(128, nullable=True, index=True))
+    import_id: Optional[int] = Field(default=None, sa_column=sa.Column(sa.Integer, sa.ForeignKey("import_batch.id"), nullable=True))
+
+
+class JournalLine(SQLModel, table=True):
+    """A posting: one side of an entry, in one commodity (ISO currency or CREDIT).
+
+    debit, credit: int >= 0, exactly one positive; minor units of ``commodity``.
+    Dimensions: customer_id, grant_id, invoice_number, event_id.
+    """
+
+    __tablename__ = "journal_line"
+    id: Optional[int] = Field(default=None, sa_column=sa.Column(sa.Integer, primary_key=True, autoincrement=True))
+    entry_id: int = Field(sa_column=sa.Column(sa.Integer, sa.ForeignKey("journal_entry.id"), nullable=False, index=True))
+    account_code: str = Field(sa_column=sa.Column(sa.String(16), sa.ForeignKey("account.code"), nullable=False))
+    commodity: str = Field(sa_column=_str(8, nullable=False))
+    debit: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+    credit: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+    customer_id: Optional[str] = Field(default=None, sa_column=_str(64, nullable=True, index=True))
+    grant_id: Optional[str] = Field(default=None, sa_column=_str(128, nullable=True, index=True))
+    invoice_number: Optional[str] = Field(default=None, sa_column=_str(32, nullable=True, index=True))
+    event_id: Optional[str] = Field(default=None, sa_column=_str(128, nullable=True))
+    __table_args__ = (
+        sa.CheckConstraint("debit >= 0 AND credit >= 0", name="non_negative"),
+        sa.CheckConstraint("(debit > 0 AND credit = 0) OR (debit = 0 AND credit > 0)", name="one_side"),
+    )
+
+
+class Grant(SQLModel, table=True):
+    """A lot of credits (DESIGN section 4). Its balances are derived from journal lines.
+
+    units: int N credits; amount: int A, minor units of ``currency`` (0 for promotional);
+    cost basis per credit is A / N, relieved by the cumulative formula.
+    expires_at: None means never. source: commitment | subscription | topup | promotional | rollover.
+    """
+
+    __tablename__ = "credit_grant"
+    id: str = Field(sa_column=_str(128, primary_key=True))
+    customer_id: str = Field(sa_column=sa.Column(sa.String(64), sa.ForeignKey("customer.id"), nullable=False, index=True))
+    source: str = Field(sa_column=_str(20, nullable=False))
+    units: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+    amount: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+    currency: str = Field(sa_column=_str(3, nullable=False))
+    effective_at: datetime = Field(sa_column=sa.Column(UTCDateTime, nullable=False))
+    expires_at: Optional[datetime] = Field(default=None, sa_column=sa.Column(UTCDateTime, nullable=True))
+    breakage_method: str = Field(sa_column=_str(20, nullable=False))
+    expected_breakage_rate: Optional[str] = Field(default=None, sa_column=_str(20, nullable=True))
+    rollover_percent: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
+    rollover_max_periods: Optional[int] = Field(default=None, sa_column=sa.Column(sa.Integer, nullable=True))
+    rollover_max_credits: Optional[int] = Field(default=None, sa_column=sa.Column(sa.BigInteger, nullable=True))
+    generation: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
+    parent_grant_id: Optional[str] = Field(default=None, sa_column=_str(128, nullable=True))
+    event_id: str = Field(sa_column=_str(128, nullable=False))
+    invoice_number: Optional[str] = Field(default=None, sa_column=_str(32, nullable=True))
+    __table_args__ = (
+        sa.CheckConstraint("units > 0", name="units_positive"),
+        sa.CheckConstraint("amount >= 0", name="amount_non_negative"),
+        sa.CheckConstraint("rollover_percent BETWEEN 0 AND 100", name="rollover_percent"),
+        sa.CheckConstraint(
+            "source IN ('commitment', 'subscription', 'topup', 'promotional', 'rollover')", name="source"
+        ),
+    )
+
+
+class UsageEvent(SQLModel, table=True):
+    """A metered usage event, kept as received, with the journal entry that posted it.
+
+    credits: int units drawn. status: posted | quarantined. entry_id: the consumption entry
+    (one per customer per day per import) that carries this event's relief; None when quarantined.
+    """
+
+    __tablename__ = "usage_event"
+    id: str = Field(sa_column=_str(128, primary_key=True))
+    customer_id: str = Field(sa_column=_str(64, nullable=False, index=True))
+    occurred_at: datetime = Field(sa_column=sa.Column(UTCDateTime, nullable=False))
+    credits: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+    action: Optional[str] = Field(default=None, sa_column=_str(64, nullable=True))
+    quantity: Optional[int] = Field(default=None, sa_column=sa.Column(sa.BigInteger, nullable=True))
+    content_hash: str = Field(sa_column=_str(64, nullable=False))
+    status: str = Field(sa_column=_str(20, nullable=False))
+    late: bool = Field(sa_column=sa.Column(sa.Boolean, nullable=False))
+    entry_id: Optional[int] = Field(default=None, sa_column=sa.Column(sa.Integer, sa.ForeignKey("journal_entry.id"), nullable=True, index=True))
+    import_id: Optional[int] = Field(default=None, sa_column=sa.Column(sa.Integer, sa.ForeignKey("import_batch.id"), nullable=True))
+    source: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+
+
+class UsageDraw(SQLModel, table=True):
+    """How many units one usage event drew from one grant (drawdown order, DESIGN section 4)."""
+
+    __tablename__ = "usage_draw"
+    usage_event_id: str = Field(sa_column=sa.Column(sa.String(128), sa.ForeignKey("usage_event.id"), primary_key=True))
+    grant_id: str = Field(sa_column=sa.Column(sa.String(128), sa.ForeignKey("credit_grant.id"), primary_key=True))
+    customer_id: str = Field(sa_column=_str(64, nullable=False))
+    units: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+
+
+class Quarantine(SQLModel, table=True):
+    """Usage that could not be posted for a business reason (e.g. hard cap), never dropped."""
+
+    __tablename__ = "quarantine"
+    event_id: str = Field(sa_column=_str(128, primary_key=True))
+    customer_id: str = Field(sa_column=_str(64, nullable=False, index=True))
+    occurred_at: datetime = Field(sa_column=sa.Column(UTCDateTime, nullable=False))
+    credits: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+    reason: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    available: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+    import_id: Optional[int] = Field(default=None, sa_column=sa.Column(sa.Integer, sa.ForeignKey("import_batch.id"), nullable=True))
+
+
+class AccountingPeriod(SQLModel, table=True):
+    """A calendar month 'YYYY-MM' of the reporting timezone; status open | closed."""
+
+    __tablename__ = "accounting_period"
+    period: str = Field(sa_column=_str(7, primary_key=True))
+    status: str = Field(sa_column=_str(10, nullable=False))
+    closed_at: Optional[datetime] = Field(default=None, sa_column=sa.Column(UTCDateTime, nullable=True))
+    closed_by: Optional[str] = Field(default=None, sa_column=_str(100, nullable=True))
+    __table_args__ = (sa.CheckConstraint("status IN ('open', 'closed')", name="status"),)
+
+
+class DocumentSequence(SQLModel, table=True):
+    """Last number issued per document series and year; locked while a number is taken,
+    so numbers are gap-free (a rolled-back transaction gives its number back)."""
+
+    __tablename__ = "document_sequence"
+    series: str = Field(sa_column=_str(8, primary_key=True))
+    year: int = Field(sa_column=sa.Column(sa.Integer, primary_key=True, autoincrement=False))
+    last_number: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
+
+
+class Invoice(SQLModel, table=True):
+    """An issued invoice or credit note. Never changed once issued.
+
+    subtotal, tax, total: int minor units of ``currency``; total = subtotal + tax, and equals
+    the receivable lines posted with this invoice_number by its entry.
+    """
+
+    __tablename__ = "invoice"
+    number: str = Field(sa_column=_str(32, primary_key=True))
+    series: str = Field(sa_column=_str(8, nullable=False))
+    year: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
+    sequence: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
+    kind: str = Field(sa_column=_str(20, nullable=False))
+    customer_id: str = Field(sa_column=sa.Column(sa.String(64), sa.ForeignKey("customer.id"), nullable=False, index=True))
+    currency: str = Field(sa_column=_str(3, nullable=False))
+    issue_date: date = Field(sa_column=sa.Column(sa.Date, nullable=False))
+    due_date: date = Field(sa_column=sa.Column(sa.Date, nullable=False))
+    tax_rate: str = Field(sa_column=_str(20, nullable=False))
+    subtotal: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+    tax: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+    total: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+    event_id: str = Field(sa_column=_str(128, nullable=False))
+    entry_id: Optional[int] = Field(default=None, sa_column=sa.Column(sa.Integer, sa.ForeignKey("journal_entry.id"), nullable=True))
+    __table_args__ = (sa.UniqueConstraint("series", "year", "sequence"),)
+
+
+class InvoiceLine(SQLModel, table=True):
+    """A line of an invoice. quantity: int; unit_price: decimal string in major units;
+    amount: int minor units."""
+
+    __tablename__ = "invoice_line"
+    invoice_number: str = Field(sa_column=sa.Column(sa.String(32), sa.ForeignKey("invoice.number"), primary_key=True))
+    position: int = Field(sa_column=sa.Column(sa.Integer, primary_key=True, autoincrement=False))
+    description: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    quantity: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+    unit_price: str = Field(sa_column=_str(40, nullable=False))
+    amount: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
