@@ -1,0 +1,146 @@
+"""The catalog (`ledger.toml`, DESIGN 8.3): the company, the rate card, plans and top-up packs.
+
+Validated on load; a bad catalog raises CatalogError naming the file, the key and the value.
+Without a catalog file the built-in default company (UTC, net 30) is used.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ledger.errors import CatalogError
+from ledger.money import is_currency, parse_decimal
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _decimal_str(value: str, *, allow_zero: bool = True) -> str:
+    d = parse_decimal(value)
+    if d < 0 or (d == 0 and not allow_zero):
+        raise ValueError("must not be negative" if d < 0 else "must be positive")
+    return value
+
+
+class Company(_Strict):
+    name: str = "Example AI, Inc."
+    address: list[str] = Field(default_factory=lambda: ["1 Market St", "San Francisco, CA 94105", "USA"])
+    email: str | None = None
+    tax_id: str | None = None
+    reporting_timezone: str = "UTC"
+    payment_terms_days: int = Field(default=30, ge=0, le=365)
+
+    @field_validator("reporting_timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("is not an IANA time zone") from None
+        return v
+
+
+class Rollover(_Strict):
+    percent: int = Field(ge=0, le=100)
+    max_periods: int | None = Field(default=None, ge=1)
+    max_credits: int | None = Field(default=None, ge=0)
+
+
+class Plan(_Strict):
+    name: str
+    currency: str
+    monthly_fee: str
+    included_credits: int = Field(ge=0)
+    overage_price: str | None = None
+    credit_ssp: str
+    platform_ssp: str
+    rollover: Rollover = Rollover(percent=0)
+
+    _money = field_validator("monthly_fee", "credit_ssp", "platform_ssp", "overage_price")(
+        classmethod(lambda cls, v: v if v is None else _decimal_str(v))
+    )
+    _currency = field_validator("currency")(classmethod(lambda cls, v: _check_currency(v)))
+
+
+class TopupPack(_Strict):
+    credits: int = Field(gt=0)
+    price: str
+    currency: str
+    expires_after_months: int | None = Field(default=None, ge=1)
+
+    _money = field_validator("price")(classmethod(lambda cls, v: _decimal_str(v, allow_zero=False)))
+    _currency = field_validator("currency")(classmethod(lambda cls, v: _check_currency(v)))
+
+
+def _check_currency(v: str) -> str:
+    if not is_currency(v):
+        raise ValueError("is not an ISO 4217 currency")
+    return v
+
+
+class CatalogModel(_Strict):
+    company: Company = Company()
+    rate_card: dict[str, int] = Field(default_factory=dict)
+    plans: dict[str, Plan] = Field(default_factory=dict)
+    topups: dict[str, TopupPack] = Field(default_factory=dict)
+
+    @field_validator("rate_card")
+    @classmethod
+    def _rates(cls, v: dict[str, int]) -> dict[str, int]:
+        for action, credits in v.items():
+            if credits <= 0:
+                raise ValueError(f"{action}: credits per unit must be positive")
+        return v
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """A validated catalog. tz: the reporting timezone (periods are its calendar months)."""
+
+    model: CatalogModel = field(default_factory=CatalogModel)
+    path: str | None = None
+
+    @property
+    def company(self) -> Company:
+        return self.model.company
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.model.company.reporting_timezone)
+
+    def topup(self, code: str) -> TopupPack | None:
+        return self.model.topups.get(code)
+
+    def unit_price(self, amount: Decimal) -> Decimal:  # pragma: no cover - helper for later issues
+        return amount
+
+
+def load_catalog(path: str | Path | None, *, required: bool = False) -> Catalog:
+    """Load and validate ``path``; a missing file gives the default catalog unless ``required``.
+
+    raises CatalogError (file, key, value) on unreadable TOML or an invalid value.
+    """
+    if path is None:
+        return Catalog()
+    p = Path(path)
+    if not p.exists():
+        if required:
+            raise CatalogError(str(p), "", "", "catalog file not found")
+        return Catalog()
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise CatalogError(str(p), "", "", f"is not valid TOML: {exc}") from None
+    try:
+        return Catalog(CatalogModel.model_validate(data), str(p))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(x) for x in err["loc"])
+        raise CatalogError(str(p), key, err.get("input"), err["msg"].removeprefix("Value error, ")) from None

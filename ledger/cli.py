@@ -1,0 +1,263 @@
+"""The `ledger` command line (click). Thin: each command parses its arguments, calls one
+service function, and prints. Exit codes: 0 ok, 1 invalid input or failed check (the message
+names file, line, field and value), 2 usage error.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+from pathlib import Path
+
+import click
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from ledger.catalog import Catalog, load_catalog
+from ledger.db import DEFAULT_URL, init_database, make_engine, open_engine
+from ledger.errors import LedgerError
+
+FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default=None,
+                      help="Output format (default: table on a terminal, json otherwise).")
+OUT = click.option("--out", "out", type=click.Path(dir_okay=False, writable=True), default=None,
+                   help="Write the output to this file instead of standard output.")
+PERIOD = click.option("--period", required=True, help="Accounting period YYYY-MM (reporting timezone).")
+
+
+class Ctx:
+    def __init__(self, url: str, catalog_path: str):
+        self.url = url
+        self.catalog_path = catalog_path
+        self._catalog: Catalog | None = None
+
+    @property
+    def catalog(self) -> Catalog:
+        if self._catalog is None:
+            self._catalog = load_catalog(self.catalog_path)
+        return self._catalog
+
+    def session(self) -> Session:
+        return Session(open_engine(self.url))
+
+
+def _fmt(fmt: str | None) -> str:
+    return fmt or ("table" if sys.stdout.isatty() else "json")
+
+
+def _emit(text: str, out: str | None) -> None:
+    if out:
+        Path(out).write_text(text, encoding="utf-8")
+        click.echo(f"wrote {out}", err=True)
+    else:
+        click.echo(text, nl=not text.endswith("\n"))
+
+
+def _period(value: str) -> str:
+    from ledger.periods import parse_period
+
+    try:
+        return parse_period(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--database-url", envvar="LEDGER_DATABASE_URL", default=DEFAULT_URL, show_default=True,
+              help="SQLAlchemy URL: sqlite:///file.db or postgresql://user@host/db (env LEDGER_DATABASE_URL).")
+@click.option("--catalog", "catalog_path", envvar="LEDGER_CATALOG", default="ledger.toml", show_default=True,
+              help="Catalog file: company, rate card, plans, top-up packs (env LEDGER_CATALOG).")
+@click.version_option(package_name="credit-ledger")
+@click.pass_context
+def cli(ctx: click.Context, database_url: str, catalog_path: str) -> None:
+    """Double-entry ledger and revenue recognition for prepaid AI credits."""
+    ctx.obj = Ctx(database_url, catalog_path)
+
+
+@cli.command()
+@click.pass_obj
+def init(obj: Ctx) -> None:
+    """Create or migrate the database (Alembic upgrade head) and seed the chart of accounts."""
+    init_database(make_engine(obj.url))
+    click.echo(f"database ready: {obj.url}")
+
+
+@cli.command("import")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--dry-run", is_flag=True, help="Validate and price everything, then roll back.")
+@FORMAT
+@click.pass_obj
+def import_(obj: Ctx, files: tuple[str, ...], dry_run: bool, fmt: str | None) -> None:
+    """Post events from JSONL files and usage from CSV files, atomically (all or nothing)."""
+    from ledger.service import import_files
+
+    with obj.session() as session:
+        summary = import_files(session, obj.catalog, list(files), dry_run=dry_run)
+    data = {"posted": summary.posted, "duplicates": summary.duplicates, "quarantined": summary.quarantined,
+            "late": summary.late, "journal_entries": summary.entries, "invoices": len(summary.invoices),
+            "dry_run": summary.dry_run}
+    if _fmt(fmt) == "json":
+        click.echo(json.dumps(data | {"quarantine": [{"event_id": e, "reason": r} for e, r in summary.quarantine],
+                                      "late_events": summary.late_events}, indent=2))
+        return
+    if _fmt(fmt) == "csv":
+        click.echo(",".join(data) + "\n" + ",".join(str(v).lower() if isinstance(v, bool) else str(v) for v in data.values()))
+        return
+    verb = "would post" if dry_run else "posted"
+    click.echo(f"{verb} {summary.posted}, duplicates {summary.duplicates}, quarantined {summary.quarantined}, "
+               f"late {summary.late}; {summary.entries} journal entries, {len(summary.invoices)} invoices"
+               + (" (dry run: nothing written)" if dry_run else ""))
+    for event_id, reason in summary.quarantine[:20]:
+        click.echo(f"  quarantined {event_id}: {reason}")
+    if len(summary.quarantine) > 20:
+        click.echo(f"  ... and {len(summary.quarantine) - 20} more (ledger report quarantine)")
+
+
+@cli.command()
+@click.argument("period")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Folder for the close package (reports as CSV and JSON).")
+@click.pass_obj
+def close(obj: Ctx, period: str, out_dir: str | None) -> None:
+    """Close PERIOD (YYYY-MM): expiries, invariant checks, lock; write the reports to --out."""
+    from ledger.close import close_period
+    from reports.package import write_reports
+
+    period = _period(period)
+    with obj.session() as session:
+        result = close_period(session, obj.catalog, period, closed_by=getpass.getuser())
+        if result.already_closed:
+            click.echo(f"{period} is already closed; nothing to do")
+        else:
+            click.echo(f"closed {period}: {result.entries} period-end entries posted, invariants 1-3 hold")
+            for event_id in result.late_events:
+                click.echo(f"  late: {event_id}")
+        if out_dir:
+            paths = write_reports(session, period, out_dir)
+            click.echo(f"wrote {len(paths)} files to {out_dir}")
+
+
+@cli.group()
+def report() -> None:
+    """Reports derived from the journal (--format table|csv|json, --out FILE)."""
+
+
+def _report_command(name: str, builder_name: str, help_text: str, period_required: bool = True):
+    @report.command(name, help=help_text)
+    @click.option("--period", required=period_required, default=None, help="Accounting period YYYY-MM.")
+    @FORMAT
+    @OUT
+    @click.pass_obj
+    def command(obj: Ctx, period: str | None, fmt: str | None, out: str | None, **kw) -> None:
+        from ledger import reporting
+        from reports.tables import render
+
+        if period is not None:
+            period = _period(period)
+        with obj.session() as session:
+            rep = getattr(reporting, builder_name)(session, period, **kw)
+        _emit(render(rep, _fmt(fmt)), out)
+
+    return command
+
+
+_report_command("trial-balance", "trial_balance", "Balances per account and commodity at the period end.")
+_report_command("deferred-revenue", "deferred_revenue",
+                "Deferred revenue rollforward per customer: opening, billed, recognised, breakage, refunded, rolled, closing.")
+_report_command("revenue", "revenue", "Revenue by stream in the period, per currency, and the net.")
+click.option("--customer", "customer_id", default=None, help="Only this customer's grants.")(
+    _report_command("credits", "credits", "Per grant: opening, granted, consumed, rolled, expired, refunded, remaining, deferred."))
+_report_command("quarantine", "quarantine", "Usage kept out of the books (e.g. hard cap), with reasons.", period_required=False)
+
+
+@cli.group()
+def invoices() -> None:
+    """Invoices and credit notes."""
+
+
+@invoices.command("list")
+@FORMAT
+@OUT
+@click.pass_obj
+def invoices_list(obj: Ctx, fmt: str | None, out: str | None) -> None:
+    """Every issued invoice with its totals."""
+    from ledger.service import invoice_register
+    from reports.tables import render
+
+    with obj.session() as session:
+        _emit(render(invoice_register(session), _fmt(fmt)), out)
+
+
+@invoices.command("show")
+@click.argument("number")
+@click.pass_obj
+def invoices_show(obj: Ctx, number: str) -> None:
+    """One invoice as JSON (header and lines; amounts as decimal strings)."""
+    from ledger.service import invoice_document
+
+    with obj.session() as session:
+        click.echo(json.dumps(invoice_document(session, number), indent=2, ensure_ascii=False))
+
+
+@invoices.command("render")
+@click.argument("number")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="PDF file to write.")
+@click.pass_obj
+def invoices_render(obj: Ctx, number: str, out: str) -> None:
+    """Render invoice NUMBER to a PDF."""
+    from reports.documents import render_invoice
+
+    with obj.session() as session:
+        path = render_invoice(session, obj.catalog, number, out)
+    click.echo(f"wrote {path}")
+
+
+@cli.command()
+@click.pass_obj
+def verify(obj: Ctx) -> None:
+    """Check invariants 1-3 of DESIGN section 7 over the whole journal; exit 1 on any failure."""
+    from ledger.invariants import check_all
+
+    with obj.session() as session:
+        violations = check_all(session)
+    if violations:
+        for v in violations:
+            click.echo(str(v), err=True)
+        raise SystemExit(1)
+    click.echo("ok: every entry and the trial balance balance per commodity; grants and deferred revenue tie")
+
+
+@cli.command()
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="demo-out", show_default=True,
+              help="Folder for the demo database, inputs, close package and invoice PDFs.")
+@click.option("--month", default="2026-10", show_default=True, help="Calendar month to simulate.")
+def demo(out_dir: str, month: str) -> None:
+    """The month-end job on the bundled real usage trace, on embedded SQLite."""
+    from ledger.demo import run_demo
+
+    run_demo(Path(out_dir), _period(month))
+
+
+def main() -> None:
+    """Entry point: LedgerError -> message on stderr, exit 1 (never a traceback for bad input)."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except LedgerError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except sa.exc.IntegrityError as exc:
+        click.echo(f"error: the database refused the change: {str(exc.orig).strip()}", err=True)
+        sys.exit(1)
+    except SystemExit:
+        raise
+    sys.exit(0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

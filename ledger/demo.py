@@ -1,0 +1,97 @@
+"""`ledger demo`: the month-end job on the bundled real usage trace, on embedded SQLite.
+
+Builds the deterministic scenario of ledger.demo_data (50 customers, the Azure LLM inference
+trace 2023 priced into credits), imports it, closes the month, writes the reports, renders every
+invoice, and prints a summary with the paths.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import click
+import sqlalchemy as sa
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlmodel import Session
+
+from ledger import reporting
+from ledger.catalog import load_catalog
+from ledger.close import close_period
+from ledger.db import init_database, make_engine
+from ledger.demo_data import build_demo_scenario, write_demo_inputs
+from ledger.models import Customer, Invoice, JournalEntry, Quarantine, UsageEvent
+from ledger.money import format_money
+from ledger.service import import_files
+from reports.documents import render_invoice
+from reports.package import write_reports
+
+
+def demo_catalog_path() -> Path:
+    return Path(str(resources.files("ledger") / "data" / "demo-catalog.toml"))
+
+
+def run_demo(out: Path, month: str = "2026-10") -> dict:
+    """Run the demo into ``out`` (a fresh demo.db is created there); returns the summary numbers."""
+    console = Console(stderr=True)
+    out.mkdir(parents=True, exist_ok=True)
+    db = out / "demo.db"
+    if db.exists():
+        db.unlink()
+    url = f"sqlite:///{db}"
+    engine = make_engine(url)
+    init_database(engine)
+    catalog = load_catalog(demo_catalog_path(), required=True)
+
+    console.print(f"[bold]1/4[/] building {month} from the Azure LLM inference trace (50 customers)")
+    scenario = build_demo_scenario(month)
+    events_path, usage_path = write_demo_inputs(scenario, out / "inputs")
+
+    console.print(f"[bold]2/4[/] importing {len(scenario.events)} business events and {len(scenario.usage):,} usage events")
+    with Session(engine) as session:
+        summary = import_files(session, catalog, [events_path, usage_path])
+
+    console.print(f"[bold]3/4[/] closing {month}")
+    close_dir = out / f"close-{month}"
+    with Session(engine) as session:
+        close_period(session, catalog, month, closed_by="ledger demo")
+        write_reports(session, month, close_dir)
+
+    with Session(engine) as session:
+        numbers = list(session.execute(sa.select(Invoice.number).order_by(Invoice.number)).scalars())
+        inv_dir = out / "invoices"
+        inv_dir.mkdir(exist_ok=True)
+        with Progress(TextColumn("[bold]4/4[/] rendering invoices"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=console) as progress:
+            for number in progress.track(numbers):
+                render_invoice(session, catalog, number, inv_dir / f"{number}.pdf")
+
+        rev = reporting.revenue(session, month)
+        deferred = reporting.deferred_revenue(session, month)
+        stats = {
+            "customers": session.execute(sa.select(sa.func.count()).select_from(Customer)).scalar_one(),
+            "usage_events": session.execute(sa.select(sa.func.count()).select_from(UsageEvent)).scalar_one(),
+            "journal_entries": session.execute(sa.select(sa.func.count()).select_from(JournalEntry)).scalar_one(),
+            "quarantined": session.execute(sa.select(sa.func.count()).select_from(Quarantine)).scalar_one(),
+            "invoices": len(numbers),
+            "recognised": {t["currency"]: t["amount"] for t in rev.totals},
+            "deferred_at_close": {t["currency"]: t["closing"] for t in deferred.totals},
+        }
+    click.echo("")
+    click.echo(f"Demo month {month} closed on {url}")
+    click.echo(f"  customers            {stats['customers']}")
+    click.echo(f"  usage events         {stats['usage_events']:,} ({summary.posted:,} events posted, "
+               f"{stats['quarantined']} quarantined at the hard cap)")
+    click.echo(f"  journal entries      {stats['journal_entries']:,}")
+    click.echo(f"  invoices             {stats['invoices']}")
+    for cur, amount in stats["recognised"].items():
+        click.echo(f"  recognised revenue   {format_money(amount, cur)} ({cur}, net of all streams)")
+    for cur, amount in stats["deferred_at_close"].items():
+        click.echo(f"  deferred at close    {format_money(amount, cur)} ({cur})")
+    click.echo("")
+    click.echo(f"  inputs               {out / 'inputs'}")
+    click.echo(f"  close reports        {close_dir}  (trial-balance, deferred-revenue, revenue, credits, quarantine; .csv and .json)")
+    click.echo(f"  invoice PDFs         {out / 'invoices'}")
+    click.echo(f"  explore              ledger --database-url {url} report trial-balance --period {month}")
+    return stats

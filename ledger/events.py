@@ -1,0 +1,380 @@
+"""Event schemas (DESIGN 8.2) and the readers for JSONL event files and CSV usage files.
+
+Parsing never raises on bad input: every problem becomes an InputProblem naming file, line,
+field and value, so an import can report them all and post nothing. Amounts stay decimal
+strings here; they are converted to minor units once the customer's currency is known.
+
+Example line::
+
+    {"id": "evt-1", "type": "topup.purchased", "occurred_at": "2026-01-05T10:00:00Z",
+     "customer_id": "cus_001", "topup_id": "top-1", "credits": 1000, "amount": "20.00",
+     "expires_at": "2027-01-05T00:00:00Z"}
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from ledger.errors import NO_VALUE, InputProblem
+from ledger.money import INT64_MAX, is_currency, parse_decimal
+
+Id = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$")]
+CustomerId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$")]
+Credits = Annotated[int, Field(gt=0, le=INT64_MAX)]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+def _decimal(value: str) -> str:
+    parse_decimal(value)
+    return value
+
+
+def _positive_decimal(value: str) -> str:
+    if parse_decimal(value) <= 0:
+        raise ValueError("must be positive")
+    return value
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    id: Id
+    occurred_at: AwareDatetime
+
+
+class CustomerCreated(_Event):
+    """A customer with one currency (ISO 4217) and a sales tax rate (decimal string, 0 <= r < 1)."""
+
+    type: Literal["customer.created"]
+    customer_id: CustomerId
+    name: Text
+    currency: str
+    tax_rate: str = "0"
+    address: list[Annotated[str, StringConstraints(max_length=200)]] = Field(default_factory=list, max_length=10)
+    email: Annotated[str, StringConstraints(max_length=200)] | None = None
+    locale: str = "en_US"
+
+    @field_validator("currency")
+    @classmethod
+    def _currency(cls, v: str) -> str:
+        if not is_currency(v):
+            raise ValueError("is not an ISO 4217 currency")
+        return v
+
+    @field_validator("tax_rate")
+    @classmethod
+    def _rate(cls, v: str) -> str:
+        r = parse_decimal(v)
+        if not 0 <= r < 1:
+            raise ValueError("must be between 0 and 1 (e.g. \"0.0825\")")
+        return v
+
+    @field_validator("locale")
+    @classmethod
+    def _locale(cls, v: str) -> str:
+        from babel import Locale, UnknownLocaleError
+
+        try:
+            Locale.parse(v)
+        except (UnknownLocaleError, ValueError):
+            raise ValueError("is not a known locale (e.g. en_US, de_DE)") from None
+        return v
+
+
+class RolloverPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    percent: int = Field(ge=0, le=100)
+    max_periods: int | None = Field(default=None, ge=1)
+    max_credits: int | None = Field(default=None, ge=0, le=INT64_MAX)
+
+
+class BreakagePolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    method: Literal["at_expiry", "proportional"] = "at_expiry"
+    expected_rate: str | None = None
+
+
+class CommitmentPurchased(_Event):
+    """A prepaid commitment invoiced now: amount (decimal string) for credits over a term.
+
+    term_end is inclusive: the grant expires at the start of the next day (reporting timezone).
+    """
+
+    type: Literal["commitment.purchased"]
+    customer_id: CustomerId
+    commitment_id: Id
+    amount: str
+    credits: Credits
+    term_start: date
+    term_end: date
+    rollover: RolloverPolicy | None = None
+    renews: Id | None = None
+    overage_price: str | None = None
+    breakage: BreakagePolicy | None = None
+
+    _amount = field_validator("amount")(classmethod(lambda cls, v: _decimal(v)))
+
+    @model_validator(mode="after")
+    def _term(self):
+        if self.term_end < self.term_start:
+            raise ValueError(f"term_end {self.term_end} is before term_start {self.term_start}")
+        return self
+
+
+class TopupPurchased(_Event):
+    """A top-up pack invoiced now: a catalog ``pack``, or ``credits`` + ``amount``."""
+
+    type: Literal["topup.purchased"]
+    customer_id: CustomerId
+    topup_id: Id
+    pack: Id | None = None
+    credits: Credits | None = None
+    amount: str | None = None
+    expires_at: AwareDatetime | None = None
+
+    _amount = field_validator("amount")(classmethod(lambda cls, v: v if v is None else _decimal(v)))
+
+    @model_validator(mode="after")
+    def _shape(self):
+        if self.pack is None and (self.credits is None or self.amount is None):
+            raise ValueError("needs either 'pack' or both 'credits' and 'amount'")
+        if self.pack is not None and (self.credits is not None or self.amount is not None):
+            raise ValueError("give either 'pack' or 'credits' + 'amount', not both")
+        return self
+
+
+class CreditsGranted(_Event):
+    """Promotional credits at zero cost basis (CREDIT lines only)."""
+
+    type: Literal["credits.granted"]
+    customer_id: CustomerId
+    grant_id: Id
+    credits: Credits
+    expires_at: AwareDatetime | None = None
+    reason: Text = "promotional"
+
+
+class UsageRecorded(_Event):
+    """Metered usage in credits (``action`` + ``quantity`` is priced through the rate card)."""
+
+    type: Literal["usage.recorded"]
+    customer_id: CustomerId
+    credits: Credits | None = None
+    action: Id | None = None
+    quantity: Credits | None = None
+
+    @model_validator(mode="after")
+    def _shape(self):
+        if (self.credits is None) == (self.action is None):
+            raise ValueError("needs either 'credits' or 'action' + 'quantity'")
+        if self.action is not None and self.quantity is None:
+            raise ValueError("'action' needs a 'quantity'")
+        return self
+
+
+class PaymentReceived(_Event):
+    """Cash received: amount (positive decimal string), optionally for one invoice."""
+
+    type: Literal["payment.received"]
+    customer_id: CustomerId
+    amount: str
+    invoice_number: Annotated[str, StringConstraints(max_length=32)] | None = None
+
+    _amount = field_validator("amount")(classmethod(lambda cls, v: _positive_decimal(v)))
+
+
+AnyEvent = Annotated[
+    Union[CustomerCreated, CommitmentPurchased, TopupPurchased, CreditsGranted, UsageRecorded, PaymentReceived],
+    Field(discriminator="type"),
+]
+EVENT_TYPES = ("customer.created", "commitment.purchased", "topup.purchased", "credits.granted",
+               "usage.recorded", "payment.received")
+_ADAPTER: TypeAdapter = TypeAdapter(AnyEvent)
+
+
+@dataclass(frozen=True)
+class SourcedEvent:
+    """A validated event with where it came from and its content hash (sha256 hex)."""
+
+    event: BaseModel
+    file: str
+    line: int
+    content_hash: str
+
+    @property
+    def source(self) -> str:
+        return f"{self.file}:{self.line}"
+
+    @property
+    def id(self) -> str:
+        return self.event.id  # type: ignore[attr-defined]
+
+
+def canonical_json(event: BaseModel) -> str:
+    """The event as canonical JSON (sorted keys, defaults filled in, no whitespace)."""
+    return json.dumps(event.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def content_hash(event: BaseModel) -> str:
+    """sha256 of the canonical JSON: the same event from JSONL or CSV hashes the same."""
+    return hashlib.sha256(canonical_json(event).encode("utf-8")).hexdigest()
+
+
+def _problems_from(exc: ValidationError, file: str, line: int) -> list[InputProblem]:
+    out = []
+    for err in exc.errors():
+        loc = [str(x) for x in err["loc"]]
+        if loc and loc[0] in EVENT_TYPES:
+            loc = loc[1:]
+        kind = err["type"]
+        value = err.get("input", NO_VALUE)
+        msg = err["msg"].removeprefix("Value error, ")
+        if kind == "json_invalid":
+            msg = f"is not valid JSON ({err.get('ctx', {}).get('error', msg)})"
+            value = NO_VALUE
+        elif kind == "union_tag_invalid":
+            loc, msg = ["type"], f"unknown event type; expected one of {', '.join(EVENT_TYPES)}"
+            value = err.get("ctx", {}).get("tag", value)
+        elif kind == "union_tag_not_found":
+            loc, msg, value = ["type"], "is missing", NO_VALUE
+        elif kind == "missing":
+            value = NO_VALUE
+            msg = "is missing"
+        elif kind == "extra_forbidden":
+            msg = "is not a field of this event type"
+        elif kind == "model_type" and not loc:
+            msg = "each line must be a JSON object"
+        elif kind == "string_type" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            msg = "must be a string (amounts are decimal strings such as \"100.00\", not JSON numbers)"
+        elif kind == "timezone_aware":
+            msg = "needs an RFC 3339 offset such as Z or +01:00 (naive timestamps are refused)"
+        if isinstance(value, dict) and kind not in ("model_type",):
+            value = NO_VALUE
+        out.append(InputProblem(file, line, ".".join(loc), value, msg))
+    return out
+
+
+def parse_event(obj_or_text: str | dict, file: str, line: int) -> tuple[SourcedEvent | None, list[InputProblem]]:
+    """Validate one event (JSON text or an already decoded dict)."""
+    try:
+        if isinstance(obj_or_text, str):
+            event = _ADAPTER.validate_json(obj_or_text)
+        else:
+            event = _ADAPTER.validate_python(obj_or_text)
+    except ValidationError as exc:
+        return None, _problems_from(exc, file, line)
+    return SourcedEvent(event, file, line, content_hash(event)), []
+
+
+def _lines(data: bytes, file: str) -> tuple[list[tuple[int, str]], list[InputProblem]]:
+    """Split into (line number, text); CRLF accepted; BOM and invalid UTF-8 reported."""
+    problems: list[InputProblem] = []
+    if data.startswith(b"\xef\xbb\xbf"):
+        problems.append(InputProblem(file, 1, "", NO_VALUE, "starts with a UTF-8 byte order mark (BOM); save the file as UTF-8 without BOM"))
+        data = data[3:]
+    out = []
+    for n, raw in enumerate(data.split(b"\n"), start=1):
+        if raw.endswith(b"\r"):
+            raw = raw[:-1]
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            problems.append(InputProblem(file, n, "", raw[max(0, exc.start - 10):exc.end + 10],
+                                         f"is not valid UTF-8 (byte {exc.start + 1} of the line)"))
+            continue
+        if text.strip():
+            out.append((n, text))
+    return out, problems
+
+
+def read_jsonl(path: str | Path, data: bytes | None = None) -> tuple[list[SourcedEvent], list[InputProblem]]:
+    """Read a JSONL event file: (events in file order, problems)."""
+    file = str(path)
+    if data is None:
+        data = Path(path).read_bytes()
+    lines, problems = _lines(data, file)
+    events = []
+    for n, text in lines:
+        ev, probs = parse_event(text, file, n)
+        problems.extend(probs)
+        if ev is not None:
+            events.append(ev)
+    return events, problems
+
+
+USAGE_HEADERS = (("event_id", "customer_id", "occurred_at", "credits"),
+                 ("event_id", "customer_id", "occurred_at", "action", "quantity"))
+
+
+def read_usage_csv(path: str | Path, data: bytes | None = None) -> tuple[list[SourcedEvent], list[InputProblem]]:
+    """Read bulk usage CSV (header ``event_id,customer_id,occurred_at,credits`` or with
+    ``action,quantity``): (usage.recorded events, problems)."""
+    file = str(path)
+    if data is None:
+        data = Path(path).read_bytes()
+    lines, problems = _lines(data, file)
+    if problems and not lines:
+        return [], problems
+    if not lines:
+        return [], [InputProblem(file, 1, "", NO_VALUE, "is empty; expected a header line")]
+    header_no, header_text = lines[0]
+    header = tuple(h.strip() for h in next(csv.reader([header_text])))
+    if header not in USAGE_HEADERS:
+        return [], problems + [InputProblem(file, header_no, "", header_text,
+                                            "unexpected header; expected " + " or ".join(",".join(h) for h in USAGE_HEADERS))]
+    events = []
+    for n, text in lines[1:]:
+        cells = next(csv.reader(io.StringIO(text)))
+        if len(cells) != len(header):
+            problems.append(InputProblem(file, n, "", text, f"has {len(cells)} fields; the header has {len(header)}"))
+            continue
+        row = dict(zip(header, cells))
+        obj: dict = {"id": row["event_id"], "type": "usage.recorded", "occurred_at": row["occurred_at"],
+                     "customer_id": row["customer_id"]}
+        bad = False
+        for key in ("credits", "quantity"):
+            if key in row:
+                if not row[key].isdigit():
+                    problems.append(InputProblem(file, n, key, row[key], "must be a whole number"))
+                    bad = True
+                else:
+                    obj[key] = int(row[key])
+        if "action" in row:
+            obj["action"] = row["action"]
+        if bad:
+            continue
+        ev, probs = parse_event(json.dumps(obj), file, n)
+        problems.extend(probs)
+        if ev is not None:
+            events.append(ev)
+    return events, problems
+
+
+def read_file(path: str | Path) -> tuple[list[SourcedEvent], list[InputProblem]]:
+    """Read a JSONL (``.jsonl``/``.json``/``.ndjson``) or CSV (``.csv``) file of events."""
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        return [], [InputProblem(str(path), 0, "", NO_VALUE, f"cannot be read: {exc.strerror}")]
+    if p.suffix.lower() == ".csv":
+        return read_usage_csv(path, data)
+    return read_jsonl(path, data)

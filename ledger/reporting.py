@@ -1,0 +1,236 @@
+"""Reports derived from the journal (DESIGN 8.1): every number is a sum of journal lines.
+
+Each report is a ``Report`` value: ``rows`` and ``totals`` are dicts whose money fields are int
+minor units of the row's ``currency`` (or of ``commodity``) and whose credit fields are int
+units. Rendering (table, CSV, JSON with decimal strings in major units) is done by
+``reports.tables``; nothing here formats.
+
+Movements are classified by the kind of the journal entry that made them (purchase, consumption,
+expiry, ...), so the deferred-revenue rollforward ties: opening + billed - recognised - breakage
+- refunded + rolled = closing, where closing is read from the ledger, not computed.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from ledger import accounts as A
+from ledger.models import Account, Customer, Grant, JournalEntry, JournalLine, Quarantine
+from ledger.money import CREDIT
+from ledger.periods import first_day, last_day, parse_period
+
+
+@dataclass(frozen=True)
+class Column:
+    """key: row field; kind: text | money (uses the row's currency/commodity) | credits | int | date."""
+
+    key: str
+    title: str
+    kind: str = "text"
+
+
+@dataclass
+class Report:
+    name: str
+    title: str
+    period: str | None
+    columns: list[Column]
+    rows: list[dict] = field(default_factory=list)
+    totals: list[dict] = field(default_factory=list)
+    currency_key: str = "currency"
+
+
+def _window(period: str) -> tuple[date, date]:
+    parse_period(period)
+    return first_day(period), last_day(period)
+
+
+def _in(d0: date, d1: date):
+    return sa.and_(JournalEntry.entry_date >= d0, JournalEntry.entry_date <= d1)
+
+
+# --------------------------------------------------------------------------- trial balance
+def trial_balance(session: Session, period: str) -> Report:
+    """Balances per account and commodity at the period end (life to date), debit or credit side."""
+    _, end = _window(period)
+    q = (sa.select(JournalLine.account_code, Account.name, JournalLine.commodity,
+                   sa.func.sum(JournalLine.debit), sa.func.sum(JournalLine.credit))
+         .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
+         .join(Account, Account.code == JournalLine.account_code)
+         .where(JournalEntry.entry_date <= end)
+         .group_by(JournalLine.account_code, Account.name, JournalLine.commodity)
+         .order_by(JournalLine.commodity == CREDIT, JournalLine.commodity, JournalLine.account_code))
+    rows, totals = [], defaultdict(lambda: [0, 0])
+    for code, name, commodity, d, c in session.execute(q):
+        net = int(d) - int(c)
+        if net == 0:
+            continue
+        rows.append({"account": code, "name": name, "commodity": commodity,
+                     "debit": net if net > 0 else 0, "credit": -net if net < 0 else 0})
+        totals[commodity][0] += max(net, 0)
+        totals[commodity][1] += max(-net, 0)
+    return Report("trial-balance", f"Trial balance at {end.isoformat()}", period,
+                  [Column("account", "Account"), Column("name", "Name"), Column("commodity", "Commodity"),
+                   Column("debit", "Debit", "money"), Column("credit", "Credit", "money")],
+                  rows,
+                  [{"commodity": k, "debit": v[0], "credit": v[1]} for k, v in sorted(totals.items(), key=lambda kv: (kv[0] == CREDIT, kv[0]))],
+                  currency_key="commodity")
+
+
+# --------------------------------------------------------------------------- deferred revenue
+_ROLLFORWARD = {"purchase": "billed", "subscription": "billed", "consumption": "recognised", "expiry": "breakage",
+                "refund": "refunded", "rollover": "rolled"}
+_ROLL_COLUMNS = ("opening", "billed", "recognised", "breakage", "refunded", "rolled", "other", "closing")
+
+
+def deferred_revenue(session: Session, period: str) -> Report:
+    """Rollforward of deferred revenue (2100 + 2150) per customer and currency over the period.
+
+    billed: increases from sales; recognised, breakage, refunded: decreases (shown positive);
+    rolled: net moves between grants (0 in total per customer); other: any other movement
+    (e.g. voids), kept visible so the row always ties to closing.
+    """
+    start, end = _window(period)
+    amount = JournalLine.credit - JournalLine.debit
+    q = (sa.select(JournalLine.customer_id, JournalLine.commodity, JournalEntry.kind,
+                   sa.func.sum(sa.case((JournalEntry.entry_date < start, amount), else_=0)),
+                   sa.func.sum(sa.case((_in(start, end), amount), else_=0)))
+         .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
+         .where(JournalLine.account_code.in_(A.DEFERRED_ACCOUNTS), JournalEntry.entry_date <= end)
+         .group_by(JournalLine.customer_id, JournalLine.commodity, JournalEntry.kind))
+    acc: dict[tuple[str, str], dict[str, int]] = {}
+    for cid, cur, kind, before, during in session.execute(q):
+        row = acc.setdefault((cid, cur), dict.fromkeys(_ROLL_COLUMNS, 0))
+        row["opening"] += int(before)
+        col = _ROLLFORWARD.get(kind, "other")
+        sign = -1 if col in ("recognised", "breakage", "refunded") else 1
+        row[col] += sign * int(during)
+    names = _customer_names(session)
+    rows, totals = [], {}
+    for (cid, cur), r in sorted(acc.items()):
+        r["closing"] = r["opening"] + r["billed"] - r["recognised"] - r["breakage"] - r["refunded"] + r["rolled"] + r["other"]
+        if not any(r.values()):
+            continue
+        rows.append({"customer_id": cid, "customer": names.get(cid, cid), "currency": cur, **r})
+        t = totals.setdefault(cur, {"currency": cur, **dict.fromkeys(_ROLL_COLUMNS, 0)})
+        for k in _ROLL_COLUMNS:
+            t[k] += r[k]
+    cols = [Column("customer_id", "Customer"), Column("customer", "Name"), Column("currency", "Cur")]
+    cols += [Column(k, k.capitalize(), "money") for k in _ROLL_COLUMNS]
+    return Report("deferred-revenue", f"Deferred revenue rollforward, {period}", period, cols, rows,
+                  [totals[k] for k in sorted(totals)])
+
+
+def _customer_names(session: Session) -> dict[str, str]:
+    return dict(session.execute(sa.select(Customer.id, Customer.name)).all())
+
+
+# --------------------------------------------------------------------------- revenue
+_STREAM_NAMES = {"usage": "Usage revenue", "overage": "Overage revenue", "subscription": "Subscription revenue",
+                 "breakage": "Breakage revenue", "guarantee_credits": "Guarantee credits",
+                 "refunds_and_concessions": "Refunds and concessions"}
+
+
+def revenue(session: Session, period: str) -> Report:
+    """Revenue by stream in the period, per currency; contra-revenue streams are negative; net per currency."""
+    start, end = _window(period)
+    codes = [code for code, _ in A.REVENUE_STREAMS]
+    q = (sa.select(JournalLine.account_code, JournalLine.commodity, sa.func.sum(JournalLine.credit - JournalLine.debit))
+         .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
+         .where(JournalLine.account_code.in_(codes), _in(start, end))
+         .group_by(JournalLine.account_code, JournalLine.commodity))
+    sums = {(code, cur): int(v) for code, cur, v in session.execute(q)}
+    currencies = sorted({cur for _, cur in sums})
+    rows, totals = [], []
+    for cur in currencies:
+        net = 0
+        for code, stream in A.REVENUE_STREAMS:
+            v = sums.get((code, cur), 0)
+            net += v
+            rows.append({"currency": cur, "stream": stream, "account": code, "name": _STREAM_NAMES[stream], "amount": v})
+        totals.append({"currency": cur, "stream": "net", "amount": net})
+    return Report("revenue", f"Revenue by stream, {period}", period,
+                  [Column("currency", "Cur"), Column("stream", "Stream"), Column("account", "Account"),
+                   Column("name", "Name"), Column("amount", "Amount", "money")], rows, totals)
+
+
+# --------------------------------------------------------------------------- credits
+_CREDIT_KIND = {"purchase": "granted", "promotion": "granted", "subscription": "granted", "consumption": "consumed",
+                "expiry": "expired", "refund": "refunded"}
+_CREDIT_COLUMNS = ("opening", "granted", "consumed", "rolled_in", "rolled_out", "expired", "refunded", "other", "remaining")
+
+
+def credits(session: Session, period: str, customer_id: str | None = None) -> Report:
+    """Per grant over the period: opening units, granted, consumed, rolled in/out, expired,
+    refunded, remaining, expires_at and the deferred amount left at the period end."""
+    start, end = _window(period)
+    units = JournalLine.credit - JournalLine.debit
+    q = (sa.select(JournalLine.grant_id, JournalLine.account_code, JournalEntry.kind,
+                   sa.func.sum(sa.case((JournalEntry.entry_date < start, units), else_=0)),
+                   sa.func.sum(sa.case((_in(start, end), JournalLine.credit), else_=0)),
+                   sa.func.sum(sa.case((_in(start, end), JournalLine.debit), else_=0)))
+         .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
+         .where(JournalLine.account_code.in_([A.CREDITS_OUTSTANDING, A.DEFERRED_CREDITS]),
+                JournalLine.grant_id.is_not(None), JournalEntry.entry_date <= end)
+         .group_by(JournalLine.grant_id, JournalLine.account_code, JournalEntry.kind))
+    if customer_id:
+        q = q.where(JournalLine.customer_id == customer_id)
+    acc: dict[str, dict[str, int]] = {}
+    for gid, account, kind, before, cr, dr in session.execute(q):
+        row = acc.setdefault(gid, {**dict.fromkeys(_CREDIT_COLUMNS, 0), "deferred": 0})
+        if account == A.DEFERRED_CREDITS:
+            row["deferred"] += int(before) + int(cr) - int(dr)
+            continue
+        row["opening"] += int(before)
+        if kind == "rollover":
+            row["rolled_in"] += int(cr)
+            row["rolled_out"] += int(dr)
+        else:
+            col = _CREDIT_KIND.get(kind, "other")
+            if col == "granted":
+                row[col] += int(cr)
+            elif col == "other":  # e.g. voids: net change in units, kept visible so the row ties
+                row[col] += int(cr) - int(dr)
+            else:
+                row[col] += int(dr)
+    grants = {g.id: g for g in session.execute(sa.select(Grant).where(Grant.id.in_(list(acc)))).scalars()} if acc else {}
+    rows = []
+    totals: dict[str, dict] = {}
+    for gid in sorted(acc, key=lambda k: (grants[k].customer_id, grants[k].effective_at, k)):
+        r, g = acc[gid], grants[gid]
+        r["remaining"] = r["opening"] + r["granted"] + r["rolled_in"] - r["rolled_out"] - r["consumed"] - r["expired"] - r["refunded"] + r["other"]
+        if r["opening"] == 0 and r["remaining"] == 0 and not any(r[k] for k in _CREDIT_COLUMNS[1:-1]):
+            continue
+        rows.append({"customer_id": g.customer_id, "grant_id": gid, "source": g.source, "currency": g.currency,
+                     "expires_at": g.expires_at.isoformat() if g.expires_at else None, **r})
+        t = totals.setdefault(g.currency, {"currency": g.currency, **dict.fromkeys(_CREDIT_COLUMNS, 0), "deferred": 0})
+        for k in (*_CREDIT_COLUMNS, "deferred"):
+            t[k] += r[k]
+    cols = [Column("customer_id", "Customer"), Column("grant_id", "Grant"), Column("source", "Source")]
+    cols += [Column(k, k.replace("_", " ").capitalize(), "credits") for k in _CREDIT_COLUMNS if k != "other"]
+    cols += [Column("expires_at", "Expires at"), Column("currency", "Cur"), Column("deferred", "Deferred", "money")]
+    return Report("credits", f"Credits by grant, {period}" + (f", customer {customer_id}" if customer_id else ""),
+                  period, cols, rows, [totals[k] for k in sorted(totals)])
+
+
+# --------------------------------------------------------------------------- quarantine
+def quarantine(session: Session, period: str | None = None) -> Report:
+    """Usage kept out of the books for a business reason, with the reason and the credits available."""
+    q = sa.select(Quarantine).order_by(Quarantine.occurred_at, Quarantine.event_id)
+    rows = []
+    for item in session.execute(q).scalars():
+        if period and item.occurred_at.strftime("%Y-%m") != period:
+            continue
+        rows.append({"event_id": item.event_id, "customer_id": item.customer_id,
+                     "occurred_at": item.occurred_at.isoformat(), "credits": item.credits,
+                     "available": item.available, "reason": item.reason})
+    total = {"events": len(rows), "credits": sum(r["credits"] for r in rows)}
+    return Report("quarantine", "Quarantined usage" + (f", {period}" if period else ""), period,
+                  [Column("event_id", "Event"), Column("customer_id", "Customer"), Column("occurred_at", "Occurred at"),
+                   Column("credits", "Credits", "credits"), Column("available", "Available", "credits"),
+                   Column("reason", "Reason")], rows, [total])

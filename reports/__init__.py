@@ -1,0 +1,1 @@
+"""Reports built from the journal: view models, templates and their PDF rendering."""

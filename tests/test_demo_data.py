@@ -1,0 +1,306 @@
+"""Tests of the deterministic demo scenario built from the bundled Azure LLM trace."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import re
+from collections import Counter, defaultdict
+from datetime import datetime, timedelta, timezone
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+
+import pytest
+
+from ledger import demo_data
+from ledger.demo_data import build_demo_scenario, price_request, write_demo_inputs
+
+MONTH = "2026-10"
+MONTH_START = datetime(2026, 10, 1, tzinfo=timezone.utc)
+MONTH_END = datetime(2026, 11, 1, tzinfo=timezone.utc)
+AMOUNT_RE = re.compile(r"^\d+\.\d{2}$")
+GRANTING_TYPES = ("credits.granted", "topup.purchased", "commitment.purchased")
+
+
+@pytest.fixture(scope="module")
+def scenario() -> demo_data.DemoScenario:
+    return build_demo_scenario(MONTH)
+
+
+@pytest.fixture(scope="module")
+def usage_by_customer(scenario) -> dict[str, int]:
+    totals: Counter[str] = Counter()
+    for row in scenario.usage:
+        totals[row.customer_id] += row.credits
+    return dict(totals)
+
+
+@pytest.fixture(scope="module")
+def granted_by_customer(scenario) -> dict[str, int]:
+    totals: Counter[str] = Counter()
+    for event in scenario.events:
+        if event["type"] in GRANTING_TYPES:
+            totals[event["customer_id"]] += event["credits"]
+    return dict(totals)
+
+
+def _aware(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    assert moment.tzinfo is not None, text
+    return moment
+
+
+def test_build_is_deterministic(scenario, tmp_path):
+    """Two builds are equal and their written files are byte-identical."""
+    again = build_demo_scenario(MONTH)
+    assert again == scenario
+    first = write_demo_inputs(scenario, tmp_path / "a")
+    second = write_demo_inputs(again, tmp_path / "b")
+    assert [p.name for p in first] == ["events.jsonl", "usage.csv"]
+    for one, other in zip(first, second):
+        assert one.read_bytes() == other.read_bytes()
+
+
+def test_every_trace_request_becomes_one_usage_row(scenario):
+    """All 28,185 trace requests (8,819 code + 19,366 conv) become exactly one usage row each."""
+    # The data README says 8,818 + 19,365; the files hold one more row each (last line has no CRLF).
+    assert len(scenario.usage) == 28_185
+    per_file = Counter(row.event_id.split("-")[1] for row in scenario.usage)
+    assert per_file == {"code": 8_819, "conv": 19_366}
+    assert len({row.event_id for row in scenario.usage}) == 28_185
+
+
+def test_usage_is_inside_the_month_and_sorted(scenario):
+    """Every usage occurred_at is inside the month, and rows are sorted by (time, id)."""
+    keys = []
+    for row in scenario.usage:
+        moment = _aware(row.occurred_at)
+        assert MONTH_START <= moment < MONTH_END
+        keys.append((moment, row.event_id))
+    assert keys == sorted(keys)
+
+
+def test_heavy_tail(usage_by_customer):
+    """The top customer holds >15% of credits, the top 5 >40%, and all 50 have usage."""
+    total = sum(usage_by_customer.values())
+    ranked = sorted(usage_by_customer.values(), reverse=True)
+    assert len(usage_by_customer) == 50
+    assert set(usage_by_customer) == {f"cus_{r:03d}" for r in range(1, 51)}
+    assert all(credits > 0 for credits in ranked)
+    assert ranked[0] / total > 0.15
+    assert sum(ranked[:5]) / total > 0.40
+    assert max(usage_by_customer, key=usage_by_customer.get) == "cus_001"
+
+
+def test_pricing_rule_on_concrete_rows(scenario):
+    """Concrete trace rows are priced ceil(ctx/1000) + ceil(gen/250), minimum 1."""
+    by_id = {row.event_id: row for row in scenario.usage}
+    # (event id, ContextTokens, GeneratedTokens, credits computed by hand)
+    cases = [
+        ("u-code-00000", 4808, 10, 5 + 1),
+        ("u-code-00126", 5538, 697, 6 + 3),
+        ("u-code-01424", 3000, 201, 3 + 1),
+        ("u-conv-00000", 374, 44, 1 + 1),
+        ("u-conv-00143", 1035, 520, 2 + 3),
+        ("u-conv-00180", 1000, 375, 1 + 2),
+    ]
+    for event_id, context, generated, credits in cases:
+        assert price_request(context, generated) == credits
+        assert by_id[event_id].credits == credits
+    assert price_request(0, 0) == 1
+    assert price_request(0, 250) == 1
+    assert price_request(0, 251) == 2
+    assert price_request(1001, 0) == 2
+
+
+def test_replay_times_on_concrete_rows(scenario):
+    """occurred_at = month start + (k mod D) days + ((k // D) mod 24) h + offset in the trace."""
+    by_id = {row.event_id: row for row in scenario.usage}
+    # code k=126: day 126 mod 31 = 2, hour 126 // 31 = 4, 18:20:20.0340900 - 18:17:03.9799600
+    assert by_id["u-code-00126"].occurred_at == "2026-10-03T04:03:16.054130Z"
+    # conv k=143: day 19, hour 4, 18:16:36.4232750 - 18:15:46.6805900
+    assert by_id["u-conv-00143"].occurred_at == "2026-10-20T04:00:49.742685Z"
+    assert by_id["u-code-00000"].occurred_at == "2026-10-01T00:00:00.000000Z"
+
+
+def test_assignment_rule_matches_an_independent_computation(scenario):
+    """Customer assignment follows the sha256 / Zipf(1.1) cumulative-interval rule."""
+    weights = [1 / r**1.1 for r in range(1, 51)]
+    total = sum(weights)
+    by_id = {row.event_id: row for row in scenario.usage}
+    for file_key, k in [("code", 0), ("code", 8818), ("conv", 0), ("conv", 12345)]:
+        u = int.from_bytes(hashlib.sha256(f"{file_key}:{k}".encode()).digest()[:8], "big") / 2**64
+        running, rank = 0.0, 50
+        for r, weight in enumerate(weights, start=1):
+            running += weight
+            if u < running / total:
+                rank = r
+                break
+        assert by_id[f"u-{file_key}-{k:05d}"].customer_id == f"cus_{rank:03d}"
+
+
+def test_exactly_one_customer_hits_the_hard_cap(usage_by_customer, granted_by_customer):
+    """Exactly one customer uses >= 120% of its credits; every other has enough credits."""
+    short = [c for c in usage_by_customer if usage_by_customer[c] > granted_by_customer[c]]
+    assert short == ["cus_012"]
+    assert usage_by_customer["cus_012"] >= Decimal("1.2") * granted_by_customer["cus_012"]
+    for customer, used in usage_by_customer.items():
+        if customer != "cus_012":
+            assert granted_by_customer[customer] >= used, customer
+
+
+def test_no_other_customer_runs_out_at_any_moment(scenario):
+    """Except the hard-cap customer, credits granted so far always cover usage so far."""
+    timeline: dict[str, list[tuple[datetime, int, int]]] = defaultdict(list)
+    for event in scenario.events:
+        if event["type"] in GRANTING_TYPES:
+            # grants sort before usage at the same instant (0 < 1)
+            moment = _aware(event["occurred_at"])
+            timeline[event["customer_id"]].append((moment, 0, event["credits"]))
+    for row in scenario.usage:
+        timeline[row.customer_id].append((_aware(row.occurred_at), 1, -row.credits))
+    ran_out = set()
+    for customer, items in timeline.items():
+        balance = 0
+        for _, _, delta in sorted(items):
+            balance += delta
+            if balance < 0:
+                ran_out.add(customer)
+                break
+    assert ran_out == {"cus_012"}
+
+
+def test_commitments(scenario, usage_by_customer):
+    """Annual commitments are 8-14x month usage at 0.04-0.06 per credit; pilots last the month."""
+    commitments = [e for e in scenario.events if e["type"] == "commitment.purchased"]
+    annual = {e["customer_id"]: e for e in commitments if e["term_end"] == "2027-09-30"}
+    pilots = {e["customer_id"]: e for e in commitments if e["term_end"] == "2026-10-31"}
+    assert sorted(annual) == [f"cus_{r:03d}" for r in range(1, 7)]
+    assert sorted(pilots) == ["cus_007", "cus_008"]
+    assert len(commitments) == 8
+    for event in commitments:
+        customer = event["customer_id"]
+        used = usage_by_customer[customer]
+        assert event["term_start"] == "2026-10-01"
+        assert event["occurred_at"] == "2026-10-01T09:00:00Z"
+        assert Decimal("0.04") <= Decimal(event["amount"]) / event["credits"] <= Decimal("0.06")
+        assert Decimal(event["amount"]) % 100 == 0
+        if customer in annual:
+            assert 8 * used <= event["credits"] <= 14 * used
+        else:
+            # about 1.5x the month: part of it expires unused at the month end (breakage)
+            assert 1.3 * used <= event["credits"] <= 1.7 * used
+
+
+def test_event_shapes_and_amounts(scenario):
+    """Events have unique ids, are sorted, dated in the month, with 2-decimal amounts."""
+    ids = [event["id"] for event in scenario.events]
+    assert len(ids) == len(set(ids))
+    assert [(e["occurred_at"], e["id"]) for e in scenario.events] == sorted(
+        (e["occurred_at"], e["id"]) for e in scenario.events
+    )
+    counts = Counter(event["type"] for event in scenario.events)
+    assert counts["customer.created"] == 50
+    assert counts["credits.granted"] == 50
+    for event in scenario.events:
+        assert MONTH_START <= _aware(event["occurred_at"]) < MONTH_END
+        if "amount" in event:
+            assert isinstance(event["amount"], str) and AMOUNT_RE.match(event["amount"]), event
+        if "expires_at" in event:
+            assert _aware(event["expires_at"]) >= MONTH_END
+        assert "invoice_number" not in event
+    promo = [e for e in scenario.events if e["type"] == "credits.granted"]
+    assert all(e["credits"] == 500 and e["expires_at"] == "2026-11-01T00:00:00Z" for e in promo)
+    currencies = Counter(e["currency"] for e in scenario.events if e["type"] == "customer.created")
+    assert currencies == {"USD": 47, "EUR": 3}
+    taxed_usd = [
+        e
+        for e in scenario.events
+        if e["type"] == "customer.created" and e["currency"] == "USD" and e["tax_rate"] != "0"
+    ]
+    assert len(taxed_usd) == 8
+
+
+def test_all_timestamps_carry_an_offset(scenario):
+    """Every occurred_at and expires_at, in events and usage, has an explicit UTC offset."""
+    stamps = [row.occurred_at for row in scenario.usage]
+    for event in scenario.events:
+        stamps.append(event["occurred_at"])
+        if "expires_at" in event:
+            stamps.append(event["expires_at"])
+    for stamp in stamps:
+        assert stamp.endswith("Z") or stamp.endswith("+00:00"), stamp
+        assert _aware(stamp).utcoffset() == timedelta(0)
+
+
+def test_payments_are_exact_invoice_totals(scenario):
+    """Each payment equals one purchase's amount plus tax rounded half up, 10-20 days later."""
+    tax = {
+        e["customer_id"]: Decimal(e["tax_rate"])
+        for e in scenario.events
+        if e["type"] == "customer.created"
+    }
+    purchases = defaultdict(list)
+    for event in scenario.events:
+        if event["type"] in ("commitment.purchased", "topup.purchased"):
+            amount = Decimal(event["amount"])
+            total = amount + (amount * tax[event["customer_id"]]).quantize(
+                Decimal("0.01"), rounding=ROUND_HALF_UP
+            )
+            purchases[event["customer_id"]].append((_aware(event["occurred_at"]), total))
+    payments = [e for e in scenario.events if e["type"] == "payment.received"]
+    purchase_count = sum(len(items) for items in purchases.values())
+    assert 0.4 * purchase_count <= len(payments) <= 0.6 * purchase_count
+    for payment in payments:
+        paid_at = _aware(payment["occurred_at"])
+        assert any(
+            total == Decimal(payment["amount"])
+            and timedelta(days=10) <= paid_at - bought_at <= timedelta(days=20)
+            for bought_at, total in purchases[payment["customer_id"]]
+        ), payment
+    assert "evt-cus_005-payment-1" in {p["id"] for p in payments}
+    assert next(p for p in payments if p["id"] == "evt-cus_005-payment-1")["amount"] == "3324.75"
+
+
+def test_written_files(scenario, tmp_path):
+    """events.jsonl is compact JSON per line and usage.csv has the bulk usage header, LF only."""
+    events_path, usage_path = write_demo_inputs(scenario, tmp_path)
+    raw_events = events_path.read_bytes()
+    raw_usage = usage_path.read_bytes()
+    assert b"\r" not in raw_events and b"\r" not in raw_usage
+    lines = raw_events.decode("utf-8").splitlines()
+    assert [json.loads(line) for line in lines] == list(scenario.events)
+    assert lines[0].startswith('{"id":"evt-cus_001-created","type":"customer.created",')
+    for line, event in zip(lines, scenario.events):
+        assert line == json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+    with open(usage_path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == ["event_id", "customer_id", "occurred_at", "credits"]
+    assert len(rows) == 1 + len(scenario.usage)
+    first = scenario.usage[0]
+    assert rows[1] == [first.event_id, first.customer_id, first.occurred_at, str(first.credits)]
+
+
+def test_customer_summary_matches_the_data(scenario, usage_by_customer, granted_by_customer):
+    """The customers' summary agrees with the usage rows and the granting events."""
+    assert [c.id for c in scenario.customers] == [f"cus_{r:03d}" for r in range(1, 51)]
+    for customer in scenario.customers:
+        assert customer.expected_credits == usage_by_customer[customer.id]
+        assert customer.granted_credits == granted_by_customer[customer.id]
+    profiles = Counter(c.profile for c in scenario.customers)
+    assert profiles["hard cap"] == 1
+    assert profiles["annual commitment"] == 6 and profiles["pilot commitment"] == 2
+    for customer in scenario.customers:
+        if customer.profile == "promotional only":
+            assert customer.expected_credits < 500
+
+
+def test_other_months_and_bad_month():
+    """Any calendar month builds with usage inside it; a malformed month is rejected."""
+    february = build_demo_scenario("2028-02")
+    assert february.usage[-1].occurred_at.startswith("2028-02-29T")
+    assert all(row.occurred_at.startswith("2028-02-") for row in february.usage)
+    for bad in ("2026-13", "2026-1", "Oct 2026"):
+        with pytest.raises(ValueError):
+            build_demo_scenario(bad)
