@@ -1,0 +1,217 @@
+"""Test fixtures: every engine test runs on SQLite and on PostgreSQL.
+
+PostgreSQL: the suite uses the server at LEDGER_TEST_PG_ADMIN_URL (default
+postgresql://postgres@127.0.0.1:5432/postgres). Without one it starts a throwaway cluster with
+pytest-postgresql when PostgreSQL binaries (pg_ctl) are installed; with neither, PostgreSQL tests
+are skipped with that reason, except under CI (CI=true), where that is a failure. The suite
+creates one migrated template database, clones it for every test (CREATE DATABASE ... TEMPLATE),
+and drops everything it created.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import textwrap
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from ledger import accounts as A
+from ledger.catalog import Catalog, load_catalog
+from ledger.db import init_database, make_engine
+
+DEFAULT_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+_SUFFIX = uuid.uuid4().hex[:8]
+
+
+def _admin_engine(url: str) -> sa.Engine:
+    return make_engine(url).execution_options(isolation_level="AUTOCOMMIT")
+
+
+def _reachable(url: str) -> bool:
+    try:
+        eng = _admin_engine(url)
+        with eng.connect() as c:
+            c.execute(sa.text("select 1"))
+        eng.dispose()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url(request) -> str:
+    """Admin URL of a PostgreSQL server: the running one, or a throwaway cluster."""
+    url = os.environ.get("LEDGER_TEST_PG_ADMIN_URL", DEFAULT_ADMIN)
+    if _reachable(url):
+        return url
+    pg_ctl = shutil.which("pg_ctl") or next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))), None)
+    reason = f"no PostgreSQL server at {url}"
+    if pg_ctl:
+        try:
+            proc = request.getfixturevalue("throwaway_postgresql")
+            return f"postgresql://{proc.user}@{proc.host}:{proc.port}/postgres"
+        except Exception as exc:  # e.g. initdb refuses to run as root
+            reason += f", and starting a throwaway cluster with {pg_ctl} failed: {exc}"
+    else:
+        reason += " and no PostgreSQL binaries (pg_ctl) to start a throwaway cluster"
+    if os.environ.get("CI"):
+        pytest.fail(reason + " (CI requires the PostgreSQL tests to run)")
+    pytest.skip(reason)
+
+
+try:  # pytest-postgresql's process fixture, used only when no server is running
+    from pytest_postgresql import factories
+
+    throwaway_postgresql = factories.postgresql_proc(
+        executable=shutil.which("pg_ctl") or "/usr/lib/postgresql/15/bin/pg_ctl", port=None)
+except Exception:  # pragma: no cover - the plugin is a test dependency
+    pass
+
+
+def _url_for(admin: str, dbname: str) -> str:
+    return admin.rsplit("/", 1)[0] + "/" + dbname
+
+
+@pytest.fixture(scope="session")
+def pg_template(pg_admin_url) -> str:
+    """A migrated, seeded template database; dropped at the end of the session."""
+    name = f"ledger_tpl_{_SUFFIX}"
+    admin = _admin_engine(pg_admin_url)
+    with admin.connect() as c:
+        c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+        c.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    eng = make_engine(_url_for(pg_admin_url, name))
+    init_database(eng)
+    eng.dispose()
+    yield name
+    with admin.connect() as c:
+        c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+_counter = iter(range(1_000_000))
+
+
+@pytest.fixture
+def pg_url(pg_admin_url, pg_template) -> str:
+    """A fresh database cloned from the template, dropped after the test."""
+    name = f"ledger_t_{_SUFFIX}_{next(_counter)}"
+    admin = _admin_engine(pg_admin_url)
+    with admin.connect() as c:
+        c.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"'))
+    yield _url_for(pg_admin_url, name)
+    with admin.connect() as c:
+        c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("tpl") / "template.db"
+    eng = make_engine(f"sqlite:///{path}")
+    init_database(eng)
+    eng.dispose()
+    return path
+
+
+@pytest.fixture
+def sqlite_url(sqlite_template, tmp_path) -> str:
+    path = tmp_path / "ledger.db"
+    shutil.copyfile(sqlite_template, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request) -> str:
+    """A fresh, migrated database: SQLite, then PostgreSQL."""
+    return request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+
+
+@dataclass
+class Books:
+    """Test helper: post events written inline as JSONL, close periods, read balances.
+
+    balance(): signed on the account's normal side, int minor units (or CREDIT units).
+    """
+
+    url: str
+    engine: sa.Engine
+    catalog: Catalog
+    tmp: Path
+    _n: int = 0
+
+    def session(self) -> Session:
+        return Session(self.engine)
+
+    def write(self, text: str, suffix: str = ".jsonl") -> Path:
+        self._n += 1
+        path = self.tmp / f"input{self._n}{suffix}"
+        path.write_text(textwrap.dedent(text).strip() + "\n", encoding="utf-8")
+        return path
+
+    def post(self, text: str, suffix: str = ".jsonl", **kw):
+        from ledger.service import import_files
+
+        with self.session() as s:
+            return import_files(s, self.catalog, [self.write(text, suffix)], **kw)
+
+    def close(self, period: str):
+        from ledger.close import close_period
+
+        with self.session() as s:
+            return close_period(s, self.catalog, period)
+
+    def balance(self, account: str, commodity: str = "USD", *, grant: str | None = None,
+                customer: str | None = None, period: str | None = None, through: str | None = None) -> int:
+        from ledger.models import JournalEntry, JournalLine
+        from ledger.periods import first_day, last_day
+
+        q = (sa.select(sa.func.coalesce(sa.func.sum(JournalLine.debit - JournalLine.credit), 0))
+             .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
+             .where(JournalLine.account_code == account, JournalLine.commodity == commodity))
+        if grant:
+            q = q.where(JournalLine.grant_id == grant)
+        if customer:
+            q = q.where(JournalLine.customer_id == customer)
+        if period:
+            q = q.where(JournalEntry.entry_date >= first_day(period), JournalEntry.entry_date <= last_day(period))
+        if through:
+            q = q.where(JournalEntry.entry_date <= last_day(through))
+        with self.session() as s:
+            net = int(s.execute(q).scalar_one())
+        return net if A.BY_CODE[account].normal == "debit" else -net
+
+    def count(self, model) -> int:
+        with self.session() as s:
+            return s.execute(sa.select(sa.func.count()).select_from(model)).scalar_one()
+
+    def verify(self):
+        from ledger.invariants import check_all
+
+        with self.session() as s:
+            return check_all(s)
+
+    def journal(self) -> list[tuple]:
+        """The journal as comparable values: (date, kind, sorted lines) per entry, sorted."""
+        from ledger.models import JournalEntry, JournalLine
+
+        with self.session() as s:
+            entries = {e.id: e for e in s.execute(sa.select(JournalEntry)).scalars()}
+            lines: dict[int, list] = {}
+            for ln in s.execute(sa.select(JournalLine)).scalars():
+                lines.setdefault(ln.entry_id, []).append(
+                    (ln.account_code, ln.commodity, ln.debit, ln.credit, ln.customer_id, ln.grant_id, ln.invoice_number))
+        return sorted((e.entry_date.isoformat(), e.kind, tuple(sorted(lines.get(i, [])))) for i, e in entries.items())
+
+
+@pytest.fixture
+def books(db_url, tmp_path) -> Books:
+    engine = make_engine(db_url)
+    yield Books(db_url, engine, load_catalog(None), tmp_path)
+    engine.dispose()
