@@ -1,0 +1,182 @@
+"""The journal guards, proved with raw SQL that bypasses the application.
+
+PostgreSQL: a deferred constraint trigger refuses an unbalanced entry (or one with no lines) at
+COMMIT; triggers refuse UPDATE, DELETE and TRUNCATE on journal tables, and any line or entry
+dated in a locked period. SQLite: append-only and the period lock by triggers.
+"""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from ledger.db import make_engine
+
+pytestmark = []
+
+
+def _entry(conn, entry_date: str = "2026-01-15") -> int:
+    return conn.execute(sa.text(
+        "INSERT INTO journal_entry (entry_date, occurred_at, kind, description) "
+        "VALUES (:d, :t, 'manual', 'raw SQL test') RETURNING id"), {"d": entry_date, "t": f"{entry_date} 12:00:00"}).scalar_one()
+
+
+def _line(conn, entry_id: int, account: str, debit: int, credit: int, commodity: str = "USD") -> None:
+    conn.execute(sa.text(
+        "INSERT INTO journal_line (entry_id, account_code, commodity, debit, credit) VALUES (:e, :a, :c, :d, :k)"),
+        {"e": entry_id, "a": account, "c": commodity, "d": debit, "k": credit})
+
+
+@pytest.fixture
+def pg(pg_url):
+    engine = make_engine(pg_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.mark.postgres
+def test_pg_balanced_entry_commits(pg):
+    """A balanced entry inserted by hand commits (the guard is not over-eager)."""
+    with pg.begin() as c:
+        e = _entry(c)
+        _line(c, e, "1000", 500, 0)
+        _line(c, e, "2200", 0, 500)
+        _line(c, e, "9000", 7, 0, "CREDIT")
+        _line(c, e, "9100", 0, 7, "CREDIT")
+    with pg.connect() as c:
+        assert c.execute(sa.text("SELECT count(*) FROM journal_line")).scalar_one() == 4
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("lines", [
+    [("1000", 500, 0, "USD"), ("2200", 0, 499, "USD")],
+    [("1000", 500, 0, "USD"), ("2200", 0, 500, "USD"), ("9000", 7, 0, "CREDIT")],
+    [("1000", 500, 0, "USD"), ("2200", 0, 500, "EUR")],
+], ids=["off-by-one-cent", "credit-side-missing", "two-currencies"])
+def test_pg_refuses_an_unbalanced_entry_at_commit(pg, lines):
+    """An entry that does not balance per commodity is refused at COMMIT by the deferred trigger."""
+    with pytest.raises(sa.exc.DBAPIError, match="does not balance"):
+        with pg.begin() as c:
+            e = _entry(c)
+            for account, d, k, commodity in lines:
+                _line(c, e, account, d, k, commodity)
+    with pg.connect() as c:
+        assert c.execute(sa.text("SELECT count(*) FROM journal_entry")).scalar_one() == 0
+
+
+@pytest.mark.postgres
+def test_pg_refuses_an_entry_without_lines(pg):
+    """An entry with no lines at all is refused at COMMIT."""
+    with pytest.raises(sa.exc.DBAPIError, match="has no lines"):
+        with pg.begin() as c:
+            _entry(c)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("statement", [
+    "UPDATE journal_line SET debit = debit + 1",
+    "UPDATE journal_entry SET entry_date = '2026-02-01'",
+    "DELETE FROM journal_line",
+    "DELETE FROM journal_entry",
+    "TRUNCATE journal_line CASCADE",
+    "TRUNCATE journal_entry CASCADE",
+])
+def test_pg_journal_is_append_only(pg, statement):
+    """UPDATE, DELETE and TRUNCATE on journal tables are refused by triggers."""
+    with pg.begin() as c:
+        e = _entry(c)
+        _line(c, e, "1000", 500, 0)
+        _line(c, e, "2200", 0, 500)
+    with pytest.raises(sa.exc.DBAPIError, match="append-only"):
+        with pg.begin() as c:
+            c.execute(sa.text(statement))
+    with pg.connect() as c:
+        assert c.execute(sa.text("SELECT sum(debit) FROM journal_line")).scalar_one() == 500
+
+
+@pytest.mark.postgres
+def test_pg_refuses_postings_in_a_locked_period(pg):
+    """An entry, or a line of an open-period entry's twin, dated in a closed period is refused."""
+    with pg.begin() as c:
+        c.execute(sa.text("INSERT INTO accounting_period (period, status) VALUES ('2026-01', 'closed')"))
+    with pytest.raises(sa.exc.DBAPIError, match="period 2026-01 is closed"):
+        with pg.begin() as c:
+            e = _entry(c, "2026-01-31")
+            _line(c, e, "1000", 1, 0)
+            _line(c, e, "2200", 0, 1)
+    with pg.begin() as c:  # the next period is open
+        e = _entry(c, "2026-02-01")
+        _line(c, e, "1000", 1, 0)
+        _line(c, e, "2200", 0, 1)
+
+
+@pytest.mark.postgres
+def test_pg_line_trigger_checks_the_period_of_its_entry(pg):
+    """A line added to an entry whose period was locked meanwhile is refused by the line trigger."""
+    with pg.begin() as c:
+        e = _entry(c, "2026-01-10")
+        _line(c, e, "1000", 1, 0)
+        _line(c, e, "2200", 0, 1)
+        c.execute(sa.text("INSERT INTO accounting_period (period, status) VALUES ('2026-01', 'closed')"))
+        with pytest.raises(sa.exc.DBAPIError, match="period 2026-01 is closed"):
+            with c.begin_nested():
+                _line(c, e, "1000", 1, 0)
+
+
+@pytest.fixture
+def lite(sqlite_url):
+    engine = make_engine(sqlite_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.mark.parametrize("statement", [
+    "UPDATE journal_line SET debit = debit + 1",
+    "UPDATE journal_entry SET kind = 'x'",
+    "DELETE FROM journal_line",
+    "DELETE FROM journal_entry",
+])
+def test_sqlite_journal_is_append_only(lite, statement):
+    """On SQLite, triggers refuse UPDATE and DELETE on journal tables."""
+    with lite.begin() as c:
+        e = _entry(c)
+        _line(c, e, "1000", 500, 0)
+        _line(c, e, "2200", 0, 500)
+    with pytest.raises(sa.exc.DBAPIError, match="append-only"):
+        with lite.begin() as c:
+            c.execute(sa.text(statement))
+
+
+def test_sqlite_refuses_postings_in_a_locked_period(lite):
+    """On SQLite, a trigger refuses entries dated in a closed period."""
+    with lite.begin() as c:
+        c.execute(sa.text("INSERT INTO accounting_period (period, status) VALUES ('2026-01', 'closed')"))
+    with pytest.raises(sa.exc.DBAPIError, match="period is closed"):
+        with lite.begin() as c:
+            _entry(c, "2026-01-31")
+
+
+def test_posting_path_refuses_unbalanced_and_locked(db_url):
+    """The one write path checks balance per commodity and the period lock before writing."""
+    from datetime import date, datetime, timezone
+
+    from sqlmodel import Session
+
+    from ledger.errors import PeriodLockedError, UnbalancedEntryError
+    from ledger.models import AccountingPeriod, JournalEntry
+    from ledger.posting import EntryDraft, post
+
+    engine = make_engine(db_url)
+    t = datetime(2026, 1, 5, tzinfo=timezone.utc)
+    with Session(engine) as s:
+        bad = EntryDraft(date(2026, 1, 5), t, "manual", "unbalanced").dr("1000", "USD", 100).cr("2200", "USD", 99)
+        with pytest.raises(UnbalancedEntryError, match="USD: debits 100 != credits 99"):
+            post(s, [bad])
+        s.add(AccountingPeriod(period="2026-01", status="closed"))
+        s.flush()
+        ok = EntryDraft(date(2026, 1, 5), t, "manual", "balanced").dr("1000", "USD", 100).cr("2200", "USD", 100)
+        with pytest.raises(PeriodLockedError, match="period 2026-01 is closed"):
+            post(s, [ok])
+        s.rollback()
+        assert s.execute(sa.select(sa.func.count()).select_from(JournalEntry)).scalar_one() == 0
+    engine.dispose()
