@@ -24,7 +24,7 @@ from ledger.demo_data import build_demo_scenario, write_demo_inputs
 from ledger.models import Customer, Invoice, JournalEntry, Quarantine, UsageEvent
 from ledger.money import format_money
 from ledger.service import import_files
-from reports.documents import render_invoice
+from reports.documents import document_view, render_views
 from reports.package import write_reports
 
 
@@ -62,10 +62,11 @@ def run_demo(out: Path, month: str = "2026-10") -> dict:
         numbers = list(session.execute(sa.select(Invoice.number).order_by(Invoice.number)).scalars())
         inv_dir = out / "invoices"
         inv_dir.mkdir(exist_ok=True)
+        jobs = [(document_view(session, catalog, n), inv_dir / f"{n}.pdf") for n in numbers]
         with Progress(TextColumn("[bold]4/4[/] rendering invoices"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=console) as progress:
-            for number in progress.track(numbers):
-                render_invoice(session, catalog, number, inv_dir / f"{number}.pdf")
+            task = progress.add_task("render", total=len(jobs))
+            render_views(jobs, on_done=lambda: progress.advance(task))
 
         rev = reporting.revenue(session, month)
         deferred = reporting.deferred_revenue(session, month)
@@ -81,8 +82,9 @@ def run_demo(out: Path, month: str = "2026-10") -> dict:
     click.echo("")
     click.echo(f"Demo month {month} closed on {url}")
     click.echo(f"  customers            {stats['customers']}")
-    click.echo(f"  usage events         {stats['usage_events']:,} ({summary.posted:,} events posted, "
+    click.echo(f"  usage events         {stats['usage_events']:,} ({stats['usage_events'] - stats['quarantined']:,} posted, "
                f"{stats['quarantined']} quarantined at the hard cap)")
+    click.echo(f"  business events      {summary.posted - (stats['usage_events'] - stats['quarantined'])}")
     click.echo(f"  journal entries      {stats['journal_entries']:,}")
     click.echo(f"  invoices             {stats['invoices']}")
     for cur, amount in stats["recognised"].items():

@@ -66,3 +66,37 @@ def render_invoice(session: Session, catalog: Catalog, number: str, out: str | P
     from reports.pdf import render_document_pdf
 
     return render_document_pdf(document_view(session, catalog, number), out)
+
+
+def _render_one(job: tuple[DocumentView, str]) -> str:
+    from reports.pdf import render_document_pdf
+
+    view, out = job
+    return str(render_document_pdf(view, out))
+
+
+def render_views(jobs: list[tuple[DocumentView, Path]], *, workers: int | None = None, on_done=None) -> list[Path]:
+    """Render many documents in parallel processes (WeasyPrint is CPU-bound and single-threaded).
+
+    jobs: [(view, output path)]; on_done: called once per finished document. Returns the paths
+    in job order. workers defaults to the number of CPUs; 1 renders in this process.
+    """
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    workers = workers or os.cpu_count() or 1
+    payload = [(view, str(path)) for view, path in jobs]
+    if workers == 1 or len(payload) < 2:
+        done = []
+        for job in payload:
+            done.append(Path(_render_one(job)))
+            if on_done:
+                on_done()
+        return done
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        done = []
+        for path in pool.map(_render_one, payload, chunksize=4):
+            done.append(Path(path))
+            if on_done:
+                on_done()
+        return done
