@@ -27,6 +27,14 @@ def _line(conn, entry_id: int, account: str, debit: int, credit: int, commodity:
         {"e": entry_id, "a": account, "c": commodity, "d": debit, "k": credit})
 
 
+def _balanced_entry(engine) -> None:
+    """Commit one balanced 5.00 USD entry by raw SQL."""
+    with engine.begin() as c:
+        e = _entry(c)
+        _line(c, e, "1000", 500, 0)
+        _line(c, e, "2200", 0, 500)
+
+
 @pytest.fixture
 def pg(pg_url):
     engine = make_engine(pg_url)
@@ -37,10 +45,7 @@ def pg(pg_url):
 @pytest.mark.postgres
 def test_pg_balanced_entry_commits(pg):
     """A balanced entry inserted by hand commits (the guard is not over-eager)."""
-    with pg.begin() as c:
-        e = _entry(c)
-        _line(c, e, "1000", 500, 0)
-        _line(c, e, "2200", 0, 500)
+    _balanced_entry(pg)
         _line(c, e, "9000", 7, 0, "CREDIT")
         _line(c, e, "9100", 0, 7, "CREDIT")
     with pg.connect() as c:
@@ -83,10 +88,7 @@ def test_pg_refuses_an_entry_without_lines(pg):
 ])
 def test_pg_journal_is_append_only(pg, statement):
     """UPDATE, DELETE and TRUNCATE on journal tables are refused by triggers."""
-    with pg.begin() as c:
-        e = _entry(c)
-        _line(c, e, "1000", 500, 0)
-        _line(c, e, "2200", 0, 500)
+    _balanced_entry(pg)
     with pytest.raises(sa.exc.DBAPIError, match="append-only"):
         with pg.begin() as c:
             c.execute(sa.text(statement))
@@ -138,10 +140,7 @@ def lite(sqlite_url):
 ])
 def test_sqlite_journal_is_append_only(lite, statement):
     """On SQLite, triggers refuse UPDATE and DELETE on journal tables."""
-    with lite.begin() as c:
-        e = _entry(c)
-        _line(c, e, "1000", 500, 0)
-        _line(c, e, "2200", 0, 500)
+    _balanced_entry(lite)
     with pytest.raises(sa.exc.DBAPIError, match="append-only"):
         with lite.begin() as c:
             c.execute(sa.text(statement))
