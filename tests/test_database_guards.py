@@ -45,7 +45,10 @@ def pg(pg_url):
 @pytest.mark.postgres
 def test_pg_balanced_entry_commits(pg):
     """A balanced entry inserted by hand commits (the guard is not over-eager)."""
-    _balanced_entry(pg)
+    with pg.begin() as c:
+        e = _entry(c)
+        _line(c, e, "1000", 500, 0)
+        _line(c, e, "2200", 0, 500)
         _line(c, e, "9000", 7, 0, "CREDIT")
         _line(c, e, "9100", 0, 7, "CREDIT")
     with pg.connect() as c:
