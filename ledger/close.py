@@ -29,7 +29,6 @@ class CloseResult:
     period: str
     already_closed: bool = False
     entries: int = 0
-    expiries: int = 0
     late_events: list[str] = field(default_factory=list)
 
 
@@ -76,7 +75,7 @@ def close_period(session: Session, catalog: Catalog, period: str, *, closed_by: 
     except BaseException:
         session.rollback()
         raise
-    return CloseResult(period, entries=summary.entries, expiries=summary.entries, late_events=late)
+    return CloseResult(period, entries=summary.entries, late_events=late)
 
 
 def late_events(session: Session, period: str) -> list[str]:

@@ -212,7 +212,7 @@ def credits(session: Session, period: str, customer_id: str | None = None) -> Re
         for k in (*_CREDIT_COLUMNS, "deferred"):
             t[k] += r[k]
     cols = [Column("customer_id", "Customer"), Column("grant_id", "Grant"), Column("source", "Source")]
-    cols += [Column(k, k.replace("_", " ").capitalize(), "credits") for k in _CREDIT_COLUMNS if k != "other"]
+    cols += [Column(k, k.replace("_", " ").capitalize(), "credits") for k in _CREDIT_COLUMNS]
     cols += [Column("expires_at", "Expires at"), Column("currency", "Cur"), Column("deferred", "Deferred", "money")]
     return Report("credits", f"Credits by grant, {period}" + (f", customer {customer_id}" if customer_id else ""),
                   period, cols, rows, [totals[k] for k in sorted(totals)])
