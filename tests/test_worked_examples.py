@@ -269,3 +269,22 @@ def test_periods_close_in_order_and_closing_twice_is_a_no_op(books):
     before = books.journal()
     assert books.close("2026-01").already_closed
     assert books.journal() == before
+
+
+def test_jpy_customer_uses_zero_decimal_minor_units(books):
+    """A JPY customer: ¥10,000 for 3 credits relieves ¥3,333, ¥3,334, ¥3,333; "1.5" yen is refused."""
+    books.post("""
+    {"id": "c-jp", "type": "customer.created", "occurred_at": "2026-01-01T00:00:00Z", "customer_id": "jp", "name": "Nihon AI KK", "currency": "JPY", "tax_rate": "0.10"}
+    {"id": "t1", "type": "topup.purchased", "occurred_at": "2026-01-02T00:00:00Z", "customer_id": "jp", "topup_id": "top-jp", "credits": 3, "amount": "10000"}
+    """ + "\n".join(usage(f"u{i}", f"2026-01-1{i}T00:00:00Z", 1, "jp") for i in range(3)))
+    assert books.balance("1100", "JPY") == 11_000          # 10,000 + 10% tax
+    assert books.balance("4000", "JPY") == 10_000 and books.balance("2100", "JPY") == 0
+    with books.session() as s:
+        import sqlalchemy as sa
+        from ledger.models import JournalLine
+        parts = s.execute(sa.select(JournalLine.credit).where(JournalLine.account_code == "4000")
+                          .order_by(JournalLine.id)).scalars().all()
+    assert parts == [3333, 3334, 3333]
+    with pytest.raises(InvalidInputError, match="has 1 decimals; JPY allows 0"):
+        books.post('{"id": "t2", "type": "topup.purchased", "occurred_at": "2026-01-05T00:00:00Z", "customer_id": "jp", '
+                   '"topup_id": "top-jp2", "credits": 3, "amount": "1.5"}')

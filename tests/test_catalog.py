@@ -1,0 +1,92 @@
+"""The catalog (ledger.toml, DESIGN 8.3): validated on load, errors name file, key and value."""
+
+from __future__ import annotations
+
+import pytest
+
+from ledger.catalog import load_catalog
+from ledger.errors import CatalogError
+
+GOOD = """
+[company]
+name = "Example AI, Inc."
+address = ["1 Market St", "San Francisco, CA 94105", "USA"]
+reporting_timezone = "America/New_York"
+payment_terms_days = 30
+
+[rate_card]
+EXTRACT_TEXT = 5
+GENERATE_REPORT = 50
+
+[plans.professional]
+name = "Professional"
+currency = "USD"
+monthly_fee = "299.00"
+included_credits = 5000
+overage_price = "0.12"
+credit_ssp = "0.12"
+platform_ssp = "99.00"
+rollover = { percent = 25, max_periods = 1 }
+
+[topups.pack_1000]
+credits = 1000
+price = "20.00"
+currency = "USD"
+expires_after_months = 12
+"""
+
+
+def test_the_design_example_catalog_loads(tmp_path):
+    """The catalog of DESIGN 8.3 loads with its timezone, plans and packs."""
+    path = tmp_path / "ledger.toml"
+    path.write_text(GOOD)
+    cat = load_catalog(path, required=True)
+    assert str(cat.tz) == "America/New_York"
+    assert cat.model.plans["professional"].rollover.percent == 25
+    assert cat.topup("pack_1000").credits == 1000
+    assert cat.model.rate_card == {"EXTRACT_TEXT": 5, "GENERATE_REPORT": 50}
+
+
+@pytest.mark.parametrize("old,new,key,message", [
+    ('monthly_fee = "299.00"', 'monthly_fee = "299.0.0"', "plans.professional.monthly_fee", "decimal string"),
+    ('price = "20.00"', 'price = "-20.00"', "topups.pack_1000.price", "must not be negative"),
+    ("percent = 25", "percent = 125", "plans.professional.rollover.percent", "less than or equal to 100"),
+    ('name = "Professional"', 'name = "Professional"\ncolour = "blue"', "plans.professional.colour", "Extra inputs"),
+    ('currency = "USD"\nmonthly_fee', 'currency = "USX"\nmonthly_fee', "plans.professional.currency", "ISO 4217"),
+    ('"America/New_York"', '"Mars/Olympus"', "company.reporting_timezone", "IANA time zone"),
+    ("EXTRACT_TEXT = 5", "EXTRACT_TEXT = 0", "rate_card", "must be positive"),
+])
+def test_invalid_catalogs_name_file_key_and_value(tmp_path, old, new, key, message):
+    """A bad value is refused with the file, the key path and the message."""
+    path = tmp_path / "ledger.toml"
+    assert old in GOOD
+    path.write_text(GOOD.replace(old, new, 1))
+    with pytest.raises(CatalogError) as err:
+        load_catalog(path, required=True)
+    text = str(err.value)
+    assert str(path) in text and f"key '{key}'" in text and message in text
+
+
+def test_unparseable_toml_is_reported(tmp_path):
+    """A file that is not TOML is reported as such, with its path."""
+    path = tmp_path / "ledger.toml"
+    path.write_text("[company\nname = 1")
+    with pytest.raises(CatalogError, match="is not valid TOML"):
+        load_catalog(path)
+
+
+def test_catalog_show_prints_it_back(tmp_path):
+    """`ledger catalog show` validates and prints the catalog; a bad one exits 1."""
+    import json
+    import subprocess
+    import sys
+
+    (tmp_path / "ledger.toml").write_text(GOOD)
+    r = subprocess.run([sys.executable, "-m", "ledger", "catalog", "show", "--format", "json"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["plans"]["professional"]["monthly_fee"] == "299.00"
+    (tmp_path / "ledger.toml").write_text(GOOD.replace('"299.00"', '"abc"'))
+    r = subprocess.run([sys.executable, "-m", "ledger", "catalog", "show"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "plans.professional.monthly_fee" in r.stderr and "Traceback" not in r.stderr
