@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -117,9 +116,6 @@ class Catalog:
 
     def topup(self, code: str) -> TopupPack | None:
         return self.model.topups.get(code)
-
-    def unit_price(self, amount: Decimal) -> Decimal:  # pragma: no cover - helper for later issues
-        return amount
 
 
 def load_catalog(path: str | Path | None, *, required: bool = False) -> Catalog:

@@ -21,7 +21,7 @@ from ledger.engine import Run
 from ledger.errors import InvariantError, PeriodOrderError
 from ledger.invariants import check_all
 from ledger.models import AccountingPeriod, Customer, Event, JournalEntry, UsageEvent
-from ledger.periods import closed_periods, last_day, next_period, parse_period, period_end, period_of
+from ledger.periods import closed_periods, first_day, last_day, next_period, parse_period, period_end, period_of
 
 
 @dataclass
@@ -80,8 +80,6 @@ def close_period(session: Session, catalog: Catalog, period: str, *, closed_by: 
 
 def late_events(session: Session, period: str) -> list[str]:
     """Ids of late events posted in ``period`` (business events and usage)."""
-    from ledger.periods import first_day
-
     d0, d1 = first_day(period), last_day(period)
     ids = list(session.execute(sa.select(Event.id).where(Event.late.is_(True), Event.posted_date >= d0,
                                                          Event.posted_date <= d1)).scalars())

@@ -16,7 +16,6 @@ go from revenue to the raw events.
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Iterable, Sequence
@@ -26,7 +25,7 @@ from sqlmodel import Session
 
 from ledger import accounts as A
 from ledger.catalog import Catalog
-from ledger.errors import NO_VALUE, InputProblem, InvalidInputError
+from ledger.errors import InputProblem, InvalidInputError
 from ledger.events import (
     CommitmentPurchased,
     CreditsGranted,
@@ -214,6 +213,11 @@ class Run:
             book.steps_through = through
             book.steps_changed = True
 
+    def _catch_up(self, book: CustomerBook) -> None:
+        """After a grant is added late (its expiry already behind the customer's steps), run it."""
+        if book.steps_through is not None:
+            self.run_steps(book, book.steps_through)
+
     def close_through(self, book: CustomerBook, until: datetime) -> None:
         """Run the customer's steps due by ``until`` (a period end) and mark them run through it."""
         self.run_steps(book, until)
@@ -293,8 +297,7 @@ class Run:
         self.invoices.append((inv, draft))
         self.summary.invoices.append(inv.number)
         book.open_invoices[inv.number] = inv.total
-        if book.steps_through is not None and expires_at is not None and expires_at <= book.steps_through:
-            self.run_steps(book, book.steps_through)
+        self._catch_up(book)
 
     def _on_commitment_purchased(self, se: SourcedEvent, ev: CommitmentPurchased) -> None:
         book, d, late = self._prepare(ev.customer_id, ev.occurred_at)
@@ -339,8 +342,7 @@ class Run:
                             book.customer.id, se.id)
         draft.dr(A.CREDITS_ISSUED, CREDIT, ev.credits, grant_id=ev.grant_id, event_id=se.id)
         draft.cr(A.CREDITS_OUTSTANDING, CREDIT, ev.credits, grant_id=ev.grant_id, event_id=se.id)
-        if book.steps_through is not None and ev.expires_at is not None and ev.expires_at <= book.steps_through:
-            self.run_steps(book, book.steps_through)
+        self._catch_up(book)
         self._record_event(se, ev.customer_id, d, late)
 
     def _on_usage_recorded(self, se: SourcedEvent, ev: UsageRecorded) -> None:

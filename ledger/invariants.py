@@ -82,10 +82,19 @@ class GrantBalance:
         return self.grant.amount - cumulative_share(self.grant.amount, self.relieved, self.grant.units)
 
 
-def grant_balances(session: Session, through: date | None = None) -> dict[str, GrantBalance]:
+@dataclass
+class GrantBalances:
+    """Per-grant journal balances, and grant ids that journal lines name but no grant row has."""
+
+    grants: dict[str, GrantBalance]
+    unknown: list[str]
+
+
+def grant_balances(session: Session, through: date | None = None) -> GrantBalances:
     """Every grant with lines through ``through``, with balances summed from the journal."""
     grants = {g.id: g for g in session.execute(sa.select(Grant)).scalars()}
     out: dict[str, GrantBalance] = {}
+    unknown: set[str] = set()
     q = (sa.select(JournalLine.grant_id, JournalLine.account_code, sa.func.sum(JournalLine.debit), sa.func.sum(JournalLine.credit))
          .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
          .where(JournalLine.account_code.in_([A.DEFERRED_CREDITS, A.CREDITS_OUTSTANDING]), JournalLine.grant_id.is_not(None)))
@@ -94,25 +103,20 @@ def grant_balances(session: Session, through: date | None = None) -> dict[str, G
     for grant_id, account, d, c in session.execute(q.group_by(JournalLine.grant_id, JournalLine.account_code)):
         g = grants.get(grant_id)
         if g is None:
-            out[grant_id] = GrantBalance(Grant(id=grant_id, customer_id="?", source="promotional", units=1, amount=0,
-                                               currency="?", breakage_method="?", rollover_percent=0, generation=0,
-                                               event_id="?"), -1)
+            unknown.add(grant_id)
             continue
         b = out.setdefault(grant_id, GrantBalance(g))
         if account == A.CREDITS_OUTSTANDING:
             b.issued, b.relieved = int(c), int(d)
         else:
             b.deferred = int(c) - int(d)
-    return out
+    return GrantBalances(out, sorted(unknown))
 
 
-def check_grants(session: Session, through: date | None = None) -> list[Violation]:
+def check_grants(balances: GrantBalances) -> list[Violation]:
     """Invariant 2 for every grant."""
-    out = []
-    for gid, b in sorted(grant_balances(session, through).items()):
-        if b.issued < 0:
-            out.append(Violation(2, f"grant {gid}", "journal lines name a grant that does not exist"))
-            continue
+    out = [Violation(2, f"grant {gid}", "journal lines name a grant that does not exist") for gid in balances.unknown]
+    for gid, b in sorted(balances.grants.items()):
         if b.issued != b.grant.units:
             out.append(Violation(2, f"grant {gid}", f"issued {b.issued} credits on 9100, grant holds {b.grant.units}"))
         if b.outstanding < 0:
@@ -125,7 +129,7 @@ def check_grants(session: Session, through: date | None = None) -> list[Violatio
     return out
 
 
-def check_deferred_total(session: Session, through: date | None = None) -> list[Violation]:
+def check_deferred_total(session: Session, balances: GrantBalances, through: date | None = None) -> list[Violation]:
     """Invariant 3: ledger deferred revenue (2100 + 2150) = the sum over grants, per currency."""
     ledger_total: dict[str, int] = defaultdict(int)
     q = (sa.select(JournalLine.commodity, sa.func.sum(JournalLine.credit - JournalLine.debit))
@@ -142,8 +146,8 @@ def check_deferred_total(session: Session, through: date | None = None) -> list[
     if untagged:
         out.append(Violation(3, "account 2100", f"{untagged} lines carry no grant"))
     by_grants: dict[str, int] = defaultdict(int)
-    for b in grant_balances(session, through).values():
-        if b.issued >= 0 and b.grant.amount:
+    for b in balances.grants.values():
+        if b.grant.amount:
             by_grants[b.grant.currency] += b.expected_deferred
     for cur in sorted(set(ledger_total) | set(by_grants)):
         if cur == CREDIT:
@@ -156,4 +160,6 @@ def check_deferred_total(session: Session, through: date | None = None) -> list[
 
 def check_all(session: Session, through: date | None = None) -> list[Violation]:
     """Invariants 1-3, through ``through`` (an entry date) or over the whole journal."""
-    return check_entries_balance(session, through) + check_grants(session, through) + check_deferred_total(session, through)
+    balances = grant_balances(session, through)
+    return (check_entries_balance(session, through) + check_grants(balances)
+            + check_deferred_total(session, balances, through))

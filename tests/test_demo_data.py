@@ -9,7 +9,6 @@ import re
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
-from pathlib import Path
 
 import pytest
 

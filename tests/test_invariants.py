@@ -1,0 +1,41 @@
+"""`ledger verify` catches books that break invariants 2 and 3 (entries balanced, but wrong)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+
+from sqlmodel import Session
+
+from ledger.posting import EntryDraft, post
+
+TOPUP = """
+{"id": "c1", "type": "customer.created", "occurred_at": "2026-01-01T00:00:00Z", "customer_id": "acme", "name": "Acme", "currency": "USD"}
+{"id": "t1", "type": "topup.purchased", "occurred_at": "2026-01-02T00:00:00Z", "customer_id": "acme", "topup_id": "top-1", "credits": 100, "amount": "100.00"}
+"""
+
+
+def _post(books, draft: EntryDraft) -> None:
+    with Session(books.engine) as s:
+        post(s, [draft])
+        s.commit()
+
+
+def test_revenue_recognised_without_relieving_credits_is_caught(books):
+    """A balanced entry that moves deferred revenue to usage revenue without relieving units breaks invariant 2."""
+    books.post(TOPUP)
+    assert books.verify() == []
+    t = datetime(2026, 1, 3, tzinfo=timezone.utc)
+    _post(books, EntryDraft(date(2026, 1, 3), t, "manual", "recognise without consumption", "acme")
+          .dr("2100", "USD", 500, grant_id="top-1").cr("4000", "USD", 500, grant_id="top-1"))
+    found = [str(v) for v in books.verify()]
+    assert any("invariant 2 (grant top-1): deferred balance 9500 != A - round(A x R / N)" in v for v in found), found
+    assert any(v.startswith("invariant 3 (deferred revenue USD): ledger 2100+2150 = 9500") for v in found), found
+
+
+def test_lines_naming_an_unknown_grant_are_caught(books):
+    """CREDIT lines on 9100 for a grant that has no grant row are reported."""
+    books.post(TOPUP)
+    t = datetime(2026, 1, 3, tzinfo=timezone.utc)
+    _post(books, EntryDraft(date(2026, 1, 3), t, "manual", "phantom grant", "acme")
+          .dr("9000", "CREDIT", 7, grant_id="ghost").cr("9100", "CREDIT", 7, grant_id="ghost"))
+    assert [str(v) for v in books.verify()] == ["invariant 2 (grant ghost): journal lines name a grant that does not exist"]
