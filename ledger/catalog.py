@@ -50,6 +50,7 @@ class Rollover(_Strict):
     percent: int = Field(ge=0, le=100)
     max_periods: int | None = Field(default=None, ge=1)
     max_credits: int | None = Field(default=None, ge=0)
+    expires: bool = True
 
 
 class Plan(_Strict):
@@ -116,6 +117,9 @@ class Catalog:
 
     def topup(self, code: str) -> TopupPack | None:
         return self.model.topups.get(code)
+
+    def plan(self, code: str) -> Plan | None:
+        return self.model.plans.get(code)
 
 
 def load_catalog(path: str | Path | None, *, required: bool = False) -> Catalog:

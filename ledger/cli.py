@@ -250,7 +250,7 @@ def verify(obj: Ctx) -> None:
     from ledger.invariants import check_all
 
     with obj.session() as session:
-        violations = check_all(session)
+        violations = check_all(session, tz=obj.catalog.tz)
     if violations:
         for v in violations:
             click.echo(str(v), err=True)

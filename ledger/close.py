@@ -62,7 +62,7 @@ def close_period(session: Session, catalog: Catalog, period: str, *, closed_by: 
         for cid in session.execute(sa.select(Customer.id).order_by(Customer.id)).scalars():
             run.close_through(run.book(cid), until)
         summary = run.finish()
-        violations = check_all(session, through=last_day(period))
+        violations = check_all(session, through=last_day(period), tz=catalog.tz)
         if violations:
             raise InvariantError(violations)
         row = session.get(AccountingPeriod, period) or AccountingPeriod(period=period, status="open")

@@ -18,6 +18,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from decimal import Decimal
+from fractions import Fraction
 from typing import Iterable, Sequence
 
 import sqlalchemy as sa
@@ -25,18 +27,23 @@ from sqlmodel import Session
 
 from ledger import accounts as A
 from ledger.catalog import Catalog
-from ledger.errors import InputProblem, InvalidInputError
+from ledger.errors import NO_VALUE, InputProblem, InvalidInputError
 from ledger.events import (
+    BreakageEstimateChanged,
     CommitmentPurchased,
     CreditsGranted,
     CustomerCreated,
+    EventVoided,
     PaymentReceived,
+    RefundIssued,
     SourcedEvent,
+    SubscriptionCancelled,
+    SubscriptionStarted,
     TopupPurchased,
     UsageRecorded,
     canonical_json,
 )
-from ledger.grants import GrantState, due_expiries, plan_drawdown
+from ledger.grants import GrantState, due_expiries, plan_drawdown, rollover_units
 from ledger.invoicing import InvoiceDraft, new_invoice, unit_price_text
 from ledger.models import (
     Customer,
@@ -44,14 +51,39 @@ from ledger.models import (
     Grant,
     ImportBatch,
     Invoice,
+    InvoiceLine,
+    JournalEntry,
     JournalLine,
     Quarantine,
+    Subscription,
+    SubscriptionPeriod,
     UsageDraw,
     UsageEvent,
 )
-from ledger.money import CREDIT, apply_rate, format_units, major_str, parse_decimal, to_minor
-from ledger.periods import boundary_date, first_open_day, local_date, start_of_day
-from ledger.posting import EntryDraft, post
+from ledger.money import (
+    CREDIT,
+    allocate,
+    apply_rate,
+    cumulative_share,
+    format_units,
+    major_str,
+    parse_decimal,
+    price_amount,
+    round_div,
+    to_minor,
+)
+from ledger.periods import (
+    boundary_date,
+    first_day,
+    first_open_day,
+    last_day,
+    local_date,
+    next_period,
+    period_end,
+    period_of,
+    start_of_day,
+)
+from ledger.posting import EntryDraft, Line, post
 
 _CHUNK = 500
 
@@ -89,6 +121,38 @@ class ImportSummary:
 
 
 @dataclass
+class Overage:
+    """Overage of one customer, accounting month and price: units posted, and how many of them
+    (and what amount) were invoiced. Posted amount = round(units x price) (cumulative)."""
+
+    units: int = 0
+    invoiced_units: int = 0
+    invoiced_amount: int = 0
+
+
+@dataclass
+class SubState:
+    """A subscription with its billed months; ``pending`` maps invoice number -> (recognition
+    time, platform fee Fp) for months whose platform revenue is not yet recognised."""
+
+    row: Subscription
+    periods: dict[str, SubscriptionPeriod]
+    pending: dict[str, tuple[datetime, int]] = field(default_factory=dict)
+    new: bool = False
+    changed: bool = False
+
+    def active_on(self, d: date) -> bool:
+        return self.row.start_date <= d and (self.row.end_date is None or d <= self.row.end_date)
+
+    def next_month(self) -> str | None:
+        """The next calendar month to bill, or None when the subscription has ended."""
+        m = next_period(max(self.periods)) if self.periods else period_of(self.row.start_date)
+        if self.row.end_date is not None and first_day(m) > self.row.end_date:
+            return None
+        return m
+
+
+@dataclass
 class CustomerBook:
     """One customer's working state during a run, derived from the journal at load time."""
 
@@ -96,6 +160,9 @@ class CustomerBook:
     grants: dict[str, GrantState]
     steps_through: datetime | None
     open_invoices: dict[str, int]  # invoice number -> open receivable, oldest first
+    subs: list[SubState] = field(default_factory=list)
+    overage: dict[tuple[str, str], Overage] = field(default_factory=dict)  # (period, price) -> Overage
+    refunded_base: dict[str, int] = field(default_factory=dict)  # grant id -> net refunded so far
     new: bool = False
     steps_changed: bool = False
 
@@ -105,9 +172,20 @@ class _Bucket:
     """The consumption entry of one customer, day and import, filled as usage is drawn."""
 
     draft: EntryDraft
-    per_grant: dict[str, list[int]] = field(default_factory=dict)  # grant id -> [units, amount]
+    per_grant: dict[str, list[int]] = field(default_factory=dict)  # grant id -> [units, usage, breakage]
+    overage_units: int = 0
+    overage_amount: int = 0
     usage_ids: list[str] = field(default_factory=list)
     last_at: datetime | None = None
+
+
+def _problem(se: SourcedEvent, fld: str, value: object, message: str) -> InvalidInputError:
+    return InvalidInputError([InputProblem(se.file, se.line, fld, value, message)])
+
+
+# Step priorities at the same instant (a month boundary): platform revenue of the month ending,
+# overage invoice of that month, expiries and rollovers, then the next month's subscription bill.
+_RECOGNISE, _OVERAGE, _EXPIRE, _BILL = range(4)
 
 
 class Run:
@@ -126,9 +204,12 @@ class Run:
         self.grant_rows: list[Grant] = []
         self.event_rows: list[Event] = []
         self.usage_rows: list[dict] = []
+        self.usage_index: dict[str, dict] = {}
         self.usage_bucket: dict[str, _Bucket] = {}
         self.draw_rows: list[dict] = []
+        self.draws_of: dict[str, list[tuple[str, int]]] = {}
         self.quarantine_rows: list[Quarantine] = []
+        self.period_rows: list[SubscriptionPeriod] = []
         self.summary = ImportSummary(import_id=import_id)
         self._grant_seq = 0
 
@@ -146,18 +227,31 @@ class Run:
         customer = s.get(Customer, customer_id)
         if customer is None:
             raise KeyError(customer_id)
-        relieved = dict(
-            s.execute(
-                sa.select(JournalLine.grant_id, sa.func.sum(JournalLine.debit))
-                .where(JournalLine.customer_id == customer_id, JournalLine.account_code == A.CREDITS_OUTSTANDING)
-                .group_by(JournalLine.grant_id)
-            ).all()
-        )
+        by_grant: dict[str, dict[str, int]] = {}
+        for gid, account, d, c in s.execute(
+                sa.select(JournalLine.grant_id, JournalLine.account_code, sa.func.sum(JournalLine.debit),
+                          sa.func.sum(JournalLine.credit))
+                .where(JournalLine.customer_id == customer_id, JournalLine.grant_id.is_not(None),
+                       JournalLine.account_code.in_([A.CREDITS_OUTSTANDING, A.DEFERRED_CREDITS]))
+                .group_by(JournalLine.grant_id, JournalLine.account_code)):
+            by_grant.setdefault(gid, {})[account] = int(c) - int(d)
+        estimates: dict[str, list[tuple[datetime, str, str]]] = {}
+        for eid, at, payload in s.execute(sa.select(Event.id, Event.occurred_at, Event.payload).where(
+                Event.customer_id == customer_id, Event.type == "breakage.estimate_changed")):
+            body = json.loads(payload)
+            estimates.setdefault(body["grant_ref"], []).append((at, eid, body["expected_rate"]))
+        steps_through = customer.steps_through
         grants: dict[str, GrantState] = {}
         rows = s.execute(sa.select(Grant).where(Grant.customer_id == customer_id)
                          .order_by(Grant.effective_at, Grant.id)).scalars()
         for g in rows:
-            grants[g.id] = self._state(g, int(relieved.get(g.id) or 0))
+            bal = by_grant.get(g.id, {})
+            outstanding = bal.get(A.CREDITS_OUTSTANDING, 0)
+            state = self._state(g, relieved=g.units - outstanding, released=g.amount - bal.get(A.DEFERRED_CREDITS, 0))
+            if g.id in estimates:
+                state.rate = Fraction(Decimal(max(estimates[g.id])[2]))
+            state.expiry_done = (g.expires_at is not None and steps_through is not None and g.expires_at <= steps_through)
+            grants[g.id] = state
         ar = s.execute(
             sa.select(JournalLine.invoice_number, sa.func.sum(JournalLine.debit - JournalLine.credit))
             .join(Invoice, Invoice.number == JournalLine.invoice_number)
@@ -166,12 +260,69 @@ class Run:
             .order_by(Invoice.issue_date, JournalLine.invoice_number)
         ).all()
         open_invoices = {n: int(v) for n, v in ar if v}
-        return CustomerBook(customer, grants, customer.steps_through, open_invoices)
+        book = CustomerBook(customer, grants, steps_through, open_invoices)
+        self._load_subscriptions(book)
+        self._load_overage(book)
+        for gid, base in s.execute(
+                sa.select(JournalLine.grant_id, sa.func.sum(JournalLine.debit - JournalLine.credit))
+                .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
+                .where(JournalLine.customer_id == customer_id, JournalEntry.kind == "refund",
+                       JournalLine.account_code.in_([A.DEFERRED_CREDITS, A.REFUNDS_CONCESSIONS]))
+                .group_by(JournalLine.grant_id)):
+            book.refunded_base[gid] = int(base)
+        return book
 
-    def _state(self, g: Grant, relieved: int = 0) -> GrantState:
+    def _load_subscriptions(self, book: CustomerBook) -> None:
+        s, cid = self.session, book.customer.id
+        subs = list(s.execute(sa.select(Subscription).where(Subscription.customer_id == cid)
+                              .order_by(Subscription.start_date, Subscription.id)).scalars())
+        if not subs:
+            return
+        deferred = dict(s.execute(
+            sa.select(JournalLine.invoice_number, sa.func.sum(JournalLine.credit - JournalLine.debit))
+            .where(JournalLine.customer_id == cid, JournalLine.account_code == A.DEFERRED_SUBSCRIPTIONS)
+            .group_by(JournalLine.invoice_number)).all())
+        periods: dict[str, dict[str, SubscriptionPeriod]] = {}
+        for p in s.execute(sa.select(SubscriptionPeriod).where(SubscriptionPeriod.customer_id == cid)).scalars():
+            periods.setdefault(p.subscription_id, {})[p.period] = p
+        for row in subs:
+            st = SubState(row, periods.get(row.id, {}))
+            for p in st.periods.values():
+                if int(deferred.get(p.invoice_number) or 0):
+                    st.pending[p.invoice_number] = (start_of_day(p.service_end + timedelta(days=1), self.tz), p.platform_fee)
+            book.subs.append(st)
+
+    def _load_overage(self, book: CustomerBook) -> None:
+        """Overage units per (accounting month, price) from the usage rows, less voided ones,
+        and what the overage invoices of each month billed."""
+        s, cid = self.session, book.customer.id
+        voided = [json.loads(p)["target_event_id"] for p in s.execute(
+            sa.select(Event.payload).where(Event.customer_id == cid, Event.type == "event.voided")).scalars()]
+        q = (sa.select(JournalEntry.entry_date, UsageEvent.overage_price, sa.func.sum(UsageEvent.overage_units))
+             .join(JournalEntry, JournalEntry.id == UsageEvent.entry_id)
+             .where(UsageEvent.customer_id == cid, UsageEvent.overage_units > 0, UsageEvent.id.not_in(voided))
+             .group_by(JournalEntry.entry_date, UsageEvent.overage_price))
+        for d, price, units in s.execute(q):
+            book.overage.setdefault((period_of(d), price), Overage()).units += int(units)
+        q = (sa.select(Invoice.service_period, InvoiceLine.unit_price, sa.func.sum(InvoiceLine.quantity), sa.func.sum(InvoiceLine.amount))
+             .join(Invoice, Invoice.number == InvoiceLine.invoice_number)
+             .where(Invoice.customer_id == cid, Invoice.category == "overage")
+             .group_by(Invoice.service_period, InvoiceLine.unit_price))
+        for period, price, qty, amount in s.execute(q):
+            acc = book.overage.setdefault((period, price), Overage())
+            acc.invoiced_units += int(qty)
+            acc.invoiced_amount += int(amount)
+
+    def _state(self, g: Grant, relieved: int = 0, released: int | None = None) -> GrantState:
         self._grant_seq += 1
         return GrantState(g.id, g.customer_id, g.source, g.units, g.amount, g.currency, g.effective_at,
-                          g.expires_at, relieved, self._grant_seq)
+                          g.expires_at, relieved, self._grant_seq, released=released, method=g.breakage_method,
+                          rate=Fraction(Decimal(g.expected_breakage_rate)) if g.expected_breakage_rate else None,
+                          rollover_percent=g.rollover_percent, rollover_max_periods=g.rollover_max_periods,
+                          rollover_max_credits=g.rollover_max_credits, rollover_expires=g.rollover_expires,
+                          generation=g.generation, root_id=_root(g.id), invoice_number=g.invoice_number,
+                          overage_price=g.overage_price, renews=g.renews, contract_id=g.contract_id,
+                          event_id=g.event_id)
 
     # ----------------------------------------------------------------- dating
     def accounting_date(self, t: datetime) -> tuple[date, bool]:
@@ -181,8 +332,10 @@ class Run:
             return self.first_open, True
         return d, False
 
-    def _step_date(self, due: datetime) -> date:
-        d = boundary_date(due, self.tz)
+    def _step_date(self, due: datetime, *, period_end: bool = True) -> date:
+        """A step at a period boundary belongs to the period that ends there (DESIGN 6); a
+        subscription bill is dated the day its month starts. Never before the first open day."""
+        d = boundary_date(due, self.tz) if period_end else local_date(due, self.tz)
         return max(d, self.first_open) if self.first_open else d
 
     def _draft(self, d: date, t: datetime, kind: str, description: str, customer_id: str | None,
@@ -192,36 +345,221 @@ class Run:
         return draft
 
     # ----------------------------------------------------------------- time-driven steps
+    def _next_step(self, book: CustomerBook, until: datetime):
+        """The customer's earliest step due at or before ``until``: (due, priority, action) or None."""
+        best = None
+
+        def offer(due: datetime, prio: int, action) -> None:
+            nonlocal best
+            if due <= until and (best is None or (due, prio) < best[:2]):
+                best = (due, prio, action)
+
+        for sub in book.subs:
+            for number, (due, fee) in sorted(sub.pending.items(), key=lambda kv: kv[1][0]):
+                offer(due, _RECOGNISE, lambda sub=sub, number=number: self._recognise(book, sub, number))
+                break
+            m = sub.next_month()
+            if m is not None:
+                due = start_of_day(max(sub.row.start_date, first_day(m)), self.tz)
+                offer(due, _BILL, lambda sub=sub, m=m: self._bill_month(book, sub, m))
+        for (period, price), acc in sorted(book.overage.items()):
+            if acc.units > acc.invoiced_units:
+                offer(period_end(period, self.tz), _OVERAGE, lambda period=period: self._invoice_overage(book, period))
+        for g in due_expiries(list(book.grants.values()), until)[:1]:
+            offer(g.expires_at, _EXPIRE, lambda g=g: self._expire(book, g))  # type: ignore[arg-type]
+        return best
+
     def run_steps(self, book: CustomerBook, until: datetime) -> None:
-        """Run every step of the customer due at or before ``until``: expiries (breakage at expiry,
-        ASC 606-10-55-48: the remaining deferred revenue of an expired grant is recognised)."""
-        for g in due_expiries(list(book.grants.values()), until):
-            assert g.expires_at is not None
-            units = g.remaining
-            amount = g.relieve(units)
-            draft = self._draft(self._step_date(g.expires_at), g.expires_at, "expiry",
-                                f"Grant {g.id} expired with {format_units(units)} credits unused",
-                                book.customer.id)
-            draft.dr(A.DEFERRED_CREDITS, g.currency, amount, grant_id=g.id)
-            draft.cr(A.BREAKAGE_REVENUE, g.currency, amount, grant_id=g.id)
-            draft.dr(A.CREDITS_OUTSTANDING, CREDIT, units, grant_id=g.id)
-            draft.cr(A.CREDITS_EXPIRED, CREDIT, units, grant_id=g.id)
-            self._advance(book, g.expires_at)
+        """Run every step of the customer due at or before ``until``, in time order: platform
+        revenue of ended subscription months (ratable, DESIGN 5), overage invoices in arrears,
+        expiries with rollover (breakage at expiry, ASC 606-10-55-48), next months' bills."""
+        while (step := self._next_step(book, until)) is not None:
+            due, _, action = step
+            action()
+            self._advance(book, due)
 
     def _advance(self, book: CustomerBook, through: datetime) -> None:
         if book.steps_through is None or through > book.steps_through:
             book.steps_through = through
             book.steps_changed = True
 
-    def _catch_up(self, book: CustomerBook) -> None:
-        """After a grant is added late (its expiry already behind the customer's steps), run it."""
-        if book.steps_through is not None:
-            self.run_steps(book, book.steps_through)
+    def _catch_up(self, book: CustomerBook, t: datetime) -> None:
+        """After an event added something due in the past (a late grant or a backdated start)."""
+        self.run_steps(book, max(t, book.steps_through) if book.steps_through else t)
 
     def close_through(self, book: CustomerBook, until: datetime) -> None:
         """Run the customer's steps due by ``until`` (a period end) and mark them run through it."""
         self.run_steps(book, until)
         self._advance(book, until)
+
+    def _expire(self, book: CustomerBook, g: GrantState) -> None:
+        """Rollover (first expiry only) then breakage of the rest: Dr 2100(g) / Cr 2100(g') and
+        Dr 9100(g) / Cr 9100(g') for r rolled units at their relieved amount; Dr 2100 / Cr 4050
+        (the remaining deferred, a true-up for proportional grants) and Dr 9100 / Cr 9300."""
+        assert g.expires_at is not None
+        cid, cur = book.customer.id, g.currency
+        d = self._step_date(g.expires_at)
+        unused = g.remaining
+        rolled = 0
+        if not g.expiry_done:
+            target = self._rollover_target(book, g)
+            rolled = rollover_units(g, unused) if target is not None else 0
+            if rolled:
+                assert target is not None
+                contract_id, effective_at, expires_at = target
+                amount = g.relieve(rolled)
+                new_id = f"{g.root_id or g.id}~r{g.generation + 1}"
+                row = Grant(id=new_id, customer_id=cid, source="rollover", units=rolled, amount=amount, currency=cur,
+                            effective_at=effective_at, expires_at=expires_at, breakage_method="at_expiry",
+                            expected_breakage_rate=None, rollover_percent=g.rollover_percent,
+                            rollover_max_periods=g.rollover_max_periods, rollover_max_credits=g.rollover_max_credits,
+                            rollover_expires=g.rollover_expires, renews=None, overage_price=None,
+                            contract_id=contract_id, generation=g.generation + 1, parent_grant_id=g.id,
+                            event_id=g.event_id or "", invoice_number=g.invoice_number)
+                self.grant_rows.append(row)
+                book.grants[new_id] = self._state(row)
+                draft = self._draft(d, g.expires_at, "rollover",
+                                    f"Rollover of {format_units(rolled)} of {format_units(unused)} unused credits "
+                                    f"from grant {g.id} into {new_id}", cid)
+                draft.dr(A.DEFERRED_CREDITS, cur, amount, grant_id=g.id)
+                draft.cr(A.DEFERRED_CREDITS, cur, amount, grant_id=new_id)
+                draft.dr(A.CREDITS_OUTSTANDING, CREDIT, rolled, grant_id=g.id)
+                draft.cr(A.CREDITS_OUTSTANDING, CREDIT, rolled, grant_id=new_id)
+        rest = unused - rolled
+        if rest:
+            g.relieve(rest, track=False)
+        amount = g.release_rest()
+        g.expiry_done = True
+        if rest or amount:
+            draft = self._draft(d, g.expires_at, "expiry",
+                                f"Grant {g.id} expired with {format_units(rest)} credits unused", cid)
+            draft.dr(A.DEFERRED_CREDITS, cur, amount, grant_id=g.id)
+            draft.cr(A.BREAKAGE_REVENUE, cur, amount, grant_id=g.id)
+            draft.dr(A.CREDITS_OUTSTANDING, CREDIT, rest, grant_id=g.id)
+            draft.cr(A.CREDITS_EXPIRED, CREDIT, rest, grant_id=g.id)
+
+    def _rollover_target(self, book: CustomerBook, g: GrantState) -> tuple[str | None, datetime, datetime | None] | None:
+        """Where g's rolled units go: (contract, effective_at, expires_at) or None (all expire).
+
+        Subscription credits roll into the next month while the subscription runs; commitment
+        credits only into a renewal (a commitment whose ``renews`` names g's commitment);
+        with ``expires: false`` rolled credits never expire and need neither.
+        """
+        assert g.expires_at is not None
+        if g.rollover_percent <= 0:
+            return None
+        if not g.rollover_expires:
+            return g.contract_id, g.expires_at, None
+        for sub in book.subs:
+            if sub.row.id == g.contract_id:
+                d = local_date(g.expires_at, self.tz)
+                if not sub.active_on(d):
+                    return None
+                return sub.row.id, g.expires_at, start_of_day(first_day(next_period(period_of(d))), self.tz)
+        for r in book.grants.values():
+            if r.source == "commitment" and g.contract_id is not None and r.renews == g.contract_id:
+                return r.id, max(g.expires_at, r.effective_at), r.expires_at
+        return None
+
+    def _recognise(self, book: CustomerBook, sub: SubState, number: str) -> None:
+        """Month end of a subscription: Dr 2150 / Cr 4020 the month's platform fee Fp (ratable)."""
+        due, fee = sub.pending.pop(number)
+        c = book.customer
+        draft = self._draft(self._step_date(due), due, "recognition",
+                            f"Subscription revenue of {sub.row.plan_name} ({sub.row.id}), invoice {number}", c.id)
+        draft.dr(A.DEFERRED_SUBSCRIPTIONS, c.currency, fee, invoice_number=number)
+        draft.cr(A.SUBSCRIPTION_REVENUE, c.currency, fee, invoice_number=number)
+        if not draft.lines:
+            self.drafts.remove(draft)
+
+    def _bill_month(self, book: CustomerBook, sub: SubState, m: str) -> None:
+        """Bill month m in advance: the fee (prorated by days in a partial month, cumulative
+        rounding; included credits floored) split by relative SSPs (ASC 606-10-32-28..33) into
+        Fc for the included credits and Fp for platform access:
+        Dr 1100 F+T / Cr 2100(grant) Fc / Cr 2150 Fp / Cr 2400 T; Dr 9000 q / Cr 9100(grant) q."""
+        row, c = sub.row, book.customer
+        first, last = first_day(m), last_day(m)
+        start = max(row.start_date, first)
+        end = min(last, row.end_date) if row.end_date else last
+        days, dim = (end - start).days + 1, last.day
+        fee = row.monthly_fee if days == dim else cumulative_share(row.monthly_fee, days, dim)
+        credits = row.included_credits if days == dim else row.included_credits * days // dim
+        credit_ssp = Decimal(row.included_credits) * Decimal(row.credit_ssp)
+        platform_ssp = Decimal(row.platform_ssp)
+        if credits == 0 or credit_ssp == 0:
+            fc, fp = 0, fee
+        elif platform_ssp == 0:
+            fc, fp = fee, 0
+        else:
+            fc, fp = allocate(fee, [credit_ssp, platform_ssp])
+        tax = apply_rate(fee, parse_decimal(c.tax_rate))
+        due = start_of_day(start, self.tz)
+        d = self._step_date(due, period_end=False)
+        span = f"{start.isoformat()} to {end.isoformat()}" + (f", {days} of {dim} days" if days != dim else "")
+        text = f"{row.plan_name} plan, {m} ({span}): {format_units(credits)} included credits"
+        inv = new_invoice(self.session, customer_id=c.id, currency=c.currency, issue_date=d,
+                          terms_days=self.catalog.company.payment_terms_days, tax_rate=c.tax_rate, tax=tax,
+                          event_id=row.id, lines=[(text, 1, major_str(fee, c.currency), fee)],
+                          category="subscription", service_period=m)
+        grant_id = f"{row.id}:{m}" if credits else None
+        if grant_id:
+            grow = Grant(id=grant_id, customer_id=c.id, source="subscription", units=credits, amount=fc,
+                         currency=c.currency, effective_at=due, expires_at=start_of_day(end + timedelta(days=1), self.tz),
+                         breakage_method="at_expiry", expected_breakage_rate=None,
+                         rollover_percent=row.rollover_percent, rollover_max_periods=row.rollover_max_periods,
+                         rollover_max_credits=row.rollover_max_credits, rollover_expires=row.rollover_expires,
+                         renews=None, overage_price=None, contract_id=row.id, generation=0, parent_grant_id=None,
+                         event_id=row.id, invoice_number=inv.number)
+            self.grant_rows.append(grow)
+            book.grants[grant_id] = self._state(grow)
+        period_row = SubscriptionPeriod(subscription_id=row.id, period=m, customer_id=c.id, service_start=start,
+                                        service_end=end, fee=fee, credits_fee=fc, platform_fee=fp, credits=credits,
+                                        invoice_number=inv.number, grant_id=grant_id)
+        sub.periods[m] = period_row
+        self.period_rows.append(period_row)
+        if fp:
+            sub.pending[inv.number] = (start_of_day(end + timedelta(days=1), self.tz), fp)
+        draft = self._draft(d, due, "subscription", f"{text}; invoice {inv.number}", c.id, None)
+        dims = {"invoice_number": inv.number}
+        draft.dr(A.RECEIVABLE, c.currency, fee + tax, **dims)
+        draft.cr(A.DEFERRED_CREDITS, c.currency, fc, grant_id=grant_id, **dims)
+        draft.cr(A.DEFERRED_SUBSCRIPTIONS, c.currency, fp, **dims)
+        draft.cr(A.SALES_TAX, c.currency, tax, **dims)
+        draft.dr(A.CREDITS_ISSUED, CREDIT, credits, grant_id=grant_id)
+        draft.cr(A.CREDITS_OUTSTANDING, CREDIT, credits, grant_id=grant_id)
+        self._issue(book, inv, draft)
+
+    def _invoice_overage(self, book: CustomerBook, period: str) -> None:
+        """Overage of ``period`` invoiced in arrears: Dr 1100 O+T / Cr 1150 O / Cr 2400 T."""
+        c = book.customer
+        lines = []
+        for (p, price), acc in sorted(book.overage.items()):
+            if p != period or acc.units <= acc.invoiced_units:
+                continue
+            amount = price_amount(acc.units, price, c.currency) - acc.invoiced_amount
+            lines.append((f"Overage {period}: credits used beyond the credits held", acc.units - acc.invoiced_units,
+                          price, amount))
+            acc.invoiced_units, acc.invoiced_amount = acc.units, acc.invoiced_amount + amount
+        subtotal = sum(ln[3] for ln in lines)
+        if subtotal <= 0:
+            return
+        due = period_end(period, self.tz)
+        d = self._step_date(due)
+        tax = apply_rate(subtotal, parse_decimal(c.tax_rate))
+        inv = new_invoice(self.session, customer_id=c.id, currency=c.currency, issue_date=d,
+                          terms_days=self.catalog.company.payment_terms_days, tax_rate=c.tax_rate, tax=tax,
+                          event_id=f"overage:{c.id}:{period}", lines=lines, category="overage", service_period=period)
+        draft = self._draft(d, due, "overage_invoice", f"Overage of {c.id} for {period}; invoice {inv.number}", c.id)
+        draft.dr(A.RECEIVABLE, c.currency, subtotal + tax, invoice_number=inv.number)
+        draft.cr(A.UNBILLED, c.currency, subtotal, invoice_number=inv.number)
+        draft.cr(A.SALES_TAX, c.currency, tax, invoice_number=inv.number)
+        self._issue(book, inv, draft)
+
+    def _issue(self, book: CustomerBook, inv: InvoiceDraft, draft: EntryDraft) -> None:
+        self.invoices.append((inv, draft))
+        self.summary.invoices.append(inv.number)
+        if inv.kind == "invoice":
+            book.open_invoices[inv.number] = book.open_invoices.get(inv.number, 0) + inv.total
 
     # ----------------------------------------------------------------- events
     def apply(self, se: SourcedEvent) -> None:
@@ -253,6 +591,41 @@ class Run:
         self.run_steps(book, t)
         return book, d, late
 
+    def _on_subscription_started(self, se: SourcedEvent, ev: SubscriptionStarted) -> None:
+        book, d, late = self._prepare(ev.customer_id, ev.occurred_at)
+        plan = self.catalog.plan(ev.plan)
+        assert plan is not None  # validated
+        for other in book.subs:
+            if other.row.end_date is None or other.row.end_date >= ev.start_date:
+                raise _problem(se, "start_date", ev.start_date.isoformat(),
+                               f"customer {ev.customer_id} already has subscription {other.row.id} ({other.row.plan}) "
+                               f"running then; cancel it first")
+        cur = book.customer.currency
+        row = Subscription(id=se.id, customer_id=ev.customer_id, plan=ev.plan, plan_name=plan.name, currency=cur,
+                           monthly_fee=to_minor(plan.monthly_fee, cur), included_credits=plan.included_credits,
+                           credit_ssp=plan.credit_ssp, platform_ssp=plan.platform_ssp, overage_price=plan.overage_price,
+                           rollover_percent=plan.rollover.percent, rollover_max_periods=plan.rollover.max_periods,
+                           rollover_max_credits=plan.rollover.max_credits, rollover_expires=plan.rollover.expires,
+                           start_date=ev.start_date, end_date=None, cancel_event_id=None)
+        book.subs.append(SubState(row, {}, new=True))
+        self._record_event(se, ev.customer_id, d, late)
+        self._catch_up(book, ev.occurred_at)
+
+    def _on_subscription_cancelled(self, se: SourcedEvent, ev: SubscriptionCancelled) -> None:
+        book, d, late = self._prepare(ev.customer_id, ev.occurred_at)
+        running = [s for s in book.subs if s.row.end_date is None]
+        if not running:
+            ended = [s for s in book.subs if s.row.end_date is not None]
+            why = (f"subscription {ended[-1].row.id} was already cancelled (end_date {ended[-1].row.end_date})"
+                   if ended else "there is no subscription")
+            raise _problem(se, "customer_id", ev.customer_id, f"cannot cancel: {why}")
+        sub = running[-1]
+        if ev.end_date < sub.row.start_date:
+            raise _problem(se, "end_date", ev.end_date.isoformat(), f"is before the subscription's start_date {sub.row.start_date}")
+        sub.row.end_date, sub.row.cancel_event_id = ev.end_date, se.id
+        sub.changed = True
+        self._record_event(se, ev.customer_id, d, late)
+
     def _new_grant(self, book: CustomerBook, se: SourcedEvent, *, grant_id: str, source: str, units: int,
                    amount: int, effective_at: datetime, expires_at: datetime | None,
                    invoice_number: str | None, policy: CommitmentPurchased | None = None) -> GrantState:
@@ -265,6 +638,10 @@ class Run:
                     rollover_percent=rollover.percent if rollover else 0,
                     rollover_max_periods=rollover.max_periods if rollover else None,
                     rollover_max_credits=rollover.max_credits if rollover else None,
+                    rollover_expires=rollover.expires if rollover else True,
+                    renews=policy.renews if policy is not None else None,
+                    overage_price=policy.overage_price if policy is not None else None,
+                    contract_id=grant_id if source == "commitment" else None,
                     generation=0, parent_grant_id=None, event_id=se.id, invoice_number=invoice_number)
         self.grant_rows.append(row)
         state = self._state(row)
@@ -284,8 +661,7 @@ class Run:
                           terms_days=self.catalog.company.payment_terms_days, tax_rate=c.tax_rate, tax=tax,
                           event_id=se.id, lines=[line])
         self._new_grant(book, se, grant_id=grant_id, source=source, units=units, amount=amount,
-                                effective_at=effective_at, expires_at=expires_at, invoice_number=inv.number,
-                                policy=policy)
+                        effective_at=effective_at, expires_at=expires_at, invoice_number=inv.number, policy=policy)
         draft = self._draft(d, se.event.occurred_at, "purchase",  # type: ignore[attr-defined]
                             f"{line_text}; invoice {inv.number}", c.id, se.id)
         dims = {"invoice_number": inv.number, "event_id": se.id}
@@ -294,13 +670,20 @@ class Run:
         draft.cr(A.SALES_TAX, c.currency, tax, **dims)
         draft.dr(A.CREDITS_ISSUED, CREDIT, units, grant_id=grant_id, event_id=se.id)
         draft.cr(A.CREDITS_OUTSTANDING, CREDIT, units, grant_id=grant_id, event_id=se.id)
-        self.invoices.append((inv, draft))
-        self.summary.invoices.append(inv.number)
-        book.open_invoices[inv.number] = inv.total
-        self._catch_up(book)
+        self._issue(book, inv, draft)
 
     def _on_commitment_purchased(self, se: SourcedEvent, ev: CommitmentPurchased) -> None:
         book, d, late = self._prepare(ev.customer_id, ev.occurred_at)
+        if ev.renews is not None:
+            old = book.grants.get(ev.renews)
+            if old is None or old.source != "commitment":
+                raise _problem(se, "renews", ev.renews, f"is not a commitment of customer {ev.customer_id}")
+            if old.expiry_done:
+                raise _problem(se, "renews", ev.renews,
+                               f"commitment {ev.renews} already expired ({old.expires_at.isoformat() if old.expires_at else ''}) "
+                               "before this renewal; a renewal must be recorded before the term it renews ends")
+            if any(g.renews == ev.renews for g in book.grants.values()):
+                raise _problem(se, "renews", ev.renews, "is already renewed by another commitment")
         cur = book.customer.currency
         amount = to_minor(ev.amount, cur)
         self._sale(se, book, d, grant_id=ev.commitment_id, source="commitment", units=ev.credits, amount=amount,
@@ -310,6 +693,7 @@ class Run:
                               f"term {ev.term_start.isoformat()} to {ev.term_end.isoformat()}"),
                    policy=ev)
         self._record_event(se, ev.customer_id, d, late)
+        self._catch_up(book, ev.occurred_at)
 
     def _on_topup_purchased(self, se: SourcedEvent, ev: TopupPurchased) -> None:
         book, d, late = self._prepare(ev.customer_id, ev.occurred_at)
@@ -331,6 +715,7 @@ class Run:
         self._sale(se, book, d, grant_id=ev.topup_id, source="topup", units=units, amount=amount,
                    effective_at=ev.occurred_at, expires_at=expires_at, line_text=text)
         self._record_event(se, ev.customer_id, d, late)
+        self._catch_up(book, ev.occurred_at)
 
     def _on_credits_granted(self, se: SourcedEvent, ev: CreditsGranted) -> None:
         """Promotional credits: zero cost basis, CREDIT lines only."""
@@ -342,11 +727,25 @@ class Run:
                             book.customer.id, se.id)
         draft.dr(A.CREDITS_ISSUED, CREDIT, ev.credits, grant_id=ev.grant_id, event_id=se.id)
         draft.cr(A.CREDITS_OUTSTANDING, CREDIT, ev.credits, grant_id=ev.grant_id, event_id=se.id)
-        self._catch_up(book)
         self._record_event(se, ev.customer_id, d, late)
+        self._catch_up(book, ev.occurred_at)
+
+    def _overage_price(self, book: CustomerBook, t: datetime) -> str | None:
+        """The per-credit overage price in effect at t: the running subscription's plan, else a
+        commitment in its term with an overage price; None means a hard cap."""
+        d = local_date(t, self.tz)
+        for sub in book.subs:
+            if sub.active_on(d) and sub.row.overage_price:
+                return sub.row.overage_price
+        terms = [g for g in book.grants.values() if g.source == "commitment" and g.overage_price
+                 and g.effective_at <= t and (g.expires_at is None or t < g.expires_at)]
+        if terms:
+            return max(terms, key=lambda g: (g.effective_at, g.seq)).overage_price
+        return None
 
     def _on_usage_recorded(self, se: SourcedEvent, ev: UsageRecorded) -> None:
-        """Draw credits in consumption order; beyond the credits held, quarantine (hard cap)."""
+        """Draw credits in consumption order; beyond the credits held, overage at the price in
+        effect (Dr 1150 / Cr 4010, Dr 9050 / Cr 9200) or, without one, quarantine (hard cap)."""
         book = self.book(ev.customer_id)
         t = ev.occurred_at
         d, late = self.accounting_date(t)
@@ -360,14 +759,22 @@ class Run:
         self.run_steps(book, t_eff)
         credits = ev.credits if ev.credits is not None else self.catalog.model.rate_card[ev.action] * ev.quantity  # type: ignore[index,operator]
         plan, available = plan_drawdown(list(book.grants.values()), t_eff, credits)
+        over, price = 0, None
+        if not plan:
+            price = self._overage_price(book, t_eff)
+            if price is not None:
+                plan = plan_drawdown(list(book.grants.values()), t_eff, available)[0] if available else []
+                over = credits - available
         row = {"id": se.id, "customer_id": ev.customer_id, "occurred_at": t, "credits": credits,
                "action": ev.action, "quantity": ev.quantity, "content_hash": se.content_hash,
-               "status": "posted", "late": late, "entry_id": None, "import_id": self.import_id, "source": se.source}
+               "status": "posted", "late": late, "entry_id": None, "import_id": self.import_id, "source": se.source,
+               "overage_units": over, "overage_price": price if over else None}
         self.usage_rows.append(row)
+        self.usage_index[se.id] = row
         if late:
             self.summary.late += 1
             self.summary.late_events.append(se.id)
-        if not plan:
+        if not plan and not over:
             row["status"] = "quarantined"
             reason = f"hard cap: {credits} credits requested, {available} available and no overage price"
             self.quarantine_rows.append(Quarantine(event_id=se.id, customer_id=ev.customer_id, occurred_at=t,
@@ -377,13 +784,23 @@ class Run:
             self.summary.quarantine.append((se.id, reason))
             return
         bucket = self._bucket(book, d, t)
+        draws = self.draws_of.setdefault(se.id, [])
         for g, units in plan:
-            amount = g.relieve(units)
-            acc = bucket.per_grant.setdefault(g.id, [0, 0])
+            usage, breakage = g.consume(units)
+            acc = bucket.per_grant.setdefault(g.id, [0, 0, 0])
             acc[0] += units
-            acc[1] += amount
+            acc[1] += usage
+            acc[2] += breakage
             self.draw_rows.append({"usage_event_id": se.id, "grant_id": g.id, "customer_id": ev.customer_id,
                                    "units": units})
+            draws.append((g.id, units))
+        if over:
+            assert price is not None
+            acc_o = book.overage.setdefault((period_of(d), price), Overage())
+            before = price_amount(acc_o.units, price, book.customer.currency)
+            acc_o.units += over
+            bucket.overage_units += over
+            bucket.overage_amount += price_amount(acc_o.units, price, book.customer.currency) - before
         bucket.usage_ids.append(se.id)
         self.usage_bucket[se.id] = bucket
         self.summary.posted += 1
@@ -406,8 +823,7 @@ class Run:
         if ev.invoice_number is not None and ev.invoice_number not in book.open_invoices:
             known = self.session.get(Invoice, ev.invoice_number)
             if known is None or known.customer_id != c.id:
-                raise InvalidInputError([InputProblem(se.file, se.line, "invoice_number", ev.invoice_number,
-                                                      f"is not an invoice of customer {c.id}")])
+                raise _problem(se, "invoice_number", ev.invoice_number, f"is not an invoice of customer {c.id}")
         order = [ev.invoice_number] if ev.invoice_number else list(book.open_invoices)
         draft = self._draft(d, ev.occurred_at, "payment", f"Payment received from {c.id}", c.id, se.id)
         draft.dr(A.CASH, c.currency, amount, event_id=se.id)
@@ -430,31 +846,253 @@ class Run:
                              (f"; {left} minor units to customer credit balance" if left else ""))
         self._record_event(se, ev.customer_id, d, late)
 
+    def _on_refund_issued(self, se: SourcedEvent, ev: RefundIssued) -> None:
+        """Money back for credits of a grant, with a credit note. Unused units: Dr 2100(g) at their
+        relieved amount (no revenue effect) and Dr 9100(g) / Cr 9400; units beyond the unused
+        ones (``concession: true``) at cost basis to Dr 4910; the tax share (cumulative per
+        grant) Dr 2400; Cr 1100 while the invoice is open (credit note), the rest Cr 2300."""
+        book, d, late = self._prepare(ev.customer_id, ev.occurred_at)
+        c = book.customer
+        g = book.grants.get(ev.grant_ref)
+        if g is None:
+            raise _problem(se, "grant_ref", ev.grant_ref, f"unknown grant of customer {c.id}")
+        if g.amount == 0:
+            raise _problem(se, "grant_ref", ev.grant_ref, "is a promotional (zero cost) grant: there is no money to refund")
+        if g.proportional:
+            raise _problem(se, "grant_ref", ev.grant_ref, "refunds of proportional-breakage grants are not supported by this version")
+        unused = g.remaining
+        credits = ev.credits if ev.credits is not None else unused
+        if credits == 0:
+            raise _problem(se, "credits", NO_VALUE, f"grant {g.id} has no unused credits to refund")
+        units = min(credits, unused)
+        beyond = credits - units
+        if beyond and not ev.concession:
+            raise _problem(se, "credits", credits, f"grant {g.id} has only {unused} unused credits; refunding more "
+                                                   "needs \"concession\": true (posted to 4910 Refunds and concessions)")
+        amount = g.relieve(units) if units else 0
+        concession = round_div(g.amount * beyond, g.units) if beyond else 0
+        prior = book.refunded_base.get(g.id, 0)
+        rate = parse_decimal(c.tax_rate)
+        tax = apply_rate(prior + amount + concession, rate) - apply_rate(prior, rate)
+        book.refunded_base[g.id] = prior + amount + concession
+        total = amount + concession + tax
+        if total == 0 and units == 0:
+            raise _problem(se, "credits", credits, "refunds nothing")
+        original = g.invoice_number
+        open_amount = max(book.open_invoices.get(original, 0), 0) if original else 0
+        to_receivable = min(total, open_amount)
+        lines = []
+        if units:
+            lines.append((f"Refund of {format_units(units)} unused credits of grant {g.id}", units,
+                          unit_price_text(amount, units, c.currency) or major_str(amount, c.currency), amount))
+        if beyond:
+            lines.append((f"Concession: {format_units(beyond)} used credits of grant {g.id}", beyond,
+                          unit_price_text(concession, beyond, c.currency) or major_str(concession, c.currency), concession))
+        cn = new_invoice(self.session, customer_id=c.id, currency=c.currency, issue_date=d, terms_days=0,
+                         tax_rate=c.tax_rate, tax=tax, event_id=se.id, lines=lines, kind="credit_note",
+                         category="refund", reference=original)
+        draft = self._draft(d, ev.occurred_at, "refund", f"Refund to {c.id}, grant {g.id}; credit note {cn.number}"
+                            + (f" for invoice {original}" if original else ""), c.id, se.id)
+        draft.dr(A.DEFERRED_CREDITS, c.currency, amount, grant_id=g.id, event_id=se.id)
+        draft.dr(A.REFUNDS_CONCESSIONS, c.currency, concession, grant_id=g.id, event_id=se.id)
+        draft.dr(A.SALES_TAX, c.currency, tax, grant_id=g.id, event_id=se.id)
+        draft.cr(A.RECEIVABLE, c.currency, to_receivable, invoice_number=original, event_id=se.id)
+        draft.cr(A.REFUNDS_PAYABLE, c.currency, total - to_receivable, invoice_number=cn.number, event_id=se.id)
+        draft.dr(A.CREDITS_OUTSTANDING, CREDIT, units, grant_id=g.id, event_id=se.id)
+        draft.cr(A.CREDITS_REFUNDED, CREDIT, units, grant_id=g.id, event_id=se.id)
+        if to_receivable and original:
+            book.open_invoices[original] -= to_receivable
+            if book.open_invoices[original] == 0:
+                del book.open_invoices[original]
+        self._issue(book, cn, draft)
+        self._record_event(se, ev.customer_id, d, late)
+
+    def _on_breakage_estimate_changed(self, se: SourcedEvent, ev: BreakageEstimateChanged) -> None:
+        """Cumulative catch-up to the new estimate: Dr 2100(g) / Cr 4050 (negative: reversed)."""
+        book, d, late = self._prepare(ev.customer_id, ev.occurred_at)
+        g = book.grants.get(ev.grant_ref)
+        if g is None:
+            raise _problem(se, "grant_ref", ev.grant_ref, f"unknown grant of customer {ev.customer_id}")
+        if not g.proportional:
+            raise _problem(se, "grant_ref", ev.grant_ref, "uses the at_expiry breakage method; only proportional grants have an estimate")
+        if g.expiry_done:
+            raise _problem(se, "grant_ref", ev.grant_ref, "has already expired; its breakage was trued up at expiry")
+        catch_up = g.change_estimate(Fraction(Decimal(ev.expected_rate)))
+        draft = self._draft(d, ev.occurred_at, "breakage_estimate",
+                            f"Breakage estimate of grant {g.id} changed to {ev.expected_rate}: cumulative catch-up", ev.customer_id, se.id)
+        draft.dr(A.DEFERRED_CREDITS, g.currency, catch_up, grant_id=g.id, event_id=se.id)
+        draft.cr(A.BREAKAGE_REVENUE, g.currency, catch_up, grant_id=g.id, event_id=se.id)
+        if not draft.lines:
+            self.drafts.remove(draft)
+        self._record_event(se, ev.customer_id, d, late)
+
+    # ----------------------------------------------------------------- voids
+    def _on_event_voided(self, se: SourcedEvent, ev: EventVoided) -> None:
+        """The mirror of the target's entries, dated in the first open period, once."""
+        target = ev.target_event_id
+        usage = self.usage_index.get(target)
+        if usage is None:
+            stored = self.session.get(UsageEvent, target)
+            if stored is not None:
+                usage = {"id": stored.id, "customer_id": stored.customer_id, "status": stored.status,
+                         "overage_units": stored.overage_units, "overage_price": stored.overage_price,
+                         "entry_id": stored.entry_id}
+        if usage is not None:
+            self._void_usage(se, ev, usage)
+            return
+        drafts = [dr for dr in self.drafts if dr.event_id == target]
+        if drafts:
+            customer_id = drafts[0].customer_id
+            originals = [(dr.kind, dr.lines) for dr in drafts]
+        else:
+            entries = list(self.session.execute(sa.select(JournalEntry).where(JournalEntry.event_id == target)
+                                                .order_by(JournalEntry.id)).scalars())
+            if not entries:
+                raise _problem(se, "target_event_id", target, "has no journal entries to void")
+            customer_id = entries[0].customer_id
+            originals = []
+            for e in entries:
+                lines = [Line(ln.account_code, ln.commodity, ln.debit, ln.credit, ln.customer_id, ln.grant_id,
+                              ln.invoice_number, ln.event_id)
+                         for ln in self.session.execute(sa.select(JournalLine).where(JournalLine.entry_id == e.id)
+                                                        .order_by(JournalLine.id)).scalars()]
+                originals.append((e.kind, lines))
+        assert customer_id is not None
+        book, d, late = self._prepare(customer_id, ev.occurred_at)
+        c = book.customer
+        for kind, lines in originals:
+            for ln in lines:
+                if ln.account == A.CREDITS_OUTSTANDING and ln.credit:
+                    g = book.grants[ln.grant_id]  # type: ignore[index]
+                    if g.relieved or g.expiry_done:
+                        raise _problem(se, "target_event_id", target,
+                                       f"credits of grant {g.id} were already used, rolled, refunded or expired "
+                                       f"({g.relieved} of {g.units}); void that usage or refund the unused credits instead")
+        notes = []
+        for kind, lines in originals:
+            draft = self._draft(d, ev.occurred_at, "void", "", c.id, se.id)
+            for ln in lines:
+                draft.lines.append(Line(ln.account, ln.commodity, ln.credit, ln.debit, ln.customer_id, ln.grant_id,
+                                        ln.invoice_number, ln.event_id))
+                if ln.account == A.CREDITS_OUTSTANDING and ln.credit:
+                    g = book.grants[ln.grant_id]  # type: ignore[index]
+                    g.relieved, g.released, g.expiry_done = g.units, g.amount, True
+                if ln.account == A.RECEIVABLE and ln.invoice_number:
+                    delta = ln.credit - ln.debit  # mirror: a debit becomes a credit
+                    book.open_invoices[ln.invoice_number] = book.open_invoices.get(ln.invoice_number, 0) + delta
+                    if book.open_invoices[ln.invoice_number] == 0:
+                        del book.open_invoices[ln.invoice_number]
+            if kind == "purchase":
+                number = next(ln.invoice_number for ln in lines if ln.account == A.RECEIVABLE)
+                cn = self._cancel_invoice(book, se, number, d)
+                notes.append(cn.number)
+                self._issue(book, cn, draft)
+            draft.description = (f"Void of event {target} ({kind}): {ev.reason}"
+                                 + (f"; credit note {', '.join(notes)}" if notes else ""))
+        self._record_event(se, c.id, d, late)
+
+    def _cancel_invoice(self, book: CustomerBook, se: SourcedEvent, number: str, d: date) -> InvoiceDraft:
+        """A credit note for the whole of invoice ``number`` (a voided purchase)."""
+        pending = next((inv for inv, _ in self.invoices if inv.number == number), None)
+        if pending is not None:
+            lines, tax, rate = list(pending.lines), pending.tax, pending.tax_rate
+        else:
+            inv = self.session.get(Invoice, number)
+            assert inv is not None
+            lines = [(ln.description, ln.quantity, ln.unit_price, ln.amount) for ln in self.session.execute(
+                sa.select(InvoiceLine).where(InvoiceLine.invoice_number == number).order_by(InvoiceLine.position)).scalars()]
+            tax, rate = inv.tax, inv.tax_rate
+        c = book.customer
+        return new_invoice(self.session, customer_id=c.id, currency=c.currency, issue_date=d, terms_days=0,
+                           tax_rate=rate, tax=tax, event_id=se.id,
+                           lines=[(f"Cancels: {t}", q, p, a) for t, q, p, a in lines], kind="credit_note",
+                           category="void", reference=number)
+
+    def _void_usage(self, se: SourcedEvent, ev: EventVoided, usage: dict) -> None:
+        """Return a posted usage event's units to the grants they came from (the reverse of the
+        cumulative formula at the current R, so each grant stays on it) and take back its
+        overage: Dr 4000 (and 4050 for proportional grants) / Cr 2100(g), Dr 9200 / Cr 9100(g);
+        Dr 4010 / Cr 1150, Dr 9200 / Cr 9050."""
+        target = usage["id"]
+        if usage["status"] != "posted":
+            raise _problem(se, "target_event_id", target, "was quarantined, not posted: there is nothing to void")
+        book, d, late = self._prepare(usage["customer_id"], ev.occurred_at)
+        c = book.customer
+        draws = self.draws_of.get(target)
+        if draws is None:
+            draws = [(gid, int(u)) for gid, u in self.session.execute(
+                sa.select(UsageDraw.grant_id, UsageDraw.units).where(UsageDraw.usage_event_id == target)
+                .order_by(UsageDraw.grant_id))]
+        draft = self._draft(d, ev.occurred_at, "void", f"Void of usage event {target}: {ev.reason}", c.id, se.id)
+        for gid, units in draws:
+            g = book.grants[gid]
+            usage_amount, breakage = g.unconsume(units)
+            draft.dr(A.USAGE_REVENUE, c.currency, usage_amount, grant_id=gid, event_id=target)
+            draft.dr(A.BREAKAGE_REVENUE, c.currency, breakage, grant_id=gid, event_id=target)
+            draft.cr(A.DEFERRED_CREDITS, c.currency, usage_amount + breakage, grant_id=gid, event_id=target)
+            draft.dr(A.CREDITS_CONSUMED, CREDIT, units, grant_id=gid, event_id=target)
+            draft.cr(A.CREDITS_OUTSTANDING, CREDIT, units, grant_id=gid, event_id=target)
+        over, price = int(usage["overage_units"] or 0), usage["overage_price"]
+        if over:
+            bucket = self.usage_bucket.get(target)
+            if bucket is not None:
+                posted = bucket.draft.entry_date
+            else:
+                posted = self.session.get(JournalEntry, usage["entry_id"]).entry_date
+            acc = book.overage[(period_of(posted), price)]
+            if acc.invoiced_units > acc.units - over:
+                raise _problem(se, "target_event_id", target,
+                               f"its overage for {period_of(posted)} is already invoiced; issue a refund or credit note instead")
+            before = price_amount(acc.units, price, c.currency)
+            acc.units -= over
+            amount = before - price_amount(acc.units, price, c.currency)
+            draft.dr(A.OVERAGE_REVENUE, c.currency, amount, event_id=target)
+            draft.cr(A.UNBILLED, c.currency, amount, event_id=target)
+            draft.dr(A.CREDITS_CONSUMED, CREDIT, over, event_id=target)
+            draft.cr(A.CREDITS_OVERAGE, CREDIT, over, event_id=target)
+        self._record_event(se, c.id, d, late)
+        self._catch_up(book, ev.occurred_at)
+
     # ----------------------------------------------------------------- writing
     def finish(self) -> ImportSummary:
         """Fill the consumption entries, post every draft through the posting path, and write the
-        customers, grants, events, usage rows, draws, invoices and quarantine of this run."""
+        customers, grants, subscriptions, events, usage rows, draws, invoices and quarantine."""
         s = self.session
         for (customer_id, d), bucket in self.buckets.items():
             draft = bucket.draft
             units_total = 0
-            for grant_id, (units, amount) in bucket.per_grant.items():
-                g = self.books[customer_id].grants[grant_id]
-                draft.dr(A.DEFERRED_CREDITS, g.currency, amount, grant_id=grant_id)
-                draft.cr(A.USAGE_REVENUE, g.currency, amount, grant_id=grant_id)
+            cur = self.books[customer_id].customer.currency
+            for grant_id, (units, usage, breakage) in bucket.per_grant.items():
+                draft.dr(A.DEFERRED_CREDITS, cur, usage + breakage, grant_id=grant_id)
+                draft.cr(A.USAGE_REVENUE, cur, usage, grant_id=grant_id)
+                draft.cr(A.BREAKAGE_REVENUE, cur, breakage, grant_id=grant_id)
                 draft.dr(A.CREDITS_OUTSTANDING, CREDIT, units, grant_id=grant_id)
                 draft.cr(A.CREDITS_CONSUMED, CREDIT, units, grant_id=grant_id)
                 units_total += units
+            if bucket.overage_units:
+                draft.dr(A.UNBILLED, cur, bucket.overage_amount)
+                draft.cr(A.OVERAGE_REVENUE, cur, bucket.overage_amount)
+                draft.dr(A.CREDITS_OVERAGE, CREDIT, bucket.overage_units)
+                draft.cr(A.CREDITS_CONSUMED, CREDIT, bucket.overage_units)
+                units_total += bucket.overage_units
             draft.occurred_at = bucket.last_at or draft.occurred_at
             draft.description = (f"Usage of {customer_id} on {d.isoformat()}: {len(bucket.usage_ids)} events, "
-                                 f"{format_units(units_total)} credits")
+                                 f"{format_units(units_total)} credits"
+                                 + (f" ({format_units(bucket.overage_units)} as overage)" if bucket.overage_units else ""))
         new_customers = [b.customer for b in self.books.values() if b.new]
         for b in self.books.values():
             b.customer.steps_through = b.steps_through
         s.add_all(new_customers)
         s.flush()
+        subs = [st.row for b in self.books.values() for st in b.subs if st.new or st.changed]
+        if subs:
+            s.add_all(subs)
+            s.flush()
         if self.grant_rows:
             s.add_all(self.grant_rows)
+            s.flush()
+        if self.period_rows:
+            s.add_all(self.period_rows)
             s.flush()
         ids = post(s, self.drafts)
         entry_id = {id(draft): eid for draft, eid in zip(self.drafts, ids)}
@@ -476,6 +1114,11 @@ class Run:
         s.flush()
         self.summary.entries = len(ids)
         return self.summary
+
+
+def _root(grant_id: str) -> str:
+    """The original grant of a rollover chain: "com-1~r2" -> "com-1"."""
+    return grant_id.split("~r", 1)[0]
 
 
 # --------------------------------------------------------------------------- validation
@@ -539,8 +1182,40 @@ def validate_batch(session: Session, catalog: Catalog, events: list[SourcedEvent
     def problem(se: SourcedEvent, fld: str, value: object, msg: str) -> None:
         problems.append(InputProblem(se.file, se.line, fld, value, msg))
 
+    voidable = ("commitment.purchased", "topup.purchased", "credits.granted", "payment.received", "usage.recorded")
+    voided: dict[str, str] = {}
+    for payload, src in session.execute(sa.select(Event.payload, Event.source).where(Event.type == "event.voided")):
+        voided[json.loads(payload)["target_event_id"]] = src
+    batch_events = {se.id: se for se in fresh}
+
+    def check_void(se: SourcedEvent, ev: EventVoided) -> None:
+        target = ev.target_event_id
+        if target in voided:
+            problem(se, "target_event_id", target, f"was already voided (by {voided[target]}); an event is voided once")
+            return
+        voided[target] = se.source
+        if target in batch_events:
+            t_type, t_at = batch_events[target].event.type, batch_events[target].event.occurred_at  # type: ignore[attr-defined]
+        else:
+            row = session.execute(sa.select(Event.type, Event.occurred_at).where(Event.id == target)).first()
+            if row is None:
+                row = session.execute(sa.select(sa.literal("usage.recorded"), UsageEvent.occurred_at)
+                                      .where(UsageEvent.id == target)).first()
+            if row is None:
+                problem(se, "target_event_id", target, "unknown event (nothing with this id was imported)")
+                return
+            t_type, t_at = row
+        if t_type not in voidable:
+            problem(se, "target_event_id", target, f"is a {t_type} event, which cannot be voided "
+                    f"(voidable: {', '.join(voidable)})")
+        elif ev.occurred_at < t_at:
+            problem(se, "occurred_at", ev.occurred_at.isoformat(), f"is before the voided event ({t_at.isoformat()})")
+
     for se in sorted(fresh, key=lambda x: (x.event.type != "customer.created", x.event.occurred_at)):  # type: ignore[attr-defined]
         ev = se.event
+        if isinstance(ev, EventVoided):
+            check_void(se, ev)
+            continue
         if isinstance(ev, CustomerCreated):
             if ev.customer_id in known:
                 problem(se, "customer_id", ev.customer_id, "customer already exists")
@@ -573,13 +1248,12 @@ def validate_batch(session: Session, catalog: Catalog, events: list[SourcedEvent
             elif gid in batch_grants:
                 problem(se, fld, gid, f"is used twice in this batch (also at {batch_grants[gid]})")
             batch_grants[gid] = se.source
-        if isinstance(ev, CommitmentPurchased):
-            if ev.renews is not None:
-                problem(se, "renews", ev.renews, "renewals with rollover are not supported by this version yet")
-            if ev.overage_price is not None:
-                problem(se, "overage_price", ev.overage_price, "overage is not supported by this version yet; omit it for a hard cap")
-            if ev.breakage is not None and ev.breakage.method != "at_expiry":
-                problem(se, "breakage.method", ev.breakage.method, "only 'at_expiry' breakage is supported by this version yet")
+        if isinstance(ev, SubscriptionStarted):
+            plan = catalog.plan(ev.plan)
+            if plan is None:
+                problem(se, "plan", ev.plan, f"unknown plan (catalog: {', '.join(catalog.model.plans) or 'none'})")
+            elif plan.currency != cur:
+                problem(se, "plan", ev.plan, f"is priced in {plan.currency}; customer {cid} pays in {cur}")
         if isinstance(ev, TopupPurchased) and ev.pack is not None:
             pack = catalog.topup(ev.pack)
             if pack is None:

@@ -100,16 +100,39 @@ class CustomerCreated(_Event):
 
 
 class RolloverPolicy(BaseModel):
+    """percent of the unused units (floored) rolls into a new grant, capped by max_credits, for at
+    most max_periods generations; ``expires: false`` makes rolled credits never expire."""
+
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
     percent: int = Field(ge=0, le=100)
     max_periods: int | None = Field(default=None, ge=1)
     max_credits: int | None = Field(default=None, ge=0, le=INT64_MAX)
+    expires: bool = True
+
+
+def _breakage_rate(v: str) -> str:
+    r = parse_decimal(v)
+    if not 0 <= r < 1:
+        raise ValueError("must be between 0 and 1, 1 excluded (e.g. \"0.03\")")
+    return v
 
 
 class BreakagePolicy(BaseModel):
+    """at_expiry (remote method) or proportional with an expected breakage rate (ASC 606-10-55-48)."""
+
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
     method: Literal["at_expiry", "proportional"] = "at_expiry"
     expected_rate: str | None = None
+
+    _r = field_validator("expected_rate")(classmethod(lambda cls, v: v if v is None else _breakage_rate(v)))
+
+    @model_validator(mode="after")
+    def _needs_rate(self):
+        if self.method == "proportional" and self.expected_rate is None:
+            raise ValueError("the proportional method needs expected_rate")
+        if self.method == "at_expiry" and self.expected_rate is not None:
+            raise ValueError("expected_rate applies to the proportional method only")
+        return self
 
 
 class CommitmentPurchased(_Event):
@@ -131,6 +154,7 @@ class CommitmentPurchased(_Event):
     breakage: BreakagePolicy | None = None
 
     _amount = field_validator("amount")(classmethod(lambda cls, v: _decimal(v)))
+    _price = field_validator("overage_price")(classmethod(lambda cls, v: v if v is None else _positive_decimal(v)))
 
     @model_validator(mode="after")
     def _term(self):
@@ -201,12 +225,62 @@ class PaymentReceived(_Event):
     _amount = field_validator("amount")(classmethod(lambda cls, v: _positive_decimal(v)))
 
 
+class SubscriptionStarted(_Event):
+    """A catalog plan billed monthly in advance from start_date (the first month prorated by days)."""
+
+    type: Literal["subscription.started"]
+    customer_id: CustomerId
+    plan: Id
+    start_date: date
+
+
+class SubscriptionCancelled(_Event):
+    """Billing stops after end_date (inclusive); a month already billed is not reversed."""
+
+    type: Literal["subscription.cancelled"]
+    customer_id: CustomerId
+    end_date: date
+
+
+class RefundIssued(_Event):
+    """Money back for credits of a grant: all unused units by default. Units beyond the unused
+    ones need ``concession: true`` (posted to 4910 Refunds and concessions)."""
+
+    type: Literal["refund.issued"]
+    customer_id: CustomerId
+    grant_ref: Id
+    credits: Credits | None = None
+    concession: bool = False
+    reason: Text | None = None
+
+
+class BreakageEstimateChanged(_Event):
+    """A new expected breakage rate for a proportional grant: a cumulative catch-up is posted."""
+
+    type: Literal["breakage.estimate_changed"]
+    customer_id: CustomerId
+    grant_ref: Id
+    expected_rate: str
+
+    _r = field_validator("expected_rate")(classmethod(lambda cls, v: _breakage_rate(v)))
+
+
+class EventVoided(_Event):
+    """Reverse an earlier event: the mirror of its journal entries, in the first open period."""
+
+    type: Literal["event.voided"]
+    target_event_id: Id
+    reason: Text
+
+
 AnyEvent = Annotated[
-    Union[CustomerCreated, CommitmentPurchased, TopupPurchased, CreditsGranted, UsageRecorded, PaymentReceived],
+    Union[CustomerCreated, CommitmentPurchased, TopupPurchased, CreditsGranted, UsageRecorded, PaymentReceived,
+          SubscriptionStarted, SubscriptionCancelled, RefundIssued, BreakageEstimateChanged, EventVoided],
     Field(discriminator="type"),
 ]
-EVENT_TYPES = ("customer.created", "commitment.purchased", "topup.purchased", "credits.granted",
-               "usage.recorded", "payment.received")
+EVENT_TYPES = ("customer.created", "subscription.started", "subscription.cancelled", "commitment.purchased",
+               "topup.purchased", "credits.granted", "usage.recorded", "payment.received", "refund.issued",
+               "breakage.estimate_changed", "event.voided")
 _ADAPTER: TypeAdapter = TypeAdapter(AnyEvent)
 
 

@@ -1,25 +1,34 @@
 """The invariants of DESIGN section 7 (1-3 here), checked by `ledger verify` and by the close.
 
 1. Every entry balances per commodity; so does the trial balance.
-2. For each grant: outstanding units >= 0; deferred balance = A - round(A x R / N) where R is the
-   units relieved so far; a grant with no units left has zero deferred balance.
-3. Deferred revenue on the ledger (2100 + 2150) equals the sum over open grants, per currency.
+2. For each grant: 0 <= outstanding units <= N; deferred balance = A - round(A x R / N) where R
+   is the units relieved so far (N - outstanding); for a proportional-breakage grant with units
+   left, A - round(A x min(R, E) / E) with E = N x (1 - b) at the latest estimate b; a grant with
+   no units left has zero deferred balance.
+3. Deferred revenue on the ledger (2100 + 2150) equals the sum over open grants and the platform
+   fees of subscription months not yet recognised, per currency.
 
 Each check returns Violations naming the entry or grant and the numbers that disagree.
 """
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+from fractions import Fraction
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlmodel import Session
 
 from ledger import accounts as A
-from ledger.models import Grant, JournalEntry, JournalLine
+from ledger.grants import GrantState
+from ledger.models import Customer, Event, Grant, Invoice, JournalEntry, JournalLine, SubscriptionPeriod
 from ledger.money import CREDIT, cumulative_share
+from ledger.periods import start_of_day
 
 
 @dataclass(frozen=True)
@@ -66,20 +75,26 @@ def check_entries_balance(session: Session, through: date | None = None) -> list
 
 @dataclass
 class GrantBalance:
-    """A grant's journal balances: issued, relieved (units), deferred (minor units)."""
+    """A grant's journal balances: outstanding units (9100) and deferred (2100, minor units);
+    rate: the breakage estimate in force (proportional grants)."""
 
     grant: Grant
-    issued: int = 0
-    relieved: int = 0
+    outstanding: int = 0
     deferred: int = 0
+    rate: Fraction | None = None
 
     @property
-    def outstanding(self) -> int:
-        return self.issued - self.relieved
+    def relieved(self) -> int:
+        return self.grant.units - self.outstanding
 
     @property
     def expected_deferred(self) -> int:
-        return self.grant.amount - cumulative_share(self.grant.amount, self.relieved, self.grant.units)
+        g = self.grant
+        if g.breakage_method == "proportional" and self.outstanding > 0 and self.rate is not None:
+            state = GrantState(g.id, g.customer_id, g.source, g.units, g.amount, g.currency, g.effective_at,
+                               g.expires_at, self.relieved, method="proportional", rate=self.rate)
+            return g.amount - state.target(self.relieved)
+        return g.amount - cumulative_share(g.amount, self.relieved, g.units)
 
 
 @dataclass
@@ -88,9 +103,10 @@ class GrantBalances:
 
     grants: dict[str, GrantBalance]
     unknown: list[str]
+    subscriptions: dict[str, int] = field(default_factory=dict)  # currency -> platform fees not yet recognised
 
 
-def grant_balances(session: Session, through: date | None = None) -> GrantBalances:
+def grant_balances(session: Session, through: date | None = None, tz: ZoneInfo = ZoneInfo("UTC")) -> GrantBalances:
     """Every grant with lines through ``through``, with balances summed from the journal."""
     grants = {g.id: g for g in session.execute(sa.select(Grant)).scalars()}
     out: dict[str, GrantBalance] = {}
@@ -107,23 +123,52 @@ def grant_balances(session: Session, through: date | None = None) -> GrantBalanc
             continue
         b = out.setdefault(grant_id, GrantBalance(g))
         if account == A.CREDITS_OUTSTANDING:
-            b.issued, b.relieved = int(c), int(d)
+            b.outstanding = int(c) - int(d)
         else:
             b.deferred = int(c) - int(d)
-    return GrantBalances(out, sorted(unknown))
+    for b in out.values():
+        if b.grant.expected_breakage_rate:
+            b.rate = Fraction(Decimal(b.grant.expected_breakage_rate))
+    q = sa.select(Event.occurred_at, Event.id, Event.payload).where(Event.type == "breakage.estimate_changed")
+    if through:
+        q = q.where(Event.posted_date <= through)
+    for _, _, payload in sorted(session.execute(q).all()):
+        body = json.loads(payload)
+        if body["grant_ref"] in out:
+            out[body["grant_ref"]].rate = Fraction(Decimal(body["expected_rate"]))
+    return GrantBalances(out, sorted(unknown), _subscription_deferred(session, through, tz))
+
+
+def _subscription_deferred(session: Session, through: date | None, tz: ZoneInfo) -> dict[str, int]:
+    """Platform fees billed and not yet recognised: at a date, months billed by then whose
+    service runs past it; over the whole journal, months whose end the customer's steps have
+    not reached."""
+    q = (sa.select(SubscriptionPeriod, Invoice.issue_date, Invoice.currency, Customer.steps_through)
+         .join(Invoice, Invoice.number == SubscriptionPeriod.invoice_number)
+         .join(Customer, Customer.id == SubscriptionPeriod.customer_id))
+    out: dict[str, int] = defaultdict(int)
+    for p, issued, cur, steps in session.execute(q):
+        if through is not None:
+            pending = issued <= through < p.service_end
+        else:
+            due = start_of_day(p.service_end + timedelta(days=1), tz)
+            pending = steps is None or steps < due
+        if pending:
+            out[cur] += p.platform_fee
+    return dict(out)
 
 
 def check_grants(balances: GrantBalances) -> list[Violation]:
     """Invariant 2 for every grant."""
     out = [Violation(2, f"grant {gid}", "journal lines name a grant that does not exist") for gid in balances.unknown]
     for gid, b in sorted(balances.grants.items()):
-        if b.issued != b.grant.units:
-            out.append(Violation(2, f"grant {gid}", f"issued {b.issued} credits on 9100, grant holds {b.grant.units}"))
-        if b.outstanding < 0:
-            out.append(Violation(2, f"grant {gid}", f"outstanding units {b.outstanding} < 0"))
+        if not 0 <= b.outstanding <= b.grant.units:
+            out.append(Violation(2, f"grant {gid}", f"outstanding units {b.outstanding} outside 0..{b.grant.units}"))
         if b.deferred != b.expected_deferred:
-            out.append(Violation(2, f"grant {gid}", f"deferred balance {b.deferred} != A - round(A x R / N) = "
-                                 f"{b.grant.amount} - round({b.grant.amount} x {b.relieved} / {b.grant.units}) = {b.expected_deferred}"))
+            formula = ("A - round(A x min(R, E) / E)" if b.grant.breakage_method == "proportional" and b.outstanding
+                       else "A - round(A x R / N)")
+            out.append(Violation(2, f"grant {gid}", f"deferred balance {b.deferred} != {formula} = {b.expected_deferred} "
+                                 f"(A {b.grant.amount}, R {b.relieved}, N {b.grant.units})"))
         if b.outstanding == 0 and b.deferred != 0:
             out.append(Violation(2, f"grant {gid}", f"no units left but deferred balance {b.deferred}"))
     return out
@@ -145,7 +190,7 @@ def check_deferred_total(session: Session, balances: GrantBalances, through: dat
     out = []
     if untagged:
         out.append(Violation(3, "account 2100", f"{untagged} lines carry no grant"))
-    by_grants: dict[str, int] = defaultdict(int)
+    by_grants: dict[str, int] = defaultdict(int, balances.subscriptions)
     for b in balances.grants.values():
         if b.grant.amount:
             by_grants[b.grant.currency] += b.expected_deferred
@@ -154,12 +199,14 @@ def check_deferred_total(session: Session, balances: GrantBalances, through: dat
             continue
         if ledger_total[cur] != by_grants[cur]:
             out.append(Violation(3, f"deferred revenue {cur}",
-                                 f"ledger 2100+2150 = {ledger_total[cur]}, sum over open grants = {by_grants[cur]}"))
+                                 f"ledger 2100+2150 = {ledger_total[cur]}, sum over open grants and subscription "
+                                 f"months = {by_grants[cur]}"))
     return out
 
 
-def check_all(session: Session, through: date | None = None) -> list[Violation]:
-    """Invariants 1-3, through ``through`` (an entry date) or over the whole journal."""
-    balances = grant_balances(session, through)
+def check_all(session: Session, through: date | None = None, tz: ZoneInfo = ZoneInfo("UTC")) -> list[Violation]:
+    """Invariants 1-3, through ``through`` (an entry date) or over the whole journal; ``tz`` is
+    the reporting timezone (when a subscription month ends)."""
+    balances = grant_balances(session, through, tz)
     return (check_entries_balance(session, through) + check_grants(balances)
             + check_deferred_total(session, balances, through))

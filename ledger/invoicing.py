@@ -63,6 +63,9 @@ class InvoiceDraft:
     tax: int
     event_id: str
     lines: list[tuple[str, int, str, int]] = field(default_factory=list)  # description, qty, unit price, amount
+    category: str = "purchase"  # purchase | subscription | overage | refund | void
+    service_period: str | None = None
+    reference: str | None = None  # the invoice a credit note corrects
 
     @property
     def total(self) -> int:
@@ -73,7 +76,8 @@ class InvoiceDraft:
         inv = Invoice(number=self.number, series=series, year=int(year), sequence=self.sequence, kind=self.kind,
                       customer_id=self.customer_id, currency=self.currency, issue_date=self.issue_date,
                       due_date=self.due_date, tax_rate=self.tax_rate, subtotal=self.subtotal, tax=self.tax,
-                      total=self.total, event_id=self.event_id, entry_id=entry_id)
+                      total=self.total, event_id=self.event_id, entry_id=entry_id, category=self.category,
+                      service_period=self.service_period, reference=self.reference)
         lines = [InvoiceLine(invoice_number=self.number, position=i + 1, description=d, quantity=q, unit_price=p, amount=a)
                  for i, (d, q, p, a) in enumerate(self.lines)]
         return inv, lines
@@ -81,8 +85,11 @@ class InvoiceDraft:
 
 def new_invoice(session: Session, *, customer_id: str, currency: str, issue_date: date, terms_days: int,
                 tax_rate: str, tax: int, event_id: str, lines: list[tuple[str, int, str, int]],
-                kind: str = "invoice") -> InvoiceDraft:
-    """Take the next number and build the draft; subtotal is the sum of the lines' amounts."""
+                kind: str = "invoice", category: str = "purchase", service_period: str | None = None,
+                reference: str | None = None) -> InvoiceDraft:
+    """Take the next number of the series of ``kind`` (invoice -> INV, credit_note -> CN) and build
+    the draft; subtotal is the sum of the lines' amounts (int minor units)."""
     number, seq = take_number(session, SERIES[kind], issue_date.year)
     return InvoiceDraft(number, seq, kind, customer_id, currency, issue_date, issue_date + timedelta(days=terms_days),
-                        tax_rate, sum(line[3] for line in lines), tax, event_id, lines)
+                        tax_rate, sum(line[3] for line in lines), tax, event_id, lines, category, service_period,
+                        reference)

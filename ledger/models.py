@@ -186,6 +186,14 @@ class Grant(SQLModel, table=True):
     rollover_percent: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
     rollover_max_periods: Optional[int] = Field(default=None, sa_column=sa.Column(sa.Integer, nullable=True))
     rollover_max_credits: Optional[int] = Field(default=None, sa_column=sa.Column(sa.BigInteger, nullable=True))
+    # False: credits rolled out of this grant never expire (e.g. an enterprise 50% rollover policy)
+    rollover_expires: bool = Field(default=True, sa_column=sa.Column(sa.Boolean, nullable=False, server_default=sa.true()))
+    # commitments: the commitment this one renews (its rollover lands here); per-credit overage price
+    renews: Optional[str] = Field(default=None, sa_column=_str(128, nullable=True))
+    overage_price: Optional[str] = Field(default=None, sa_column=_str(40, nullable=True))
+    # the commitment or subscription whose term the grant belongs to (rolled grants: the one
+    # they rolled into); rollover looks for its renewal or its next month
+    contract_id: Optional[str] = Field(default=None, sa_column=_str(128, nullable=True))
     generation: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
     parent_grant_id: Optional[str] = Field(default=None, sa_column=_str(128, nullable=True))
     event_id: str = Field(sa_column=_str(128, nullable=False))
@@ -220,6 +228,9 @@ class UsageEvent(SQLModel, table=True):
     entry_id: Optional[int] = Field(default=None, sa_column=sa.Column(sa.Integer, sa.ForeignKey("journal_entry.id"), nullable=True, index=True))
     import_id: Optional[int] = Field(default=None, sa_column=sa.Column(sa.Integer, sa.ForeignKey("import_batch.id"), nullable=True))
     source: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    # units beyond the credits held, posted as overage at overage_price (decimal string per credit)
+    overage_units: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False, server_default="0"))
+    overage_price: Optional[str] = Field(default=None, sa_column=_str(40, nullable=True))
 
 
 class UsageDraw(SQLModel, table=True):
@@ -289,6 +300,11 @@ class Invoice(SQLModel, table=True):
     total: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
     event_id: str = Field(sa_column=_str(128, nullable=False))
     entry_id: Optional[int] = Field(default=None, sa_column=sa.Column(sa.Integer, sa.ForeignKey("journal_entry.id"), nullable=True))
+    # purchase | subscription | overage | refund | void; service_period 'YYYY-MM' for subscription
+    # and overage invoices; reference: the invoice a credit note corrects
+    category: str = Field(default="purchase", sa_column=_str(20, nullable=False, server_default="purchase"))
+    service_period: Optional[str] = Field(default=None, sa_column=_str(7, nullable=True))
+    reference: Optional[str] = Field(default=None, sa_column=_str(32, nullable=True))
     __table_args__ = (sa.UniqueConstraint("series", "year", "sequence"),)
 
 
@@ -303,3 +319,53 @@ class InvoiceLine(SQLModel, table=True):
     quantity: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
     unit_price: str = Field(sa_column=_str(40, nullable=False))
     amount: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+
+
+class Subscription(SQLModel, table=True):
+    """A customer's plan subscription, billed monthly in advance (DESIGN 5 and 8.2).
+
+    id: the subscription.started event id. The plan's terms are copied at the start (fee: int
+    minor units; SSPs and overage price: decimal strings), so later catalog edits do not change
+    what was sold. end_date: last day of service once cancelled (inclusive).
+    """
+
+    __tablename__ = "subscription"
+    id: str = Field(sa_column=_str(128, primary_key=True))
+    customer_id: str = Field(sa_column=sa.Column(sa.String(64), sa.ForeignKey("customer.id"), nullable=False, index=True))
+    plan: str = Field(sa_column=_str(64, nullable=False))
+    plan_name: str = Field(sa_column=_str(200, nullable=False))
+    currency: str = Field(sa_column=_str(3, nullable=False))
+    monthly_fee: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+    included_credits: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+    credit_ssp: str = Field(sa_column=_str(40, nullable=False))
+    platform_ssp: str = Field(sa_column=_str(40, nullable=False))
+    overage_price: Optional[str] = Field(default=None, sa_column=_str(40, nullable=True))
+    rollover_percent: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
+    rollover_max_periods: Optional[int] = Field(default=None, sa_column=sa.Column(sa.Integer, nullable=True))
+    rollover_max_credits: Optional[int] = Field(default=None, sa_column=sa.Column(sa.BigInteger, nullable=True))
+    rollover_expires: bool = Field(sa_column=sa.Column(sa.Boolean, nullable=False))
+    start_date: date = Field(sa_column=sa.Column(sa.Date, nullable=False))
+    end_date: Optional[date] = Field(default=None, sa_column=sa.Column(sa.Date, nullable=True))
+    cancel_event_id: Optional[str] = Field(default=None, sa_column=_str(128, nullable=True))
+
+
+class SubscriptionPeriod(SQLModel, table=True):
+    """One billed month of a subscription: the fee F = Fc + Fp split by relative SSPs.
+
+    fee, credits_fee (Fc, deferred on the grant), platform_fee (Fp, deferred on 2150 and
+    recognised at service_end): int minor units; credits: included units granted (floored when
+    prorated). service_start..service_end: inclusive dates the invoice covers.
+    """
+
+    __tablename__ = "subscription_period"
+    subscription_id: str = Field(sa_column=sa.Column(sa.String(128), sa.ForeignKey("subscription.id"), primary_key=True))
+    period: str = Field(sa_column=sa.Column(sa.String(7), primary_key=True))
+    customer_id: str = Field(sa_column=_str(64, nullable=False, index=True))
+    service_start: date = Field(sa_column=sa.Column(sa.Date, nullable=False))
+    service_end: date = Field(sa_column=sa.Column(sa.Date, nullable=False))
+    fee: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+    credits_fee: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+    platform_fee: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+    credits: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+    invoice_number: str = Field(sa_column=_str(32, nullable=False))
+    grant_id: Optional[str] = Field(default=None, sa_column=_str(128, nullable=True))

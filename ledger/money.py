@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
+from fractions import Fraction
 from functools import lru_cache
 
 from babel.numbers import format_currency, format_decimal, get_currency_precision, list_currencies
@@ -106,6 +107,38 @@ def cumulative_share(total: int, done: int, whole: int) -> int:
     the parts always add up to ``total`` when ``done`` reaches ``whole``.
     """
     return round_div(total * done, whole)
+
+
+def round_fraction(x: Fraction) -> int:
+    """An exact rational rounded half away from zero: Fraction(5, 2) -> 3, Fraction(-5, 2) -> -3."""
+    return round_div(x.numerator, x.denominator)
+
+
+def allocate(total: int, weights: list) -> list[int]:
+    """Split ``total`` (int minor units) in proportion to ``weights`` (Decimal, Fraction or int,
+    >= 0, not all zero) by cumulative rounding: the parts add up to ``total`` exactly.
+
+    Per ASC 606-10-32-28..33 (relative standalone selling prices). Example: 29900 split by
+    SSPs 600.00 and 99.00 -> [25665, 4235].
+    """
+    ws = [Fraction(w) for w in weights]
+    whole = sum(ws)
+    if whole <= 0 or any(w < 0 for w in ws):
+        raise ValueError("weights must be >= 0 and not all zero")
+    out, done, before = [], Fraction(0), 0
+    for w in ws:
+        done += w
+        upto = round_fraction(total * done / whole)
+        out.append(upto - before)
+        before = upto
+    return out
+
+
+def price_amount(units: int, price: str | Decimal, currency: str) -> int:
+    """units x a per-credit price (decimal string in major units, may carry more decimals than
+    the currency) in int minor units of ``currency``, rounded half away from zero:
+    price_amount(3, "0.15", "USD") == 45; price_amount(1, "0.125", "USD") == 13."""
+    return round_fraction(Fraction(units) * Fraction(Decimal(price)) * 10 ** exponent(currency))
 
 
 def apply_rate(amount: int, rate: Decimal) -> int:
