@@ -17,7 +17,8 @@ recognised; the estimate becomes 1% and 4,000 more are consumed: 7,727.27 in tot
 
 Consumption order at time t, among grants effective at t and not expired at t (DESIGN 4):
 earliest expires_at first (never-expiring last), then lower cost basis first (promotional
-before paid), then the oldest grant first.
+before paid), then the oldest grant first (rolled credits, bought in an earlier term, before the
+grant they rolled beside).
 """
 
 from __future__ import annotations
@@ -163,8 +164,9 @@ class GrantState:
 
 def drawdown_key(g: GrantState) -> tuple:
     """Sort key of the consumption order of DESIGN section 4."""
+    # at equal expiry, cost and start, rolled credits (bought earlier) go before their renewal's
     return (g.expires_at is None, g.expires_at or datetime.max.replace(tzinfo=g.effective_at.tzinfo),
-            g.cost_basis, g.effective_at, g.seq, g.id)
+            g.cost_basis, g.effective_at, -g.generation, g.seq, g.id)
 
 
 def plan_drawdown(grants: list[GrantState], t: datetime, credits: int) -> tuple[list[tuple[GrantState, int]], int]:

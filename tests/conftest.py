@@ -215,3 +215,86 @@ def books(db_url, tmp_path) -> Books:
     engine = make_engine(db_url)
     yield Books(db_url, engine, load_catalog(None), tmp_path)
     engine.dispose()
+
+
+PLANS_CATALOG = """
+[company]
+name = "Example AI, Inc."
+reporting_timezone = "UTC"
+payment_terms_days = 30
+
+[rate_card]
+EXTRACT_TEXT = 5
+SUMMARIZE_SHORT = 10
+GENERATE_REPORT = 50
+
+[plans.starter]
+name = "Starter"
+currency = "USD"
+monthly_fee = "99.00"
+included_credits = 1000
+overage_price = "0.15"
+credit_ssp = "0.15"
+platform_ssp = "49.00"
+rollover = { percent = 0 }
+
+[plans.professional]
+name = "Professional"
+currency = "USD"
+monthly_fee = "299.00"
+included_credits = 5000
+overage_price = "0.12"
+credit_ssp = "0.12"
+platform_ssp = "99.00"
+rollover = { percent = 25, max_periods = 1 }
+
+[topups.pack_1000]
+credits = 1000
+price = "20.00"
+currency = "USD"
+expires_after_months = 12
+"""
+
+
+@pytest.fixture
+def plans_catalog(tmp_path_factory) -> Catalog:
+    """DESIGN 8.3's example catalog: Starter and Professional plans, a 1,000-credit pack."""
+    path = tmp_path_factory.mktemp("catalog") / "ledger.toml"
+    path.write_text(PLANS_CATALOG, encoding="utf-8")
+    return load_catalog(path, required=True)
+
+
+@pytest.fixture
+def make_books(request, db_url, tmp_path, plans_catalog):
+    """Factory of more fresh books on the same backend as ``db_url`` (for comparing two import
+    orders), each with the plans catalog; everything created is dropped afterwards."""
+    made: list[tuple[Books, str | None]] = []
+
+    def make() -> Books:
+        n = len(made) + 1
+        if db_url.startswith("sqlite"):
+            path = tmp_path / f"extra{n}.db"
+            shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+            url, name = f"sqlite:///{path}", None
+        else:
+            admin_url = request.getfixturevalue("pg_admin_url")
+            name = f"ledger_x_{_SUFFIX}_{next(_counter)}"
+            admin = _admin_engine(admin_url)
+            with admin.connect() as c:
+                c.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{request.getfixturevalue("pg_template")}"'))
+            admin.dispose()
+            url = _url_for(admin_url, name)
+        folder = tmp_path / f"books{n}"
+        folder.mkdir()
+        b = Books(url, make_engine(url), plans_catalog, folder)
+        made.append((b, name))
+        return b
+
+    yield make
+    for b, name in made:
+        b.engine.dispose()
+        if name:
+            admin = _admin_engine(request.getfixturevalue("pg_admin_url"))
+            with admin.connect() as c:
+                c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
