@@ -129,7 +129,7 @@ def close(obj: Ctx, period: str, out_dir: str | None) -> None:
         if result.already_closed:
             click.echo(f"{period} is already closed; nothing to do")
         else:
-            click.echo(f"closed {period}: {result.entries} period-end entries posted, invariants 1-3 hold")
+            click.echo(f"closed {period}: {result.entries} period-end entries posted, invariants 1-5 hold")
             for event_id in result.late_events:
                 click.echo(f"  late: {event_id}")
         if out_dir:
@@ -246,7 +246,7 @@ def invoices_render(obj: Ctx, number: str, out: str) -> None:
 @cli.command()
 @click.pass_obj
 def verify(obj: Ctx) -> None:
-    """Check invariants 1-3 of DESIGN section 7 over the whole journal; exit 1 on any failure."""
+    """Check invariants 1-5 of DESIGN section 7 over the whole journal; exit 1 on any failure."""
     from ledger.invariants import check_all
 
     with obj.session() as session:

@@ -1,5 +1,7 @@
-"""The month close (DESIGN section 6), for this release: expiries due by the period end, the
-invariants 1-3 as at the period end, then the period is locked.
+"""The month close (DESIGN section 6): every customer's time-driven steps due by the period end
+(platform revenue of subscription months ending, overage invoices in arrears, expiries with
+rollover and breakage true-ups, next month's subscription bills), invariants 1-5 as at the
+period end, then the period is locked.
 
 Periods close in order, starting with the earliest period with activity; closing a closed
 period again is a no-op. On PostgreSQL the close takes a SHARE ROW EXCLUSIVE lock on

@@ -27,7 +27,7 @@ from sqlmodel import Session
 
 from ledger import accounts as A
 from ledger.catalog import Catalog
-from ledger.errors import NO_VALUE, InputProblem, InvalidInputError
+from ledger.errors import InputProblem, InvalidInputError
 from ledger.events import (
     BreakageEstimateChanged,
     CommitmentPurchased,
@@ -62,6 +62,7 @@ from ledger.models import (
 )
 from ledger.money import (
     CREDIT,
+    INT64_MAX,
     allocate,
     apply_rate,
     cumulative_share,
@@ -241,6 +242,8 @@ class Run:
             body = json.loads(payload)
             estimates.setdefault(body["grant_ref"], []).append((at, eid, body["expected_rate"]))
         steps_through = customer.steps_through
+        voided = {json.loads(p)["target_event_id"] for p in s.execute(
+            sa.select(Event.payload).where(Event.customer_id == customer_id, Event.type == "event.voided")).scalars()}
         grants: dict[str, GrantState] = {}
         rows = s.execute(sa.select(Grant).where(Grant.customer_id == customer_id)
                          .order_by(Grant.effective_at, Grant.id)).scalars()
@@ -251,6 +254,7 @@ class Run:
             if g.id in estimates:
                 state.rate = Fraction(Decimal(max(estimates[g.id])[2]))
             state.expiry_done = (g.expires_at is not None and steps_through is not None and g.expires_at <= steps_through)
+            state.voided = g.event_id in voided and g.source in ("commitment", "topup", "promotional")
             grants[g.id] = state
         ar = s.execute(
             sa.select(JournalLine.invoice_number, sa.func.sum(JournalLine.debit - JournalLine.credit))
@@ -455,7 +459,10 @@ class Run:
                 d = local_date(g.expires_at, self.tz)
                 if not sub.active_on(d):
                     return None
-                return sub.row.id, g.expires_at, start_of_day(first_day(next_period(period_of(d))), self.tz)
+                expires = start_of_day(first_day(next_period(period_of(d))), self.tz)
+                if sub.row.end_date is not None:
+                    expires = min(expires, start_of_day(sub.row.end_date + timedelta(days=1), self.tz))
+                return sub.row.id, g.expires_at, expires
         for r in book.grants.values():
             if r.source == "commitment" and g.contract_id is not None and r.renews == g.contract_id:
                 return r.id, max(g.expires_at, r.effective_at), r.expires_at
@@ -678,6 +685,8 @@ class Run:
             old = book.grants.get(ev.renews)
             if old is None or old.source != "commitment":
                 raise _problem(se, "renews", ev.renews, f"is not a commitment of customer {ev.customer_id}")
+            if old.voided:
+                raise _problem(se, "renews", ev.renews, f"commitment {ev.renews} was voided")
             if old.expiry_done:
                 raise _problem(se, "renews", ev.renews,
                                f"commitment {ev.renews} already expired ({old.expires_at.isoformat() if old.expires_at else ''}) "
@@ -799,6 +808,8 @@ class Run:
             acc_o = book.overage.setdefault((period_of(d), price), Overage())
             before = price_amount(acc_o.units, price, book.customer.currency)
             acc_o.units += over
+            if price_amount(acc_o.units, price, book.customer.currency) > INT64_MAX // 2:
+                raise _problem(se, "credits", credits, "the overage amount exceeds the 64-bit range of amounts")
             bucket.overage_units += over
             bucket.overage_amount += price_amount(acc_o.units, price, book.customer.currency) - before
         bucket.usage_ids.append(se.id)
@@ -862,8 +873,10 @@ class Run:
             raise _problem(se, "grant_ref", ev.grant_ref, "refunds of proportional-breakage grants are not supported by this version")
         unused = g.remaining
         credits = ev.credits if ev.credits is not None else unused
+        if g.voided:
+            raise _problem(se, "grant_ref", ev.grant_ref, "was voided: its purchase was cancelled with a credit note")
         if credits == 0:
-            raise _problem(se, "credits", NO_VALUE, f"grant {g.id} has no unused credits to refund")
+            raise _problem(se, "grant_ref", ev.grant_ref, f"grant {g.id} has no unused credits to refund")
         units = min(credits, unused)
         beyond = credits - units
         if beyond and not ev.concession:
@@ -872,6 +885,10 @@ class Run:
         amount = g.relieve(units) if units else 0
         concession = round_div(g.amount * beyond, g.units) if beyond else 0
         prior = book.refunded_base.get(g.id, 0)
+        if prior + amount + concession > g.amount:
+            raise _problem(se, "credits", credits, f"would bring the money refunded for grant {g.id} to "
+                           f"{major_str(prior + amount + concession, c.currency)}, more than its "
+                           f"{major_str(g.amount, c.currency)}")
         rate = parse_decimal(c.tax_rate)
         tax = apply_rate(prior + amount + concession, rate) - apply_rate(prior, rate)
         book.refunded_base[g.id] = prior + amount + concession
@@ -915,6 +932,8 @@ class Run:
             raise _problem(se, "grant_ref", ev.grant_ref, f"unknown grant of customer {ev.customer_id}")
         if not g.proportional:
             raise _problem(se, "grant_ref", ev.grant_ref, "uses the at_expiry breakage method; only proportional grants have an estimate")
+        if g.voided:
+            raise _problem(se, "grant_ref", ev.grant_ref, "was voided: its purchase was cancelled with a credit note")
         if g.expiry_done:
             raise _problem(se, "grant_ref", ev.grant_ref, "has already expired; its breakage was trued up at expiry")
         catch_up = g.change_estimate(Fraction(Decimal(ev.expected_rate)))
@@ -976,7 +995,7 @@ class Run:
                                         ln.invoice_number, ln.event_id))
                 if ln.account == A.CREDITS_OUTSTANDING and ln.credit:
                     g = book.grants[ln.grant_id]  # type: ignore[index]
-                    g.relieved, g.released, g.expiry_done = g.units, g.amount, True
+                    g.relieved, g.released, g.expiry_done, g.voided = g.units, g.amount, True, True
                 if ln.account == A.RECEIVABLE and ln.invoice_number:
                     delta = ln.credit - ln.debit  # mirror: a debit becomes a credit
                     book.open_invoices[ln.invoice_number] = book.open_invoices.get(ln.invoice_number, 0) + delta
@@ -989,6 +1008,13 @@ class Run:
                 self._issue(book, cn, draft)
             draft.description = (f"Void of event {target} ({kind}): {ev.reason}"
                                  + (f"; credit note {', '.join(notes)}" if notes else ""))
+        for number, amount in list(book.open_invoices.items()):
+            if amount < 0:  # a paid invoice cancelled: what was paid is now owed to the customer
+                reclass = self._draft(d, ev.occurred_at, "reclass", f"Invoice {number} cancelled after payment: "
+                                      f"{major_str(-amount, c.currency)} to customer credit balance", c.id, se.id)
+                reclass.dr(A.RECEIVABLE, c.currency, -amount, invoice_number=number, event_id=se.id)
+                reclass.cr(A.CUSTOMER_CREDIT, c.currency, -amount, event_id=se.id)
+                del book.open_invoices[number]
         self._record_event(se, c.id, d, late)
 
     def _cancel_invoice(self, book: CustomerBook, se: SourcedEvent, number: str, d: date) -> InvoiceDraft:
@@ -1169,9 +1195,12 @@ def validate_batch(session: Session, catalog: Catalog, events: list[SourcedEvent
 
     customer_ids = sorted({getattr(se.event, "customer_id", None) for se in fresh} - {None})
     known: dict[str, tuple[str, datetime | None]] = {}
+    tax_rates: dict[str, str] = dict(session.execute(sa.select(Customer.id, Customer.tax_rate)
+                                                     .where(Customer.id.in_(customer_ids))).all()) if customer_ids else {}
     for chunk in _chunks(customer_ids):
-        for cid, cur in session.execute(sa.select(Customer.id, Customer.currency).where(Customer.id.in_(chunk))):
-            known[cid] = (cur, None)
+        for cid, cur, created in session.execute(sa.select(Customer.id, Customer.currency, Customer.created_at)
+                                                 .where(Customer.id.in_(chunk))):
+            known[cid] = (cur, created)
     grant_ids: set[str] = set()
     new_grant_ids = [getattr(se.event, k) for se in fresh for k in ("commitment_id", "topup_id", "grant_id")
                      if getattr(se.event, k, None) is not None and se.event.type != "usage.recorded"]  # type: ignore[attr-defined]
@@ -1206,7 +1235,7 @@ def validate_batch(session: Session, catalog: Catalog, events: list[SourcedEvent
                 return
             t_type, t_at = row
         if t_type not in voidable:
-            problem(se, "target_event_id", target, f"is a {t_type} event, which cannot be voided "
+            problem(se, "target_event_id", target, f"is of type {t_type}, which cannot be voided "
                     f"(voidable: {', '.join(voidable)})")
         elif ev.occurred_at < t_at:
             problem(se, "occurred_at", ev.occurred_at.isoformat(), f"is before the voided event ({t_at.isoformat()})")
@@ -1221,6 +1250,7 @@ def validate_batch(session: Session, catalog: Catalog, events: list[SourcedEvent
                 problem(se, "customer_id", ev.customer_id, "customer already exists")
             else:
                 known[ev.customer_id] = (ev.currency, ev.occurred_at)
+                tax_rates[ev.customer_id] = ev.tax_rate
             continue
         cid = ev.customer_id  # type: ignore[attr-defined]
         if cid not in known:
@@ -1239,6 +1269,8 @@ def validate_batch(session: Session, catalog: Catalog, events: list[SourcedEvent
                     continue
                 if minor <= 0 and not isinstance(ev, CreditsGranted):
                     problem(se, fld, value, "must be positive")
+                elif not isinstance(ev, PaymentReceived) and minor + apply_rate(minor, parse_decimal(tax_rates.get(cid, "0"))) > INT64_MAX:
+                    problem(se, fld, value, "with its sales tax exceeds the 64-bit range of amounts")
         for fld in ("commitment_id", "topup_id", "grant_id"):
             gid = getattr(ev, fld, None)
             if gid is None:
@@ -1248,6 +1280,9 @@ def validate_batch(session: Session, catalog: Catalog, events: list[SourcedEvent
             elif gid in batch_grants:
                 problem(se, fld, gid, f"is used twice in this batch (also at {batch_grants[gid]})")
             batch_grants[gid] = se.source
+        if isinstance(ev, SubscriptionStarted) and created_at is not None and ev.start_date < local_date(created_at, catalog.tz):
+            problem(se, "start_date", ev.start_date.isoformat(),
+                    f"is before customer {cid} was created ({local_date(created_at, catalog.tz).isoformat()})")
         if isinstance(ev, SubscriptionStarted):
             plan = catalog.plan(ev.plan)
             if plan is None:

@@ -54,6 +54,17 @@ def _positive_decimal(value: str) -> str:
     return value
 
 
+MAX_UNIT_PRICE = 1_000_000
+
+
+def _unit_price(value: str) -> str:
+    """A per-credit price: positive, at most 1,000,000 major units."""
+    _positive_decimal(value)
+    if parse_decimal(value) > MAX_UNIT_PRICE:
+        raise ValueError(f"must be at most {MAX_UNIT_PRICE} per credit")
+    return value
+
+
 class _Event(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
     id: Id
@@ -105,7 +116,7 @@ class RolloverPolicy(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
     percent: int = Field(ge=0, le=100)
-    max_periods: int | None = Field(default=None, ge=1)
+    max_periods: int | None = Field(default=None, ge=1, le=1200)
     max_credits: int | None = Field(default=None, ge=0, le=INT64_MAX)
     expires: bool = True
 
@@ -154,7 +165,14 @@ class CommitmentPurchased(_Event):
     breakage: BreakagePolicy | None = None
 
     _amount = field_validator("amount")(classmethod(lambda cls, v: _decimal(v)))
-    _price = field_validator("overage_price")(classmethod(lambda cls, v: v if v is None else _positive_decimal(v)))
+    _price = field_validator("overage_price")(classmethod(lambda cls, v: v if v is None else _unit_price(v)))
+
+    @field_validator("term_end")
+    @classmethod
+    def _term_end(cls, v: date) -> date:
+        if v.year >= 9999:
+            raise ValueError("is out of range (a term must end before 9999-12-31)")
+        return v
 
     @model_validator(mode="after")
     def _term(self):

@@ -62,6 +62,7 @@ class GrantState:
     contract_id: str | None = None
     event_id: str | None = None
     expiry_done: bool = False  # the expiry step (with its rollover) has run once
+    voided: bool = False  # its purchase or grant event was voided
 
     def __post_init__(self) -> None:
         if self.released is None:

@@ -1,4 +1,4 @@
-"""The invariants of DESIGN section 7 (1-3 here), checked by `ledger verify` and by the close.
+"""The invariants of DESIGN section 7 (1-5 here; 6, locks and seals, is enforced by the database and the close), checked by `ledger verify` and by the close.
 
 1. Every entry balances per commodity; so does the trial balance.
 2. For each grant: 0 <= outstanding units <= N; deferred balance = A - round(A x R / N) where R
@@ -7,6 +7,11 @@
    no units left has zero deferred balance.
 3. Deferred revenue on the ledger (2100 + 2150) equals the sum over open grants and the platform
    fees of subscription months not yet recognised, per currency.
+4. For each customer and currency: billed (invoice subtotals) + unbilled overage (1150) =
+   recognised (4000 + 4010 + 4020 + 4050 - 4900 - 4910) + deferred (2100 + 2150) + refunded
+   and credited (credit-note subtotals).
+5. Every invoice's receivable lines in its entry equal its total (a credit note's 1100 and 2300
+   lines); numbers are gap-free per series and year.
 
 Each check returns Violations naming the entry or grant and the numbers that disagree.
 """
@@ -204,9 +209,63 @@ def check_deferred_total(session: Session, balances: GrantBalances, through: dat
     return out
 
 
+_RECOGNISED = (A.USAGE_REVENUE, A.OVERAGE_REVENUE, A.SUBSCRIPTION_REVENUE, A.BREAKAGE_REVENUE,
+               A.GUARANTEE_CREDITS, A.REFUNDS_CONCESSIONS)
+
+
+def check_customer_billing(session: Session, through: date | None = None) -> list[Violation]:
+    """Invariant 4 per customer and currency (all amounts int minor units)."""
+    side: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])  # [billed + unbilled, recognised + deferred + refunded]
+    q = sa.select(Invoice.customer_id, Invoice.currency, Invoice.kind, sa.func.sum(Invoice.subtotal))
+    if through:
+        q = q.where(Invoice.issue_date <= through)
+    for cid, cur, kind, subtotal in session.execute(q.group_by(Invoice.customer_id, Invoice.currency, Invoice.kind)):
+        side[(cid, cur)][0 if kind == "invoice" else 1] += int(subtotal)
+    q = (sa.select(JournalLine.customer_id, JournalLine.commodity, JournalLine.account_code,
+                   sa.func.sum(JournalLine.credit - JournalLine.debit))
+         .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
+         .where(JournalLine.account_code.in_([A.UNBILLED, *A.DEFERRED_ACCOUNTS, *_RECOGNISED])))
+    if through:
+        q = q.where(JournalEntry.entry_date <= through)
+    for cid, cur, account, net in session.execute(q.group_by(JournalLine.customer_id, JournalLine.commodity,
+                                                             JournalLine.account_code)):
+        if account == A.UNBILLED:
+            side[(cid, cur)][0] -= int(net)  # a debit balance: overage recognised, not yet invoiced
+        else:
+            side[(cid, cur)][1] += int(net)
+    return [Violation(4, f"customer {cid} {cur}", f"billed + unbilled {left} != recognised + deferred + credit notes {right}")
+            for (cid, cur), (left, right) in sorted(side.items(), key=lambda kv: (str(kv[0][0]), kv[0][1])) if left != right]
+
+
+def check_documents(session: Session) -> list[Violation]:
+    """Invariant 5: receivable lines equal each document's total; gap-free numbers."""
+    out = []
+    posted: dict[str, int] = defaultdict(int)
+    q = (sa.select(Invoice.number, Invoice.kind, JournalLine.account_code, JournalLine.invoice_number,
+                   sa.func.sum(JournalLine.debit), sa.func.sum(JournalLine.credit))
+         .join(JournalLine, JournalLine.entry_id == Invoice.entry_id)
+         .where(JournalLine.account_code.in_([A.RECEIVABLE, A.REFUNDS_PAYABLE]))
+         .group_by(Invoice.number, Invoice.kind, JournalLine.account_code, JournalLine.invoice_number))
+    for number, kind, account, line_invoice, d, c in session.execute(q):
+        if kind == "invoice" and account == A.RECEIVABLE and line_invoice == number:
+            posted[number] += int(d) - int(c)
+        elif kind == "credit_note":
+            posted[number] += int(c) - int(d)
+    for number, total, entry_id in session.execute(sa.select(Invoice.number, Invoice.total, Invoice.entry_id)):
+        if posted.get(number, 0) != total:
+            out.append(Violation(5, f"document {number}", f"receivable lines of entry {entry_id} = {posted.get(number, 0)}, "
+                                 f"document total = {total}"))
+    for series, year, n, top in session.execute(sa.select(Invoice.series, Invoice.year, sa.func.count(), sa.func.max(Invoice.sequence))
+                                                .group_by(Invoice.series, Invoice.year)):
+        if n != top:
+            out.append(Violation(5, f"series {series}-{year}", f"{n} documents but the last number is {top}: numbers are missing"))
+    return out
+
+
 def check_all(session: Session, through: date | None = None, tz: ZoneInfo = ZoneInfo("UTC")) -> list[Violation]:
-    """Invariants 1-3, through ``through`` (an entry date) or over the whole journal; ``tz`` is
+    """Invariants 1-5, through ``through`` (an entry date) or over the whole journal; ``tz`` is
     the reporting timezone (when a subscription month ends)."""
     balances = grant_balances(session, through, tz)
     return (check_entries_balance(session, through) + check_grants(balances)
-            + check_deferred_total(session, balances, through))
+            + check_deferred_total(session, balances, through) + check_customer_billing(session, through)
+            + check_documents(session))

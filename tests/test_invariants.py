@@ -39,3 +39,27 @@ def test_lines_naming_an_unknown_grant_are_caught(books):
     _post(books, EntryDraft(date(2026, 1, 3), t, "manual", "phantom grant", "acme")
           .dr("9000", "CREDIT", 7, grant_id="ghost").cr("9100", "CREDIT", 7, grant_id="ghost"))
     assert [str(v) for v in books.verify()] == ["invariant 2 (grant ghost): journal lines name a grant that does not exist"]
+
+
+def test_cash_taken_as_revenue_without_an_invoice_is_caught(books):
+    """Recognising revenue that no invoice billed breaks invariant 4 for that customer."""
+    books.post(TOPUP)
+    t = datetime(2026, 1, 3, tzinfo=timezone.utc)
+    _post(books, EntryDraft(date(2026, 1, 3), t, "manual", "unbilled revenue", "acme")
+          .dr("1000", "USD", 1_00).cr("4010", "USD", 1_00))
+    assert [str(v) for v in books.verify()] == [
+        "invariant 4 (customer acme USD): billed + unbilled 10000 != recognised + deferred + credit notes 10100"]
+
+
+def test_an_invoice_whose_receivable_differs_from_its_total_is_caught(books):
+    """A document row changed behind the journal's back (total 1.00 higher) breaks invariant 5."""
+    import sqlalchemy as sa
+
+    from ledger.models import Invoice
+
+    books.post(TOPUP)
+    with Session(books.engine) as s:
+        s.execute(sa.update(Invoice).where(Invoice.number == "INV-2026-000001").values(total=100_01))
+        s.commit()
+    assert [str(v) for v in books.verify()] == [
+        "invariant 5 (document INV-2026-000001): receivable lines of entry 1 = 10000, document total = 10001"]

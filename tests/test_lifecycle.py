@@ -362,3 +362,24 @@ def test_void_of_a_purchase_whose_credits_were_used_is_refused(books):
     books.post(TOPUP)
     with pytest.raises(InvalidInputError, match="already used"):
         books.post(ev("v1", "event.voided", "2026-01-04T00:00:00Z", target_event_id="t1", reason="x"))
+
+
+def test_void_of_a_paid_purchase_moves_the_payment_to_the_customer_credit_balance(books):
+    """A paid 21.65 invoice cancelled by a void: the mirror leaves -21.65 on the invoice, which
+    is reclassified to 2200 Customer credit balance (owed to the customer), not left as negative AR."""
+    books.post(TAXED + "\n" + ev("t1", "topup.purchased", "2026-01-02T00:00:00Z", customer_id="acme", topup_id="top-1",
+                                 credits=1000, amount="20.00")
+               + "\n" + ev("pay", "payment.received", "2026-01-03T00:00:00Z", customer_id="acme", amount="21.65")
+               + "\n" + ev("v1", "event.voided", "2026-01-04T00:00:00Z", target_event_id="t1", reason="never delivered"))
+    assert books.balance("1100") == 0
+    assert books.balance("2200") == 21_65
+    assert books.verify() == []
+
+
+def test_rolled_subscription_credits_end_with_the_subscription(books):
+    """Cancelled with end_date 2026-04-15: March's 25% rolls into April but expires with the
+    service on 2026-04-16, not at the end of April."""
+    books.post(PRO_MARCH + "\n" + usage("u1", "2026-03-10T12:00:00Z", 3200) + "\n"
+               + ev("x1", "subscription.cancelled", "2026-03-20T00:00:00Z", customer_id="acme", end_date="2026-04-15"))
+    books.close("2026-03")
+    assert _grant(books, "sub-1:2026-03~r1").expires_at.isoformat() == "2026-04-16T00:00:00+00:00"
