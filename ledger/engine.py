@@ -1088,10 +1088,17 @@ class Run:
             draft = bucket.draft
             units_total = 0
             cur = self.books[customer_id].customer.currency
+            breakage_draft = None
             for grant_id, (units, usage, breakage) in bucket.per_grant.items():
-                draft.dr(A.DEFERRED_CREDITS, cur, usage + breakage, grant_id=grant_id)
+                draft.dr(A.DEFERRED_CREDITS, cur, usage, grant_id=grant_id)
                 draft.cr(A.USAGE_REVENUE, cur, usage, grant_id=grant_id)
-                draft.cr(A.BREAKAGE_REVENUE, cur, breakage, grant_id=grant_id)
+                if breakage:  # proportional method: its own entry, so reports show it as breakage
+                    if breakage_draft is None:
+                        breakage_draft = self._draft(d, bucket.last_at or draft.occurred_at, "proportional_breakage",
+                                                     f"Proportional breakage on usage of {customer_id} on {d.isoformat()} "
+                                                     "(ASC 606-10-55-48)", customer_id)
+                    breakage_draft.dr(A.DEFERRED_CREDITS, cur, breakage, grant_id=grant_id)
+                    breakage_draft.cr(A.BREAKAGE_REVENUE, cur, breakage, grant_id=grant_id)
                 draft.dr(A.CREDITS_OUTSTANDING, CREDIT, units, grant_id=grant_id)
                 draft.cr(A.CREDITS_CONSUMED, CREDIT, units, grant_id=grant_id)
                 units_total += units

@@ -84,7 +84,8 @@ def trial_balance(session: Session, period: str) -> Report:
 
 # --------------------------------------------------------------------------- deferred revenue
 _ROLLFORWARD = {"purchase": "billed", "subscription": "billed", "consumption": "recognised", "recognition": "recognised",
-                "expiry": "breakage", "breakage_estimate": "breakage", "refund": "refunded", "rollover": "rolled"}
+                "expiry": "breakage", "breakage_estimate": "breakage",
+                "proportional_breakage": "breakage", "refund": "refunded", "rollover": "rolled"}
 _ROLL_COLUMNS = ("opening", "billed", "recognised", "breakage", "refunded", "rolled", "other", "closing")
 
 

@@ -83,6 +83,13 @@ def test_professional_month_split_usage_rollover_and_breakage(books):
     assert [(i.service_period, i.issue_date.isoformat(), i.total) for i in invs] == [
         ("2026-03", "2026-03-01", 299_00), ("2026-04", "2026-04-01", 299_00)]
     assert books.balance("2150") == 42_35  # April's platform fee, recognised at April's close
+    from ledger.reporting import deferred_revenue
+
+    with books.session() as s:
+        [row] = deferred_revenue(s, "2026-03").rows
+    # billed 299.00 in March; recognised 164.26 usage + 42.35 platform; 69.30 breakage; rolled nets to 0
+    assert (row["billed"], row["recognised"], row["breakage"], row["rolled"], row["other"], row["closing"]) == (
+        299_00, 206_61, 69_30, 0, 0, 23_09)
     assert books.verify() == []
 
 
@@ -267,6 +274,12 @@ def test_proportional_breakage_worked_check(books):
     books.close("2026-01")
     assert books.balance("4000", period="2026-01") == 4_050_00
     assert books.balance("4050", period="2026-01") == 125_26
+    from ledger.reporting import deferred_revenue
+
+    with books.session() as s:
+        [row] = deferred_revenue(s, "2026-01").rows
+    assert (row["billed"], row["recognised"], row["breakage"], row["other"], row["closing"]) == (
+        9_000_00, 4_050_00, 125_26, 0, 9_000_00 - 4_175_26)
     books.post(ev("b1", "breakage.estimate_changed", "2026-02-01T00:00:00Z", customer_id="acme", grant_ref="com-p",
                   expected_rate="0.01") + "\n" + usage("u2", "2026-02-15T00:00:00Z", 4000))
     books.close("2026-02")
