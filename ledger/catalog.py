@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
 
 from ledger.errors import CatalogError
-from ledger.money import is_currency, parse_decimal
+from ledger.money import is_currency, parse_decimal, to_minor
 
 
 class _Strict(BaseModel):
@@ -50,7 +50,7 @@ class Rollover(_Strict):
     percent: int = Field(ge=0, le=100)
     max_periods: int | None = Field(default=None, ge=1)
     max_credits: int | None = Field(default=None, ge=0)
-    expires: bool = True
+    expires: StrictBool = True
 
 
 class Plan(_Strict):
@@ -68,6 +68,11 @@ class Plan(_Strict):
     )
     _currency = field_validator("currency")(classmethod(lambda cls, v: _check_currency(v)))
 
+    @model_validator(mode="after")
+    def _fee_in_minor_units(self):
+        _minor_units(self.monthly_fee, self.currency, "monthly_fee")
+        return self
+
 
 class TopupPack(_Strict):
     credits: int = Field(gt=0)
@@ -77,6 +82,18 @@ class TopupPack(_Strict):
 
     _money = field_validator("price")(classmethod(lambda cls, v: _decimal_str(v, allow_zero=False)))
     _currency = field_validator("currency")(classmethod(lambda cls, v: _check_currency(v)))
+
+    @model_validator(mode="after")
+    def _price_in_minor_units(self):
+        _minor_units(self.price, self.currency, "price")
+        return self
+
+
+def _minor_units(value: str, currency: str, name: str) -> None:
+    try:
+        to_minor(value, currency)
+    except ValueError as exc:
+        raise ValueError(f"{name} {value}: {exc}") from None
 
 
 def _check_currency(v: str) -> str:

@@ -55,6 +55,9 @@ def test_the_design_example_catalog_loads(tmp_path):
     ('currency = "USD"\nmonthly_fee', 'currency = "USX"\nmonthly_fee', "plans.professional.currency", "ISO 4217"),
     ('"America/New_York"', '"Mars/Olympus"', "company.reporting_timezone", "IANA time zone"),
     ("EXTRACT_TEXT = 5", "EXTRACT_TEXT = 0", "rate_card", "must be positive"),
+    ('monthly_fee = "299.00"', 'monthly_fee = "299.001"', "plans.professional", "monthly_fee 299.001: has 3 decimals; USD allows 2"),
+    ('price = "20.00"', 'price = "20.005"', "topups.pack_1000", "price 20.005: has 3 decimals; USD allows 2"),
+    ("percent = 25", "percent = 25, expires = 1", "plans.professional.rollover.expires", "boolean"),
 ])
 def test_invalid_catalogs_name_file_key_and_value(tmp_path, old, new, key, message):
     """A bad value is refused with the file, the key path and the message."""
