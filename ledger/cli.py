@@ -170,6 +170,34 @@ click.option("--customer", "customer_id", default=None, help="Only this customer
 _report_command("quarantine", "quarantine", "Usage kept out of the books (e.g. hard cap), with reasons.", period_required=False)
 
 
+@report.command("ar-aging")
+@click.option("--period", default=None, help="Accounting period YYYY-MM: aging at its last day.")
+@click.option("--as-of", "as_of", default=None, help="Aging at this date (YYYY-MM-DD); default: today, without --period.")
+@FORMAT
+@OUT
+@click.pass_obj
+def ar_aging_cmd(obj: Ctx, period: str | None, as_of: str | None, fmt: str | None, out: str | None) -> None:
+    """Open receivables by days past due: current, 1-30, 31-60, 61-90, over 90."""
+    from datetime import date
+
+    from ledger.reporting import ar_aging
+    from reports.tables import render
+
+    if period is not None and as_of is not None:
+        raise click.UsageError("give --period or --as-of, not both")
+    day = None
+    if period is not None:
+        period = _period(period)
+    else:
+        try:
+            day = date.fromisoformat(as_of) if as_of else date.today()
+        except ValueError:
+            raise click.BadParameter(f"{as_of!r} is not a date (YYYY-MM-DD)", param_hint="--as-of") from None
+    with obj.session() as session:
+        rep = ar_aging(session, period, as_of=day)
+    _emit(render(rep, _fmt(fmt)), out)
+
+
 @cli.group()
 def catalog() -> None:
     """The catalog (ledger.toml): company, rate card, plans, top-up packs."""

@@ -164,6 +164,7 @@ class CustomerBook:
     subs: list[SubState] = field(default_factory=list)
     overage: dict[tuple[str, str], Overage] = field(default_factory=dict)  # (period, price) -> Overage
     refunded_base: dict[str, int] = field(default_factory=dict)  # grant id -> net refunded so far
+    credit_balance: int = 0  # 2200: overpayments and cancelled paid invoices not yet applied
     new: bool = False
     steps_changed: bool = False
 
@@ -265,6 +266,9 @@ class Run:
         ).all()
         open_invoices = {n: int(v) for n, v in ar if v}
         book = CustomerBook(customer, grants, steps_through, open_invoices)
+        book.credit_balance = int(s.execute(
+            sa.select(sa.func.coalesce(sa.func.sum(JournalLine.credit - JournalLine.debit), 0))
+            .where(JournalLine.customer_id == customer_id, JournalLine.account_code == A.CUSTOMER_CREDIT)).scalar_one())
         self._load_subscriptions(book)
         self._load_overage(book)
         for gid, base in s.execute(
@@ -567,6 +571,22 @@ class Run:
         self.summary.invoices.append(inv.number)
         if inv.kind == "invoice":
             book.open_invoices[inv.number] = book.open_invoices.get(inv.number, 0) + inv.total
+            self._apply_credit(book, inv.number, draft)
+
+    def _apply_credit(self, book: CustomerBook, number: str, issued: EntryDraft) -> None:
+        """The customer credit balance applied to a new invoice: Dr 2200 / Cr 1100 (DESIGN 5)."""
+        amount = min(book.credit_balance, book.open_invoices.get(number, 0))
+        if amount <= 0:
+            return
+        c = book.customer
+        draft = self._draft(issued.entry_date, issued.occurred_at, "credit_applied",
+                            f"Customer credit balance of {c.id} applied to invoice {number}", c.id)
+        draft.dr(A.CUSTOMER_CREDIT, c.currency, amount, invoice_number=number)
+        draft.cr(A.RECEIVABLE, c.currency, amount, invoice_number=number)
+        book.credit_balance -= amount
+        book.open_invoices[number] -= amount
+        if book.open_invoices[number] == 0:
+            del book.open_invoices[number]
 
     # ----------------------------------------------------------------- events
     def apply(self, se: SourcedEvent) -> None:
@@ -851,6 +871,7 @@ class Run:
             if left == 0:
                 break
         draft.cr(A.CUSTOMER_CREDIT, c.currency, left, event_id=se.id)
+        book.credit_balance += left
         draft.description = (f"Payment received from {c.id}" +
                              (f" for {', '.join(ln.invoice_number for ln in draft.lines if ln.invoice_number)}"
                               if any(ln.invoice_number for ln in draft.lines) else "") +
@@ -996,6 +1017,8 @@ class Run:
                 if ln.account == A.CREDITS_OUTSTANDING and ln.credit:
                     g = book.grants[ln.grant_id]  # type: ignore[index]
                     g.relieved, g.released, g.expiry_done, g.voided = g.units, g.amount, True, True
+                if ln.account == A.CUSTOMER_CREDIT:
+                    book.credit_balance += ln.debit - ln.credit  # mirror of a credit to 2200 takes it back
                 if ln.account == A.RECEIVABLE and ln.invoice_number:
                     delta = ln.credit - ln.debit  # mirror: a debit becomes a credit
                     book.open_invoices[ln.invoice_number] = book.open_invoices.get(ln.invoice_number, 0) + delta
@@ -1015,6 +1038,7 @@ class Run:
                 reclass.dr(A.RECEIVABLE, c.currency, -amount, invoice_number=number, event_id=se.id)
                 reclass.cr(A.CUSTOMER_CREDIT, c.currency, -amount, event_id=se.id)
                 del book.open_invoices[number]
+                book.credit_balance += -amount
         self._record_event(se, c.id, d, late)
 
     def _cancel_invoice(self, book: CustomerBook, se: SourcedEvent, number: str, d: date) -> InvoiceDraft:

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from ledger import accounts as A
-from ledger.models import Account, Customer, Grant, JournalEntry, JournalLine, Quarantine
+from ledger.models import Account, Customer, Grant, Invoice, JournalEntry, JournalLine, Quarantine
 from ledger.money import CREDIT
 from ledger.periods import first_day, last_day, parse_period
 
@@ -235,3 +235,58 @@ def quarantine(session: Session, period: str | None = None) -> Report:
                   [Column("event_id", "Event"), Column("customer_id", "Customer"), Column("occurred_at", "Occurred at"),
                    Column("credits", "Credits", "credits"), Column("available", "Available", "credits"),
                    Column("reason", "Reason")], rows, [total])
+
+
+# --------------------------------------------------------------------------- receivables
+AGING_BUCKETS = ("current", "1-30", "31-60", "61-90", "over_90")
+
+
+def _aging_bucket(days_past_due: int) -> str:
+    if days_past_due <= 0:
+        return "current"
+    if days_past_due <= 30:
+        return "1-30"
+    if days_past_due <= 60:
+        return "31-60"
+    if days_past_due <= 90:
+        return "61-90"
+    return "over_90"
+
+
+def ar_aging(session: Session, period: str | None = None, *, as_of: date | None = None) -> Report:
+    """Open receivables per invoice at ``as_of`` (default: the period's last day), by days past
+    the due date: current (not yet due), 1-30, 31-60, 61-90, over 90; per customer and currency.
+
+    The open amount of an invoice is its 1100 balance from entries dated on or before as_of
+    (payments, credit notes and applied credit balances reduce it). Money: int minor units.
+    """
+    if as_of is None:
+        if period is None:
+            raise ValueError("ar_aging needs a period or an as_of date")
+        _, as_of = _window(period)
+    q = (sa.select(JournalLine.invoice_number, sa.func.sum(JournalLine.debit - JournalLine.credit))
+         .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
+         .where(JournalLine.account_code == A.RECEIVABLE, JournalLine.invoice_number.is_not(None),
+                JournalEntry.entry_date <= as_of)
+         .group_by(JournalLine.invoice_number))
+    open_amounts = {n: int(v) for n, v in session.execute(q) if int(v) != 0}
+    invoices = {i.number: i for i in session.execute(sa.select(Invoice).where(Invoice.number.in_(list(open_amounts)))).scalars()} if open_amounts else {}
+    names = _customer_names(session)
+    acc: dict[tuple[str, str], dict[str, int]] = {}
+    for number, amount in open_amounts.items():
+        inv = invoices[number]
+        row = acc.setdefault((inv.customer_id, inv.currency), {**dict.fromkeys(AGING_BUCKETS, 0), "total": 0, "invoices": 0})
+        row[_aging_bucket((as_of - inv.due_date).days)] += amount
+        row["total"] += amount
+        row["invoices"] += 1
+    rows, totals = [], {}
+    for (cid, cur), r in sorted(acc.items()):
+        rows.append({"customer_id": cid, "customer": names.get(cid, cid), "currency": cur, **r})
+        t = totals.setdefault(cur, {"currency": cur, **dict.fromkeys(AGING_BUCKETS, 0), "total": 0, "invoices": 0})
+        for k in (*AGING_BUCKETS, "total", "invoices"):
+            t[k] += r[k]
+    cols = [Column("customer_id", "Customer"), Column("customer", "Name"), Column("currency", "Cur"),
+            Column("invoices", "Open invoices", "int")]
+    cols += [Column(k, k.replace("_", " ").capitalize(), "money") for k in (*AGING_BUCKETS, "total")]
+    return Report("ar-aging", f"Accounts receivable aging at {as_of.isoformat()}", period, cols, rows,
+                  [totals[k] for k in sorted(totals)])
