@@ -168,6 +168,10 @@ _report_command("revenue", "revenue", "Revenue by stream in the period, per curr
 click.option("--customer", "customer_id", default=None, help="Only this customer's grants.")(
     _report_command("credits", "credits", "Per grant: opening, granted, consumed, rolled, expired, refunded, remaining, deferred."))
 _report_command("quarantine", "quarantine", "Usage kept out of the books (e.g. hard cap), with reasons.", period_required=False)
+click.option("--customer", "customer_id", required=True, help="The customer.")(
+    _report_command("customer", "customer_statement",
+                    "Statement of account: invoices, payments, credit notes and credit balance, with the running balance.",
+                    period_required=False))
 
 
 @report.command("ar-aging")

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from ledger import accounts as A
+from ledger.errors import NotFoundError
 from ledger.models import Account, Customer, Grant, Invoice, JournalEntry, JournalLine, Quarantine
 from ledger.money import CREDIT
 from ledger.periods import first_day, last_day, parse_period
@@ -290,3 +291,44 @@ def ar_aging(session: Session, period: str | None = None, *, as_of: date | None 
     cols += [Column(k, k.replace("_", " ").capitalize(), "money") for k in (*AGING_BUCKETS, "total")]
     return Report("ar-aging", f"Accounts receivable aging at {as_of.isoformat()}", period, cols, rows,
                   [totals[k] for k in sorted(totals)])
+
+
+def customer_statement(session: Session, period: str | None = None, *, customer_id: str) -> Report:
+    """Statement of account (raises NotFoundError for an unknown customer): every movement of the customer's receivable (1100) and credit
+    balance (2200) in date order, with the running balance owed (positive: the customer owes;
+    negative: we owe the customer). With a period, the movements of that period after an
+    opening balance. Money: int minor units of the customer's currency."""
+    customer = session.get(Customer, customer_id)
+    if customer is None:
+        raise NotFoundError("customer", customer_id)
+    start, end = _window(period) if period else (None, None)
+    q = (sa.select(JournalEntry.entry_date, JournalEntry.id, JournalEntry.kind, JournalEntry.description,
+                   JournalLine.invoice_number, sa.func.sum(JournalLine.debit), sa.func.sum(JournalLine.credit))
+         .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
+         .where(JournalLine.customer_id == customer_id,
+                JournalLine.account_code.in_([A.RECEIVABLE, A.CUSTOMER_CREDIT]))
+         .group_by(JournalEntry.entry_date, JournalEntry.id, JournalEntry.kind, JournalEntry.description,
+                   JournalLine.invoice_number)
+         .order_by(JournalEntry.entry_date, JournalEntry.id, JournalLine.invoice_number.is_(None),
+                   JournalLine.invoice_number))
+    if end is not None:
+        q = q.where(JournalEntry.entry_date <= end)
+    rows, balance, opening = [], 0, 0
+    for d, entry_id, kind, text, number, debit, credit in session.execute(q):
+        net = int(debit) - int(credit)
+        if net == 0:
+            continue
+        balance += net
+        if start is not None and d < start:
+            opening = balance
+            continue
+        rows.append({"date": d.isoformat(), "entry": entry_id, "kind": kind, "document": number or "",
+                     "description": text, "currency": customer.currency, "debit": max(net, 0),
+                     "credit": max(-net, 0), "balance": balance})
+    totals = [{"currency": customer.currency, "opening": opening,
+               "debit": sum(r["debit"] for r in rows), "credit": sum(r["credit"] for r in rows), "balance": balance}]
+    return Report("customer", f"Statement of account, {customer.name} ({customer_id})" + (f", {period}" if period else ""),
+                  period, [Column("date", "Date"), Column("entry", "Entry", "int"), Column("kind", "Kind"),
+                           Column("document", "Document"), Column("description", "Description"),
+                           Column("debit", "Debit", "money"), Column("credit", "Credit", "money"),
+                           Column("balance", "Balance", "money")], rows, totals)

@@ -61,3 +61,24 @@ def test_ar_aging_buckets_at_a_frozen_date(books, tmp_path):
                                       "--format", "json"])
     [row] = json.loads(result.output)["rows"]
     assert (row["current"], row["1-30"], row["total"]) == ("40.00", "100.00", "140.00")
+
+
+def test_statement_of_account_runs_the_balance(books):
+    """Invoice 21.65, payment 30.00 (8.35 to the credit balance), invoice 10.83 with 8.35 applied:
+    the customer owes 2.48 at the end, and every line says which document it belongs to."""
+    books.post(TAXED + "\n" + topup("t1", "2026-01-02T00:00:00Z", "20.00") + "\n"
+               + ev("pay", "payment.received", "2026-01-03T00:00:00Z", amount="30.00") + "\n"
+               + topup("t2", "2026-01-10T00:00:00Z", "10.00"))
+    result = CliRunner().invoke(cli, ["--database-url", books.url, "report", "customer", "--customer", "acme",
+                                      "--format", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert [(r["document"], r["debit"], r["credit"], r["balance"]) for r in data["rows"]] == [
+        ("INV-2026-000001", "21.65", "0.00", "21.65"),
+        ("INV-2026-000001", "0.00", "21.65", "0.00"),  # the payment settles the invoice
+        ("", "0.00", "8.35", "-8.35"),                 # the excess, to the credit balance
+        ("INV-2026-000002", "10.83", "0.00", "2.48"),
+    ]
+    assert data["totals"][0]["balance"] == "2.48"
+    missing = CliRunner().invoke(cli, ["--database-url", books.url, "report", "customer", "--customer", "nobody"])
+    assert str(missing.exception) == "no customer 'nobody'"  # ledger.cli.main turns it into exit 1
