@@ -82,3 +82,54 @@ def test_statement_of_account_runs_the_balance(books):
     assert data["totals"][0]["balance"] == "2.48"
     missing = CliRunner().invoke(cli, ["--database-url", books.url, "report", "customer", "--customer", "nobody"])
     assert str(missing.exception) == "no customer 'nobody'"  # ledger.cli.main turns it into exit 1
+
+
+def _import_in_process(url: str, path: str) -> None:
+    from sqlmodel import Session
+
+    from ledger.catalog import load_catalog
+    from ledger.db import make_engine
+    from ledger.service import import_files
+
+    engine = make_engine(url)
+    try:
+        with Session(engine) as s:
+            import_files(s, load_catalog(None), [path])
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_invoice_numbers_stay_gap_free_under_four_concurrent_importers(pg_url, tmp_path):
+    """Four processes post 15 top-ups each, for their own customers, at the same time: the 60
+    invoices get INV-2026-000001 .. 000060 with no gap and no duplicate, because each number is
+    taken under a row lock on its (series, year) sequence inside the posting transaction."""
+    import multiprocessing as mp
+
+    import sqlalchemy as sa
+
+    from ledger.db import make_engine
+    from ledger.models import Invoice
+
+    paths = []
+    for w in range(4):
+        lines = [json.dumps({"id": f"c{w}", "type": "customer.created", "occurred_at": "2026-01-01T00:00:00Z",
+                             "customer_id": f"cus{w}", "name": f"Customer {w}", "currency": "USD"})]
+        lines += [json.dumps({"id": f"t{w}-{i}", "type": "topup.purchased", "occurred_at": f"2026-01-02T00:{i:02d}:00Z",
+                              "customer_id": f"cus{w}", "topup_id": f"top{w}-{i}", "credits": 100, "amount": "10.00"})
+                  for i in range(15)]
+        p = tmp_path / f"w{w}.jsonl"
+        p.write_text("\n".join(lines) + "\n")
+        paths.append(str(p))
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_import_in_process, args=(pg_url, p)) for p in paths]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0, 0, 0]
+    engine = make_engine(pg_url)
+    with engine.connect() as c:
+        numbers = sorted(c.execute(sa.select(Invoice.sequence).where(Invoice.series == "INV")).scalars())
+    engine.dispose()
+    assert numbers == list(range(1, 61))
