@@ -263,16 +263,45 @@ def invoices_show(obj: Ctx, number: str) -> None:
 
 
 @invoices.command("render")
-@click.argument("number")
-@click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="PDF file to write.")
+@click.argument("number", required=False)
+@click.option("--period", default=None, help="Render every invoice and credit note issued in YYYY-MM.")
+@click.option("--out", "out", required=True, type=click.Path(),
+              help="PDF file to write (one NUMBER), or a folder (--period).")
 @click.pass_obj
-def invoices_render(obj: Ctx, number: str, out: str) -> None:
-    """Render invoice NUMBER to a PDF."""
-    from reports.documents import render_invoice
+def invoices_render(obj: Ctx, number: str | None, period: str | None, out: str) -> None:
+    """Render invoice or credit note NUMBER to a PDF, or every document of --period into a
+    folder, in parallel processes with a progress bar."""
+    from pathlib import Path
 
+    import sqlalchemy as sa
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ledger.models import Invoice
+    from ledger.periods import first_day, last_day
+    from reports.documents import document_view, render_invoice, render_views
+
+    if (number is None) == (period is None):
+        raise click.UsageError("give one document NUMBER or --period YYYY-MM")
+    if number is not None:
+        with obj.session() as session:
+            path = render_invoice(session, obj.catalog, number, out)
+        click.echo(f"wrote {path}")
+        return
+    period = _period(period)  # type: ignore[arg-type]
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
     with obj.session() as session:
-        path = render_invoice(session, obj.catalog, number, out)
-    click.echo(f"wrote {path}")
+        numbers = list(session.execute(sa.select(Invoice.number).where(
+            Invoice.issue_date >= first_day(period), Invoice.issue_date <= last_day(period))
+            .order_by(Invoice.number)).scalars())
+        jobs = [(document_view(session, obj.catalog, n), folder / f"{n}.pdf") for n in numbers]
+    console = Console(stderr=True)
+    with Progress(TextColumn(f"rendering {period}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, disable=not console.is_terminal) as progress:
+        task = progress.add_task("render", total=len(jobs))
+        render_views(jobs, on_done=lambda: progress.advance(task))
+    click.echo(f"wrote {len(jobs)} documents of {period} to {folder}")
 
 
 @cli.command()

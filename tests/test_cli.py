@@ -109,3 +109,24 @@ def test_invoice_render_produces_a_pdf_with_the_totals(cli_db):
     assert shown["total"] == "108.25"
     missing = ledger(tmp, "invoices", "show", "INV-2026-999999", url=url)
     assert missing.returncode == 1 and "no invoice 'INV-2026-999999'" in missing.stderr
+
+
+def test_invoices_render_a_whole_period_into_a_folder(cli_db):
+    """`invoices render --period P --out DIR` renders every document issued in P; a refund's
+    credit note is among them and reads as a credit note."""
+    from pypdf import PdfReader
+
+    tmp, url = cli_db
+    ledger(tmp, "import", "events.jsonl", url=url)
+    (tmp / "refund.jsonl").write_text(json.dumps({
+        "id": "r1", "type": "refund.issued", "occurred_at": "2026-01-20T00:00:00Z", "customer_id": "acme",
+        "grant_ref": "top-1", "credits": 10}) + "\n")
+    r = ledger(tmp, "import", "refund.jsonl", url=url)
+    assert r.returncode == 0, r.stderr
+    r = ledger(tmp, "invoices", "render", "--period", "2026-01", "--out", "docs", url=url)
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in (tmp / "docs").iterdir()) == ["CN-2026-000001.pdf", "INV-2026-000001.pdf"]
+    text = "".join(p.extract_text() for p in PdfReader(tmp / "docs" / "CN-2026-000001.pdf").pages)
+    # 10 of 100 unused credits of a 100.00 top-up: 10.00 + 8.25% tax
+    assert "Credit note" in text and "CN-2026-000001" in text and "$10.83" in text
+    assert ledger(tmp, "invoices", "render", "--out", "x.pdf", url=url).returncode == 2
