@@ -2,7 +2,8 @@
 
 ``import_events`` validates a whole batch first (nothing is posted if any event is invalid),
 then applies the events in ``occurred_at`` order. Before an event dated t is applied for a
-customer, every time-driven step of that customer due at or before t (grant expiries) is run,
+customer, every time-driven step of that customer due at or before t is run (platform revenue
+of ended subscription months, overage invoices, expiries with rollover, next months' bills),
 so one file spanning several months gives the same books as importing month by month with a
 close in between. ``Run`` is the unit of work shared by the import and the close: it keeps each
 customer's grants (with the units already relieved, derived from the journal), builds entry
@@ -166,7 +167,6 @@ class CustomerBook:
     refunded_base: dict[str, int] = field(default_factory=dict)  # grant id -> net refunded so far
     credit_balance: int = 0  # 2200: overpayments and cancelled paid invoices not yet applied
     new: bool = False
-    steps_changed: bool = False
 
 
 @dataclass
@@ -270,7 +270,7 @@ class Run:
             sa.select(sa.func.coalesce(sa.func.sum(JournalLine.credit - JournalLine.debit), 0))
             .where(JournalLine.customer_id == customer_id, JournalLine.account_code == A.CUSTOMER_CREDIT)).scalar_one())
         self._load_subscriptions(book)
-        self._load_overage(book)
+        self._load_overage(book, voided)
         for gid, base in s.execute(
                 sa.select(JournalLine.grant_id, sa.func.sum(JournalLine.debit - JournalLine.credit))
                 .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
@@ -300,15 +300,14 @@ class Run:
                     st.pending[p.invoice_number] = (start_of_day(p.service_end + timedelta(days=1), self.tz), p.platform_fee)
             book.subs.append(st)
 
-    def _load_overage(self, book: CustomerBook) -> None:
-        """Overage units per (accounting month, price) from the usage rows, less voided ones,
-        and what the overage invoices of each month billed."""
+    def _load_overage(self, book: CustomerBook, voided: set[str]) -> None:
+        """Overage units per (accounting month, price) from the usage rows, less the voided ones
+        (``voided``: ids of the customer's voided events), and what each month's overage
+        invoices billed."""
         s, cid = self.session, book.customer.id
-        voided = [json.loads(p)["target_event_id"] for p in s.execute(
-            sa.select(Event.payload).where(Event.customer_id == cid, Event.type == "event.voided")).scalars()]
         q = (sa.select(JournalEntry.entry_date, UsageEvent.overage_price, sa.func.sum(UsageEvent.overage_units))
              .join(JournalEntry, JournalEntry.id == UsageEvent.entry_id)
-             .where(UsageEvent.customer_id == cid, UsageEvent.overage_units > 0, UsageEvent.id.not_in(voided))
+             .where(UsageEvent.customer_id == cid, UsageEvent.overage_units > 0, UsageEvent.id.not_in(sorted(voided)))
              .group_by(JournalEntry.entry_date, UsageEvent.overage_price))
         for d, price, units in s.execute(q):
             book.overage.setdefault((period_of(d), price), Overage()).units += int(units)
@@ -363,9 +362,9 @@ class Run:
                 best = (due, prio, action)
 
         for sub in book.subs:
-            for number, (due, fee) in sorted(sub.pending.items(), key=lambda kv: kv[1][0]):
-                offer(due, _RECOGNISE, lambda sub=sub, number=number: self._recognise(book, sub, number))
-                break
+            if sub.pending:
+                number = min(sub.pending, key=lambda n: (sub.pending[n][0], n))
+                offer(sub.pending[number][0], _RECOGNISE, lambda sub=sub, number=number: self._recognise(book, sub, number))
             m = sub.next_month()
             if m is not None:
                 due = start_of_day(max(sub.row.start_date, first_day(m)), self.tz)
@@ -389,7 +388,6 @@ class Run:
     def _advance(self, book: CustomerBook, through: datetime) -> None:
         if book.steps_through is None or through > book.steps_through:
             book.steps_through = through
-            book.steps_changed = True
 
     def _catch_up(self, book: CustomerBook, t: datetime) -> None:
         """After an event added something due in the past (a late grant or a backdated start)."""
@@ -480,8 +478,6 @@ class Run:
                             f"Subscription revenue of {sub.row.plan_name} ({sub.row.id}), invoice {number}", c.id)
         draft.dr(A.DEFERRED_SUBSCRIPTIONS, c.currency, fee, invoice_number=number)
         draft.cr(A.SUBSCRIPTION_REVENUE, c.currency, fee, invoice_number=number)
-        if not draft.lines:
-            self.drafts.remove(draft)
 
     def _bill_month(self, book: CustomerBook, sub: SubState, m: str) -> None:
         """Bill month m in advance: the fee (prorated by days in a partial month, cumulative
@@ -1226,12 +1222,13 @@ def validate_batch(session: Session, catalog: Catalog, events: list[SourcedEvent
 
     customer_ids = sorted({getattr(se.event, "customer_id", None) for se in fresh} - {None})
     known: dict[str, tuple[str, datetime | None]] = {}
-    tax_rates: dict[str, str] = dict(session.execute(sa.select(Customer.id, Customer.tax_rate)
-                                                     .where(Customer.id.in_(customer_ids))).all()) if customer_ids else {}
+    tax_rates: dict[str, str] = {}
     for chunk in _chunks(customer_ids):
-        for cid, cur, created in session.execute(sa.select(Customer.id, Customer.currency, Customer.created_at)
-                                                 .where(Customer.id.in_(chunk))):
+        for cid, cur, created, rate in session.execute(
+                sa.select(Customer.id, Customer.currency, Customer.created_at, Customer.tax_rate)
+                .where(Customer.id.in_(chunk))):
             known[cid] = (cur, created)
+            tax_rates[cid] = rate
     grant_ids: set[str] = set()
     new_grant_ids = [getattr(se.event, k) for se in fresh for k in ("commitment_id", "topup_id", "grant_id")
                      if getattr(se.event, k, None) is not None and se.event.type != "usage.recorded"]  # type: ignore[attr-defined]
