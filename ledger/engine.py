@@ -35,6 +35,7 @@ from ledger.events import (
     CreditsGranted,
     CustomerCreated,
     EventVoided,
+    GuaranteeEnrolled,
     PaymentReceived,
     RefundIssued,
     SourcedEvent,
@@ -45,11 +46,14 @@ from ledger.events import (
     canonical_json,
 )
 from ledger.grants import GrantState, due_expiries, plan_drawdown, rollover_units
+from ledger import guarantee as G
 from ledger.invoicing import InvoiceDraft, new_invoice, unit_price_text
 from ledger.models import (
     Customer,
     Event,
     Grant,
+    Guarantee,
+    GuaranteeMonth,
     ImportBatch,
     Invoice,
     InvoiceLine,
@@ -155,6 +159,26 @@ class SubState:
 
 
 @dataclass
+class GuaranteeState:
+    """A guarantee with the months already evaluated (``done``: period -> stored row)."""
+
+    row: Guarantee
+    done: dict[str, GuaranteeMonth] = field(default_factory=dict)
+    new: bool = False
+
+    @property
+    def months(self) -> list[str]:
+        return G.window(self.row.start_month, self.row.months)
+
+    def next_month(self) -> str | None:
+        """The month whose close evaluates next (monthly: each month; cumulative: the last), or None."""
+        months = self.months
+        if self.row.basis == "cumulative":
+            return None if self.done else months[-1]
+        return next((m for m in months if m not in self.done), None)
+
+
+@dataclass
 class CustomerBook:
     """One customer's working state during a run, derived from the journal at load time."""
 
@@ -165,7 +189,8 @@ class CustomerBook:
     subs: list[SubState] = field(default_factory=list)
     overage: dict[tuple[str, str], Overage] = field(default_factory=dict)  # (period, price) -> Overage
     refunded_base: dict[str, int] = field(default_factory=dict)  # grant id -> net refunded so far
-    credit_balance: int = 0  # 2200: overpayments and cancelled paid invoices not yet applied
+    credit_balance: int = 0  # 2200: overpayments, cancelled paid invoices, guarantee credits not yet applied
+    guarantees: list[GuaranteeState] = field(default_factory=list)
     new: bool = False
 
 
@@ -186,8 +211,9 @@ def _problem(se: SourcedEvent, fld: str, value: object, message: str) -> Invalid
 
 
 # Step priorities at the same instant (a month boundary): platform revenue of the month ending,
-# overage invoice of that month, expiries and rollovers, then the next month's subscription bill.
-_RECOGNISE, _OVERAGE, _EXPIRE, _BILL = range(4)
+# overage invoice of that month, the guarantee credit of that month (after its overage invoice),
+# expiries and rollovers, then the next month's subscription bill (which the credit reduces).
+_RECOGNISE, _OVERAGE, _GUARANTEE, _EXPIRE, _BILL = range(5)
 
 
 class Run:
@@ -212,6 +238,7 @@ class Run:
         self.draws_of: dict[str, list[tuple[str, int]]] = {}
         self.quarantine_rows: list[Quarantine] = []
         self.period_rows: list[SubscriptionPeriod] = []
+        self.guarantee_month_rows: list[GuaranteeMonth] = []
         self.summary = ImportSummary(import_id=import_id)
         self._grant_seq = 0
 
@@ -271,6 +298,7 @@ class Run:
             .where(JournalLine.customer_id == customer_id, JournalLine.account_code == A.CUSTOMER_CREDIT)).scalar_one())
         self._load_subscriptions(book)
         self._load_overage(book, voided)
+        self._load_guarantees(book)
         for gid, base in s.execute(
                 sa.select(JournalLine.grant_id, sa.func.sum(JournalLine.debit - JournalLine.credit))
                 .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
@@ -319,6 +347,17 @@ class Run:
             acc = book.overage.setdefault((period, price), Overage())
             acc.invoiced_units += int(qty)
             acc.invoiced_amount += int(amount)
+
+    def _load_guarantees(self, book: CustomerBook) -> None:
+        s, cid = self.session, book.customer.id
+        rows = list(s.execute(sa.select(Guarantee).where(Guarantee.customer_id == cid)
+                              .order_by(Guarantee.start_month, Guarantee.id)).scalars())
+        if not rows:
+            return
+        done: dict[str, dict[str, GuaranteeMonth]] = {}
+        for m in s.execute(sa.select(GuaranteeMonth).where(GuaranteeMonth.customer_id == cid)).scalars():
+            done.setdefault(m.guarantee_id, {})[m.period] = m
+        book.guarantees = [GuaranteeState(row, done.get(row.id, {})) for row in rows]
 
     def _state(self, g: Grant, relieved: int = 0, released: int | None = None) -> GrantState:
         self._grant_seq += 1
@@ -372,6 +411,10 @@ class Run:
         for (period, price), acc in sorted(book.overage.items()):
             if acc.units > acc.invoiced_units:
                 offer(period_end(period, self.tz), _OVERAGE, lambda period=period: self._invoice_overage(book, period))
+        for gs in book.guarantees:
+            m = gs.next_month()
+            if m is not None:
+                offer(period_end(m, self.tz), _GUARANTEE, lambda gs=gs, m=m: self._guarantee_close(book, gs, m))
         for g in due_expiries(list(book.grants.values()), until)[:1]:
             offer(g.expires_at, _EXPIRE, lambda g=g: self._expire(book, g))  # type: ignore[arg-type]
         return best
@@ -561,6 +604,56 @@ class Run:
         draft.cr(A.UNBILLED, c.currency, subtotal, invoice_number=inv.number)
         draft.cr(A.SALES_TAX, c.currency, tax, invoice_number=inv.number)
         self._issue(book, inv, draft)
+
+    def _guarantee_close(self, book: CustomerBook, gs: GuaranteeState, m: str) -> None:
+        """Evaluate the guarantee at the close of month m (DESIGN 5). Monthly basis: credit
+        max(0, charges(m) - legacy); cumulative basis (m is the window's last month): one credit
+        of max(0, sum of charges - months x legacy). A credit G is a price concession (variable
+        consideration, ASC 606-10-32-5..9), posted with a credit note: Dr 4900 G / Dr 2400 tax /
+        Cr 2200 G+tax; the credit balance is applied to the next invoice."""
+        c, g = book.customer, gs.row
+        months = [m] if g.basis == "monthly" else gs.months
+        docs, sales = G.stored_inputs(self.session, c.id, self.tz)
+        docs += [G.ChargeDocument(inv.number, inv.kind, inv.category, inv.service_period, inv.subtotal, inv.reference)
+                 for inv, _ in self.invoices if inv.customer_id == c.id]
+        stored = {s.invoice_number for s in sales}
+        sales += [G.sale_of(x.invoice_number, x.source, x.effective_at, x.expires_at, self.tz)
+                  for x in book.grants.values()
+                  if x.source in ("topup", "commitment") and x.invoice_number and x.invoice_number not in stored]
+        charges = G.monthly_charges(docs, sales, months)
+        excess = sum(charges[x].total for x in months) - g.legacy_monthly_amount * len(months)
+        credit = max(0, excess)
+        cn_number = None
+        due = period_end(m, self.tz)
+        d = self._step_date(due)
+        if credit:
+            cur, legacy = c.currency, g.legacy_monthly_amount
+            if g.basis == "monthly":
+                text = (f"No-increase guarantee {m}: new bill {major_str(charges[m].total, cur)} less legacy "
+                        f"per-seat bill {major_str(legacy, cur)}")
+            else:
+                text = (f"No-increase guarantee {months[0]} to {months[-1]} (cumulative): new bills "
+                        f"{major_str(excess + legacy * len(months), cur)} less {len(months)} x legacy per-seat bill "
+                        f"{major_str(legacy, cur)}")
+            tax = apply_rate(credit, parse_decimal(c.tax_rate))
+            cn = new_invoice(self.session, customer_id=c.id, currency=cur, issue_date=d, terms_days=0,
+                             tax_rate=c.tax_rate, tax=tax, event_id=g.id, lines=[(text, 1, major_str(credit, cur), credit)],
+                             kind="credit_note", category="guarantee", service_period=m)
+            cn_number = cn.number
+            draft = self._draft(d, due, "guarantee_credit", f"{text}; credit note {cn.number}", c.id, g.id)
+            draft.dr(A.GUARANTEE_CREDITS, cur, credit, invoice_number=cn.number, event_id=g.id)
+            draft.dr(A.SALES_TAX, cur, tax, invoice_number=cn.number, event_id=g.id)
+            draft.cr(A.CUSTOMER_CREDIT, cur, credit + tax, invoice_number=cn.number, event_id=g.id)
+            book.credit_balance += credit + tax
+            self._issue(book, cn, draft)
+        for x in months:
+            ch = charges[x]
+            row = GuaranteeMonth(guarantee_id=g.id, period=x, customer_id=c.id, subscription=ch.subscription,
+                                 overage=ch.overage, topups=ch.topups, commitments=ch.commitments, charges=ch.total,
+                                 legacy=g.legacy_monthly_amount, credit=credit if x == m else 0,
+                                 credit_note=cn_number if x == m else None)
+            gs.done[x] = row
+            self.guarantee_month_rows.append(row)
 
     def _issue(self, book: CustomerBook, inv: InvoiceDraft, draft: EntryDraft) -> None:
         self.invoices.append((inv, draft))
@@ -963,6 +1056,23 @@ class Run:
         self._record_event(se, ev.customer_id, d, late)
 
     # ----------------------------------------------------------------- voids
+    def _on_guarantee_enrolled(self, se: SourcedEvent, ev: GuaranteeEnrolled) -> None:
+        """Enrol a customer in the no-increase guarantee; credits follow at month closes."""
+        book, d, late = self._prepare(ev.customer_id, ev.occurred_at)
+        c = book.customer
+        months = G.window(ev.start_month, ev.months)
+        for other in book.guarantees:
+            if set(other.months) & set(months):
+                raise _problem(se, "start_month", ev.start_month,
+                               f"customer {c.id} is already enrolled ({other.row.id}, {other.months[0]} to "
+                               f"{other.months[-1]}); guarantee windows may not overlap")
+        row = Guarantee(id=se.id, customer_id=c.id, currency=c.currency,
+                        legacy_monthly_amount=to_minor(ev.legacy_monthly_amount, c.currency),
+                        start_month=ev.start_month, months=ev.months, basis=ev.basis, enrolled_at=ev.occurred_at)
+        book.guarantees.append(GuaranteeState(row, new=True))
+        self._record_event(se, c.id, d, late)
+        self._catch_up(book, ev.occurred_at)
+
     def _on_event_voided(self, se: SourcedEvent, ev: EventVoided) -> None:
         """The mirror of the target's entries, dated in the first open period, once."""
         target = ev.target_event_id
@@ -1147,6 +1257,10 @@ class Run:
         if self.period_rows:
             s.add_all(self.period_rows)
             s.flush()
+        new_guarantees = [gs.row for b in self.books.values() for gs in b.guarantees if gs.new]
+        if new_guarantees:
+            s.add_all(new_guarantees)
+            s.flush()
         ids = post(s, self.drafts)
         entry_id = {id(draft): eid for draft, eid in zip(self.drafts, ids)}
         for inv, draft in self.invoices:
@@ -1164,6 +1278,7 @@ class Run:
             s.execute(sa.insert(UsageDraw), list(chunk))
         s.add_all(self.event_rows)
         s.add_all(self.quarantine_rows)
+        s.add_all(self.guarantee_month_rows)
         s.flush()
         self.summary.entries = len(ids)
         return self.summary
@@ -1287,7 +1402,7 @@ def validate_batch(session: Session, catalog: Catalog, events: list[SourcedEvent
         cur, created_at = known[cid]
         if created_at is not None and ev.occurred_at < created_at:  # type: ignore[attr-defined]
             problem(se, "occurred_at", ev.occurred_at.isoformat(), f"is before customer {cid} was created ({created_at.isoformat()})")  # type: ignore[attr-defined]
-        for fld in ("amount",):
+        for fld in ("amount", "legacy_monthly_amount"):
             value = getattr(ev, fld, None)
             if value is not None:
                 try:
@@ -1323,6 +1438,14 @@ def validate_batch(session: Session, catalog: Catalog, events: list[SourcedEvent
                 problem(se, "pack", ev.pack, f"unknown top-up pack (catalog: {', '.join(catalog.model.topups) or 'none'})")
             elif pack.currency != cur:
                 problem(se, "pack", ev.pack, f"is priced in {pack.currency}; customer {cid} pays in {cur}")
+        if isinstance(ev, GuaranteeEnrolled):
+            created_month = period_of(local_date(created_at, catalog.tz)) if created_at is not None else None
+            last = G.window(ev.start_month, ev.months)[-1]
+            if created_month is not None and ev.start_month < created_month:
+                problem(se, "start_month", ev.start_month, f"is before customer {cid} was created ({created_month})")
+            elif period_end(last, catalog.tz) <= ev.occurred_at:
+                problem(se, "start_month", ev.start_month,
+                        f"the window ({ev.start_month} to {last}) ended before the enrolment ({ev.occurred_at.isoformat()})")
         if isinstance(ev, UsageRecorded) and ev.action is not None and ev.action not in catalog.model.rate_card:
             problem(se, "action", ev.action, "unknown action (not in the catalog's rate_card)")
         for fld in ("expires_at",):

@@ -291,14 +291,30 @@ class EventVoided(_Event):
     reason: Text
 
 
+class GuaranteeEnrolled(_Event):
+    """A no-increase guarantee for a customer migrated from per-seat pricing (DESIGN 5):
+    legacy_monthly_amount (positive decimal string, the customer's currency, pre-tax) for
+    ``months`` months (1-36) from start_month ('YYYY-MM'); basis monthly or cumulative."""
+
+    type: Literal["guarantee.enrolled"]
+    customer_id: CustomerId
+    legacy_monthly_amount: str
+    start_month: Annotated[str, StringConstraints(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")]
+    months: Annotated[int, Field(ge=1, le=36)] = 6
+    basis: Literal["monthly", "cumulative"] = "monthly"
+
+    _amount = field_validator("legacy_monthly_amount")(classmethod(lambda cls, v: _positive_decimal(v)))
+
+
 AnyEvent = Annotated[
     Union[CustomerCreated, CommitmentPurchased, TopupPurchased, CreditsGranted, UsageRecorded, PaymentReceived,
-          SubscriptionStarted, SubscriptionCancelled, RefundIssued, BreakageEstimateChanged, EventVoided],
+          SubscriptionStarted, SubscriptionCancelled, RefundIssued, BreakageEstimateChanged, GuaranteeEnrolled,
+          EventVoided],
     Field(discriminator="type"),
 ]
 EVENT_TYPES = ("customer.created", "subscription.started", "subscription.cancelled", "commitment.purchased",
                "topup.purchased", "credits.granted", "usage.recorded", "payment.received", "refund.issued",
-               "breakage.estimate_changed", "event.voided")
+               "breakage.estimate_changed", "guarantee.enrolled", "event.voided")
 _ADAPTER: TypeAdapter = TypeAdapter(AnyEvent)
 
 

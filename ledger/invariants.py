@@ -11,7 +11,7 @@
    recognised (4000 + 4010 + 4020 + 4050 - 4900 - 4910) + deferred (2100 + 2150) + refunded
    and credited (credit-note subtotals).
 5. Every invoice's receivable lines in its entry equal its total (a credit note's 1100 and 2300
-   lines); numbers are gap-free per series and year.
+   lines, and for a guarantee credit note its 2200 line); numbers are gap-free per series and year.
 
 Each check returns Violations naming the entry or grant and the numbers that disagree.
 """
@@ -244,12 +244,12 @@ def check_documents(session: Session) -> list[Violation]:
     q = (sa.select(Invoice.number, Invoice.kind, JournalLine.account_code, JournalLine.invoice_number,
                    sa.func.sum(JournalLine.debit), sa.func.sum(JournalLine.credit))
          .join(JournalLine, JournalLine.entry_id == Invoice.entry_id)
-         .where(JournalLine.account_code.in_([A.RECEIVABLE, A.REFUNDS_PAYABLE]))
+         .where(JournalLine.account_code.in_([A.RECEIVABLE, A.REFUNDS_PAYABLE, A.CUSTOMER_CREDIT]))
          .group_by(Invoice.number, Invoice.kind, JournalLine.account_code, JournalLine.invoice_number))
     for number, kind, account, line_invoice, d, c in session.execute(q):
         if kind == "invoice" and account == A.RECEIVABLE and line_invoice == number:
             posted[number] += int(d) - int(c)
-        elif kind == "credit_note":
+        elif kind == "credit_note" and (account != A.CUSTOMER_CREDIT or line_invoice == number):
             posted[number] += int(c) - int(d)
     for number, total, entry_id in session.execute(sa.select(Invoice.number, Invoice.total, Invoice.entry_id)):
         if posted.get(number, 0) != total:

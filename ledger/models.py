@@ -369,3 +369,48 @@ class SubscriptionPeriod(SQLModel, table=True):
     credits: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
     invoice_number: str = Field(sa_column=_str(32, nullable=False))
     grant_id: Optional[str] = Field(default=None, sa_column=_str(128, nullable=True))
+
+
+class Guarantee(SQLModel, table=True):
+    """A no-increase guarantee for a customer migrated from per-seat pricing (DESIGN 5).
+
+    id: the guarantee.enrolled event id. legacy_monthly_amount: int minor units of
+    ``currency``, the pre-tax per-seat bill the customer paid each month. The window is
+    ``months`` calendar months from ``start_month`` ('YYYY-MM'). basis: ``monthly`` (a credit at
+    the close of each month where charges exceed the legacy bill) or ``cumulative`` (one credit at
+    the close of the window's last month for the excess over months x legacy).
+    """
+
+    __tablename__ = "guarantee"
+    id: str = Field(sa_column=_str(128, primary_key=True))
+    customer_id: str = Field(sa_column=sa.Column(sa.String(64), sa.ForeignKey("customer.id"), nullable=False, index=True))
+    currency: str = Field(sa_column=_str(3, nullable=False))
+    legacy_monthly_amount: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+    start_month: str = Field(sa_column=_str(7, nullable=False))
+    months: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
+    basis: str = Field(sa_column=_str(20, nullable=False))
+    enrolled_at: datetime = Field(sa_column=sa.Column(UTCDateTime, nullable=False))
+
+
+class GuaranteeMonth(SQLModel, table=True):
+    """One month of a guarantee's window as evaluated at its close: the new bill, by source,
+    against the legacy bill. All money: int minor units of the guarantee's currency.
+
+    charges = subscription + overage + topups + commitments (pre-tax, net of credit notes that
+    correct those invoices); difference = charges - legacy. credit: the guarantee credit issued
+    at this month's close (monthly basis: max(0, difference); cumulative basis: 0 except the last
+    month, which carries max(0, sum of differences)); credit_note: its number, else None.
+    """
+
+    __tablename__ = "guarantee_month"
+    guarantee_id: str = Field(sa_column=sa.Column(sa.String(128), sa.ForeignKey("guarantee.id"), primary_key=True))
+    period: str = Field(sa_column=sa.Column(sa.String(7), primary_key=True))
+    customer_id: str = Field(sa_column=_str(64, nullable=False, index=True))
+    subscription: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+    overage: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+    topups: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+    commitments: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+    charges: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+    legacy: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+    credit: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+    credit_note: Optional[str] = Field(default=None, sa_column=_str(32, nullable=True))
