@@ -133,7 +133,7 @@ def close(obj: Ctx, period: str, out_dir: str | None) -> None:
             for event_id in result.late_events:
                 click.echo(f"  late: {event_id}")
         if out_dir:
-            paths = write_reports(session, period, out_dir)
+            paths = write_reports(session, period, out_dir, obj.catalog.tz)
             click.echo(f"wrote {len(paths)} files to {out_dir}")
 
 
@@ -199,6 +199,22 @@ def ar_aging_cmd(obj: Ctx, period: str | None, as_of: str | None, fmt: str | Non
             raise click.BadParameter(f"{as_of!r} is not a date (YYYY-MM-DD)", param_hint="--as-of") from None
     with obj.session() as session:
         rep = ar_aging(session, period, as_of=day)
+    _emit(render(rep, _fmt(fmt)), out)
+
+
+@report.command("guarantees")
+@PERIOD
+@FORMAT
+@OUT
+@click.pass_obj
+def guarantees_cmd(obj: Ctx, period: str, fmt: str | None, out: str | None) -> None:
+    """No-increase guarantees: per enrolled customer and month, legacy bill vs new bill, credits, cost."""
+    from ledger.reporting import guarantees
+    from reports.tables import render
+
+    period = _period(period)
+    with obj.session() as session:
+        rep = guarantees(session, period, tz=obj.catalog.tz)
     _emit(render(rep, _fmt(fmt)), out)
 
 

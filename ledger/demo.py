@@ -56,7 +56,7 @@ def run_demo(out: Path, month: str = "2026-10") -> dict:
     close_dir = out / f"close-{month}"
     with Session(engine) as session:
         close_period(session, catalog, month, closed_by="ledger demo")
-        write_reports(session, month, close_dir)
+        write_reports(session, month, close_dir, catalog.tz)
 
     with Session(engine) as session:
         numbers = list(session.execute(sa.select(Invoice.number).order_by(Invoice.number)).scalars())

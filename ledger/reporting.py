@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlmodel import Session
@@ -44,6 +45,7 @@ class Report:
     rows: list[dict] = field(default_factory=list)
     totals: list[dict] = field(default_factory=list)
     currency_key: str = "currency"
+    total_columns: list[Column] = field(default_factory=list)  # fields only the totals carry
 
 
 def _window(period: str) -> tuple[date, date]:
@@ -332,3 +334,70 @@ def customer_statement(session: Session, period: str | None = None, *, customer_
                            Column("document", "Document"), Column("description", "Description"),
                            Column("debit", "Debit", "money"), Column("credit", "Credit", "money"),
                            Column("balance", "Balance", "money")], rows, totals)
+
+
+# --------------------------------------------------------------------------- guarantees
+def guarantees(session: Session, period: str, *, tz: ZoneInfo = ZoneInfo("UTC")) -> Report:
+    """The no-increase guarantees (DESIGN 5) as at the end of ``period``: one row per enrolled
+    customer and month of the window up to the period, with the legacy per-seat bill, the new
+    bill (charges(m), by `ledger.guarantee.monthly_charges`), their difference, the running
+    excess over the window, and the credit issued for that month (with its credit note) if it
+    was issued by the period end.
+
+    status: ``evaluated`` (the month's close has run; charges as evaluated then) or ``open``
+    (charges so far, from the documents issued by now). totals per currency: customers enrolled,
+    credits issued to date (sum of the rows), and ``cost``: the balance of 4900 Guarantee credits
+    at the period end, read from the journal (the two agree unless a credit was issued for a
+    month after ``period``). Money: int minor units. ``tz``: the reporting timezone.
+    """
+    from ledger import guarantee as G
+    from ledger.models import Guarantee, GuaranteeMonth
+
+    _, end = _window(period)
+    names = _customer_names(session)
+    notes = dict(session.execute(sa.select(Invoice.number, Invoice.issue_date).where(Invoice.category == "guarantee")).all())
+    rows, totals = [], {}
+    enrolled = session.execute(sa.select(Guarantee).where(Guarantee.start_month <= period)
+                               .order_by(Guarantee.customer_id, Guarantee.start_month)).scalars().all()
+    for g in enrolled:
+        if g.enrolled_at.astimezone(tz).date() > end:
+            continue
+        months = [m for m in G.window(g.start_month, g.months) if m <= period]
+        stored = {r.period: r for r in session.execute(
+            sa.select(GuaranteeMonth).where(GuaranteeMonth.guarantee_id == g.id)).scalars()}
+        live = G.monthly_charges(*G.stored_inputs(session, g.customer_id, tz), months)
+        t = totals.setdefault(g.currency, {"currency": g.currency, "customers": 0, "legacy": 0, "charges": 0,
+                                           "credit": 0, "cost": 0})
+        t["customers"] += 1
+        excess = 0
+        for m in months:
+            row = stored.get(m)
+            charges = row.charges if row is not None else live[m].total
+            issued = row is not None and row.credit_note is not None and notes.get(row.credit_note, end) <= end
+            excess += charges - g.legacy_monthly_amount
+            rows.append({"customer_id": g.customer_id, "customer": names.get(g.customer_id, g.customer_id),
+                         "currency": g.currency, "basis": g.basis,
+                         "window": f"{g.start_month} to {G.window(g.start_month, g.months)[-1]}", "month": m,
+                         "legacy": g.legacy_monthly_amount, "charges": charges,
+                         "difference": charges - g.legacy_monthly_amount, "running_excess": excess,
+                         "credit": row.credit if issued else 0, "credit_note": row.credit_note if issued else "",
+                         "status": "evaluated" if row is not None else "open"})
+            t["legacy"] += g.legacy_monthly_amount
+            t["charges"] += charges
+            t["credit"] += rows[-1]["credit"]
+    for cur, net in session.execute(
+            sa.select(JournalLine.commodity, sa.func.sum(JournalLine.debit - JournalLine.credit))
+            .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
+            .where(JournalLine.account_code == A.GUARANTEE_CREDITS, JournalEntry.entry_date <= end)
+            .group_by(JournalLine.commodity)):
+        totals.setdefault(cur, {"currency": cur, "customers": 0, "legacy": 0, "charges": 0, "credit": 0, "cost": 0})
+        totals[cur]["cost"] = int(net)
+    cols = [Column("customer_id", "Customer"), Column("customer", "Name"), Column("currency", "Cur"),
+            Column("basis", "Basis"), Column("window", "Window"), Column("month", "Month"),
+            Column("legacy", "Legacy bill", "money"), Column("charges", "New bill", "money"),
+            Column("difference", "Difference", "money"), Column("running_excess", "Running excess", "money"),
+            Column("credit", "Credit", "money"), Column("credit_note", "Credit note"), Column("status", "Status")]
+    return Report("guarantees", f"No-increase guarantees at {end.isoformat()}", period, cols, rows,
+                  [totals[k] for k in sorted(totals)],
+                  total_columns=[Column("customers", "Customers enrolled", "int"),
+                                 Column("cost", "Cost to date (4900 Guarantee credits)", "money")])

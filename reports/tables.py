@@ -32,7 +32,7 @@ def _plain(report: Report, row: dict) -> dict:
     out = {}
     commodity = row.get(report.currency_key)
     for k, v in row.items():
-        col = next((c for c in report.columns if c.key == k), None)
+        col = next((c for c in (*report.columns, *report.total_columns) if c.key == k), None)
         out[k] = _money_json(v, commodity) if col is not None and col.kind == "money" and isinstance(v, int) else v
     return out
 
@@ -117,6 +117,11 @@ def to_table(report: Report, console: Console | None = None, width: int | None =
             table.add_row(*cells, style="bold")
     out = Console(file=io.StringIO(), width=width or 200, record=True, force_terminal=False)
     out.print(table)
+    for t in report.totals:
+        commodity = t.get(report.currency_key)
+        for c in report.total_columns:
+            if c.key in t:
+                out.print(f"{c.title}{f', {commodity}' if commodity else ''}: {_cell(c, t, commodity)}")
     return out.export_text()
 
 

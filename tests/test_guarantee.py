@@ -192,3 +192,38 @@ def test_overlapping_windows_and_voids_are_refused(books):
         books.post(ev("v-g", "event.voided", "2026-03-02T00:00:00Z", target_event_id="g-1", reason="x"))
     books.post(enrol(start="2026-09", eid="g-3"))  # the next window may follow
     assert books.count(InvoiceLine) == 0
+
+
+def test_report_guarantees_lists_months_credits_and_cost(books):
+    """`ledger report guarantees --period 2026-04`: the window's months up to April with legacy
+    vs new bill, the March credit and its credit note, April open (not closed); the cost is the
+    4900 balance, equal to the credits issued."""
+    import json
+
+    from click.testing import CliRunner
+
+    from ledger.cli import cli
+
+    books.post(lines(ACME, enrol(), PRO, usage("u1", "2026-03-20T12:00:00Z", 15_000),
+                     usage("u2", "2026-04-10T12:00:00Z", 6_000)))
+    books.close("2026-03")
+    catalog = books.tmp / "ledger.toml"
+    from conftest import PLANS_CATALOG
+
+    catalog.write_text(PLANS_CATALOG, encoding="utf-8")
+    result = CliRunner().invoke(cli, ["--database-url", books.url, "--catalog", str(catalog), "report", "guarantees",
+                                      "--period", "2026-04", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    rep = json.loads(result.output)
+    [note] = _guarantee_notes(books)
+    assert [(r["month"], r["legacy"], r["charges"], r["difference"], r["credit"], r["credit_note"], r["status"])
+            for r in rep["rows"]] == [
+        ("2026-03", "750.00", "1499.00", "749.00", "749.00", note.number, "evaluated"),
+        # April so far: 299.00 fee; 1,000 credits beyond 5,000 not yet invoiced (overage is billed at the close)
+        ("2026-04", "750.00", "299.00", "-451.00", "0.00", "", "open"),
+    ]
+    assert rep["totals"] == [{"currency": "USD", "customers": 1, "legacy": "1500.00", "charges": "1798.00",
+                              "credit": "749.00", "cost": "749.00"}]
+    table = CliRunner().invoke(cli, ["--database-url", books.url, "--catalog", str(catalog), "report", "guarantees",
+                                     "--period", "2026-04", "--format", "table"])
+    assert "Cost to date (4900 Guarantee credits), USD: 749.00" in table.output, table.output
