@@ -1,19 +1,34 @@
-"""Render invoices and credit notes (`reports.views.DocumentView`) to HTML and PDF.
+"""Render invoices and credit notes (`reports.views.DocumentView`) to HTML and PDF/A-3b.
 
 The Jinja template only lays out the already formatted view. WeasyPrint turns the HTML into
 PDF with a URL fetcher that serves nothing but the files bundled in ``reports/static/``: no
 network, no other files, no ``data:`` URLs, whatever text a customer managed to put in a name
 or an address (which autoescape prints literally anyway).
 
-Determinism: two renders of the same view are byte-identical except for the PDF
-``/CreationDate`` and ``/ModDate``, which are the current UTC time, or the time given by
-``SOURCE_DATE_EPOCH`` (https://reproducible-builds.org/specs/source-date-epoch/) when set.
-WeasyPrint 70 does not read that variable itself; `render_document_pdf` stamps the dates.
+Output: PDF/A-3b (ISO 19005-3, level B): sRGB output intent, every font embedded, XMP metadata
+consistent with the document information dictionary, no encryption, no JavaScript. Text uses
+the bundled "Ledger Sans" fonts (a Noto Sans subset, ``static/fonts/README.md``), embedded
+whole (`PDF_OPTIONS`): they are 43 KB each, and skipping WeasyPrint's per-document subsetting
+is faster. Given a `reports.facturx.FacturXInvoice`, the PDF also carries the EN 16931 CII XML
+as the associated file ``factur-x.xml`` (AFRelationship /Data) and the Factur-X XMP
+properties (``fx:`` namespace with its PDF/A extension schema), i.e. a Factur-X 1.0 / ZUGFeRD
+2 invoice of profile EN 16931.
+
+Speed: one `weasyprint.text.fonts.FontConfiguration` per process, with the bundled fonts
+registered once (`warm_up`); per document WeasyPrint then fetches only ``document.css``.
+Call `warm_up` in each worker process of a pool (``initializer=warm_up``).
+
+Determinism: two renders of the same inputs are byte-identical except for the creation and
+modification dates (PDF info, XMP, the attachment's), which are the current UTC time, or the
+time given by ``SOURCE_DATE_EPOCH`` (https://reproducible-builds.org/specs/source-date-epoch/)
+when set. WeasyPrint 70 does not read that variable itself; `render_document_pdf` stamps the
+dates.
 
 Example::
 
     from reports.pdf import render_document_pdf
     render_document_pdf(view, "INV-2026-000001.pdf")   # -> PosixPath('INV-2026-000001.pdf')
+    render_document_pdf(view, "INV-2026-000001.pdf", facturx=invoice)   # Factur-X EN 16931
 """
 
 from __future__ import annotations
@@ -27,14 +42,28 @@ from urllib.request import url2pathname
 
 import pydyf
 from jinja2 import Environment, PackageLoader, StrictUndefined
-from weasyprint import HTML
+from weasyprint import CSS, HTML, Attachment
+from weasyprint.pdf.metadata import DocumentMetadata
 from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import URLFetcher, URLFetcherResponse
 
+from reports.facturx import (
+    FACTURX_FILENAME,
+    FACTURX_XMP_LEVEL,
+    FacturXInvoice,
+    build_cii_xml,
+)
 from reports.views import DocumentView
 
 STATIC_DIR = pathlib.Path(__file__).resolve().parent / "static"
-"""The only directory whose files a rendered document may load (stylesheet, later fonts)."""
+"""The only directory whose files a rendered document may load (stylesheet, fonts)."""
+
+STYLESHEET = STATIC_DIR / "document.css"
+"""The stylesheet the template links; its ``@font-face`` rules name the bundled fonts."""
+
+PDF_OPTIONS: dict[str, object] = {"pdf_variant": "pdf/a-3b", "full_fonts": True}
+"""WeasyPrint options of every render: PDF/A-3b (which implies PDF 1.7, an sRGB output
+intent and a file identifier), fonts embedded whole instead of subset per document."""
 
 _TEMPLATES = Environment(
     loader=PackageLoader("reports", "templates"),
@@ -43,7 +72,10 @@ _TEMPLATES = Environment(
 )
 
 _FONT_CONFIG = FontConfiguration()
-"""Shared Fontconfig configuration: system fonts are scanned once per process, not per render."""
+"""Shared Fontconfig configuration: system fonts are scanned once per process, not per render,
+and the bundled fonts are registered in it once (`warm_up`)."""
+
+_fonts_registered = False
 
 
 class ResourceRefusedError(ValueError):
@@ -96,6 +128,9 @@ def static_path(url: str) -> pathlib.Path:
 safe_fetcher: StaticAssetFetcher = StaticAssetFetcher(allowed_protocols=("file",))
 """The fetcher every render uses; looked up at call time so tests can wrap it."""
 
+_font_fetcher = StaticAssetFetcher(allowed_protocols=("file",))
+"""The fetcher of `warm_up` (the bundled fonts, once per process), distinct from `safe_fetcher`."""
+
 
 def render_document_html(view: DocumentView) -> str:
     """Lay out ``view`` as a standalone HTML document (str) using ``templates/document.html``.
@@ -107,28 +142,149 @@ def render_document_html(view: DocumentView) -> str:
     return _TEMPLATES.get_template("document.html").render(view=view)
 
 
-def render_document_pdf(view: DocumentView, out: str | os.PathLike[str]) -> pathlib.Path:
-    """Render ``view`` as an A4 PDF written to ``out``; return ``out`` as a `pathlib.Path`.
+def render_document_pdf(
+    view: DocumentView,
+    out: str | os.PathLike[str],
+    *,
+    facturx: FacturXInvoice | None = None,
+) -> pathlib.Path:
+    """Render ``view`` as an A4 PDF/A-3b file written to ``out``; return ``out`` as a `pathlib.Path`.
 
-    Resources load only from `STATIC_DIR` (see `StaticAssetFetcher`). The PDF creation and
-    modification dates are ``SOURCE_DATE_EPOCH`` (integer seconds since 1970-01-01 UTC) when
-    that variable is set, else the current UTC time; everything else depends only on ``view``.
-    raises ValueError if SOURCE_DATE_EPOCH is set but not a non-negative integer;
-    OSError if ``out`` cannot be written (its parent folder must exist).
+    facturx: the same document as e-invoice data; when given, its EN 16931 CII XML
+    (`reports.facturx.build_cii_xml`) is embedded as ``factur-x.xml`` and the XMP declares
+    Factur-X conformance level EN 16931. Resources load only from `STATIC_DIR` (see
+    `StaticAssetFetcher`). The PDF creation and modification dates are ``SOURCE_DATE_EPOCH``
+    (integer seconds since 1970-01-01 UTC) when that variable is set, else the current UTC
+    time; everything else depends only on ``view`` and ``facturx``.
+    raises ValueError if SOURCE_DATE_EPOCH is set but not a non-negative integer, if
+    ``facturx`` fails `reports.facturx.check_invoice`, or if its number differs from
+    ``view.number``; OSError if ``out`` cannot be written (its parent folder must exist).
     """
-    stamp = _pdf_date(_document_time())
+    target = pathlib.Path(out)
+    target.write_bytes(document_pdf_bytes(view, facturx=facturx))
+    return target
+
+
+def document_pdf_bytes(view: DocumentView, *, facturx: FacturXInvoice | None = None) -> bytes:
+    """The PDF/A-3b bytes `render_document_pdf` writes for ``view`` (same arguments, same errors)."""
+    moment = _document_time()
+    xml = None
+    if facturx is not None:
+        if facturx.number != view.number:
+            raise ValueError(
+                f"Factur-X data is for {facturx.number!r}, the document is {view.number!r}"
+            )
+        xml = build_cii_xml(facturx)
+    warm_up()
     html = HTML(
         string=render_document_html(view), base_url=STATIC_DIR, url_fetcher=safe_fetcher
     )
+    document = html.render(font_config=_FONT_CONFIG, **PDF_OPTIONS)
+    stamp = _xmp_date(moment)
+    document.metadata.created = document.metadata.modified = stamp
+    finisher = None
+    if xml is not None:
+        document.metadata = _FacturXMetadata(document.metadata, facturx.type_code)
+        document.metadata.attachments = [
+            Attachment(
+                string=xml,
+                url_fetcher=safe_fetcher,
+                name=FACTURX_FILENAME,
+                description="Factur-X invoice data (EN 16931 CII XML)",
+                created=moment,
+                modified=moment,
+                relationship="Data",
+            )
+        ]
+        finisher = _finish_attachments
+    return document.write_pdf(finisher=finisher, **PDF_OPTIONS)
 
-    def stamp_dates(_document: object, pdf: pydyf.PDF) -> None:
-        pdf.info["CreationDate"] = pydyf.String(stamp)
-        pdf.info["ModDate"] = pydyf.String(stamp)
 
-    data = html.write_pdf(font_config=_FONT_CONFIG, finisher=stamp_dates)
-    target = pathlib.Path(out)
-    target.write_bytes(data)
-    return target
+def warm_up() -> None:
+    """Register the bundled fonts in this process's shared font configuration (idempotent).
+
+    Parses `STYLESHEET` once, fetching its ``@font-face`` files through a private
+    `StaticAssetFetcher`; WeasyPrint then finds the fonts registered for every later render
+    and fetches them no more. Cheap after the first call. Use as a process-pool
+    ``initializer`` so each worker pays this before its first document.
+    raises ResourceRefusedError (logged by WeasyPrint, fonts then missing) never in practice:
+    the fonts are bundled.
+    """
+    global _fonts_registered
+    if _fonts_registered:
+        return
+    CSS(filename=STYLESHEET, url_fetcher=_font_fetcher, font_config=_FONT_CONFIG)
+    _fonts_registered = True
+
+
+class _FacturXMetadata(DocumentMetadata):
+    """WeasyPrint metadata whose XMP also carries the Factur-X properties and their PDF/A
+    extension schema, inside WeasyPrint's own ``rdf:RDF`` element (XMP parsers such as
+    veraPDF's read only the first ``rdf:RDF`` of a packet, so a second one would be lost)."""
+
+    def __init__(self, base: DocumentMetadata, type_code: str) -> None:
+        super().__init__()
+        self.__dict__.update(base.__dict__)
+        self._type_code = type_code
+
+    def generate_rdf_metadata(self, variant: str, version: int, conformance: str) -> bytes:
+        rdf = super().generate_rdf_metadata(variant, version, conformance)
+        closing = b"</rdf:RDF>"
+        if not rdf.endswith(closing):  # pragma: no cover - WeasyPrint changed its XMP
+            raise RuntimeError("unexpected XMP from WeasyPrint: no closing rdf:RDF")
+        return rdf[: -len(closing)] + _FACTURX_RDF + closing
+
+
+_FX = "urn:factur-x:pdfa:CrossIndustryDocument:invoice:1p0#"
+_FACTURX_PROPERTIES = (
+    ("DocumentFileName", "The name of the embedded XML document"),
+    ("DocumentType", "The type of the hybrid document in capital letters, e.g. INVOICE"),
+    ("Version", "The actual version of the standard applying to the embedded XML document"),
+    ("ConformanceLevel", "The conformance level of the embedded XML document"),
+)
+_FACTURX_RDF = (
+    f'<rdf:Description rdf:about="" xmlns:fx="{_FX}">'
+    f"<fx:DocumentType>INVOICE</fx:DocumentType>"
+    f"<fx:DocumentFileName>{FACTURX_FILENAME}</fx:DocumentFileName>"
+    f"<fx:Version>1.0</fx:Version>"
+    f"<fx:ConformanceLevel>{FACTURX_XMP_LEVEL}</fx:ConformanceLevel>"
+    f"</rdf:Description>"
+    f'<rdf:Description rdf:about="" '
+    f'xmlns:pdfaExtension="http://www.aiim.org/pdfa/ns/extension/" '
+    f'xmlns:pdfaSchema="http://www.aiim.org/pdfa/ns/schema#" '
+    f'xmlns:pdfaProperty="http://www.aiim.org/pdfa/ns/property#">'
+    f"<pdfaExtension:schemas><rdf:Bag><rdf:li rdf:parseType=\"Resource\">"
+    f"<pdfaSchema:schema>Factur-X PDFA Extension Schema</pdfaSchema:schema>"
+    f"<pdfaSchema:namespaceURI>{_FX}</pdfaSchema:namespaceURI>"
+    f"<pdfaSchema:prefix>fx</pdfaSchema:prefix>"
+    f"<pdfaSchema:property><rdf:Seq>"
+    + "".join(
+        f'<rdf:li rdf:parseType="Resource">'
+        f"<pdfaProperty:name>{name}</pdfaProperty:name>"
+        f"<pdfaProperty:valueType>Text</pdfaProperty:valueType>"
+        f"<pdfaProperty:category>external</pdfaProperty:category>"
+        f"<pdfaProperty:description>{description}</pdfaProperty:description>"
+        f"</rdf:li>"
+        for name, description in _FACTURX_PROPERTIES
+    )
+    + "</rdf:Seq></pdfaSchema:property></rdf:li></rdf:Bag></pdfaExtension:schemas>"
+    "</rdf:Description>"
+).encode()
+"""Factur-X 1.0 XMP: the ``fx:`` properties (document type INVOICE covers credit notes too)
+and the PDF/A extension schema that PDF/A requires for a non-standard namespace."""
+
+
+def _finish_attachments(_document: object, pdf: pydyf.PDF) -> None:
+    """Finisher for PDFs with an embedded file: the XML's MIME type is text/xml, as Factur-X
+    specifies, whatever the platform's MIME database guesses for ``.xml``; and the catalog's
+    /AF array lists each file specification once (WeasyPrint 70 adds it twice: once from the
+    EmbeddedFiles name tree, once from the /Filespec objects)."""
+    for pdf_object in pdf.objects:
+        extra = getattr(pdf_object, "extra", None)
+        if isinstance(extra, dict) and extra.get("Type") == "/EmbeddedFile":
+            extra["Subtype"] = "/text#2Fxml"
+    if "AF" in pdf.catalog:
+        pdf.catalog["AF"] = pydyf.Array(dict.fromkeys(pdf.catalog["AF"]))
 
 
 def _document_time() -> datetime:
@@ -143,6 +299,7 @@ def _document_time() -> datetime:
     return datetime.fromtimestamp(int(raw), UTC)
 
 
-def _pdf_date(moment: datetime) -> str:
-    """PDF date string (ISO 32000-1 section 7.9.4) for an aware UTC datetime: D:YYYYMMDDHHmmSSZ."""
-    return moment.strftime("D:%Y%m%d%H%M%SZ")
+def _xmp_date(moment: datetime) -> str:
+    """W3C / XMP date string of an aware UTC datetime: YYYY-MM-DDTHH:MM:SSZ. WeasyPrint writes
+    it to the XMP and, as D:YYYYMMDDHHmmSSZ (ISO 32000-1 7.9.4), to the info dictionary."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
