@@ -35,6 +35,9 @@ class Company(_Strict):
     tax_id: str | None = None
     reporting_timezone: str = "UTC"
     payment_terms_days: int = Field(default=30, ge=0, le=365)
+    country: str = Field(default="US", pattern=r"^[A-Z]{2}$")  # ISO 3166-1 alpha-2, for e-invoices
+    logo: str | None = None  # PNG, JPEG or SVG file, relative to the catalog file
+    templates: str | None = None  # folder of document.html / document.css overrides, relative to the catalog
 
     @field_validator("reporting_timezone")
     @classmethod
@@ -132,6 +135,22 @@ class Catalog:
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.model.company.reporting_timezone)
 
+    def asset(self, relative: str | None) -> Path | None:
+        """A catalog-relative path (``company.logo``, ``company.templates``) resolved against the
+        catalog file's folder, or None when not set."""
+        if relative is None:
+            return None
+        base = Path(self.path).resolve().parent if self.path else Path.cwd()
+        return (base / relative).resolve()
+
+    @property
+    def logo_path(self) -> Path | None:
+        return self.asset(self.company.logo)
+
+    @property
+    def templates_dir(self) -> Path | None:
+        return self.asset(self.company.templates)
+
     def topup(self, code: str) -> TopupPack | None:
         return self.model.topups.get(code)
 
@@ -156,8 +175,21 @@ def load_catalog(path: str | Path | None, *, required: bool = False) -> Catalog:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise CatalogError(str(p), "", "", f"is not valid TOML: {exc}") from None
     try:
-        return Catalog(CatalogModel.model_validate(data), str(p))
+        catalog = Catalog(CatalogModel.model_validate(data), str(p))
     except ValidationError as exc:
         err = exc.errors()[0]
         key = ".".join(str(x) for x in err["loc"])
         raise CatalogError(str(p), key, err.get("input"), err["msg"].removeprefix("Value error, ")) from None
+    logo, folder = catalog.logo_path, catalog.templates_dir
+    if logo is not None:
+        if not logo.is_file():
+            raise CatalogError(str(p), "company.logo", catalog.company.logo, f"file not found ({logo})")
+        if logo.suffix.lower() not in LOGO_TYPES:
+            raise CatalogError(str(p), "company.logo", catalog.company.logo,
+                               f"must be one of {', '.join(sorted(LOGO_TYPES))}")
+    if folder is not None and not folder.is_dir():
+        raise CatalogError(str(p), "company.templates", catalog.company.templates, f"folder not found ({folder})")
+    return catalog
+
+
+LOGO_TYPES = frozenset({".png", ".jpg", ".jpeg", ".svg"})

@@ -8,6 +8,7 @@ lines posted with it (invariant 5).
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -17,15 +18,25 @@ from sqlmodel import Session
 
 from ledger.catalog import Catalog
 from ledger.errors import NotFoundError
-from ledger.models import Customer, Invoice, InvoiceLine
+from ledger import accounts as A
+from ledger.models import Customer, Grant, Guarantee, GuaranteeMonth, Invoice, InvoiceLine, JournalEntry, JournalLine
 from ledger.money import format_money, format_price, format_units
-from reports.views import DocumentLine, DocumentView, Party
+from ledger.periods import boundary_date
+from reports.views import DocumentLine, DocumentView, Party, Table
 
 TITLES = {"invoice": "Invoice", "credit_note": "Credit note"}
 
 
 def document_view(session: Session, catalog: Catalog, number: str) -> DocumentView:
-    """The view model of invoice ``number``; raises NotFoundError."""
+    """The view model of invoice or credit note ``number`` (every string formatted by Babel in
+    the customer's locale); raises NotFoundError.
+
+    Amount due = total - the customer credit balance applied to the invoice when it was issued
+    (Dr 2200 lines carrying this invoice number). Invoices and credit notes carry the customer's
+    credits summary at the issue date (balance per grant from the 9100 lines, and credits
+    expiring in the next 30 days); a guarantee credit note carries the month-by-month
+    calculation, legacy per-seat bill against the new bill (DESIGN 5).
+    """
     inv = session.get(Invoice, number)
     if inv is None:
         raise NotFoundError("invoice", number)
@@ -36,29 +47,134 @@ def document_view(session: Session, catalog: Catalog, number: str) -> DocumentVi
                             .order_by(InvoiceLine.position)).scalars()
     cur = inv.currency
     company = catalog.company
+
+    def money(amount: int) -> str:
+        return format_money(amount, cur, loc)
+
     rate = Decimal(inv.tax_rate)
     due = format_date(inv.due_date, format="long", locale=loc)
+    adjustments: list[tuple[str, str]] = []
+    amount_due = inv.total
+    label = "Amount due"
+    notes = ["Prepaid credits are non-refundable except as stated in your agreement; "
+             "unused credits expire on the date shown."]
+    if inv.kind == "invoice":
+        applied = _credit_applied(session, number)
+        if applied:
+            adjustments.append(("Credit balance applied", money(-applied)))
+            amount_due -= applied
+        terms = f"Net {company.payment_terms_days}: due by {due}" if amount_due else "Paid in full from your credit balance"
+    else:
+        label = "Credited to your account" if inv.category == "guarantee" else "Credited"
+        terms = ("Applied to your next invoice automatically" if inv.category == "guarantee"
+                 else "Reduces the amount you owe; any excess is refunded or held as credit")
+        notes = []
+    tables = []
+    if inv.category == "guarantee":
+        tables.append(_guarantee_table(session, inv, money))
+        notes.append("No-increase guarantee: a price concession under ASC 606-10-32-5 (variable consideration), "
+                     "including its share of tax.")
+    credits = _credits_table(session, catalog, inv, loc)
+    if credits is not None:
+        tables.append(credits)
+    logo = catalog.logo_path
     return DocumentView(
         title=TITLES.get(inv.kind, inv.kind),
         number=inv.number,
         issue_date=format_date(inv.issue_date, format="long", locale=loc),
-        due_date=due,
+        due_date=due if inv.kind == "invoice" else None,
         currency=cur,
         seller=Party(company.name, tuple(company.address), company.email),
         buyer=Party(customer.name, tuple(json.loads(customer.address)), customer.email),
         lines=tuple(DocumentLine(ln.description, format_units(ln.quantity, loc),
-                                 format_price(Decimal(ln.unit_price), cur, loc), format_money(ln.amount, cur, loc))
+                                 format_price(Decimal(ln.unit_price), cur, loc), money(ln.amount))
                     for ln in lines),
-        subtotal=format_money(inv.subtotal, cur, loc),
+        subtotal=money(inv.subtotal),
         tax_label=f"Tax ({(rate * 100).normalize():f}%)" if rate else "Tax",
-        tax=format_money(inv.tax, cur, loc),
-        total=format_money(inv.total, cur, loc),
-        amount_due=format_money(inv.total, cur, loc),
-        payment_terms=f"Net {company.payment_terms_days}: due by {due}",
-        notes=("Prepaid credits are non-refundable except as stated in your agreement; "
-               "unused credits expire on the date shown.",),
-        references=(("Customer ID", customer.id),),
+        tax=money(inv.tax),
+        total=money(inv.total),
+        amount_due=money(amount_due),
+        amount_due_label=label,
+        payment_terms=terms,
+        notes=tuple(notes),
+        references=(("Customer ID", customer.id),) + ((("Corrects", inv.reference),) if inv.reference else ()),
+        adjustments=tuple(adjustments),
+        tables=tuple(tables),
+        logo=logo.as_uri() if logo is not None else None,
     )
+
+
+def _credit_applied(session: Session, number: str) -> int:
+    """The customer credit balance applied to invoice ``number`` (Dr 2200 lines carrying it)."""
+    return int(session.execute(
+        sa.select(sa.func.coalesce(sa.func.sum(JournalLine.debit - JournalLine.credit), 0))
+        .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
+        .where(JournalLine.invoice_number == number, JournalLine.account_code == A.CUSTOMER_CREDIT,
+               JournalEntry.kind == "credit_applied")).scalar_one())
+
+
+def _guarantee_table(session: Session, inv: Invoice, money) -> Table:
+    """Legacy per-seat bill against the new bill, month by month, for a guarantee credit note."""
+    g = session.get(Guarantee, inv.event_id)
+    assert g is not None, inv.event_id
+    months = list(session.execute(
+        sa.select(GuaranteeMonth).where(GuaranteeMonth.guarantee_id == g.id,
+                                        GuaranteeMonth.period <= (inv.service_period or "9999-12"))
+        .order_by(GuaranteeMonth.period)).scalars())
+    if g.basis == "monthly":
+        months = [m for m in months if m.period == inv.service_period]
+    rows = tuple((m.period, money(m.legacy), money(m.subscription), money(m.overage), money(m.topups + m.commitments),
+                  money(m.charges), money(m.charges - m.legacy)) for m in months)
+    legacy, charges = sum(m.legacy for m in months), sum(m.charges for m in months)
+    basis = ("Monthly basis: the month's new bill less the legacy bill, when positive."
+             if g.basis == "monthly" else
+             f"Cumulative basis over {g.start_month} to {months[-1].period if months else g.start_month}: "
+             "the sum of the new bills less the sum of the legacy bills, when positive.")
+    return Table(
+        title="No-increase guarantee: legacy per-seat bill vs new bill",
+        headers=("Month", "Legacy per-seat bill", "Plan fee", "Overage", "Top-ups and commitments", "New bill",
+                 "Difference"),
+        rows=rows, numeric=(False,) + (True,) * 6,
+        totals=("Total", money(legacy), money(sum(m.subscription for m in months)),
+                money(sum(m.overage for m in months)), money(sum(m.topups + m.commitments for m in months)),
+                money(charges), money(charges - legacy)),
+        note=f"{basis} Credit: {money(inv.subtotal)} before tax.")
+
+
+def _credits_table(session: Session, catalog: Catalog, inv: Invoice, loc: str) -> Table | None:
+    """The customer's credits at the end of the issue date: remaining units per grant (9100
+    balance), with the expiry date; credits expiring within 30 days are flagged. None if none."""
+    q = (sa.select(JournalLine.grant_id, sa.func.sum(JournalLine.credit - JournalLine.debit))
+         .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
+         .where(JournalLine.customer_id == inv.customer_id, JournalLine.account_code == A.CREDITS_OUTSTANDING,
+                JournalLine.grant_id.is_not(None), JournalEntry.entry_date <= inv.issue_date)
+         .group_by(JournalLine.grant_id))
+    balances = {gid: int(units) for gid, units in session.execute(q) if int(units) > 0}
+    if not balances:
+        return None
+    tz = catalog.tz
+    grants = {g.id: g for g in session.execute(sa.select(Grant).where(Grant.id.in_(sorted(balances)))).scalars()}
+    soon = inv.issue_date + timedelta(days=30)
+    rows, expiring = [], 0
+    for gid in sorted(balances, key=lambda k: (grants[k].expires_at is None, grants[k].expires_at or 0, k)):
+        g = grants[gid]
+        until = boundary_date(g.expires_at, tz) if g.expires_at is not None else None
+        flag = until is not None and until <= soon
+        expiring += balances[gid] if flag else 0
+        rows.append((gid, SOURCES.get(g.source, g.source), format_units(balances[gid], loc),
+                     (format_date(until, format="medium", locale=loc) if until else "never")
+                     + (" (within 30 days)" if flag else "")))
+    return Table(
+        title=f"Your credits at {format_date(inv.issue_date, format='long', locale=loc)}",
+        headers=("Grant", "Source", "Credits left", "Valid through"), rows=tuple(rows),
+        numeric=(False, False, True, False),
+        totals=("Total", "", format_units(sum(balances.values()), loc), ""),
+        note=(f"{format_units(expiring, loc)} credits expire in the next 30 days." if expiring
+              else "No credits expire in the next 30 days."))
+
+
+SOURCES = {"commitment": "Commitment", "topup": "Top-up", "promotional": "Promotional", "subscription": "Plan allowance",
+           "rollover": "Rolled over"}
 
 
 def render_invoice(session: Session, catalog: Catalog, number: str, out: str | Path) -> Path:

@@ -46,11 +46,28 @@ class DocumentLine:
 
 
 @dataclass(frozen=True)
+class Table:
+    """A small table printed on a document (credits summary, guarantee calculation).
+
+    headers: column titles; rows and totals: formatted cells, one per header; numeric: which
+    columns are right-aligned numbers; note: a sentence printed under the table.
+    """
+
+    title: str
+    headers: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    numeric: tuple[bool, ...] = ()
+    totals: tuple[str, ...] | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True)
 class DocumentView:
     """Everything printed on one invoice or credit note, as formatted strings.
 
     currency: ISO 4217 code of every money string in the view. references: extra label/value
-    pairs shown under the document number, e.g. (("Customer ID", "cus_0001"),).
+    pairs shown under the document number, e.g. (("Customer ID", "cus_0001"),). adjustments:
+    label/amount rows between the total and the amount due (credit balance applied).
     """
 
     title: str  # "Invoice" or "Credit note"
@@ -69,3 +86,7 @@ class DocumentView:
     payment_terms: str  # e.g. "Net 30: due by October 31, 2026"
     notes: tuple[str, ...] = ()
     references: tuple[tuple[str, str], ...] = ()
+    adjustments: tuple[tuple[str, str], ...] = ()  # between total and amount due, e.g. ("Credit balance applied", "-$299.00")
+    amount_due_label: str = "Amount due"  # "Credited to your account" on a guarantee credit note
+    tables: tuple[Table, ...] = ()  # e.g. the guarantee calculation and the credits summary
+    logo: str | None = None  # file: URI of the seller's logo (from the catalog), or None

@@ -227,3 +227,33 @@ def test_report_guarantees_lists_months_credits_and_cost(books):
     table = CliRunner().invoke(cli, ["--database-url", books.url, "--catalog", str(catalog), "report", "guarantees",
                                      "--period", "2026-04", "--format", "table"])
     assert "Cost to date (4900 Guarantee credits), USD: 749.00" in table.output, table.output
+
+
+def test_guarantee_credit_note_and_next_invoice_read_back_from_the_pdf(books, tmp_path):
+    """The credit note shows both calculations side by side (legacy 750.00 vs the new bill
+    1,499.00 = 299.00 fee + 1,200.00 overage, difference 749.00); April's invoice shows the
+    credit balance applied and 0.00 due."""
+    from pypdf import PdfReader
+
+    from reports.documents import render_invoice
+
+    books.post(lines(ACME, enrol(), PRO, usage("u1", "2026-03-20T12:00:00Z", 15_000)))
+    books.close("2026-03")
+    [note] = _guarantee_notes(books)
+    with books.session() as s:
+        april = s.execute(sa.select(Invoice.number).where(Invoice.service_period == "2026-04",
+                                                          Invoice.category == "subscription")).scalar_one()
+        render_invoice(s, books.catalog, note.number, tmp_path / "cn.pdf")
+        render_invoice(s, books.catalog, april, tmp_path / "april.pdf")
+    text = " ".join(" ".join(p.extract_text() for p in PdfReader(tmp_path / "cn.pdf").pages).split())
+    assert note.number in text and "Credit note" in text
+    assert "legacy per-seat bill vs new bill" in text.lower()
+    assert "2026-03 $750.00 $299.00 $1,200.00 $0.00 $1,499.00 $749.00" in text, text
+    assert "Credited to your account (USD) $749.00" in text
+    text = " ".join(" ".join(p.extract_text() for p in PdfReader(tmp_path / "april.pdf").pages).split())
+    assert "Credit balance applied -$299.00" in text or "Credit balance applied −$299.00" in text, text
+    assert "Amount due (USD) $0.00" in text
+    low = text.lower()  # headings are upper-cased by the stylesheet
+    assert "your credits at april 1, 2026" in low, text  # April's 5,000 plan credits, valid through April 30
+    assert "sub-1:2026-04 plan allowance 5,000" in low and "apr 30, 2026 (within 30 days)" in low, text
+    assert "5,000 credits expire in the next 30 days" in low
