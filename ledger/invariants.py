@@ -31,7 +31,7 @@ from sqlmodel import Session
 
 from ledger import accounts as A
 from ledger.grants import GrantState
-from ledger.models import Customer, Event, Grant, Invoice, JournalEntry, JournalLine, SubscriptionPeriod
+from ledger.models import Customer, Event, Grant, Guarantee, GuaranteeMonth, Invoice, JournalEntry, JournalLine, SubscriptionPeriod
 from ledger.money import CREDIT, cumulative_share
 from ledger.periods import start_of_day
 
@@ -262,10 +262,50 @@ def check_documents(session: Session) -> list[Violation]:
     return out
 
 
+def check_guarantees(session: Session, through: date | None = None) -> list[Violation]:
+    """Guarantee credits (part of invariant 4): each evaluated month's credit follows its basis
+    (monthly: max(0, charges - legacy); cumulative: only the window's last month, max(0, the sum
+    of the differences)), and per customer and currency the 4900 balance equals the credits of
+    the guarantee credit notes issued (through ``through``). Money: int minor units."""
+    out = []
+    issued = dict(session.execute(sa.select(Invoice.number, Invoice.issue_date).where(Invoice.category == "guarantee")).all())
+    credited: dict[tuple[str, str], int] = defaultdict(int)
+    for g in session.execute(sa.select(Guarantee)).scalars():
+        months = list(session.execute(sa.select(GuaranteeMonth).where(GuaranteeMonth.guarantee_id == g.id)
+                                      .order_by(GuaranteeMonth.period)).scalars())
+        for i, m in enumerate(months):
+            if g.basis == "monthly":
+                expected = max(0, m.charges - m.legacy)
+            else:
+                last = i == len(months) - 1 and len(months) == g.months
+                expected = max(0, sum(x.charges - x.legacy for x in months)) if last else 0
+            if m.credit != expected or m.charges != m.subscription + m.overage + m.topups + m.commitments:
+                out.append(Violation(4, f"guarantee {g.id} {m.period}",
+                                     f"credit {m.credit} (charges {m.charges}, legacy {m.legacy}); the {g.basis} "
+                                     f"basis gives {expected}"))
+            if m.credit and (m.credit_note is None or m.credit_note not in issued):
+                out.append(Violation(4, f"guarantee {g.id} {m.period}", f"credit {m.credit} has no credit note"))
+            elif m.credit and (through is None or issued[m.credit_note] <= through):
+                credited[(g.customer_id, g.currency)] += m.credit
+    q = (sa.select(JournalLine.customer_id, JournalLine.commodity, sa.func.sum(JournalLine.debit - JournalLine.credit))
+         .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
+         .where(JournalLine.account_code == A.GUARANTEE_CREDITS)
+         .group_by(JournalLine.customer_id, JournalLine.commodity))
+    if through:
+        q = q.where(JournalEntry.entry_date <= through)
+    ledger_side = {(cid, cur): int(v) for cid, cur, v in session.execute(q)}
+    for key in sorted(set(ledger_side) | set(credited), key=lambda k: (str(k[0]), k[1])):
+        if ledger_side.get(key, 0) != credited.get(key, 0):
+            out.append(Violation(4, f"customer {key[0]} {key[1]}", f"4900 Guarantee credits = {ledger_side.get(key, 0)}, "
+                                 f"guarantee months credited = {credited.get(key, 0)}"))
+    return out
+
+
 def check_all(session: Session, through: date | None = None, tz: ZoneInfo = ZoneInfo("UTC")) -> list[Violation]:
     """Invariants 1-5, through ``through`` (an entry date) or over the whole journal; ``tz`` is
     the reporting timezone (when a subscription month ends)."""
     balances = grant_balances(session, through, tz)
     return (check_entries_balance(session, through) + check_grants(balances)
             + check_deferred_total(session, balances, through) + check_customer_billing(session, through)
+            + check_guarantees(session, through)
             + check_documents(session))

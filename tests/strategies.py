@@ -74,7 +74,8 @@ def operation(draw, n: int, earlier: list[dict]) -> dict:
     minute = draw(st.integers(0, 89 * 24 * 60))
     customer = draw(st.sampled_from(CUSTOMERS))
     kind = draw(st.sampled_from(["topup", "topup", "commitment", "commitment", "promo", "usage", "usage", "usage",
-                                 "usage", "usage", "payment", "subscribe", "cancel", "refund", "estimate", "void"]))
+                                 "usage", "usage", "payment", "subscribe", "cancel", "refund", "estimate", "void",
+                                 "guarantee"]))
     base = {"id": f"e{n}", "occurred_at": _ts(minute), "customer_id": customer}
     mine = [e for e in earlier if e.get("customer_id") == customer]
     if kind == "topup":
@@ -118,6 +119,10 @@ def operation(draw, n: int, earlier: list[dict]) -> dict:
         start = max(START.date(), (START + timedelta(minutes=minute)).date() + timedelta(days=draw(st.integers(-3, 20))))
         return base | {"type": "subscription.started", "plan": draw(st.sampled_from(PLANS[CURRENCY[customer]])),
                        "start_date": start.isoformat()}
+    if kind == "guarantee":
+        return base | {"type": "guarantee.enrolled", "legacy_monthly_amount": _amount(draw(st.integers(1, 200_000)), customer),
+                       "start_month": draw(st.sampled_from(["2026-01", "2026-02", "2026-03"])),
+                       "months": draw(st.integers(1, 4)), "basis": draw(st.sampled_from(["monthly", "cumulative"]))}
     if kind == "cancel":
         end = (START + timedelta(minutes=minute)).date() + timedelta(days=draw(st.integers(-2, 45)))
         return base | {"type": "subscription.cancelled", "end_date": end.isoformat()}
