@@ -58,6 +58,10 @@ def test_the_design_example_catalog_loads(tmp_path):
     ('monthly_fee = "299.00"', 'monthly_fee = "299.001"', "plans.professional", "monthly_fee 299.001: has 3 decimals; USD allows 2"),
     ('price = "20.00"', 'price = "20.005"', "topups.pack_1000", "price 20.005: has 3 decimals; USD allows 2"),
     ("percent = 25", "percent = 25, expires = 1", "plans.professional.rollover.expires", "boolean"),
+    ("payment_terms_days = 30", 'payment_terms_days = 30\nlogo = "missing.png"', "company.logo", "file not found"),
+    ("payment_terms_days = 30", 'payment_terms_days = 30\nlogo = "ledger.toml"', "company.logo", "must be one of"),
+    ("payment_terms_days = 30", 'payment_terms_days = 30\ntemplates = "nowhere"', "company.templates", "folder not found"),
+    ("payment_terms_days = 30", 'payment_terms_days = 30\ncountry = "USA"', "company.country", "pattern"),
 ])
 def test_invalid_catalogs_name_file_key_and_value(tmp_path, old, new, key, message):
     """A bad value is refused with the file, the key path and the message."""
@@ -93,3 +97,17 @@ def test_catalog_show_prints_it_back(tmp_path):
     r = subprocess.run([sys.executable, "-m", "ledger", "catalog", "show"], cwd=tmp_path,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and "plans.professional.monthly_fee" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_logo_and_template_folder_resolve_against_the_catalog_file(tmp_path):
+    """company.logo and company.templates are relative to the catalog's folder, not the cwd."""
+    (tmp_path / "brand").mkdir()
+    (tmp_path / "brand" / "logo.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>')
+    (tmp_path / "tpl").mkdir()
+    path = tmp_path / "ledger.toml"
+    path.write_text(GOOD.replace("payment_terms_days = 30",
+                                 'payment_terms_days = 30\nlogo = "brand/logo.svg"\ntemplates = "tpl"\ncountry = "DE"'))
+    cat = load_catalog(path, required=True)
+    assert cat.logo_path == (tmp_path / "brand" / "logo.svg").resolve()
+    assert cat.templates_dir == (tmp_path / "tpl").resolve()
+    assert cat.company.country == "DE"
