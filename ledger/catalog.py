@@ -32,7 +32,8 @@ class Company(_Strict):
     name: str = "Example AI, Inc."
     address: list[str] = Field(default_factory=lambda: ["1 Market St", "San Francisco, CA 94105", "USA"])
     email: str | None = None
-    tax_id: str | None = None
+    tax_id: str | None = None  # the seller's tax registration (e.g. a US EIN), printed and in e-invoices
+    vat_id: str | None = Field(default=None, pattern=r"^[A-Z]{2}[0-9A-Za-z+*.]{2,13}$")  # EU VAT id with prefix
     reporting_timezone: str = "UTC"
     payment_terms_days: int = Field(default=30, ge=0, le=365)
     country: str = Field(default="US", pattern=r"^[A-Z]{2}$")  # ISO 3166-1 alpha-2, for e-invoices

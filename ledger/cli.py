@@ -295,7 +295,7 @@ def invoices_render(obj: Ctx, number: str | None, period: str | None, out: str) 
 
     from ledger.models import Invoice
     from ledger.periods import first_day, last_day
-    from reports.documents import document_view, render_invoice, render_views
+    from reports.documents import render_invoice, render_job, render_views
 
     if (number is None) == (period is None):
         raise click.UsageError("give one document NUMBER or --period YYYY-MM")
@@ -311,7 +311,7 @@ def invoices_render(obj: Ctx, number: str | None, period: str | None, out: str) 
         numbers = list(session.execute(sa.select(Invoice.number).where(
             Invoice.issue_date >= first_day(period), Invoice.issue_date <= last_day(period))
             .order_by(Invoice.number)).scalars())
-        jobs = [(document_view(session, obj.catalog, n), folder / f"{n}.pdf") for n in numbers]
+        jobs = [render_job(session, obj.catalog, n, folder / f"{n}.pdf") for n in numbers]
     console = Console(stderr=True)
     with Progress(TextColumn(f"rendering {period}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, disable=not console.is_terminal) as progress:

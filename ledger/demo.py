@@ -24,7 +24,7 @@ from ledger.demo_data import build_demo_scenario, write_demo_inputs
 from ledger.models import Customer, Invoice, JournalEntry, Quarantine, UsageEvent
 from ledger.money import format_money
 from ledger.service import import_files
-from reports.documents import document_view, render_views
+from reports.documents import render_job, render_views
 from reports.package import write_reports
 
 
@@ -62,7 +62,7 @@ def run_demo(out: Path, month: str = "2026-10") -> dict:
         numbers = list(session.execute(sa.select(Invoice.number).order_by(Invoice.number)).scalars())
         inv_dir = out / "invoices"
         inv_dir.mkdir(exist_ok=True)
-        jobs = [(document_view(session, catalog, n), inv_dir / f"{n}.pdf") for n in numbers]
+        jobs = [render_job(session, catalog, n, inv_dir / f"{n}.pdf") for n in numbers]
         with Progress(TextColumn("[bold]4/4[/] rendering invoices"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=console) as progress:
             task = progress.add_task("render", total=len(jobs))

@@ -458,6 +458,7 @@ def build_demo_scenario(month: str = "2026-10") -> DemoScenario:
                 "tax_rate": tax_rate,
                 "address": list(address),
                 "email": f"billing@{_slug(name)}.example",
+                **({"country": "DE", "locale": "de_DE"} if address[-1] == "Germany" else {"country": "US"}),
             }
         )
         events.append(

@@ -696,6 +696,7 @@ class Run:
     def _on_customer_created(self, se: SourcedEvent, ev: CustomerCreated) -> None:
         customer = Customer(id=ev.customer_id, name=ev.name, currency=ev.currency, tax_rate=ev.tax_rate,
                             address=json.dumps(ev.address, ensure_ascii=False), email=ev.email, locale=ev.locale,
+                            country=ev.country, vat_id=ev.vat_id,
                             created_at=ev.occurred_at, steps_through=None)
         self.books[ev.customer_id] = CustomerBook(customer, {}, None, {}, new=True)
         d, late = self.accounting_date(ev.occurred_at)

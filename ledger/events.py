@@ -82,6 +82,8 @@ class CustomerCreated(_Event):
     address: list[Annotated[str, StringConstraints(max_length=200)]] = Field(default_factory=list, max_length=10)
     email: Annotated[str, StringConstraints(max_length=200)] | None = None
     locale: str = "en_US"
+    country: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] | None = None  # ISO 3166-1 alpha-2
+    vat_id: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}[0-9A-Za-z+*.]{2,13}$")] | None = None  # with prefix
 
     @field_validator("currency")
     @classmethod

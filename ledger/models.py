@@ -82,6 +82,8 @@ class Customer(SQLModel, table=True):
     address: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
     email: Optional[str] = Field(default=None, sa_column=_str(200, nullable=True))
     locale: str = Field(sa_column=_str(20, nullable=False))
+    country: Optional[str] = Field(default=None, sa_column=_str(2, nullable=True))  # ISO 3166-1 alpha-2
+    vat_id: Optional[str] = Field(default=None, sa_column=_str(20, nullable=True))  # EU VAT id with prefix
     created_at: datetime = Field(sa_column=sa.Column(UTCDateTime, nullable=False))
     # Event time through which this customer's time-driven steps (expiries) have run.
     # A processing cursor, not a balance: usage older than it is late (DESIGN section 6).

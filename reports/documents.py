@@ -8,6 +8,7 @@ lines posted with it (invariant 5).
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -20,8 +21,9 @@ from ledger.catalog import Catalog
 from ledger.errors import NotFoundError
 from ledger import accounts as A
 from ledger.models import Customer, Grant, Guarantee, GuaranteeMonth, Invoice, InvoiceLine, JournalEntry, JournalLine
-from ledger.money import format_money, format_price, format_units
+from ledger.money import format_money, format_price, format_units, to_major
 from ledger.periods import boundary_date
+from reports.facturx import FacturXInvoice, FacturXLine, FacturXParty
 from reports.views import DocumentLine, DocumentView, Party, Table
 
 TITLES = {"invoice": "Invoice", "credit_note": "Credit note"}
@@ -97,7 +99,9 @@ def document_view(session: Session, catalog: Catalog, number: str) -> DocumentVi
         amount_due_label=label,
         payment_terms=terms,
         notes=tuple(notes),
-        references=(("Customer ID", customer.id),) + ((("Corrects", inv.reference),) if inv.reference else ()),
+        references=tuple((label, value) for label, value in (
+            ("Customer ID", customer.id), ("Corrects", inv.reference), ("Our tax ID", company.tax_id),
+            ("Our VAT ID", company.vat_id), ("Your VAT ID", customer.vat_id)) if value),
         adjustments=tuple(adjustments),
         tables=tuple(tables),
         logo=logo.as_uri() if logo is not None else None,
@@ -177,42 +181,92 @@ SOURCES = {"commitment": "Commitment", "topup": "Top-up", "promotional": "Promot
            "rollover": "Rolled over"}
 
 
+def facturx_invoice(session: Session, catalog: Catalog, number: str) -> FacturXInvoice | None:
+    """The EN 16931 data of invoice or credit note ``number`` for its Factur-X XML, or None
+    when the catalog gives the seller neither ``tax_id`` nor ``vat_id`` (EN 16931 needs one,
+    BR-CO-26 and BR-S-02 / BR-Z-02). Amounts: `Decimal` major units, from the stored document;
+    amount due = total - credit balance applied (BT-113 prepaid). raises NotFoundError."""
+    company = catalog.company
+    if not (company.tax_id or company.vat_id):
+        return None
+    inv = session.get(Invoice, number)
+    if inv is None:
+        raise NotFoundError("invoice", number)
+    customer = session.get(Customer, inv.customer_id)
+    assert customer is not None
+    cur = inv.currency
+    lines = session.execute(sa.select(InvoiceLine).where(InvoiceLine.invoice_number == number)
+                            .order_by(InvoiceLine.position)).scalars()
+    applied = _credit_applied(session, number) if inv.kind == "invoice" else 0
+    return FacturXInvoice(
+        number=inv.number, type_code="380" if inv.kind == "invoice" else "381", issue_date=inv.issue_date,
+        currency=cur,
+        seller=FacturXParty(company.name, tuple(company.address), company.country,
+                            legal_registration_id=company.tax_id, vat_id=company.vat_id,
+                            tax_registration_id=company.tax_id, email=company.email),
+        buyer=FacturXParty(customer.name, tuple(json.loads(customer.address)), customer.country or company.country,
+                           identifier=customer.id, vat_id=customer.vat_id, email=customer.email),
+        lines=tuple(FacturXLine(ln.description, Decimal(ln.quantity), Decimal(ln.unit_price), to_major(ln.amount, cur))
+                    for ln in lines),
+        tax_rate=Decimal(inv.tax_rate), subtotal=to_major(inv.subtotal, cur), tax=to_major(inv.tax, cur),
+        total=to_major(inv.total, cur), amount_due=to_major(inv.total - applied, cur),
+        due_date=inv.due_date if inv.kind == "invoice" else None,
+        payment_terms=(f"Net {company.payment_terms_days}" if inv.kind == "invoice"
+                       else "Credited to the customer's account; any excess over amounts owed is refunded"),
+        buyer_reference=customer.id, preceding_invoice=inv.reference)
+
+
+@dataclass(frozen=True)
+class RenderJob:
+    """One document to render: its view, its e-invoice data (or None) and where to write it."""
+
+    view: DocumentView
+    out: Path
+    facturx: FacturXInvoice | None = None
+    templates: Path | None = None  # the catalog's template folder, or None for the bundled one
+
+
+def render_job(session: Session, catalog: Catalog, number: str, out: str | Path) -> RenderJob:
+    """Everything needed to render document ``number`` to ``out`` (no database in the worker)."""
+    return RenderJob(document_view(session, catalog, number), Path(out), facturx_invoice(session, catalog, number),
+                     catalog.templates_dir)
+
+
 def render_invoice(session: Session, catalog: Catalog, number: str, out: str | Path) -> Path:
-    """Render invoice ``number`` to a PDF at ``out``."""
+    """Render invoice or credit note ``number`` to a PDF/A-3b file at ``out`` (with its Factur-X
+    XML when the catalog has the seller's tax or VAT id); raises NotFoundError."""
+    return _render_one(render_job(session, catalog, number, out))
+
+
+def _render_one(job: RenderJob) -> Path:
     from reports.pdf import render_document_pdf
 
-    return render_document_pdf(document_view(session, catalog, number), out)
+    return render_document_pdf(job.view, job.out, facturx=job.facturx, templates=job.templates)
 
 
-def _render_one(job: tuple[DocumentView, str]) -> str:
-    from reports.pdf import render_document_pdf
+def render_views(jobs: list[RenderJob], *, workers: int | None = None, on_done=None) -> list[Path]:
+    """Render many documents in parallel processes (WeasyPrint is CPU-bound and single-threaded);
+    each worker registers the bundled fonts once (`reports.pdf.warm_up`).
 
-    view, out = job
-    return str(render_document_pdf(view, out))
-
-
-def render_views(jobs: list[tuple[DocumentView, Path]], *, workers: int | None = None, on_done=None) -> list[Path]:
-    """Render many documents in parallel processes (WeasyPrint is CPU-bound and single-threaded).
-
-    jobs: [(view, output path)]; on_done: called once per finished document. Returns the paths
-    in job order. workers defaults to the number of CPUs; 1 renders in this process.
+    on_done: called once per finished document. Returns the paths in job order. workers
+    defaults to the number of CPUs; 1 (or a single job) renders in this process.
     """
     import os
     from concurrent.futures import ProcessPoolExecutor
 
-    workers = workers or os.cpu_count() or 1
-    payload = [(view, str(path)) for view, path in jobs]
-    if workers == 1 or len(payload) < 2:
-        done = []
-        for job in payload:
-            done.append(Path(_render_one(job)))
+    from reports.pdf import warm_up
+
+    workers = min(workers or os.cpu_count() or 1, max(len(jobs), 1))
+    done: list[Path] = []
+    if workers == 1:
+        for job in jobs:
+            done.append(_render_one(job))
             if on_done:
                 on_done()
         return done
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        done = []
-        for path in pool.map(_render_one, payload, chunksize=4):
-            done.append(Path(path))
+    with ProcessPoolExecutor(max_workers=workers, initializer=warm_up) as pool:
+        for path in pool.map(_render_one, jobs, chunksize=max(1, min(8, len(jobs) // (4 * workers)))):
+            done.append(path)
             if on_done:
                 on_done()
-        return done
+    return done

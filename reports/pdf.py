@@ -33,6 +33,8 @@ Example::
 
 from __future__ import annotations
 
+import copy
+import functools
 import mimetypes
 import os
 import pathlib
@@ -41,7 +43,7 @@ from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
 import pydyf
-from jinja2 import Environment, PackageLoader, StrictUndefined
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, StrictUndefined
 from weasyprint import CSS, HTML, Attachment
 from weasyprint.pdf.metadata import DocumentMetadata
 from weasyprint.text.fonts import FontConfiguration
@@ -93,23 +95,32 @@ class StaticAssetFetcher(URLFetcher):
     Accepts ``file:`` URLs (empty host or ``localhost``) whose path, after resolving symlinks
     and ``..``, is a file inside `STATIC_DIR`. Anything else (http, https, ftp, data, a file
     elsewhere, a directory, a missing file) raises `ResourceRefusedError`; WeasyPrint logs the
-    error and renders the document without that resource.
+    error and renders the document without that resource. ``extra_files``: single files allowed
+    besides (the catalog's logo), see `allowing`.
     """
+
+    extra_files: frozenset[pathlib.Path] = frozenset()
+
+    def allowing(self, *files: pathlib.Path) -> StaticAssetFetcher:
+        """A copy of this fetcher that also serves exactly ``files`` (resolved paths)."""
+        twin = copy.copy(self)
+        twin.extra_files = self.extra_files | {pathlib.Path(f).resolve() for f in files}
+        return twin
 
     def fetch(self, url: str, headers: dict[str, str] | None = None) -> URLFetcherResponse:
         """Return the bundled file at ``url``; raise `ResourceRefusedError` for anything else."""
-        path = static_path(url)
+        path = static_path(url, self.extra_files)
         content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         return URLFetcherResponse(
             path.as_uri(), body=path.read_bytes(), headers={"Content-Type": content_type}
         )
 
 
-def static_path(url: str) -> pathlib.Path:
-    """Map a ``file:`` URL to a resolved file path inside `STATIC_DIR`.
+def static_path(url: str, extra_files: frozenset[pathlib.Path] = frozenset()) -> pathlib.Path:
+    """Map a ``file:`` URL to a resolved file path inside `STATIC_DIR` (or one of ``extra_files``).
 
     raises ResourceRefusedError if the scheme is not ``file``, the host is not local, or the
-    resolved path is not an existing regular file inside `STATIC_DIR`.
+    resolved path is neither an existing regular file inside `STATIC_DIR` nor in ``extra_files``.
     """
     try:
         parts = urlsplit(url)
@@ -120,6 +131,8 @@ def static_path(url: str) -> pathlib.Path:
     if parts.netloc not in ("", "localhost"):
         raise ResourceRefusedError(url, f"host {parts.netloc!r} is not local")
     path = pathlib.Path(url2pathname(parts.path)).resolve()
+    if path in extra_files and path.is_file():
+        return path
     if not path.is_relative_to(STATIC_DIR) or not path.is_file():
         raise ResourceRefusedError(url, f"{path} is not a file inside {STATIC_DIR}")
     return path
@@ -132,14 +145,28 @@ _font_fetcher = StaticAssetFetcher(allowed_protocols=("file",))
 """The fetcher of `warm_up` (the bundled fonts, once per process), distinct from `safe_fetcher`."""
 
 
-def render_document_html(view: DocumentView) -> str:
-    """Lay out ``view`` as a standalone HTML document (str) using ``templates/document.html``.
+def render_document_html(view: DocumentView, templates: pathlib.Path | None = None) -> str:
+    """Lay out ``view`` as a standalone HTML document (str) using ``templates/document.html``,
+    or the ``document.html`` of the folder ``templates`` (the catalog's ``company.templates``)
+    when it has one; a custom template may extend or include the bundled ones by name.
 
     Relative URLs in the result (the stylesheet ``document.css``) resolve against `STATIC_DIR`.
-    Every string of the view is HTML-escaped. Deterministic: no clock, no environment.
+    Every string of the view is HTML-escaped (autoescape, also in custom templates).
+    Deterministic: no clock, no environment.
     raises jinja2.UndefinedError if ``view`` lacks a field the template uses.
     """
-    return _TEMPLATES.get_template("document.html").render(view=view)
+    env = _TEMPLATES if templates is None else _override_environment(str(templates))
+    return env.get_template("document.html").render(view=view)
+
+
+@functools.lru_cache(maxsize=8)
+def _override_environment(folder: str) -> Environment:
+    """Templates from ``folder`` first, then the bundled ones (same escaping and strictness)."""
+    return Environment(
+        loader=ChoiceLoader([FileSystemLoader(folder), PackageLoader("reports", "templates")]),
+        autoescape=True,
+        undefined=StrictUndefined,
+    )
 
 
 def render_document_pdf(
@@ -147,6 +174,7 @@ def render_document_pdf(
     out: str | os.PathLike[str],
     *,
     facturx: FacturXInvoice | None = None,
+    templates: pathlib.Path | None = None,
 ) -> pathlib.Path:
     """Render ``view`` as an A4 PDF/A-3b file written to ``out``; return ``out`` as a `pathlib.Path`.
 
@@ -155,17 +183,21 @@ def render_document_pdf(
     Factur-X conformance level EN 16931. Resources load only from `STATIC_DIR` (see
     `StaticAssetFetcher`). The PDF creation and modification dates are ``SOURCE_DATE_EPOCH``
     (integer seconds since 1970-01-01 UTC) when that variable is set, else the current UTC
-    time; everything else depends only on ``view`` and ``facturx``.
+    time; everything else depends only on ``view``, ``facturx`` and the template.
+    templates: a folder whose ``document.html`` replaces the bundled one (see
+    `render_document_html`). The logo named by ``view.logo`` is the one file outside
+    `STATIC_DIR` the render may read.
     raises ValueError if SOURCE_DATE_EPOCH is set but not a non-negative integer, if
     ``facturx`` fails `reports.facturx.check_invoice`, or if its number differs from
     ``view.number``; OSError if ``out`` cannot be written (its parent folder must exist).
     """
     target = pathlib.Path(out)
-    target.write_bytes(document_pdf_bytes(view, facturx=facturx))
+    target.write_bytes(document_pdf_bytes(view, facturx=facturx, templates=templates))
     return target
 
 
-def document_pdf_bytes(view: DocumentView, *, facturx: FacturXInvoice | None = None) -> bytes:
+def document_pdf_bytes(view: DocumentView, *, facturx: FacturXInvoice | None = None,
+                       templates: pathlib.Path | None = None) -> bytes:
     """The PDF/A-3b bytes `render_document_pdf` writes for ``view`` (same arguments, same errors)."""
     moment = _document_time()
     xml = None
@@ -176,8 +208,11 @@ def document_pdf_bytes(view: DocumentView, *, facturx: FacturXInvoice | None = N
             )
         xml = build_cii_xml(facturx)
     warm_up()
+    fetcher = safe_fetcher
+    if view.logo is not None:
+        fetcher = fetcher.allowing(pathlib.Path(url2pathname(urlsplit(view.logo).path)))
     html = HTML(
-        string=render_document_html(view), base_url=STATIC_DIR, url_fetcher=safe_fetcher
+        string=render_document_html(view, templates), base_url=STATIC_DIR, url_fetcher=fetcher
     )
     document = html.render(font_config=_FONT_CONFIG, **PDF_OPTIONS)
     stamp = _xmp_date(moment)

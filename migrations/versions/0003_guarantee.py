@@ -1,4 +1,5 @@
-"""No-increase guarantee (issue 4): enrolments and the months evaluated at each close.
+"""Issue 4: the no-increase guarantee (enrolments and the months evaluated at each close), and
+the customer's country and VAT id for e-invoices.
 
 Revision ID: 0003
 Revises: 0002
@@ -17,6 +18,9 @@ depends_on: Union[str, Sequence[str], None] = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table('customer', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('country', sa.String(length=2), nullable=True))
+        batch_op.add_column(sa.Column('vat_id', sa.String(length=20), nullable=True))
     op.create_table('guarantee',
     sa.Column('id', sa.String(length=128), nullable=False),
     sa.Column('customer_id', sa.String(length=64), nullable=False),
@@ -61,3 +65,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_guarantee_customer_id'))
 
     op.drop_table('guarantee')
+    with op.batch_alter_table('customer', schema=None) as batch_op:
+        batch_op.drop_column('vat_id')
+        batch_op.drop_column('country')
