@@ -142,3 +142,45 @@ def test_no_tax_id_means_no_facturx_but_still_a_pdf(make_books, tmp_path):
         path = render_invoice(s, books.catalog, "INV-2026-000001", tmp_path / "plain.pdf")
     assert PdfReader(path).attachments == {}
     assert _numbers(books) == ["INV-2026-000001"]
+
+
+def test_hostile_customer_text_from_an_event_file_is_printed_not_fetched(make_books, tmp_path, monkeypatch):
+    """A customer named `<img src="http://127.0.0.1:9/x">` with `file:///etc/passwd` as an address
+    line, imported like any other: the PDF shows both as text, and the renderer asked for nothing
+    but the bundled stylesheet and fonts (every fetch is recorded by a spy on the fetcher)."""
+    import socket
+
+    from reports import pdf
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(5)
+    listener.setblocking(False)
+    port = listener.getsockname()[1]
+    hostile = f'<img src="http://127.0.0.1:{port}/x">'
+    books = make_books()
+    books.post("\n".join([
+        ev("c-h", "customer.created", "2026-01-01T00:00:00Z", customer_id="h", name=hostile, currency="USD",
+           address=["file:///etc/passwd", f"<link rel=stylesheet href=http://127.0.0.1:{port}/s.css>"]),
+        ev("t-h", "topup.purchased", "2026-01-02T00:00:00Z", customer_id="h", topup_id="t-h", credits=10, amount="1.00"),
+    ]))
+    seen: list[str] = []
+    original = pdf.StaticAssetFetcher.fetch
+
+    def spy(self, url, headers=None):
+        seen.append(url)
+        return original(self, url, headers)
+
+    monkeypatch.setattr(pdf.StaticAssetFetcher, "fetch", spy)
+    with books.session() as s:
+        path = render_invoice(s, books.catalog, "INV-2026-000001", tmp_path / "hostile.pdf")
+    text = PdfReader(path).pages[0].extract_text().replace("\n", "")
+    assert hostile in text and "file:///etc/passwd" in text
+    assert seen and all(url.startswith(pdf.STATIC_DIR.as_uri()) for url in seen), seen
+    try:
+        listener.accept()
+        connected = True
+    except BlockingIOError:
+        connected = False
+    listener.close()
+    assert not connected
