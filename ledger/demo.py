@@ -93,7 +93,7 @@ def run_demo(out: Path, month: str = "2026-10") -> dict:
         click.echo(f"  deferred at close    {format_money(amount, cur)} ({cur})")
     click.echo("")
     click.echo(f"  inputs               {out / 'inputs'}")
-    click.echo(f"  close reports        {close_dir}  (trial-balance, deferred-revenue, revenue, credits, quarantine; .csv and .json)")
+    click.echo(f"  close reports        {close_dir}  (trial-balance, deferred-revenue, revenue, credits, quarantine, ar-aging, guarantees; .csv and .json)")
     click.echo(f"  invoice PDFs         {out / 'invoices'}")
     click.echo(f"  explore              ledger --database-url {url} report trial-balance --period {month}")
     return stats
