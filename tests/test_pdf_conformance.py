@@ -23,6 +23,7 @@ from babel.dates import format_date
 from babel.numbers import format_currency
 from fontTools.ttLib import TTFont
 from lxml import etree
+from PIL import Image
 from pypdf import PdfReader
 from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, StreamObject
 from weasyprint.text.fonts import FontConfiguration
@@ -258,10 +259,16 @@ def test_pdf_declares_and_follows_pdfa_3b() -> None:
 
     assert "/Encrypt" not in reader.trailer
     assert len(reader.trailer["/ID"]) == 2
+    assert_no_actions_and_no_interpolation(reader)
+
+
+def assert_no_actions_and_no_interpolation(reader: PdfReader) -> None:
+    """No JavaScript, additional actions or forbidden action types; no image /Interpolate true."""
     forbidden_actions = {"/JavaScript", "/Launch", "/Sound", "/Movie", "/ResetForm", "/ImportData"}
     for obj in walk(reader.trailer["/Root"]):
         assert not {"/JS", "/JavaScript", "/AA"} & set(obj.keys())
         assert obj.get("/S") not in forbidden_actions
+        assert obj.get("/Interpolate") in (None, False)
 
 
 def test_info_dictionary_matches_xmp_dated_from_source_date_epoch() -> None:
@@ -500,3 +507,19 @@ def test_fonts_are_fetched_once_per_process_from_static(monkeypatch: pytest.Monk
         (STATIC_DIR / "fonts" / "LedgerSans-Bold.ttf").as_uri(),
     ]
     assert render_spy.urls == [(STATIC_DIR / "document.css").as_uri()] * 2
+
+
+def test_raster_logo_is_not_interpolated(tmp_path: Path) -> None:
+    """A PNG logo (with transparency) becomes an image with /Interpolate false, as PDF/A
+    requires; WeasyPrint alone would write true."""
+    logo = tmp_path / "logo.png"
+    Image.new("RGBA", (60, 24), (19, 165, 123, 200)).save(logo)
+    view = dataclasses.replace(INVOICE, logo=logo.as_uri())
+
+    reader = read(document_pdf_bytes(view, facturx=FACTURX))
+
+    images = [x.get_object() for x in reader.pages[0]["/Resources"]["/XObject"].values()]
+    assert [x["/Subtype"] for x in images] == ["/Image"]
+    assert images[0]["/Interpolate"].value is False
+    assert images[0]["/SMask"].get_object()["/Interpolate"].value is False
+    assert_no_actions_and_no_interpolation(reader)
