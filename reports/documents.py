@@ -246,7 +246,7 @@ def _render_one(job: RenderJob) -> Path:
 
 def render_views(jobs: list[RenderJob], *, workers: int | None = None, on_done=None) -> list[Path]:
     """Render many documents in parallel processes (WeasyPrint is CPU-bound and single-threaded);
-    each worker registers the bundled fonts once (`reports.pdf.warm_up`).
+    each worker registers the bundled fonts once and freezes its heap (`reports.pdf.worker_init`).
 
     on_done: called once per finished document. Returns the paths in job order. workers
     defaults to the number of CPUs; 1 (or a single job) renders in this process.
@@ -254,7 +254,7 @@ def render_views(jobs: list[RenderJob], *, workers: int | None = None, on_done=N
     import os
     from concurrent.futures import ProcessPoolExecutor
 
-    from reports.pdf import warm_up
+    from reports.pdf import worker_init
 
     workers = min(workers or os.cpu_count() or 1, max(len(jobs), 1))
     done: list[Path] = []
@@ -264,7 +264,7 @@ def render_views(jobs: list[RenderJob], *, workers: int | None = None, on_done=N
             if on_done:
                 on_done()
         return done
-    with ProcessPoolExecutor(max_workers=workers, initializer=warm_up) as pool:
+    with ProcessPoolExecutor(max_workers=workers, initializer=worker_init) as pool:
         for path in pool.map(_render_one, jobs, chunksize=max(1, min(8, len(jobs) // (4 * workers)))):
             done.append(path)
             if on_done:
