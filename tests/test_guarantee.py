@@ -119,6 +119,20 @@ def test_cumulative_basis_one_credit_at_the_end_of_the_window(books):
         ("2026-03", 1_499_00, 0), ("2026-04", 299_00, 0), ("2026-05", 899_00, 447_00)]
     assert books.balance("4900") == 447_00
     assert books.verify() == []
+    # the credit note shows the whole window, month by month, and the cumulative calculation
+    from pypdf import PdfReader
+
+    from reports.documents import render_invoice
+
+    with books.session() as s:
+        path = render_invoice(s, books.catalog, note.number, books.tmp / "cumulative.pdf")
+    text = " ".join(" ".join(p.extract_text() for p in PdfReader(path).pages).split())
+    for row in ("2026-03 $750.00 $299.00 $1,200.00 $0.00 $1,499.00 $749.00",
+                "2026-04 $750.00 $299.00 $0.00 $0.00 $299.00 -$451.00",
+                "2026-05 $750.00 $299.00 $600.00 $0.00 $899.00 $149.00",
+                "Total $2,250.00 $897.00 $1,800.00 $0.00 $2,697.00 $447.00"):
+        assert row in text, (row, text)
+    assert "Cumulative basis over 2026-03 to 2026-05" in text
 
 
 def test_monthly_basis_same_usage(books):
