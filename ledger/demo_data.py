@@ -84,6 +84,11 @@ Rule 4 - business events for month M (all dated inside M)
        2026-10 that pays 24 of the 42 purchases. amount = the invoice total =
        amount + round_half_up(amount x tax_rate, 0.01); id ``evt-<cus>-payment-<n>`` (n counts
        the customer's payments in purchase order); no invoice_number key.
+    h. ``guarantee.enrolled`` for the rank-3 customer (a German company migrated from per-seat
+       pricing at GUARANTEE_LEGACY = 250.00 EUR a month), at M-01T00:00:00Z, id
+       ``evt-<cus>-guarantee``, start_month M, 6 months, monthly basis. Its annual commitment's
+       share of M (amount x 31/365 for October) exceeds 250.00, so the close of M issues a
+       guarantee credit note for the difference plus 19% VAT.
     Events are sorted by (occurred_at, id); ids are unique.
 
 Customers' month usage U depends only on rules 1-2, not on M, so the commitments and packs
@@ -175,6 +180,8 @@ TOPUP_PACK_PRICE = Decimal("20.00")
 TOPUP_COVERAGE = Decimal("1.3")
 TOPUP_TRIGGER = Decimal("0.75")  # buy when usage reaches 75% of the credits granted so far
 HARD_CAP_RANK = 12
+GUARANTEE_RANK = 3  # Kestrelwerk Bioinformatik GmbH (EUR, 19% VAT, annual commitment)
+GUARANTEE_LEGACY = "250.00"  # EUR a month on its former per-seat plan
 HARD_CAP_TOPUP_CREDITS = 500
 HARD_CAP_TOPUP_PRICE = Decimal("10.00")
 HARD_CAP_MIN_EXCESS = Decimal("1.2")
@@ -604,6 +611,19 @@ def build_demo_scenario(month: str = "2026-10") -> DemoScenario:
             }
         )
 
+    guaranteed = customer_id(GUARANTEE_RANK)
+    events.append(
+        {
+            "id": f"evt-{guaranteed}-guarantee",
+            "type": "guarantee.enrolled",
+            "occurred_at": _format_time(month_start),
+            "customer_id": guaranteed,
+            "legacy_monthly_amount": GUARANTEE_LEGACY,
+            "start_month": month,
+            "months": 6,
+            "basis": "monthly",
+        }
+    )
     _check_funding(customers, usage_by_customer, grants)
     events.sort(key=lambda event: (event["occurred_at"], event["id"]))
     if len({event["id"] for event in events}) != len(events):

@@ -18,6 +18,7 @@ from fractions import Fraction
 from functools import lru_cache
 
 from babel.numbers import format_currency, format_decimal, get_currency_precision, list_currencies
+from babel import Locale
 
 CREDIT = "CREDIT"
 INT64_MAX = 2**63 - 1
@@ -157,8 +158,10 @@ def format_price(price: Decimal, currency: str, locale: str = "en_US") -> str:
     """A unit price that may carry more decimals than the currency (e.g. $0.05 per credit)."""
     exp = exponent(currency)
     places = max(exp, -price.normalize().as_tuple().exponent if price != 0 else exp)
-    return format_currency(price, currency, locale=locale, currency_digits=False,
-                           format="¤#,##0." + "0" * places if places else "¤#,##0")
+    # the locale's own currency pattern (symbol position, spacing), with the price's decimals
+    pattern = Locale.parse(locale).currency_formats["standard"].pattern
+    pattern = re.sub(r"0(\.0+)?(?![0-9])", "0" + ("." + "0" * places if places else ""), pattern)
+    return format_currency(price, currency, locale=locale, currency_digits=False, format=pattern)
 
 
 def format_amount(amount: int, currency: str, locale: str = "en_US") -> str:

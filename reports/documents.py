@@ -136,7 +136,7 @@ def _guarantee_table(session: Session, inv: Invoice, money) -> Table:
              "the sum of the new bills less the sum of the legacy bills, when positive.")
     return Table(
         title="No-increase guarantee: legacy per-seat bill vs new bill",
-        headers=("Month", "Legacy per-seat bill", "Plan fee", "Overage", "Top-ups and commitments", "New bill",
+        headers=("Month", "Legacy per-seat bill", "Plan fee", "Overage", "Top-ups, commitments", "New bill",
                  "Difference"),
         rows=rows, numeric=(False,) + (True,) * 6,
         totals=("Total", money(legacy), money(sum(m.subscription for m in months)),
