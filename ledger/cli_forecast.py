@@ -1,0 +1,47 @@
+"""`ledger report waterfall` and `ledger report usage-alerts` (issue 5, point 4).
+
+Registered on the `report` group of ``ledger.cli`` when that module imports this one (its last
+import). Each takes ``--period YYYY-MM`` (required), ``--format table|csv|json`` and ``--out FILE``
+and uses the catalog's reporting timezone. Exit codes as every command: 0 ok, 1 invalid input,
+2 usage error (e.g. a malformed --period).
+"""
+
+from __future__ import annotations
+
+import click
+
+from ledger.cli import FORMAT, OUT, PERIOD, Ctx, _emit, _fmt, _period, report
+
+
+@report.command("waterfall")
+@PERIOD
+@FORMAT
+@OUT
+@click.pass_obj
+def waterfall_cmd(obj: Ctx, period: str, fmt: str | None, out: str | None) -> None:
+    """Deferred revenue at the period end by the month it will be recognised: at the latest
+    (by expiry) and at the last 30 days' consumption rate, per customer; totals tie to 2100 + 2150."""
+    from ledger.forecast import waterfall
+    from reports.tables import render
+
+    period = _period(period)
+    with obj.session() as session:
+        rep = waterfall(session, period, tz=obj.catalog.tz)
+    _emit(render(rep, _fmt(fmt)), out)
+
+
+@report.command("usage-alerts")
+@PERIOD
+@FORMAT
+@OUT
+@click.pass_obj
+def usage_alerts_cmd(obj: Ctx, period: str, fmt: str | None, out: str | None) -> None:
+    """Customers at 70%, 90% or 100% of a commitment, a plan allowance or all credits held,
+    with the last 30 days' rate and the projected exhaustion date."""
+    from ledger.forecast import usage_alerts
+    from reports.tables import render
+
+    period = _period(period)
+    with obj.session() as session:
+        rep = usage_alerts(session, period, tz=obj.catalog.tz)
+    _emit(render(rep, _fmt(fmt)), out)
