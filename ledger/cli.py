@@ -167,6 +167,8 @@ _report_command("deferred-revenue", "deferred_revenue",
 _report_command("revenue", "revenue", "Revenue by stream in the period, per currency, and the net.")
 click.option("--customer", "customer_id", default=None, help="Only this customer's grants.")(
     _report_command("credits", "credits", "Per grant: opening, granted, consumed, rolled, expired, refunded, remaining, deferred."))
+_report_command("audit-trail", "audit_trail", "Closes and reopens of periods: who, when, why, journal head, seal, checks.",
+                period_required=False)
 _report_command("quarantine", "quarantine", "Usage kept out of the books (e.g. hard cap), with reasons.", period_required=False)
 click.option("--customer", "customer_id", required=True, help="The customer.")(
     _report_command("customer", "customer_statement",
@@ -216,6 +218,23 @@ def guarantees_cmd(obj: Ctx, period: str, fmt: str | None, out: str | None) -> N
     with obj.session() as session:
         rep = guarantees(session, period, tz=obj.catalog.tz)
     _emit(render(rep, _fmt(fmt)), out)
+
+
+@cli.command()
+@click.argument("period")
+@click.option("--reason", required=True, help="Why the period is reopened (kept in the audit trail).")
+@click.pass_obj
+def reopen(obj: Ctx, period: str, reason: str) -> None:
+    """Reopen PERIOD (YYYY-MM), the last closed period, recording who, when and why."""
+    from ledger.close import reopen_period
+
+    period = _period(period)
+    with obj.session() as session:
+        try:
+            record = reopen_period(session, period, reason=reason, by=getpass.getuser())
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--reason") from None
+        click.echo(f"reopened {period} ({record.at.isoformat()}, by {record.by}): {record.reason}")
 
 
 @cli.group()
@@ -323,16 +342,23 @@ def invoices_render(obj: Ctx, number: str | None, period: str | None, out: str) 
 @cli.command()
 @click.pass_obj
 def verify(obj: Ctx) -> None:
-    """Check invariants 1-5 of DESIGN section 7 over the whole journal; exit 1 on any failure."""
+    """Check invariants 1-6 of DESIGN section 7 over the whole journal, recomputing the seal of
+    every closed period; exit 1 naming the first entry that breaks a seal, or any violation."""
     from ledger.invariants import check_all
+    from ledger.seals import latest_closes, verify_seals
 
     with obj.session() as session:
         violations = check_all(session, tz=obj.catalog.tz)
-    if violations:
-        for v in violations:
-            click.echo(str(v), err=True)
+        breaks = verify_seals(session)
+        sealed = len(latest_closes(session))
+    for v in violations:
+        click.echo(str(v), err=True)
+    for b in breaks:
+        click.echo(f"invariant 6 (seal): {b}", err=True)
+    if violations or breaks:
         raise SystemExit(1)
-    click.echo("ok: every entry and the trial balance balance per commodity; grants and deferred revenue tie")
+    click.echo("ok: invariants 1-6 hold: every entry and the trial balance balance per commodity; grants, deferred "
+               f"revenue, billing and documents tie; the seals of {sealed} closed period(s) hold")
 
 
 @cli.command()
@@ -344,6 +370,11 @@ def demo(out_dir: str, month: str) -> None:
     from ledger.demo import run_demo
 
     run_demo(Path(out_dir), _period(month))
+
+
+import ledger.cli_forecast  # noqa: F401  (report waterfall, usage-alerts)
+
+cli.add_command(__import__("ledger.cli_db", fromlist=["db"]).db)  # ledger db roles
 
 
 def main() -> None:
@@ -361,6 +392,13 @@ def main() -> None:
         sys.exit(1)
     except sa.exc.IntegrityError as exc:
         click.echo(f"error: the database refused the change: {str(exc.orig).strip()}", err=True)
+        sys.exit(1)
+    except sa.exc.DBAPIError as exc:  # permission denied (least-privilege roles): one line, exit 1
+        from ledger.cli_db import refused_message
+
+        if (message := refused_message(exc)) is None:
+            raise
+        click.echo(f"error: {message}", err=True)
         sys.exit(1)
     except SystemExit:
         raise

@@ -1,7 +1,10 @@
 """The month close (DESIGN section 6): every customer's time-driven steps due by the period end
 (platform revenue of subscription months ending, overage invoices in arrears, expiries with
-rollover and breakage true-ups, next month's subscription bills), invariants 1-5 as at the
-period end, then the period is locked.
+rollover and breakage true-ups, guarantee credits, next month's subscription bills, credit
+balances applied), invariants 1-5 as at the period end and the seals of earlier periods
+(invariant 6), then the period is sealed (`ledger.seals`: a hash chain over its entries) and
+locked, with a close record: who, when, journal head, seal, checks passed. `reopen_period`
+reopens the last closed period with a reason; both are in the audit trail (period_close).
 
 Periods close in order, starting with the earliest period with activity; closing a closed
 period again is a no-op. On PostgreSQL the close takes a SHARE ROW EXCLUSIVE lock on
@@ -11,6 +14,7 @@ invariant checks and the lock.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -21,17 +25,33 @@ from ledger.catalog import Catalog
 from ledger.db import is_postgres
 from ledger.engine import Run
 from ledger.errors import InvariantError, PeriodOrderError
-from ledger.invariants import check_all
-from ledger.models import AccountingPeriod, Customer, Event, JournalEntry, UsageEvent
+from ledger.invariants import Violation, check_all
+from ledger.models import AccountingPeriod, Customer, Event, JournalEntry, PeriodClose, UsageEvent
+from ledger.seals import latest_closes, seal_period, verify_seals
 from ledger.periods import closed_periods, first_day, last_day, next_period, parse_period, period_end, period_of
+
+
+CHECKS = (
+    "invariant 1: every entry and the trial balance balance per commodity",
+    "invariant 2: every grant's units and deferred balance follow its formula",
+    "invariant 3: deferred revenue equals the open grants and subscription months",
+    "invariant 4: billed + unbilled = recognised + deferred + credit notes, per customer; guarantee credits",
+    "invariant 5: documents equal their receivable lines; numbering is gap-free",
+    "invariant 6: the previous closed period's seal holds and the chain of closes is unbroken",
+)
+"""What a close checks before it seals, in the words of its close record."""
 
 
 @dataclass
 class CloseResult:
+    """What `close_period` did: entries posted by the period-end steps, the close record
+    (who, when, journal head, seal, checks) and the late events posted in the period."""
+
     period: str
     already_closed: bool = False
     entries: int = 0
     late_events: list[str] = field(default_factory=list)
+    record: PeriodClose | None = None
 
 
 def first_activity_period(session: Session) -> str | None:
@@ -65,19 +85,61 @@ def close_period(session: Session, catalog: Catalog, period: str, *, closed_by: 
             run.close_through(run.book(cid), until)
         summary = run.finish()
         violations = check_all(session, through=last_day(period), tz=catalog.tz)
-        if violations:
-            raise InvariantError(violations)
+        breaks = verify_seals(session, only=set(closed[-1:]))  # the seal this period's chain extends
+        if violations or breaks:
+            raise InvariantError(violations + [Violation(6, str(b.period), str(b)) for b in breaks])
+        at = (now or datetime.now(timezone.utc)).replace(microsecond=0)
+        record = seal_period(session, PeriodClose(period=period, action="close", at=at, by=closed_by,
+                                                  checks=json.dumps(list(CHECKS))))
         row = session.get(AccountingPeriod, period) or AccountingPeriod(period=period, status="open")
-        row.status, row.closed_by = "closed", closed_by
-        row.closed_at = now or datetime.now(timezone.utc)
+        row.status, row.closed_by, row.closed_at = "closed", closed_by, at
         session.add(row)
         session.flush()
         late = late_events(session, period)
+        session.expunge(record)  # keep its values readable after the commit
         session.commit()
     except BaseException:
         session.rollback()
         raise
-    return CloseResult(period, entries=summary.entries, late_events=late)
+    return CloseResult(period, entries=summary.entries, late_events=late, record=record)
+
+
+def reopen_period(session: Session, period: str, *, reason: str, by: str = "ledger",
+                  now: datetime | None = None) -> PeriodClose:
+    """Reopen ``period`` (the last closed one): it accepts postings again until it is closed
+    (and sealed) anew. Records who, when and why in the audit trail; commits.
+
+    raises PeriodOrderError (not closed, or a later period is closed), ValueError (empty reason).
+    """
+    parse_period(period)
+    if not reason or not reason.strip():
+        raise ValueError("a reopen needs a reason")
+    closed = closed_periods(session)
+    if period not in closed:
+        raise PeriodOrderError(f"cannot reopen {period}: it is not closed")
+    if period != closed[-1]:
+        raise PeriodOrderError(f"cannot reopen {period}: {closed[-1]} is closed after it (only the last closed "
+                               "period can be reopened)")
+    try:
+        at = (now or datetime.now(timezone.utc)).replace(microsecond=0)
+        record = PeriodClose(period=period, action="reopen", at=at, by=by, reason=reason.strip())
+        session.add(record)
+        row = session.get(AccountingPeriod, period)
+        assert row is not None
+        row.status = "open"
+        session.add(row)
+        session.flush()
+        session.expunge(record)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    return record
+
+
+def close_record(session: Session, period: str) -> PeriodClose | None:
+    """The close record in force for ``period`` (its latest close, unless reopened since)."""
+    return latest_closes(session).get(period)
 
 
 def late_events(session: Session, period: str) -> list[str]:

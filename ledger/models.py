@@ -416,3 +416,39 @@ class GuaranteeMonth(SQLModel, table=True):
     legacy: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
     credit: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
     credit_note: Optional[str] = Field(default=None, sa_column=_str(32, nullable=True))
+
+
+class PeriodClose(SQLModel, table=True):
+    """The audit trail of the month close: one row per close or reopen of a period. Append-only.
+
+    action: close | reopen. at (UTC) and by: when and who. reason: why (a reopen). A close
+    also records journal_head (the highest journal entry id when it was sealed), entries (how
+    many entries are dated in the period), seal (sha256 hex head of the hash chain over those
+    entries in id order, starting from previous_seal: the seal of the previous closed period,
+    or 64 zeros), and checks (JSON list of the checks that passed).
+    """
+
+    __tablename__ = "period_close"
+    id: Optional[int] = Field(default=None, sa_column=sa.Column(sa.Integer, primary_key=True, autoincrement=True))
+    period: str = Field(sa_column=_str(7, nullable=False, index=True))
+    action: str = Field(sa_column=_str(10, nullable=False))
+    at: datetime = Field(sa_column=sa.Column(UTCDateTime, nullable=False))
+    by: str = Field(sa_column=_str(100, nullable=False))
+    reason: Optional[str] = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    journal_head: Optional[int] = Field(default=None, sa_column=sa.Column(sa.Integer, nullable=True))
+    entries: Optional[int] = Field(default=None, sa_column=sa.Column(sa.Integer, nullable=True))
+    seal: Optional[str] = Field(default=None, sa_column=_str(64, nullable=True))
+    previous_seal: Optional[str] = Field(default=None, sa_column=_str(64, nullable=True))
+    checks: Optional[str] = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    __table_args__ = (sa.CheckConstraint("action IN ('close', 'reopen')", name="action"),)
+
+
+class EntrySeal(SQLModel, table=True):
+    """One link of a period's hash chain: the entry at position ``seq`` (1-based, entry id
+    order) and the chain hash through it (sha256 hex). Append-only."""
+
+    __tablename__ = "entry_seal"
+    close_id: int = Field(sa_column=sa.Column(sa.Integer, sa.ForeignKey("period_close.id"), primary_key=True))
+    seq: int = Field(sa_column=sa.Column(sa.Integer, primary_key=True, autoincrement=False))
+    entry_id: int = Field(sa_column=sa.Column(sa.Integer, nullable=False, index=True))
+    hash: str = Field(sa_column=_str(64, nullable=False))

@@ -401,3 +401,26 @@ def guarantees(session: Session, period: str, *, tz: ZoneInfo = ZoneInfo("UTC"))
                   [totals[k] for k in sorted(totals)],
                   total_columns=[Column("customers", "Customers enrolled", "int"),
                                  Column("cost", "Cost to date (4900 Guarantee credits)", "money")])
+
+
+# --------------------------------------------------------------------------- audit trail
+def audit_trail(session: Session, period: str | None = None) -> Report:
+    """Every close and reopen (table period_close), oldest first; with ``period``, only that
+    period's. Columns: when (UTC), period, action, by, reason, journal head (highest entry id
+    at the close), entries sealed, seal (sha256 head of the period's hash chain) and checks."""
+    import json
+
+    from ledger.models import PeriodClose
+
+    q = sa.select(PeriodClose).order_by(PeriodClose.id)
+    if period is not None:
+        q = q.where(PeriodClose.period == period)
+    rows = [{"at": r.at.isoformat(), "period": r.period, "action": r.action, "by": r.by, "reason": r.reason or "",
+             "journal_head": r.journal_head, "entries": r.entries, "seal": r.seal or "",
+             "checks": len(json.loads(r.checks)) if r.checks else None}
+            for r in session.execute(q).scalars()]
+    cols = [Column("at", "When (UTC)"), Column("period", "Period"), Column("action", "Action"), Column("by", "By"),
+            Column("reason", "Reason"), Column("journal_head", "Journal head", "int"),
+            Column("entries", "Entries sealed", "int"), Column("seal", "Seal (sha256)"),
+            Column("checks", "Checks passed", "int")]
+    return Report("audit-trail", "Audit trail of closes and reopens", period, cols, rows, [])

@@ -1,0 +1,156 @@
+"""Seals, the close record, reopen and the audit trail (issue 5 points 1-2; DESIGN 6 and 9).
+
+The tamper tests change the database behind the engine's back, as a superuser with the journal
+triggers bypassed (session_replication_role = replica) on PostgreSQL, and `ledger verify` must
+name the first entry that breaks the seal: a changed amount, a deleted line, an inserted entry,
+a changed date.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+
+from ledger.cli import cli
+from ledger.close import reopen_period
+from ledger.errors import PeriodOrderError
+from ledger.models import EntrySeal, JournalEntry, PeriodClose
+from ledger.seals import GENESIS, verify_seals
+from test_lifecycle import ACME, ev, usage
+
+HISTORY = "\n".join([
+    ACME,
+    ev("t-1", "topup.purchased", "2026-01-05T10:00:00Z", customer_id="acme", topup_id="t-1", credits=1000,
+       amount="20.00"),
+    usage("u-1", "2026-01-10T10:00:00Z", 300),
+    usage("u-2", "2026-01-20T10:00:00Z", 200),
+    ev("p-1", "payment.received", "2026-01-25T10:00:00Z", customer_id="acme", amount="20.00"),
+    usage("u-3", "2026-02-03T10:00:00Z", 100),
+])
+
+
+@pytest.fixture
+def books(make_books):
+    b = make_books()
+    b.post(HISTORY)
+    return b
+
+
+def _records(books) -> list[PeriodClose]:
+    with books.session() as s:
+        rows = list(s.execute(sa.select(PeriodClose).order_by(PeriodClose.id)).scalars())
+        s.expunge_all()
+        return rows
+
+
+def _verify(books) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, ["--database-url", books.url, "verify"])
+    return result.exit_code, result.output
+
+
+def test_close_seals_the_period_and_records_who_when_head_and_checks(books):
+    """January holds 4 entries (purchase, two days of usage, payment); its seal chains them from
+    64 zeros; February's chain starts from January's seal."""
+    result = books.close("2026-01")
+    rec = result.record
+    assert (rec.period, rec.action, rec.entries, rec.previous_seal) == ("2026-01", "close", 4, GENESIS)
+    assert len(rec.seal) == 64 and rec.journal_head == 5  # February's usage entry is already posted
+    assert len(json.loads(rec.checks)) == 6
+    with books.session() as s:
+        links = s.execute(sa.select(EntrySeal.seq, EntrySeal.entry_id).where(EntrySeal.close_id == rec.id)
+                          .order_by(EntrySeal.seq)).all()
+    assert [tuple(x) for x in links] == [(1, 1), (2, 2), (3, 3), (4, 4)]
+    feb = books.close("2026-02").record
+    assert feb.previous_seal == rec.seal and feb.entries == 1
+    code, out = _verify(books)
+    assert code == 0 and "seals of 2 closed period(s) hold" in out, out
+    trail = json.loads(CliRunner().invoke(cli, ["--database-url", books.url, "report", "audit-trail",
+                                                "--format", "json"]).output)
+    assert [(r["period"], r["action"], r["entries"], r["checks"]) for r in trail["rows"]] == [
+        ("2026-01", "close", 4, 6), ("2026-02", "close", 1, 6)]
+
+
+def test_reopen_only_the_last_closed_period_with_a_reason_then_reseal(books):
+    books.close("2026-01")
+    books.close("2026-02")
+    with books.session() as s, pytest.raises(PeriodOrderError, match="2026-02 is closed after it"):
+        reopen_period(s, "2026-01", reason="wrong rate")
+    with books.session() as s, pytest.raises(ValueError, match="needs a reason"):
+        reopen_period(s, "2026-02", reason="  ")
+    result = CliRunner().invoke(cli, ["--database-url", books.url, "reopen", "2026-02", "--reason",
+                                      "late usage from the EU region"])
+    assert result.exit_code == 0, result.output
+    # usage dated in February now posts in February, which is open again
+    books.post(usage("u-late", "2026-02-10T10:00:00Z", 50))
+    with books.session() as s:
+        feb_entries = s.execute(sa.select(sa.func.count()).select_from(JournalEntry)
+                                .where(JournalEntry.entry_date.between(date(2026, 2, 1), date(2026, 2, 28)))).scalar_one()
+    assert feb_entries == 2
+    assert books.close("2026-02").record.entries == 2
+    assert [(r.period, r.action, r.reason) for r in _records(books)] == [
+        ("2026-01", "close", None), ("2026-02", "close", None),
+        ("2026-02", "reopen", "late usage from the EU region"), ("2026-02", "close", None)]
+    assert _verify(books)[0] == 0
+    result = CliRunner().invoke(cli, ["--database-url", books.url, "reopen", "2026-03", "--reason", "x"])
+    assert result.exit_code == 1 and "not closed" in str(result.exception)
+
+
+def test_the_audit_trail_is_append_only(books):
+    books.close("2026-01")
+    with books.engine.connect() as c, pytest.raises(sa.exc.DatabaseError, match="append-only"):
+        c.execute(sa.text("UPDATE period_close SET by = 'someone else'"))
+    with books.engine.connect() as c, pytest.raises(sa.exc.DatabaseError, match="append-only"):
+        c.execute(sa.text("DELETE FROM entry_seal"))
+
+
+# --------------------------------------------------------------------------- tampering (PostgreSQL)
+TAMPERING = {
+    # a changed amount: both sides of the top-up's receivable and deferred lines, so it still balances
+    "changed amount": ["UPDATE journal_line SET debit = debit + 100 WHERE entry_id = 1 AND debit > 0 AND commodity = 'USD'",
+                       "UPDATE journal_line SET credit = credit + 100 WHERE entry_id = 1 AND account_code = '2100'"],
+    "deleted line": ["DELETE FROM journal_line WHERE id = (SELECT max(id) FROM journal_line WHERE entry_id = 3)"],
+    "changed date": ["UPDATE journal_entry SET entry_date = '2026-02-15' WHERE id = 2"],
+    "inserted entry": [
+        "INSERT INTO journal_entry (id, entry_date, occurred_at, kind, description, customer_id) "
+        "VALUES (900, '2026-01-15', '2026-01-15T00:00:00Z', 'payment', 'cash that never came', 'acme')",
+        "INSERT INTO journal_line (entry_id, account_code, commodity, debit, credit, customer_id) "
+        "VALUES (900, '1000', 'USD', 500, 0, 'acme'), (900, '2200', 'USD', 0, 500, 'acme')"],
+}
+EXPECTED = {"changed amount": (1, "was altered after the close"),
+            "deleted line": (3, "was altered after the close"),
+            "changed date": (2, "no longer in the period"),
+            "inserted entry": (900, "not in its seal (inserted after the close)")}
+
+
+@pytest.fixture
+def pg_books(pg_url, plans_catalog, tmp_path):
+    """Books on a fresh PostgreSQL database only (tampering needs a superuser and triggers off)."""
+    from conftest import Books
+    from ledger.db import make_engine
+
+    engine = make_engine(pg_url)
+    yield Books(pg_url, engine, plans_catalog, tmp_path)
+    engine.dispose()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("kind", sorted(TAMPERING))
+def test_tampering_behind_the_engine_is_detected_and_named(pg_books, kind):
+    books = pg_books
+    books.post(HISTORY)
+    books.close("2026-01")
+    assert _verify(books)[0] == 0
+    with books.engine.begin() as c:
+        c.execute(sa.text("SET LOCAL session_replication_role = replica"))  # superuser: triggers off
+        for statement in TAMPERING[kind]:
+            c.execute(sa.text(statement))
+    with books.session() as s:
+        [found] = verify_seals(s)
+    entry, words = EXPECTED[kind]
+    assert (found.period, found.entry_id) == ("2026-01", entry) and words in found.detail, found
+    code, out = _verify(books)
+    assert code == 1 and f"entry {entry}" in out and words in out, out
