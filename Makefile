@@ -29,6 +29,12 @@ demo: install
 # The suite creates and drops its own PostgreSQL databases (server at 127.0.0.1:5432, or a
 # throwaway cluster via pytest-postgresql); see tests/conftest.py. pytest's exit code is kept.
 test: install-test
+	@command -v hledger >/dev/null 2>&1 || \
+	  ( command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
+	    { DEBIAN_FRONTEND=noninteractive apt-get install -y -q hledger >/dev/null 2>&1 || \
+	      { apt-get update -q >/dev/null 2>&1 && \
+	        DEBIAN_FRONTEND=noninteractive apt-get install -y -q hledger >/dev/null 2>&1; }; } ) || \
+	  echo "hledger not installed: the hledger export test will be skipped"
 	$(BIN)/python -m pytest -p no:cacheprovider
 
 # Benchmarks are not part of `make test`. B4: invoice/credit-note PDF rendering, WeasyPrint's

@@ -1,0 +1,65 @@
+"""`ledger export ...`: audit exports of the journal (click group registered by ledger.cli).
+
+``ledger export journal [--from YYYY-MM-DD] [--to YYYY-MM-DD] --format csv|jsonl|beancount|hledger
+--out FILE`` writes FILE, FILE.manifest.json and FILE.sha256 (see ledger.export). Exit codes as
+everywhere: 0 ok; 1 invalid input (e.g. --from after --to), printed as ``error: ...`` by
+``ledger.cli.main``; 2 usage error (unknown --format, malformed date, missing --out).
+
+This module does not import ledger.cli at import time, so ledger.cli can import it at its end
+without an import cycle.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import date
+from typing import TYPE_CHECKING
+
+import click
+
+from ledger.export import FORMATS
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ledger.cli import Ctx
+
+
+def _date(ctx: click.Context, param: click.Parameter, value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            raise ValueError(value)
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
+@click.group()
+def export() -> None:
+    """Audit exports of the journal, each with a sha256 manifest."""
+
+
+@export.command("journal")
+@click.option("--from", "start", callback=_date, default=None, metavar="YYYY-MM-DD",
+              help="First entry date (inclusive); the export then opens with the balances brought forward.")
+@click.option("--to", "end", callback=_date, default=None, metavar="YYYY-MM-DD",
+              help="Last entry date (inclusive); default: the whole journal.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), required=True,
+              help="csv (one row per line), jsonl (one entry per line), beancount or hledger.")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, writable=True),
+              help="File to write; FILE.manifest.json and FILE.sha256 are written beside it.")
+@click.pass_obj
+def journal(obj: Ctx, start: date | None, end: date | None, fmt: str, out: str) -> None:
+    """Export the journal entries dated --from..--to, with every line, both commodities and the
+    customer, grant, invoice and event dimensions; balances tie to the trial balance at --to."""
+    from ledger.export import export_journal
+
+    t0 = time.perf_counter()
+    with obj.session() as session:
+        result = export_journal(session, out, fmt, start=start, end=end)
+    seconds = time.perf_counter() - t0
+    click.echo(f"wrote {result.path}: {result.entries:,} entries, {result.postings:,} lines ({fmt}, "
+               f"{result.bytes:,} bytes, sha256 {result.sha256})")
+    click.echo(f"wrote {result.manifest_path} and {result.sha256_path}")
+    click.echo(f"{seconds:.2f} s, {result.postings / seconds if seconds else 0:,.0f} lines/s", err=True)
