@@ -13,6 +13,17 @@ import click
 from ledger.cli import FORMAT, OUT, PERIOD, Ctx, _emit, _fmt, _period, report
 
 
+def _render(rep, fmt: str) -> str:
+    """reports.tables.render, except that a table is as wide as its columns need (the waterfall
+    has 21 columns; the default 200 characters would wrap every amount)."""
+    from reports.tables import render, to_table
+
+    if fmt != "table":
+        return render(rep, fmt)
+    natural = max(len(line.rstrip()) for line in to_table(rep, width=1000).splitlines())
+    return to_table(rep, width=max(200, natural))
+
+
 @report.command("waterfall")
 @PERIOD
 @FORMAT
@@ -22,12 +33,11 @@ def waterfall_cmd(obj: Ctx, period: str, fmt: str | None, out: str | None) -> No
     """Deferred revenue at the period end by the month it will be recognised: at the latest
     (by expiry) and at the last 30 days' consumption rate, per customer; totals tie to 2100 + 2150."""
     from ledger.forecast import waterfall
-    from reports.tables import render
 
     period = _period(period)
     with obj.session() as session:
         rep = waterfall(session, period, tz=obj.catalog.tz)
-    _emit(render(rep, _fmt(fmt)), out)
+    _emit(_render(rep, _fmt(fmt)), out)
 
 
 @report.command("usage-alerts")
@@ -39,9 +49,8 @@ def usage_alerts_cmd(obj: Ctx, period: str, fmt: str | None, out: str | None) ->
     """Customers at 70%, 90% or 100% of a commitment, a plan allowance or all credits held,
     with the last 30 days' rate and the projected exhaustion date."""
     from ledger.forecast import usage_alerts
-    from reports.tables import render
 
     period = _period(period)
     with obj.session() as session:
         rep = usage_alerts(session, period, tz=obj.catalog.tz)
-    _emit(render(rep, _fmt(fmt)), out)
+    _emit(_render(rep, _fmt(fmt)), out)
