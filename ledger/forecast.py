@@ -296,8 +296,11 @@ def waterfall(session: Session, period: str, *, tz: ZoneInfo = UTC) -> Report:
     by_customer: dict[tuple[str, str], list[_Lot]] = defaultdict(list)
     for lot in lots.values():
         by_customer[(lot.customer_id, lot.currency)].append(lot)
-    for cid in {cid for cid, _ in by_customer}:  # a customer has one currency; all its grants draw
-        _simulate([lot for (c, _), group in by_customer.items() if c == cid for lot in group], rate[cid], months, tz)
+    drawing: dict[str, list[_Lot]] = defaultdict(list)  # all of a customer's grants draw, whatever the currency
+    for lot in lots.values():
+        drawing[lot.customer_id].append(lot)
+    for cid, group in drawing.items():
+        _simulate(group, rate[cid], months, tz)
     fees: dict[tuple[str, str], list[tuple[date | None, int]]] = defaultdict(list)
     for cid, cur, service_end, amount in _subscription_fees(session, end):
         fees[(cid, cur)].append((service_end, amount))
