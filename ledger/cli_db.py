@@ -65,19 +65,20 @@ def refused_message(exc: sa.exc.DBAPIError) -> str | None:
     kind = m.group(1)
     statement = " ".join((exc.statement or "").split())
     verb = statement.split(" ", 1)[0].upper() if statement else ""
+    tail = ""
     if kind in ("sequence", "schema"):
         needs = "USAGE"
     elif kind == "function":
         needs = "EXECUTE"
     elif verb == "LOCK":
-        needs = f"UPDATE, DELETE or TRUNCATE (one of which `{statement}` needs)"
+        needs, tail = "UPDATE, DELETE or TRUNCATE", f", one of which `{statement}` needs"
     elif verb == "SELECT" and re.search(r"\bFOR (NO KEY )?UPDATE\b", statement, re.IGNORECASE):
-        needs = "UPDATE (SELECT ... FOR UPDATE needs it)"
+        needs, tail = "UPDATE", ", which SELECT ... FOR UPDATE needs"
     elif verb in ("INSERT", "UPDATE", "DELETE", "TRUNCATE", "SELECT"):
         needs = verb
     else:
-        needs = "needed"
-    return (f"{primary}: {who} has no {needs} privilege on it "
+        needs = "required"
+    return (f"{primary}: {who} has no {needs} privilege on it{tail} "
             "(privileges are set by `ledger db roles`: the writer imports and closes, the auditor only reads)")
 
 
