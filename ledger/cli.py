@@ -116,12 +116,14 @@ def import_(obj: Ctx, files: tuple[str, ...], dry_run: bool, fmt: str | None) ->
 @cli.command()
 @click.argument("period")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="Folder for the close package (reports as CSV and JSON).")
+              help="Folder for the close package: reports (CSV, JSON), journal, invoice PDFs, "
+                   "close-report.pdf, manifest.json.")
 @click.pass_obj
 def close(obj: Ctx, period: str, out_dir: str | None) -> None:
-    """Close PERIOD (YYYY-MM): expiries, invariant checks, lock; write the reports to --out."""
+    """Close PERIOD (YYYY-MM): every period-end step, invariant checks, seal, lock; with --out,
+    write the close package (again, identically, if PERIOD is already closed)."""
     from ledger.close import close_period
-    from reports.package import write_reports
+    from reports.package import write_package
 
     period = _period(period)
     with obj.session() as session:
@@ -133,8 +135,9 @@ def close(obj: Ctx, period: str, out_dir: str | None) -> None:
             for event_id in result.late_events:
                 click.echo(f"  late: {event_id}")
         if out_dir:
-            paths = write_reports(session, period, out_dir, obj.catalog.tz)
-            click.echo(f"wrote {len(paths)} files to {out_dir}")
+            manifest = write_package(session, obj.catalog, period, out_dir)
+            count = len(json.loads(manifest.read_text(encoding="utf-8"))["files"])
+            click.echo(f"wrote the close package of {period} to {out_dir}: {count} files and manifest.json")
 
 
 @cli.group()
@@ -375,6 +378,7 @@ def demo(out_dir: str, month: str) -> None:
 import ledger.cli_forecast  # noqa: F401  (report waterfall, usage-alerts)
 
 cli.add_command(__import__("ledger.cli_db", fromlist=["db"]).db)  # ledger db roles
+cli.add_command(__import__("ledger.cli_export", fromlist=["export"]).export)  # ledger export journal
 
 
 def main() -> None:

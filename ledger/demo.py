@@ -7,6 +7,7 @@ invoice, and prints a summary with the paths.
 
 from __future__ import annotations
 
+import json
 from importlib import resources
 from pathlib import Path
 
@@ -24,8 +25,7 @@ from ledger.demo_data import build_demo_scenario, write_demo_inputs
 from ledger.models import Customer, Invoice, JournalEntry, Quarantine, UsageEvent
 from ledger.money import format_money
 from ledger.service import import_files
-from reports.documents import render_job, render_views
-from reports.package import write_reports
+from reports.package import write_package
 
 
 def demo_catalog_path() -> Path:
@@ -56,17 +56,13 @@ def run_demo(out: Path, month: str = "2026-10") -> dict:
     close_dir = out / f"close-{month}"
     with Session(engine) as session:
         close_period(session, catalog, month, closed_by="ledger demo")
-        write_reports(session, month, close_dir, catalog.tz)
 
     with Session(engine) as session:
         numbers = list(session.execute(sa.select(Invoice.number).order_by(Invoice.number)).scalars())
-        inv_dir = out / "invoices"
-        inv_dir.mkdir(exist_ok=True)
-        jobs = [render_job(session, catalog, n, inv_dir / f"{n}.pdf") for n in numbers]
-        with Progress(TextColumn("[bold]4/4[/] rendering invoices"), BarColumn(), MofNCompleteColumn(),
+        with Progress(TextColumn("[bold]4/4[/] writing the close package"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=console) as progress:
-            task = progress.add_task("render", total=len(jobs))
-            render_views(jobs, on_done=lambda: progress.advance(task))
+            task = progress.add_task("package", total=len(numbers))
+            manifest = write_package(session, catalog, month, close_dir, on_document=lambda: progress.advance(task))
 
         rev = reporting.revenue(session, month)
         deferred = reporting.deferred_revenue(session, month)
@@ -93,7 +89,9 @@ def run_demo(out: Path, month: str = "2026-10") -> dict:
         click.echo(f"  deferred at close    {format_money(amount, cur)} ({cur})")
     click.echo("")
     click.echo(f"  inputs               {out / 'inputs'}")
-    click.echo(f"  close reports        {close_dir}  (trial-balance, deferred-revenue, revenue, credits, quarantine, ar-aging, guarantees; .csv and .json)")
-    click.echo(f"  invoice PDFs         {out / 'invoices'}")
+    click.echo(f"  close package        {close_dir}  ({len(json.loads(manifest.read_text())['files'])} files in manifest.json)")
+    click.echo(f"  close report         {close_dir / 'close-report.pdf'}")
+    click.echo(f"  reports              {close_dir / 'reports'}  (.csv and .json)")
+    click.echo(f"  invoice PDFs         {close_dir / 'invoices'}")
     click.echo(f"  explore              ledger --database-url {url} report trial-balance --period {month}")
     return stats

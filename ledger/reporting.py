@@ -424,3 +424,77 @@ def audit_trail(session: Session, period: str | None = None) -> Report:
             Column("entries", "Entries sealed", "int"), Column("seal", "Seal (sha256)"),
             Column("checks", "Checks passed", "int")]
     return Report("audit-trail", "Audit trail of closes and reopens", period, cols, rows, [])
+
+
+# --------------------------------------------------------------------------- trends (close report)
+@dataclass
+class Trend:
+    """Monthly series of one currency over a window of months (oldest first), from the journal.
+
+    streams: stream name -> net revenue per month (contra-revenue streams negative); deferred:
+    the 2100 + 2150 balance at each month end. Money: int minor units of ``currency``."""
+
+    currency: str
+    months: list[str]
+    streams: dict[str, list[int]]
+    deferred: list[int]
+
+
+def trends(session: Session, period: str, months: int = 12) -> list[Trend]:
+    """Recognised revenue by stream and deferred revenue at month end for the ``months`` months
+    ending with ``period``, per currency (one `Trend` each, sorted by currency)."""
+    from ledger.periods import previous_period
+
+    window = [period]
+    while len(window) < months:
+        window.insert(0, previous_period(window[0]))
+    end = last_day(period)
+    codes = {code: stream for code, stream in A.REVENUE_STREAMS}
+    month_of = sa.func.substr(sa.cast(JournalEntry.entry_date, sa.String), 1, 7)
+    q = (sa.select(month_of, JournalLine.account_code, JournalLine.commodity,
+                   sa.func.sum(JournalLine.credit - JournalLine.debit))
+         .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
+         .where(JournalLine.account_code.in_([*codes, *A.DEFERRED_ACCOUNTS]), JournalEntry.entry_date <= end)
+         .group_by(month_of, JournalLine.account_code, JournalLine.commodity))
+    revenue: dict[str, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
+    deferred_moves: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for month, code, cur, net in session.execute(q):
+        if code in codes:
+            if month >= window[0]:
+                revenue[cur][codes[code]][month] = revenue[cur][codes[code]].get(month, 0) + int(net)
+        else:
+            deferred_moves[cur][month if month >= window[0] else ""] += int(net)
+    out = []
+    for cur in sorted(set(revenue) | set(deferred_moves)):
+        balance = deferred_moves[cur].get("", 0)
+        series = []
+        for m in window:
+            balance += deferred_moves[cur].get(m, 0)
+            series.append(balance)
+        streams = {stream: [revenue[cur].get(stream, {}).get(m, 0) for m in window] for _, stream in A.REVENUE_STREAMS}
+        out.append(Trend(cur, window, streams, series))
+    return out
+
+
+# --------------------------------------------------------------------------- late events
+def late_events(session: Session, period: str) -> Report:
+    """Events dated in a closed period and posted in ``period`` (DESIGN 6): business events and
+    usage, with their original occurred_at and the date they were posted at."""
+    from ledger.models import Event, UsageEvent
+
+    d0, d1 = _window(period)
+    rows = [{"event_id": i, "type": t, "customer_id": c, "occurred_at": at.isoformat(), "posted": p.isoformat()}
+            for i, t, c, at, p in session.execute(
+                sa.select(Event.id, Event.type, Event.customer_id, Event.occurred_at, Event.posted_date)
+                .where(Event.late.is_(True), Event.posted_date >= d0, Event.posted_date <= d1))]
+    rows += [{"event_id": i, "type": "usage.recorded", "customer_id": c, "occurred_at": at.isoformat(),
+              "posted": p.isoformat()}
+             for i, c, at, p in session.execute(
+                 sa.select(UsageEvent.id, UsageEvent.customer_id, UsageEvent.occurred_at, JournalEntry.entry_date)
+                 .join(JournalEntry, JournalEntry.id == UsageEvent.entry_id)
+                 .where(UsageEvent.late.is_(True), JournalEntry.entry_date >= d0, JournalEntry.entry_date <= d1))]
+    rows.sort(key=lambda r: (r["occurred_at"], r["event_id"]))
+    return Report("late-events", f"Late events posted in {period}", period,
+                  [Column("event_id", "Event"), Column("type", "Type"), Column("customer_id", "Customer"),
+                   Column("occurred_at", "Occurred at"), Column("posted", "Posted on")], rows,
+                  [{"event_id": f"{len(rows)} events"}] if rows else [])

@@ -1,13 +1,39 @@
-"""The close package: the period's reports written to a folder, each as CSV and JSON."""
+"""The close package (issue 5): everything a controller signs and an auditor takes away.
+
+``write_package(session, catalog, period, out_dir)`` writes, for a closed period:
+
+- ``reports/<name>.csv`` and ``.json``: trial balance, deferred-revenue rollforward, revenue by
+  stream, credits by grant, AR aging, guarantees, late events, quarantined usage (and the
+  forecasting reports when installed);
+- ``journal/journal.csv`` and ``journal.jsonl``: the period's journal entries as ``ledger
+  export journal --from <first day> --to <last day>`` writes them, with their manifests;
+- ``invoices/<number>.pdf``: every invoice and credit note issued in the period;
+- ``close-report.pdf``: key figures, rollforward, revenue by stream, checks, 12-month charts;
+- ``manifest.json``: the close record (who, when, journal head, entries, seal, checks) and the
+  sha256 and size of every file above.
+
+Byte for byte reproducible: the same books give the same files. PDF dates come from
+``SOURCE_DATE_EPOCH`` when set, else from the close record's time, and nothing else depends on
+the clock.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
+import os
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import sqlalchemy as sa
 from sqlmodel import Session
 
-from ledger import reporting
+from ledger import forecast, reporting
+from ledger.catalog import Catalog
+from ledger.errors import PeriodOrderError
+from ledger.models import Invoice
+from ledger.periods import first_day, last_day
 from reports.tables import to_csv, to_json
 
 
@@ -21,6 +47,9 @@ def period_reports(session: Session, period: str, tz: ZoneInfo = ZoneInfo("UTC")
         reporting.quarantine(session, period),
         reporting.ar_aging(session, period),
         reporting.guarantees(session, period, tz=tz),
+        reporting.late_events(session, period),
+        forecast.waterfall(session, period, tz=tz),
+        forecast.usage_alerts(session, period, tz=tz),
     ]
 
 
@@ -35,3 +64,78 @@ def write_reports(session: Session, period: str, out_dir: str | Path, tz: ZoneIn
             path.write_text(text, encoding="utf-8")
             written.append(path)
     return written
+
+
+@contextlib.contextmanager
+def _source_date(epoch: int):
+    """SOURCE_DATE_EPOCH for the renders inside (and their worker processes), unless set."""
+    if os.environ.get("SOURCE_DATE_EPOCH"):
+        yield
+        return
+    os.environ["SOURCE_DATE_EPOCH"] = str(epoch)
+    try:
+        yield
+    finally:
+        os.environ.pop("SOURCE_DATE_EPOCH", None)
+
+
+def write_package(session: Session, catalog: Catalog, period: str, out_dir: str | Path, *,
+                  on_document=None) -> Path:
+    """Write the close package of ``period`` into ``out_dir`` (see the module docstring) and
+    return the path of its manifest.json. on_document: called once per PDF rendered.
+
+    raises PeriodOrderError if ``period`` is not closed (a package belongs to a close record).
+    """
+    from ledger.close import close_record
+    from reports.close_report import close_report_pdf
+    from reports.documents import render_job, render_views
+
+    record = close_record(session, period)
+    if record is None:
+        raise PeriodOrderError(f"{period} is not closed: close it first (the package carries its close record)")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = write_reports(session, period, out / "reports", catalog.tz)
+    files += _journal(session, period, out / "journal")
+    numbers = list(session.execute(
+        sa.select(Invoice.number).where(Invoice.issue_date >= first_day(period), Invoice.issue_date <= last_day(period))
+        .order_by(Invoice.number)).scalars())
+    with _source_date(int(record.at.timestamp())):
+        if numbers:
+            (out / "invoices").mkdir(exist_ok=True)
+            jobs = [render_job(session, catalog, n, out / "invoices" / f"{n}.pdf") for n in numbers]
+            files += render_views(jobs, on_done=on_document)
+        report = out / "close-report.pdf"
+        report.write_bytes(close_report_pdf(session, catalog, period, record))
+        files.append(report)
+    manifest = {
+        "period": period,
+        "close": {"id": record.id, "at": record.at.isoformat(), "by": record.by, "journal_head": record.journal_head,
+                  "entries": record.entries, "seal": record.seal, "previous_seal": record.previous_seal,
+                  "checks": json.loads(record.checks or "[]")},
+        "files": [{"path": p.relative_to(out).as_posix(), "sha256": _sha256(p), "bytes": p.stat().st_size}
+                  for p in sorted(files, key=lambda p: p.relative_to(out).as_posix())],
+    }
+    path = out / "manifest.json"
+    path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
+
+
+def _journal(session: Session, period: str, folder: Path) -> list[Path]:
+    """The period's journal as ``ledger export journal`` writes it (CSV and JSONL, each with an
+    opening-balance entry, its manifest and sha256 file): every entry dated in the period."""
+    from ledger.export import export_journal
+
+    written = []
+    for fmt in ("csv", "jsonl"):
+        result = export_journal(session, folder / f"journal.{fmt}", fmt, start=first_day(period), end=last_day(period))
+        written += [result.path, result.manifest_path, result.sha256_path]
+    return written
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -242,6 +242,23 @@ def document_pdf_bytes(view: DocumentView, *, facturx: FacturXInvoice | None = N
     return document.write_pdf(finisher=_finish_pdfa, **PDF_OPTIONS)
 
 
+def html_pdf_bytes(html: str) -> bytes:
+    """PDF/A-3b bytes of a standalone HTML page made by one of our templates (the close
+    report): same fetcher (only `STATIC_DIR`), bundled fonts, options and date stamping
+    (``SOURCE_DATE_EPOCH``) as the documents. raises ValueError on a bad SOURCE_DATE_EPOCH."""
+    moment = _document_time()
+    warm_up()
+    document = HTML(string=html, base_url=STATIC_DIR, url_fetcher=safe_fetcher).render(
+        font_config=_FONT_CONFIG, **PDF_OPTIONS)
+    document.metadata.created = document.metadata.modified = _xmp_date(moment)
+    return document.write_pdf(finisher=_finish_pdfa, **PDF_OPTIONS)
+
+
+def render_template(name: str, **context: object) -> str:
+    """Render the bundled Jinja template ``name`` (autoescaped, strict) with ``context``."""
+    return _TEMPLATES.get_template(name).render(**context)
+
+
 def warm_up() -> None:
     """Register the bundled fonts in this process's shared font configuration (idempotent).
 

@@ -38,8 +38,9 @@ def test_month_end_from_the_command_line(cli_db):
     assert "quarantined u2: hard cap: 500 credits requested, 70 available" in r.stdout
     r = ledger(tmp, "close", "2026-01", "--out", "pkg", url=url)
     assert r.returncode == 0, r.stderr
-    assert {p.name for p in (tmp / "pkg").iterdir()} >= {"trial-balance.json", "deferred-revenue.csv", "revenue.json",
-                                                         "credits.json", "quarantine.csv"}
+    assert {p.name for p in (tmp / "pkg" / "reports").iterdir()} >= {
+        "trial-balance.json", "deferred-revenue.csv", "revenue.json", "credits.json", "quarantine.csv"}
+    assert {p.name for p in (tmp / "pkg").iterdir()} >= {"manifest.json", "close-report.pdf", "invoices", "journal"}
     tb = json.loads(ledger(tmp, "report", "trial-balance", "--period", "2026-01", "--format", "json", url=url).stdout)
     assert tb["period"] == "2026-01" and {"rows", "totals"} <= tb.keys()
     usd = next(t for t in tb["totals"] if t["commodity"] == "USD")
