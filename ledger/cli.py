@@ -122,20 +122,37 @@ def import_(obj: Ctx, files: tuple[str, ...], dry_run: bool, fmt: str | None) ->
 def close(obj: Ctx, period: str, out_dir: str | None) -> None:
     """Close PERIOD (YYYY-MM): every period-end step, invariant checks, seal, lock; with --out,
     write the close package (again, identically, if PERIOD is already closed)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     from ledger.close import close_period
     from reports.package import write_package
 
     period = _period(period)
-    with obj.session() as session:
-        result = close_period(session, obj.catalog, period, closed_by=getpass.getuser())
+    console = Console(stderr=True)
+    with obj.session() as session, Progress(TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(),
+                                            TimeElapsedColumn(), console=console, transient=True,
+                                            disable=not console.is_terminal) as bar:
+        tasks: dict[str, object] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        result = close_period(session, obj.catalog, period, closed_by=getpass.getuser(), progress=progress)
         if result.already_closed:
             click.echo(f"{period} is already closed; nothing to do")
         else:
-            click.echo(f"closed {period}: {result.entries} period-end entries posted, invariants 1-5 hold")
+            rec = result.record
+            click.echo(f"closed {period}: {result.entries} period-end entries posted; invariants 1-6 hold; "
+                       f"{rec.entries} entries sealed, seal {rec.seal[:16]}... (journal head {rec.journal_head})")
             for event_id in result.late_events:
                 click.echo(f"  late: {event_id}")
         if out_dir:
-            manifest = write_package(session, obj.catalog, period, out_dir)
+            documents = bar.add_task("package: documents", total=None)
+            manifest = write_package(session, obj.catalog, period, out_dir,
+                                     on_document=lambda: bar.advance(documents))
             count = len(json.loads(manifest.read_text(encoding="utf-8"))["files"])
             click.echo(f"wrote the close package of {period} to {out_dir}: {count} files and manifest.json")
 

@@ -15,6 +15,7 @@ invariant checks and the lock.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -61,12 +62,18 @@ def first_activity_period(session: Session) -> str | None:
 
 
 def close_period(session: Session, catalog: Catalog, period: str, *, closed_by: str = "ledger",
-                 now: datetime | None = None) -> CloseResult:
+                 now: datetime | None = None, progress: Callable[[str, int, int], None] | None = None) -> CloseResult:
     """Run the close of ``period`` and lock it; commits. Idempotent.
 
     raises PeriodOrderError (an earlier period is still open), InvariantError (nothing changed).
-    ``now`` (aware) is recorded as closed_at; it does not affect any posting.
+    ``now`` (aware) is recorded as closed_at; it does not affect any posting. ``progress`` is
+    called as (stage, done, total) while the close runs: "period-end steps" once per customer,
+    then "checks" and "seal".
     """
+    def report(stage: str, done: int, total: int) -> None:
+        if progress is not None:
+            progress(stage, done, total)
+
     parse_period(period)
     closed = closed_periods(session)
     if period in closed:
@@ -81,13 +88,18 @@ def close_period(session: Session, catalog: Catalog, period: str, *, closed_by: 
             session.execute(sa.text("LOCK TABLE journal_entry IN SHARE ROW EXCLUSIVE MODE"))
         run = Run(session, catalog)
         until = period_end(period, catalog.tz)
-        for cid in session.execute(sa.select(Customer.id).order_by(Customer.id)).scalars():
+        customers = list(session.execute(sa.select(Customer.id).order_by(Customer.id)).scalars())
+        for i, cid in enumerate(customers, start=1):
             run.close_through(run.book(cid), until)
+            report("period-end steps", i, len(customers))
         summary = run.finish()
+        report("checks", 0, 1)
         violations = check_all(session, through=last_day(period), tz=catalog.tz)
         breaks = verify_seals(session, only=set(closed[-1:]))  # the seal this period's chain extends
         if violations or breaks:
             raise InvariantError(violations + [Violation(6, str(b.period), str(b)) for b in breaks])
+        report("checks", 1, 1)
+        report("seal", 0, 1)
         at = (now or datetime.now(timezone.utc)).replace(microsecond=0)
         record = seal_period(session, PeriodClose(period=period, action="close", at=at, by=closed_by,
                                                   checks=json.dumps(list(CHECKS))))
@@ -96,6 +108,7 @@ def close_period(session: Session, catalog: Catalog, period: str, *, closed_by: 
         session.add(row)
         session.flush()
         late = late_events(session, period)
+        report("seal", 1, 1)
         session.expunge(record)  # keep its values readable after the commit
         session.commit()
     except BaseException:

@@ -2,7 +2,8 @@
 
 At the close, the entries dated in the period are taken in id order, and each link is
 
-    h_0 = the previous closed period's seal (64 zeros for the first period)
+    h_0 = sha256(previous seal + "\\nperiod " + period), the previous seal being the previous
+          closed period's (64 zeros for the first period), so even an empty period has its own seal
     h_i = sha256(h_(i-1) + "\\n" + canonical JSON of entry i with its lines in id order)
 
 Every link is stored (table entry_seal) and the last one is the period's seal, kept in the
@@ -56,6 +57,11 @@ def entry_digest_input(entry: dict, lines: list[dict]) -> bytes:
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
+def chain_start(previous: str, period: str) -> str:
+    """h_0 of ``period``'s chain: sha256 hex of the previous seal and the period's name."""
+    return hashlib.sha256(f"{previous}\nperiod {period}".encode("ascii")).hexdigest()
+
+
 def chain(session: Session, period: str, previous: str) -> Iterator[Link]:
     """The chain over the entries dated in ``period`` (id order), starting from ``previous``.
 
@@ -64,7 +70,7 @@ def chain(session: Session, period: str, previous: str) -> Iterator[Link]:
     d0, d1 = first_day(period), last_day(period)
     entry_cols = [getattr(JournalEntry, k) for k in _ENTRY_FIELDS]
     line_cols = [JournalLine.entry_id] + [getattr(JournalLine, k) for k in _LINE_FIELDS]
-    h, seq, after = previous, 0, -1
+    h, seq, after = chain_start(previous, period), 0, -1
     while True:
         rows = session.execute(sa.select(*entry_cols).where(JournalEntry.entry_date >= d0, JournalEntry.entry_date <= d1,
                                                             JournalEntry.id > after)
@@ -103,7 +109,7 @@ def seal_period(session: Session, record: PeriodClose) -> PeriodClose:
     record.journal_head = session.execute(sa.select(sa.func.max(JournalEntry.id))).scalar_one()
     links = list(chain(session, record.period, previous))
     record.entries = len(links)
-    record.seal = links[-1].hash if links else previous
+    record.seal = links[-1].hash if links else chain_start(previous, record.period)
     session.add(record)
     session.flush()  # the record is written once, complete: the audit trail is append-only
     for i in range(0, len(links), 5000):
@@ -171,9 +177,11 @@ def verify_seals(session: Session, through: str | None = None, only: set[str] | 
                 break
         if found is not None:
             out.append(found)
-        elif (last.hash if last else rec.previous_seal) != rec.seal:
-            out.append(SealBreak(period, None, f"the chain ends at {(last.hash if last else '')[:16]}..., the close "
-                                               f"record says {str(rec.seal)[:16]}..."))
+        else:
+            head = last.hash if last else chain_start(rec.previous_seal or GENESIS, period)
+            if head != rec.seal:
+                out.append(SealBreak(period, None, f"the chain ends at {head[:16]}..., the close record says "
+                                                   f"{str(rec.seal)[:16]}..."))
         previous_seal = rec.seal or GENESIS
     return out
 
