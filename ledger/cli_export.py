@@ -2,8 +2,9 @@
 
 ``ledger export journal [--from YYYY-MM-DD] [--to YYYY-MM-DD] --format csv|jsonl|beancount|hledger
 --out FILE`` writes FILE, FILE.manifest.json and FILE.sha256 (see ledger.export). Exit codes as
-everywhere: 0 ok; 1 invalid input (e.g. --from after --to), printed as ``error: ...`` by
-``ledger.cli.main``; 2 usage error (unknown --format, malformed date, missing --out).
+everywhere: 0 ok; 1 invalid input (e.g. --from after --to, printed as ``error: ...`` by
+``ledger.cli.main``) or a file that cannot be written; 2 usage error (unknown --format,
+malformed date, missing --out).
 
 This module does not import ledger.cli at import time, so ledger.cli can import it at its end
 without an import cycle.
@@ -57,7 +58,10 @@ def journal(obj: Ctx, start: date | None, end: date | None, fmt: str, out: str) 
 
     t0 = time.perf_counter()
     with obj.session() as session:
-        result = export_journal(session, out, fmt, start=start, end=end)
+        try:
+            result = export_journal(session, out, fmt, start=start, end=end)
+        except OSError as exc:
+            raise click.ClickException(f"cannot write {exc.filename or out}: {exc.strerror or exc}") from None
     seconds = time.perf_counter() - t0
     click.echo(f"wrote {result.path}: {result.entries:,} entries, {result.postings:,} lines ({fmt}, "
                f"{result.bytes:,} bytes, sha256 {result.sha256})")

@@ -492,7 +492,8 @@ def export_journal(session: Session, out: str | os.PathLike, fmt: str, *, start:
     start, end: inclusive entry dates, None = open-ended; with ``start`` the export begins with
     the opening balance entry. Returns an ``ExportResult``. Raises ExportError when start is
     after end, the format is unknown, or the exported lines do not add up to the journal's
-    balances at ``end`` (never expected: a self-check); ValueError for an unknown commodity.
+    balances at ``end`` (never expected: a self-check); ValueError for an unknown commodity;
+    OSError when FILE cannot be written (no partial FILE is left behind).
     """
     if fmt not in _WRITERS:
         raise ExportError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
@@ -531,8 +532,12 @@ def export_journal(session: Session, out: str | os.PathLike, fmt: str, *, start:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
-    with open(tmp, "w", encoding="utf-8", newline="") as fh:
-        _WRITERS[fmt](fh, counted(), ctx)
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as fh:
+            _WRITERS[fmt](fh, counted(), ctx)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     closing = dict(opening)
     for key, net in movements.items():
         closing[key] = closing.get(key, 0) + net
