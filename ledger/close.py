@@ -23,11 +23,11 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from ledger.catalog import Catalog
-from ledger.db import is_postgres
 from ledger.engine import Run
 from ledger.errors import InvariantError, PeriodOrderError
 from ledger.invariants import Violation, check_all
 from ledger.models import AccountingPeriod, Customer, Event, JournalEntry, PeriodClose, UsageEvent
+from ledger.roles import lock_journal
 from ledger.seals import latest_closes, seal_period, verify_seals
 from ledger.periods import closed_periods, first_day, last_day, next_period, parse_period, period_end, period_of
 
@@ -84,8 +84,7 @@ def close_period(session: Session, catalog: Catalog, period: str, *, closed_by: 
             raise PeriodOrderError(f"cannot close {period}: {expected} is still open (periods close in order)")
         raise PeriodOrderError(f"cannot close {period}: it is before the first open period {expected}")
     try:
-        if is_postgres(session):
-            session.execute(sa.text("LOCK TABLE journal_entry IN SHARE ROW EXCLUSIVE MODE"))
+        lock_journal(session)  # SHARE ROW EXCLUSIVE on journal_entry (PostgreSQL), also for the writer role
         run = Run(session, catalog)
         until = period_end(period, catalog.tz)
         customers = list(session.execute(sa.select(Customer.id).order_by(Customer.id)).scalars())

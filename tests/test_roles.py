@@ -415,29 +415,14 @@ def test_writer_cli_import_reports_verify(roles):
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(strict=True, reason="close.py still takes its lock with LOCK TABLE journal_entry IN SHARE ROW "
-                   "EXCLUSIVE MODE, which PostgreSQL allows only with UPDATE, DELETE or TRUNCATE on the table; "
-                   "it must call ledger.roles.lock_journal(session) (ledger_lock_journal()) instead")
 def test_writer_cli_closes_a_month(roles):
-    """`ledger close` as the writer (exits 1 today: permission denied for the LOCK TABLE)."""
+    """`ledger close --out` as the writer: the close's lock goes through ledger_lock_journal()
+    (SECURITY DEFINER), since LOCK TABLE itself needs UPDATE, DELETE or TRUNCATE, which the
+    writer must not have."""
     assert roles.ledger("import", "jan.jsonl", "usage.csv", url=roles.writer_url).returncode == 0
     r = roles.ledger("close", "2026-01", "--out", "pkg", url=roles.writer_url)
     assert r.returncode == 0, r.stderr
     assert "closed 2026-01" in r.stdout and (roles.tmp / "pkg" / "manifest.json").exists()
-
-
-@pytest.mark.postgres
-def test_writer_cli_close_today_fails_cleanly_naming_the_privilege(roles):
-    """Until close.py takes the lock through ledger_lock_journal(): exit 1, one line naming the
-    table, the role and the privilege, no traceback, nothing closed."""
-    assert roles.ledger("import", "jan.jsonl", "usage.csv", url=roles.writer_url).returncode == 0
-    r = roles.ledger("close", "2026-01", url=roles.writer_url)
-    if r.returncode == 0:
-        pytest.skip("close.py takes its lock through ledger_lock_journal() now: see test_writer_cli_closes_a_month")
-    assert r.returncode == 1 and "Traceback" not in r.stderr
-    assert (f"error: permission denied for table journal_entry: role {roles.writer} has no UPDATE, DELETE or "
-            "TRUNCATE privilege on it, one of which `LOCK TABLE journal_entry IN SHARE ROW EXCLUSIVE MODE` needs"
-            ) in r.stderr
 
 
 # --------------------------------------------------------------------------- the auditor
