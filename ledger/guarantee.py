@@ -19,9 +19,9 @@ The engine evaluates a month at its close (``ledger.engine.Run``); the report
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Iterable
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa

@@ -36,8 +36,10 @@ from ledger.models import Invoice
 from ledger.periods import first_day, last_day
 from reports.tables import to_csv, to_json
 
+UTC = ZoneInfo("UTC")
 
-def period_reports(session: Session, period: str, tz: ZoneInfo = ZoneInfo("UTC")) -> list[reporting.Report]:
+
+def period_reports(session: Session, period: str, tz: ZoneInfo = UTC) -> list[reporting.Report]:
     """The reports of the close package for ``period``; ``tz``: the reporting timezone."""
     return [
         reporting.trial_balance(session, period),
@@ -53,7 +55,7 @@ def period_reports(session: Session, period: str, tz: ZoneInfo = ZoneInfo("UTC")
     ]
 
 
-def write_reports(session: Session, period: str, out_dir: str | Path, tz: ZoneInfo = ZoneInfo("UTC")) -> list[Path]:
+def write_reports(session: Session, period: str, out_dir: str | Path, tz: ZoneInfo = UTC) -> list[Path]:
     """Write every period report as <name>.csv and <name>.json into ``out_dir``; returns the paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -10,12 +10,12 @@ import json
 import pytest
 from click.testing import CliRunner
 from pypdf import PdfReader
+from test_guarantee import PRO, enrol
+from test_lifecycle import ACME, ev, usage
 
 from ledger.cli import cli
 from ledger.errors import PeriodOrderError
 from reports.package import write_package
-from test_guarantee import PRO, enrol
-from test_lifecycle import ACME, ev, usage
 
 HISTORY = "\n".join([
     ACME, enrol(), PRO,

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
+from test_lifecycle import ACME, TAXED, ev, usage
 
 from ledger.errors import InvalidInputError
 from ledger.models import GuaranteeMonth, Invoice, InvoiceLine
-
-from test_lifecycle import ACME, TAXED, ev, usage
 
 
 def enrol(basis: str = "monthly", months: int = 6, start: str = "2026-03", eid: str = "g-1") -> str:

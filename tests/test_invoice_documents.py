@@ -13,10 +13,10 @@ import json
 import facturx
 import pytest
 import sqlalchemy as sa
+from conftest import PLANS_CATALOG
 from lxml import etree
 from pypdf import PdfReader
 
-from conftest import PLANS_CATALOG
 from ledger.catalog import load_catalog
 from ledger.models import Invoice
 from reports.documents import facturx_invoice, render_invoice

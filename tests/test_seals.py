@@ -14,13 +14,13 @@ from datetime import date
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
+from test_lifecycle import ACME, ev, usage
 
 from ledger.cli import cli
 from ledger.close import reopen_period
 from ledger.errors import PeriodOrderError
 from ledger.models import EntrySeal, JournalEntry, PeriodClose
 from ledger.seals import GENESIS, verify_seals
-from test_lifecycle import ACME, ev, usage
 
 HISTORY = "\n".join([
     ACME,
@@ -115,10 +115,10 @@ TAMPERING = {
     "deleted line": ["DELETE FROM journal_line WHERE id = (SELECT max(id) FROM journal_line WHERE entry_id = 3)"],
     "changed date": ["UPDATE journal_entry SET entry_date = '2026-02-15' WHERE id = 2"],
     "inserted entry": [
-        "INSERT INTO journal_entry (id, entry_date, occurred_at, kind, description, customer_id) "
-        "VALUES (900, '2026-01-15', '2026-01-15T00:00:00Z', 'payment', 'cash that never came', 'acme')",
-        "INSERT INTO journal_line (entry_id, account_code, commodity, debit, credit, customer_id) "
-        "VALUES (900, '1000', 'USD', 500, 0, 'acme'), (900, '2200', 'USD', 0, 500, 'acme')"],
+        ("INSERT INTO journal_entry (id, entry_date, occurred_at, kind, description, customer_id) "
+         "VALUES (900, '2026-01-15', '2026-01-15T00:00:00Z', 'payment', 'cash that never came', 'acme')"),
+        ("INSERT INTO journal_line (entry_id, account_code, commodity, debit, credit, customer_id) "
+         "VALUES (900, '1000', 'USD', 500, 0, 'acme'), (900, '2200', 'USD', 0, 500, 'acme')")],
 }
 EXPECTED = {"changed amount": (1, "was altered after the close"),
             "deleted line": (3, "was altered after the close"),
@@ -130,6 +130,7 @@ EXPECTED = {"changed amount": (1, "was altered after the close"),
 def pg_books(pg_url, plans_catalog, tmp_path):
     """Books on a fresh PostgreSQL database only (tampering needs a superuser and triggers off)."""
     from conftest import Books
+
     from ledger.db import make_engine
 
     engine = make_engine(pg_url)
