@@ -1457,6 +1457,30 @@ def validate_batch(session: Session, catalog: Catalog, events: list[SourcedEvent
     return fresh, duplicates, problems
 
 
+def lock_customers(session: Session, events: Sequence[SourcedEvent]) -> list[str]:
+    """On PostgreSQL, lock (SELECT ... FOR UPDATE) every existing customer the batch touches,
+    including the customers of the events it voids, in customer id order, until the
+    transaction ends. Concurrent importers (and API callers) of the same customers therefore
+    run one after the other, each seeing what the previous one committed: no credit is drawn
+    twice and no update is lost; importers of different customers run in parallel. One global
+    order means no deadlock between importers. Returns the ids locked (none on SQLite, which
+    serialises writers by itself)."""
+    from ledger.db import is_postgres
+
+    if not is_postgres(session):
+        return []
+    ids = {cid for se in events if (cid := getattr(se.event, "customer_id", None)) is not None}
+    targets = sorted({se.event.target_event_id for se in events if isinstance(se.event, EventVoided)})
+    for chunk in _chunks(targets):
+        ids.update(x for x in session.execute(sa.select(Event.customer_id).where(Event.id.in_(chunk))).scalars() if x)
+        ids.update(session.execute(sa.select(UsageEvent.customer_id).where(UsageEvent.id.in_(chunk))).scalars())
+    locked: list[str] = []
+    for chunk in _chunks(sorted(ids)):
+        locked += session.execute(sa.select(Customer.id).where(Customer.id.in_(chunk)).order_by(Customer.id)
+                                  .with_for_update()).scalars().all()
+    return locked
+
+
 _TYPE_ORDER = {"customer.created": 0, "usage.recorded": 2}
 
 
@@ -1474,6 +1498,7 @@ def import_events(session: Session, catalog: Catalog, events: list[SourcedEvent]
     order (stable: file order breaks ties).
     """
     problems = list(parse_problems)
+    lock_customers(session, events)
     fresh, duplicates, more = validate_batch(session, catalog, events)
     problems.extend(more)
     if problems:
