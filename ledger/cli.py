@@ -85,14 +85,33 @@ def init(obj: Ctx) -> None:
 @cli.command("import")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--dry-run", is_flag=True, help="Validate and price everything, then roll back.")
+@click.option("--chunk-size", type=click.IntRange(min=1), default=None, show_default="50000",
+              help="Events per transaction for inputs larger than this (bulk usage streams).")
 @FORMAT
 @click.pass_obj
-def import_(obj: Ctx, files: tuple[str, ...], dry_run: bool, fmt: str | None) -> None:
-    """Post events from JSONL files and usage from CSV files, atomically (all or nothing)."""
-    from ledger.service import import_files
+def import_(obj: Ctx, files: tuple[str, ...], dry_run: bool, chunk_size: int | None, fmt: str | None) -> None:
+    """Post events from JSONL files and usage from CSV files: atomically (all or nothing) up to
+    --chunk-size events; larger inputs are checked in full first, then posted in chunks of that
+    many events, one transaction each (a killed import loses only its last chunk; importing the
+    same files again finishes it exactly once). Progress with events/s on a terminal."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with obj.session() as session:
-        summary = import_files(session, obj.catalog, list(files), dry_run=dry_run)
+    from ledger.service import CHUNK, import_files
+
+    console = Console(stderr=True)
+    with obj.session() as session, Progress(TextColumn("importing"), BarColumn(), MofNCompleteColumn(),
+                                            TextColumn("{task.fields[rate]} events/s"), TimeElapsedColumn(),
+                                            console=console, transient=True,
+                                            disable=not console.is_terminal) as bar:
+        task = bar.add_task("import", total=None, rate="-")
+
+        def progress(done: int, total: int) -> None:
+            elapsed = bar.tasks[0].elapsed or 0
+            bar.update(task, completed=done, total=total, rate=f"{done / elapsed:,.0f}" if elapsed else "-")
+
+        summary = import_files(session, obj.catalog, list(files), dry_run=dry_run, chunk_size=chunk_size or CHUNK,
+                               progress=progress)
     data = {"posted": summary.posted, "duplicates": summary.duplicates, "quarantined": summary.quarantined,
             "late": summary.late, "journal_entries": summary.entries, "invoices": len(summary.invoices),
             "dry_run": summary.dry_run}

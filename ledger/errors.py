@@ -59,9 +59,14 @@ class InvalidInputError(LedgerError):
     """
 
     problems: list[InputProblem] = field(default_factory=list)
+    committed: int = 0  # events committed by earlier chunks of a bulk import (0: nothing at all)
 
     def __str__(self) -> str:
-        head = f"{len(self.problems)} problem(s) in the input; nothing was posted"
+        if self.committed:
+            head = (f"{len(self.problems)} problem(s) in the input; this chunk was not posted ({self.committed} events "
+                    "of earlier chunks were; import the same files again once fixed: those count as duplicates)")
+        else:
+            head = f"{len(self.problems)} problem(s) in the input; nothing was posted"
         return head + "\n" + "\n".join(f"  {p}" for p in self.problems)
 
 

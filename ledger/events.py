@@ -17,6 +17,7 @@ import csv
 import hashlib
 import io
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -394,14 +395,18 @@ def parse_event(obj_or_text: str | dict, file: str, line: int) -> tuple[SourcedE
     return SourcedEvent(event, file, line, content_hash(event)), []
 
 
-def _lines(data: bytes, file: str) -> tuple[list[tuple[int, str]], list[InputProblem]]:
-    """Split into (line number, text); CRLF accepted; BOM and invalid UTF-8 reported."""
-    problems: list[InputProblem] = []
-    if data.startswith(b"\xef\xbb\xbf"):
-        problems.append(InputProblem(file, 1, "", NO_VALUE, "starts with a UTF-8 byte order mark (BOM); save the file as UTF-8 without BOM"))
-        data = data[3:]
-    out = []
-    for n, raw in enumerate(data.split(b"\n"), start=1):
+_BOM = "starts with a UTF-8 byte order mark (BOM); save the file as UTF-8 without BOM"
+
+
+def _text_lines(raw_lines: Iterable[bytes], file: str) -> Iterator[tuple[int, str | None, list[InputProblem]]]:
+    """(line number, text or None, problems) per non-blank line; CRLF accepted; a BOM and
+    invalid UTF-8 reported. Streams: holds one line at a time."""
+    for n, raw in enumerate(raw_lines, start=1):
+        problems: list[InputProblem] = []
+        if n == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            problems.append(InputProblem(file, 1, "", NO_VALUE, _BOM))
+            raw = raw[3:]
+        raw = raw.rstrip(b"\n")
         if raw.endswith(b"\r"):
             raw = raw[:-1]
         try:
@@ -409,10 +414,98 @@ def _lines(data: bytes, file: str) -> tuple[list[tuple[int, str]], list[InputPro
         except UnicodeDecodeError as exc:
             problems.append(InputProblem(file, n, "", raw[max(0, exc.start - 10):exc.end + 10],
                                          f"is not valid UTF-8 (byte {exc.start + 1} of the line)"))
+            yield n, None, problems
             continue
-        if text.strip():
-            out.append((n, text))
-    return out, problems
+        if text.strip() or problems:
+            yield n, text if text.strip() else None, problems
+
+
+USAGE_HEADERS = (("event_id", "customer_id", "occurred_at", "credits"),
+                 ("event_id", "customer_id", "occurred_at", "action", "quantity"))
+
+
+def _jsonl_events(lines, file: str) -> Iterator[tuple[SourcedEvent | None, list[InputProblem]]]:
+    for n, text, problems in lines:
+        if text is None:
+            yield None, problems
+            continue
+        ev, probs = parse_event(text, file, n)
+        yield ev, problems + probs
+
+
+def _csv_events(lines, file: str) -> Iterator[tuple[SourcedEvent | None, list[InputProblem]]]:
+    header: tuple[str, ...] | None = None
+    seen = False
+    for n, text, problems in lines:
+        seen = True
+        if text is None:
+            yield None, problems
+            continue
+        if header is None:
+            found = tuple(h.strip() for h in next(csv.reader([text])))
+            if found not in USAGE_HEADERS:
+                yield None, problems + [InputProblem(file, n, "", text, "unexpected header; expected "
+                                                     + " or ".join(",".join(h) for h in USAGE_HEADERS))]
+                return
+            header = found
+            if problems:
+                yield None, problems
+            continue
+        cells = next(csv.reader(io.StringIO(text)))
+        if len(cells) != len(header):
+            yield None, problems + [InputProblem(file, n, "", text, f"has {len(cells)} fields; the header has {len(header)}")]
+            continue
+        row = dict(zip(header, cells))
+        obj: dict = {"id": row["event_id"], "type": "usage.recorded", "occurred_at": row["occurred_at"],
+                     "customer_id": row["customer_id"]}
+        for key in ("credits", "quantity"):
+            if key in row:
+                if not row[key].isdigit():
+                    problems.append(InputProblem(file, n, key, row[key], "must be a whole number"))
+                else:
+                    obj[key] = int(row[key])
+        if "action" in row:
+            obj["action"] = row["action"]
+        if problems:
+            yield None, problems
+            continue
+        ev, probs = parse_event(json.dumps(obj), file, n)
+        yield ev, probs
+    if not seen:
+        yield None, [InputProblem(file, 1, "", NO_VALUE, "is empty; expected a header line")]
+
+
+def iter_file(path: str | Path, data: bytes | None = None) -> Iterator[tuple[SourcedEvent | None, list[InputProblem]]]:
+    """Stream a JSONL (``.jsonl``/``.json``/``.ndjson``) or CSV (``.csv``, bulk usage) file:
+    (event or None, problems) per line, in file order, holding one line at a time. A file that
+    cannot be read yields one problem."""
+    file = str(path)
+    p = Path(path)
+    if data is not None:
+        raw_lines: Iterable[bytes] = io.BytesIO(data)
+        handle = None
+    else:
+        try:
+            handle = p.open("rb")
+        except OSError as exc:
+            yield None, [InputProblem(file, 0, "", NO_VALUE, f"cannot be read: {exc.strerror}")]
+            return
+        raw_lines = handle
+    try:
+        lines = _text_lines(raw_lines, file)
+        yield from (_csv_events(lines, file) if p.suffix.lower() == ".csv" else _jsonl_events(lines, file))
+    finally:
+        if handle is not None:
+            handle.close()
+
+
+def _collect(items) -> tuple[list[SourcedEvent], list[InputProblem]]:
+    events, problems = [], []
+    for ev, probs in items:
+        problems.extend(probs)
+        if ev is not None:
+            events.append(ev)
+    return events, problems
 
 
 def read_jsonl(path: str | Path, data: bytes | None = None) -> tuple[list[SourcedEvent], list[InputProblem]]:
@@ -420,18 +513,7 @@ def read_jsonl(path: str | Path, data: bytes | None = None) -> tuple[list[Source
     file = str(path)
     if data is None:
         data = Path(path).read_bytes()
-    lines, problems = _lines(data, file)
-    events = []
-    for n, text in lines:
-        ev, probs = parse_event(text, file, n)
-        problems.extend(probs)
-        if ev is not None:
-            events.append(ev)
-    return events, problems
-
-
-USAGE_HEADERS = (("event_id", "customer_id", "occurred_at", "credits"),
-                 ("event_id", "customer_id", "occurred_at", "action", "quantity"))
+    return _collect(_jsonl_events(_text_lines(io.BytesIO(data), file), file))
 
 
 def read_usage_csv(path: str | Path, data: bytes | None = None) -> tuple[list[SourcedEvent], list[InputProblem]]:
@@ -440,51 +522,9 @@ def read_usage_csv(path: str | Path, data: bytes | None = None) -> tuple[list[So
     file = str(path)
     if data is None:
         data = Path(path).read_bytes()
-    lines, problems = _lines(data, file)
-    if problems and not lines:
-        return [], problems
-    if not lines:
-        return [], [InputProblem(file, 1, "", NO_VALUE, "is empty; expected a header line")]
-    header_no, header_text = lines[0]
-    header = tuple(h.strip() for h in next(csv.reader([header_text])))
-    if header not in USAGE_HEADERS:
-        return [], problems + [InputProblem(file, header_no, "", header_text,
-                                            "unexpected header; expected " + " or ".join(",".join(h) for h in USAGE_HEADERS))]
-    events = []
-    for n, text in lines[1:]:
-        cells = next(csv.reader(io.StringIO(text)))
-        if len(cells) != len(header):
-            problems.append(InputProblem(file, n, "", text, f"has {len(cells)} fields; the header has {len(header)}"))
-            continue
-        row = dict(zip(header, cells))
-        obj: dict = {"id": row["event_id"], "type": "usage.recorded", "occurred_at": row["occurred_at"],
-                     "customer_id": row["customer_id"]}
-        bad = False
-        for key in ("credits", "quantity"):
-            if key in row:
-                if not row[key].isdigit():
-                    problems.append(InputProblem(file, n, key, row[key], "must be a whole number"))
-                    bad = True
-                else:
-                    obj[key] = int(row[key])
-        if "action" in row:
-            obj["action"] = row["action"]
-        if bad:
-            continue
-        ev, probs = parse_event(json.dumps(obj), file, n)
-        problems.extend(probs)
-        if ev is not None:
-            events.append(ev)
-    return events, problems
+    return _collect(_csv_events(_text_lines(io.BytesIO(data), file), file))
 
 
 def read_file(path: str | Path) -> tuple[list[SourcedEvent], list[InputProblem]]:
     """Read a JSONL (``.jsonl``/``.json``/``.ndjson``) or CSV (``.csv``) file of events."""
-    p = Path(path)
-    try:
-        data = p.read_bytes()
-    except OSError as exc:
-        return [], [InputProblem(str(path), 0, "", NO_VALUE, f"cannot be read: {exc.strerror}")]
-    if p.suffix.lower() == ".csv":
-        return read_usage_csv(path, data)
-    return read_jsonl(path, data)
+    return _collect(iter_file(path))

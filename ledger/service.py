@@ -3,33 +3,163 @@ session and returning plain values."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Sequence
 
 import sqlalchemy as sa
 from sqlmodel import Session
 
 from ledger.catalog import Catalog
 from ledger.engine import ImportSummary, import_events
-from ledger.errors import NotFoundError
-from ledger.events import read_file
-from ledger.models import Customer, Invoice, InvoiceLine
+from ledger.errors import InputProblem, InvalidInputError, NotFoundError
+from ledger.events import SourcedEvent, iter_file
+from ledger.models import Customer, Event, Invoice, InvoiceLine, UsageEvent
 from ledger.money import major_str
 from ledger.reporting import Column, Report
 
 
-def import_files(session: Session, catalog: Catalog, files: Sequence[str | Path], *, dry_run: bool = False) -> ImportSummary:
-    """Read every file (JSONL events, CSV usage) and import them as one atomic batch.
+CHUNK = 50_000
+"""Events per transaction when a bulk import is chunked (see `import_files`)."""
 
-    raises InvalidInputError listing every problem (file, line, field, value); nothing posted.
+
+def import_files(session: Session, catalog: Catalog, files: Sequence[str | Path], *, dry_run: bool = False,
+                 chunk_size: int = CHUNK, progress: Callable[[int, int], None] | None = None) -> ImportSummary:
+    """Import every file (JSONL events, CSV usage).
+
+    Up to ``chunk_size`` events: one atomic batch. Larger inputs (bulk usage streams) are read
+    twice, in bounded memory: a first pass parses every line and checks what can be checked
+    without posting (format, duplicate or conflicting ids within the input and against the
+    books, unknown customers), so bad input is reported in full and nothing is posted; the
+    second pass posts chunks of ``chunk_size`` events in file order, one transaction each
+    (events are applied in time order within a chunk, so a stream should be in time order, with
+    the purchases that fund usage before it).
+    A crash (even SIGKILL) loses at most the chunk in flight, which rolls back; importing the
+    same files again skips what was committed (duplicates) and posts the rest: exactly once.
+    ``progress(done, total)`` is called after each chunk. ``dry_run`` always uses one batch.
+
+    raises InvalidInputError listing every problem (file, line, field, value); nothing posted by
+    the failing chunk (with chunks, the message says how many were committed before it).
     """
-    events, problems = [], []
+    sources = [str(f) for f in files]
+    total = sum(_count_lines(f) for f in files)
+    if dry_run or total <= chunk_size:
+        events, parse_problems = [], []
+        for f in files:
+            for ev, probs in iter_file(f):
+                parse_problems.extend(probs)
+                if ev is not None:
+                    events.append(ev)
+        summary = import_events(session, catalog, events, sources=sources, parse_problems=parse_problems,
+                                dry_run=dry_run)
+        if progress:
+            progress(total, total)
+        return summary
+    total, problems = _scan(session, files)
+    if problems:
+        raise InvalidInputError(sorted(problems, key=lambda p: (p.file, p.line)))
+    summary = ImportSummary()
+    done = 0
+    chunk: list[SourcedEvent] = []
+
+    def flush() -> None:
+        nonlocal done
+        try:
+            part = import_events(session, catalog, chunk, sources=sources)
+        except InvalidInputError as exc:
+            raise InvalidInputError(exc.problems, committed=done) from None
+        done += len(chunk)
+        _add(summary, part)
+        chunk.clear()
+        if progress:
+            progress(done, total)
+
     for f in files:
-        evs, probs = read_file(f)
-        events.extend(evs)
-        problems.extend(probs)
-    return import_events(session, catalog, events, sources=[str(f) for f in files], parse_problems=problems,
-                         dry_run=dry_run)
+        for ev, _ in iter_file(f):
+            if ev is not None:
+                chunk.append(ev)
+                if len(chunk) >= chunk_size:
+                    flush()
+    if chunk:
+        flush()
+    return summary
+
+
+def _count_lines(path: str | Path) -> int:
+    """Non-blank lines of a file (less a CSV header): how many events it holds, at most."""
+    try:
+        with open(path, "rb") as fh:
+            n = sum(1 for line in fh if line.strip())
+    except OSError:
+        return 0
+    return n - 1 if str(path).lower().endswith(".csv") and n else n
+
+
+def _scan(session: Session, files: Sequence[str | Path]) -> tuple[int, list[InputProblem]]:
+    """First pass over the input, holding per event only an id and an 8-byte digest: (events,
+    problems): parse problems, the same id twice with different content, an id already posted
+    with different content, a usage event of an unknown customer."""
+    problems: list[InputProblem] = []
+    seen: dict[str, tuple[bytes, str]] = {}
+    customers: dict[str, str] = {}
+    created: set[str] = set()
+    total = 0
+    for f in files:
+        for ev, probs in iter_file(f):
+            problems.extend(probs)
+            if ev is None:
+                continue
+            total += 1
+            digest = bytes.fromhex(ev.content_hash[:16])
+            prior = seen.get(ev.id)
+            if prior is not None and prior[0] != digest:
+                problems.append(InputProblem(ev.file, ev.line, "id", ev.id,
+                                             f"conflicts with {prior[1]}: same event id, different content"))
+            elif prior is None:
+                seen[ev.id] = (digest, ev.source)
+            body = ev.event
+            if body.type == "customer.created":  # type: ignore[attr-defined]
+                created.add(body.customer_id)  # type: ignore[attr-defined]
+            elif (cid := getattr(body, "customer_id", None)) is not None and cid not in customers:
+                customers[cid] = ev.source
+    known = set()
+    ids = sorted(set(customers) - created)
+    for i in range(0, len(ids), 500):
+        known.update(session.execute(sa.select(Customer.id).where(Customer.id.in_(ids[i:i + 500]))).scalars())
+    for cid in ids:
+        if cid not in known:
+            file, _, line = customers[cid].rpartition(":")
+            problems.append(InputProblem(file, int(line), "customer_id", cid,
+                                         "unknown customer (no customer.created event for it)"))
+    if total > 0 and not problems:
+        problems += _conflicts_with_books(session, seen)
+    return total, problems
+
+
+def _conflicts_with_books(session: Session, seen: dict[str, tuple[bytes, str]]) -> list[InputProblem]:
+    """Ids of the input already posted with different content (an identical one is a duplicate)."""
+    out = []
+    ids = list(seen)
+    for model in (Event, UsageEvent):
+        for i in range(0, len(ids), 2000):
+            for eid, h, src in session.execute(sa.select(model.id, model.content_hash, model.source)
+                                               .where(model.id.in_(ids[i:i + 2000]))):
+                digest, source = seen[eid]
+                if bytes.fromhex(h[:16]) != digest:
+                    file, _, line = source.rpartition(":")
+                    out.append(InputProblem(file, int(line), "id", eid,
+                                            f"conflicts with the event already posted from {src}: same event id, "
+                                            "different content"))
+    session.rollback()
+    return out
+
+
+def _add(total: ImportSummary, part: ImportSummary) -> None:
+    for k in ("posted", "duplicates", "quarantined", "late", "entries"):
+        setattr(total, k, getattr(total, k) + getattr(part, k))
+    total.invoices += part.invoices
+    total.quarantine += part.quarantine
+    total.late_events += part.late_events
+    total.import_id = part.import_id
 
 
 def invoice_register(session: Session) -> Report:
