@@ -1,0 +1,925 @@
+"""B1-B3 and B5 at scale on PostgreSQL: bulk import, month close, Python API, export and verify.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_scale.py [--events N] [--customers M] [--quick]
+        [--b3-events E] [--results FILE] [--no-profile] [--keep-db] [--admin-url URL]
+
+Defaults: 1,000,000 usage events across 10,000 customers in October 2026 (``--quick``: 20,000
+across 200, with 300 API calls per worker, about a minute). ``make bench`` runs it after
+bench_render.py (B4) with ``--results benchmarks/RESULTS.md``.
+
+What one run does, in this order, all against a PostgreSQL database of its own,
+``bench_<pid>``, created on the server of ``--admin-url`` (default ``$LEDGER_BENCH_PG_ADMIN_URL``,
+else ``$LEDGER_TEST_PG_ADMIN_URL``, else postgresql://postgres@127.0.0.1:5432/postgres) and
+dropped at the end, also on failure or SIGTERM (``--keep-db`` keeps it for inspection):
+
+0. **Data** (not timed): `scale_data.build` writes ``events.jsonl`` (customers and the
+   purchases funding them) and ``usage.csv`` (the real Azure LLM trace replayed with
+   deterministic time shifts; rules in scale_data's docstring) into a temporary folder;
+   ``ledger init`` migrates the database.
+1. **COPY baseline**: ``CREATE TABLE bare(event_id text PRIMARY KEY, customer_id text,
+   occurred_at timestamptz, credits bigint)`` and the usage CSV streamed into it with psycopg's
+   ``COPY bare FROM STDIN (FORMAT csv, HEADER true)``, committed (wall clock, this process);
+   the table is dropped afterwards.
+2. The business events: ``ledger import events.jsonl`` (timed, no target).
+3. **B1**: ``ledger import usage.csv`` with the default chunk size (`ledger.service.CHUNK`),
+   a subprocess: wall clock from start to exit (interpreter start included), events/s =
+   usage rows / wall, ratio to the COPY time, and the peak RSS of that process
+   (``ru_maxrss`` from ``os.wait4`` on its pid).
+4. **B2**: ``ledger close <month>``, subprocess, seconds and peak RSS.
+5. **B5**: ``ledger export journal --format csv`` of the whole journal, lines/s = journal
+   lines exported / wall clock of the command; then ``ledger verify`` seconds.
+6. **B3**: `ledger.api.Ledger.record_usage`, one usage event per call (one transaction each),
+   in November (the month after the closed one) on the books above: 1 worker process, then
+   2 worker processes on disjoint customer sets, then 2 workers on the same customers (the
+   2-worker rate is both workers' events / the wall clock from the common start to the last
+   finish). Each worker first makes 10 untimed calls (connection, imports), then waits on a
+   barrier. Customers: annual-commitment customers with credits left, interleaved by rank into
+   two pools of up to 500; each call's customer is drawn from the worker's pool by the same
+   Zipf rule as the data (sha256 of the call's id), so heavy customers get most calls.
+
+For every subprocess the PostgreSQL CPU of the benchmark database's backends is sampled from
+/proc (when the server runs on this machine), and the load average is recorded: other work on
+the machine (a test suite, another benchmark) slows the numbers down.
+
+Profile (default when py-spy is installed: ``.venv/bin/pip install py-spy``; ``--no-profile``
+turns it off): B1 and B2 run under `ledger_sqlstats` (every SQL statement timed, client side)
+with py-spy attached (``record --function --idle --nonblocking``, 100 samples/s, so waits on
+the database count). The timed runs are the profiled runs; the results say so. Cumulative % =
+share of samples whose stack holds the function.
+
+Prints a Rich table (benchmark, measured, target, met?) and, with ``--results FILE``, replaces
+the section "Scale (B1-B3, B5)" of that Markdown file (or appends it). Exit code 0 whether or
+not the targets are met; 1 if a step fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import hashlib
+import io
+import json
+import multiprocessing as mp
+import os
+import platform
+import queue
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
+
+from typing import Self
+
+import psycopg
+import scale_data
+from rich.console import Console
+from rich.table import Table
+
+SECTION = "Scale (B1-B3, B5)"
+CATALOG = ROOT / "ledger" / "data" / "demo-catalog.toml"
+SQLSTATS = HERE / "ledger_sqlstats.py"
+TARGET_B1_RATE = 100_000
+TARGET_B1_RATIO = 2.5
+TARGET_B1_RSS_MB = 400
+TARGET_B2_SECONDS = 30
+TARGET_B3_RATE = 1_000
+TARGET_B5_RATE = 200_000
+B3_POOL = 500
+B3_WARMUP = 10
+ENTRY_FRAMES = ("click/", "runpy", "<frozen", "ledger_sqlstats.py", "ledger/__main__.py", "<module>", "ledger/cli.py",
+                "ledger/cli_export.py", "bench_scale.py")
+
+console = Console(width=max(Console().width, 120))
+_children: set[subprocess.Popen] = set()
+
+
+# --------------------------------------------------------------------------- machine
+def cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def ram_gib() -> float:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) / 1024 / 1024
+    return 0.0
+
+
+def loadavg() -> str:
+    with contextlib.suppress(OSError):
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    return "?"
+
+
+# --------------------------------------------------------------------------- measuring subprocesses
+class BackendCpu:
+    """Samples the CPU seconds (utime + stime) of the PostgreSQL backends of one database,
+    reading /proc every 0.2 s while a subprocess runs; the total counts each backend's last
+    sample (a backend that exits loses at most its last 0.2 s)."""
+
+    def __init__(self, dbname: str):
+        self.marker = f" {dbname} "
+        self.ticks = os.sysconf("SC_CLK_TCK")
+        self.seen: dict[int, float] = {}
+        self.start: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _scan(self) -> dict[int, float]:
+        out = {}
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/cmdline", "rb") as fh:
+                    cmd = fh.read().replace(b"\0", b" ").decode(errors="replace")
+                if not cmd.startswith("postgres:") or self.marker not in cmd:
+                    continue
+                with open(f"/proc/{entry.name}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+                out[int(entry.name)] = (int(fields[11]) + int(fields[12])) / self.ticks
+            except (OSError, IndexError, ValueError):
+                continue
+        return out
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for pid, cpu in self._scan().items():
+                self.start.setdefault(pid, cpu)
+                self.seen[pid] = cpu
+            self._stop.wait(0.2)
+
+    def __enter__(self) -> Self:
+        self.start = self._scan()  # backends already alive: count only what they do from now
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def seconds(self) -> float:
+        return sum(cpu - self.start.get(pid, 0.0) for pid, cpu in self.seen.items())
+
+
+@dataclass
+class Measured:
+    label: str
+    wall: float
+    user: float
+    sys: float
+    rss_mb: float
+    returncode: int
+    stdout: str
+    stderr: str
+    pg_cpu: float
+    load: str
+    sql: dict | None = None
+    profile: dict | None = None
+
+    @property
+    def cpu(self) -> float:
+        return self.user + self.sys
+
+
+def run_ledger(args: list[str], *, label: str, url: str, dbname: str, work: Path,
+               pyspy: str | None = None, sqlstats: bool = False) -> Measured:
+    """Run ``ledger --database-url URL --catalog CATALOG ARGS`` as a subprocess and measure it;
+    raises RuntimeError on a non-zero exit."""
+    base = [sys.executable, str(SQLSTATS)] if sqlstats else [sys.executable, "-m", "ledger"]
+    cmd = [*base, "--database-url", url, "--catalog", str(CATALOG), *args]
+    slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
+    out_path, err_path = work / f"{slug}.out", work / f"{slug}.err"
+    stats_path, spy_path = work / f"{slug}.sql.json", work / f"{slug}.pyspy.txt"
+    env = dict(os.environ, LEDGER_BENCH_SQLSTATS=str(stats_path), PYTHONUNBUFFERED="1",
+               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    load = loadavg()
+    with (open(out_path, "wb") as out, open(err_path, "wb") as err, open(work / f"{slug}.pyspy.err", "wb") as spy_err,
+          BackendCpu(dbname) as pg):
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=work)
+        _children.add(proc)
+        spy = None
+        if pyspy:
+            spy = subprocess.Popen([pyspy, "record", "--pid", str(proc.pid), "--format", "raw", "--function",
+                                    "--idle", "--nonblocking", "--rate", "100", "-o", str(spy_path)],
+                                   stdout=subprocess.DEVNULL, stderr=spy_err)
+            _children.add(spy)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        _children.discard(proc)
+        if spy is not None:
+            try:
+                spy.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                spy.kill()
+                spy.wait()
+            _children.discard(spy)
+    m = Measured(label, wall, usage.ru_utime, usage.ru_stime, usage.ru_maxrss / 1024, proc.returncode,
+                 out_path.read_text(errors="replace"), err_path.read_text(errors="replace"), pg.seconds, load)
+    if m.returncode != 0:
+        raise RuntimeError(f"{label}: ledger {' '.join(args)} exited {m.returncode}:\n{m.stderr[-3000:]}")
+    if sqlstats and stats_path.exists():
+        m.sql = json.loads(stats_path.read_text())
+    if pyspy and spy_path.exists():
+        m.profile = summarise_pyspy(spy_path)
+    return m
+
+
+# --------------------------------------------------------------------------- profiles
+def _frame(frame: str) -> tuple[str, str]:
+    """'name (path/file.py:12)' -> (name, short location)."""
+    name, _, where = frame.partition(" (")
+    where = where.rstrip(")")
+    path, _, line = where.rpartition(":")
+    for marker in ("site-packages/", "/work/main/", str(ROOT) + "/"):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+    return name, f"{path}:{line}" if line else path
+
+
+def summarise_pyspy(path: Path) -> dict:
+    """Per function: cumulative share (stacks containing it) and own share (leaf frame) of the
+    samples of a py-spy raw (collapsed stacks) file."""
+    cumulative: Counter[str] = Counter()
+    own: Counter[str] = Counter()
+    total = psycopg_samples = 0
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = [f"{a} ({b})" for a, b in (_frame(f) for f in stack.split(";"))]
+        for f in set(frames):
+            cumulative[f] += n
+        own[frames[-1]] += n
+        if any("(psycopg/" in f for f in frames):
+            psycopg_samples += n
+    if not total:
+        return {"samples": 0, "ledger": [], "own": [], "db_wait": 0.0, "psycopg": 0.0, "all_cumulative": {}}
+    ours = [(f, c / total) for f, c in cumulative.most_common()
+            if re.search(r"\((ledger|reports)/", f) and not any(e in f for e in ENTRY_FRAMES)]
+    return {
+        "samples": total,
+        "ledger": ours[:15],
+        "own": [(f, c / total) for f, c in own.most_common(15)],
+        "db_wait": sum(c for f, c in cumulative.items() if f.startswith("Connection.wait (psycopg/")) / total,
+        "psycopg": psycopg_samples / total,
+        "all_cumulative": {f: c / total for f, c in cumulative.items()},
+    }
+
+
+def share(profile: dict | None, name: str, file_part: str) -> float | None:
+    """Cumulative share of the function ``name`` defined in a file containing ``file_part``."""
+    if not profile:
+        return None
+    return sum(v for f, v in profile["all_cumulative"].items()
+               if f.startswith(name + " (") and file_part in f)
+
+
+# --------------------------------------------------------------------------- database
+def admin_url(args: argparse.Namespace) -> str:
+    return (args.admin_url or os.environ.get("LEDGER_BENCH_PG_ADMIN_URL")
+            or os.environ.get("LEDGER_TEST_PG_ADMIN_URL") or "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def db_url(admin: str, dbname: str) -> str:
+    head, _, tail = admin.rpartition("/")
+    query = ""
+    if "?" in tail:
+        query = "?" + tail.split("?", 1)[1]
+    return f"{head}/{dbname}{query}"
+
+
+def copy_baseline(url: str, usage_path: Path) -> float:
+    """Seconds to COPY the usage CSV into a bare table with a primary key (and commit)."""
+    with psycopg.connect(url) as conn:
+        conn.execute("DROP TABLE IF EXISTS bare")
+        conn.execute("CREATE TABLE bare(event_id text PRIMARY KEY, customer_id text, occurred_at timestamptz, "
+                     "credits bigint)")
+        conn.commit()
+        start = time.perf_counter()
+        sql = "COPY bare (event_id, customer_id, occurred_at, credits) FROM STDIN WITH (FORMAT csv, HEADER true)"
+        with conn.cursor() as cur, open(usage_path, "rb") as fh, cur.copy(sql) as copy:
+            while block := fh.read(1 << 20):
+                copy.write(block)
+        conn.commit()
+        seconds = time.perf_counter() - start
+        rows = conn.execute("SELECT count(*) FROM bare").fetchone()[0]
+        conn.execute("DROP TABLE bare")
+        conn.commit()
+    return seconds if rows else float("nan")
+
+
+def book_counts(url: str) -> dict[str, int]:
+    tables = ("customer", "event", "usage_event", "usage_draw", "quarantine", "journal_entry", "journal_line",
+              "invoice", "credit_grant")
+    with psycopg.connect(url) as conn:
+        out = {t: conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables}
+        out["database_mb"] = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0] // 2**20
+    return out
+
+
+def server_info(url: str) -> dict[str, str]:
+    with psycopg.connect(url) as conn:
+        return {k: conn.execute(f"SHOW {k}").fetchone()[0]
+                for k in ("server_version", "shared_buffers", "work_mem", "synchronous_commit", "max_wal_size")}
+
+
+# --------------------------------------------------------------------------- B3
+def _zipf_pick(pool_size: int, key: str) -> int:
+    bounds = _zipf_cache.get(pool_size)
+    if bounds is None:
+        bounds = _zipf_cache[pool_size] = scale_data.zipf_bounds(pool_size)
+    u = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") / 2**64
+    import bisect
+
+    return min(bisect.bisect_right(bounds, u), pool_size - 1)
+
+
+_zipf_cache: dict[int, list[float]] = {}
+
+
+def b3_jobs(run: int, worker: int, pool: list[str], count: int, base: datetime,
+            trace: list[scale_data.TraceRequest]) -> list[tuple[str, str, str, int]]:
+    """(event id, customer, occurred_at, credits) of the warm-up calls and then the timed ones."""
+    jobs = []
+    for n in range(-B3_WARMUP, count):
+        eid = f"api-{run}-w{worker}-{'warm' if n < 0 else 'n'}{abs(n):05d}"
+        cid = pool[_zipf_pick(len(pool), eid)]
+        req = trace[(n + B3_WARMUP + worker * 7919 + run * 104729) % len(trace)]
+        at = base + timedelta(days=run, seconds=n + B3_WARMUP, milliseconds=worker)
+        jobs.append((eid, cid, f"{at:%Y-%m-%dT%H:%M:%S.%f}Z", req.credits))
+    return jobs
+
+
+def b3_worker(url: str, catalog: str, jobs: list, barrier, results, sqlstats: bool) -> None:
+    """One API client process: warm-up calls, barrier, then one record_usage per job, timed.
+    With ``sqlstats`` every SQL statement of the timed calls is timed (ledger_sqlstats)."""
+    from ledger.api import Ledger
+
+    if sqlstats:
+        import ledger_sqlstats
+    books = Ledger(url, catalog)
+    for eid, cid, at, credits in jobs[:B3_WARMUP]:
+        books.record_usage(eid, customer_id=cid, occurred_at=at, credits=credits)
+    barrier.wait()
+    if sqlstats:
+        ledger_sqlstats._STATS.clear()
+    started = time.monotonic()
+    posted = quarantined = 0
+    latencies = []
+    for eid, cid, at, credits in jobs[B3_WARMUP:]:
+        t0 = time.monotonic()
+        summary = books.record_usage(eid, customer_id=cid, occurred_at=at, credits=credits)
+        latencies.append(time.monotonic() - t0)
+        posted += summary.posted
+        quarantined += summary.quarantined
+    finished = time.monotonic()
+    books.close()
+    latencies.sort()
+    stats = None
+    if sqlstats:
+        stats = sorted(({"sql": k, "calls": v[0], "rows": v[1], "seconds": v[2]}
+                        for k, v in ledger_sqlstats._STATS.items()), key=lambda r: r["seconds"], reverse=True)
+    results.put({"started": started, "finished": finished, "posted": posted, "quarantined": quarantined,
+                 "calls": len(latencies), "p50_ms": latencies[len(latencies) // 2] * 1000,
+                 "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
+                 "sql": stats})
+
+
+def run_b3(url: str, label: str, run: int, pools: list[list[str]], jobs: list[list], dbname: str, work: Path,
+           pyspy: str | None = None) -> dict:
+    """One B3 run: a worker process per pool; with ``pyspy`` (one worker only) the worker is
+    profiled from the barrier on and its SQL statements timed."""
+    ctx = mp.get_context("spawn")
+    barrier = ctx.Barrier(len(pools) + 1)  # the workers and this process
+    results = ctx.Queue()
+    procs = [ctx.Process(target=b3_worker, args=(url, str(CATALOG), worker_jobs, barrier, results,
+                                                 pyspy is not None))
+             for worker_jobs in jobs]
+    load = loadavg()
+    spy = None
+    spy_path = work / f"b3-{run}.pyspy.txt"
+    with BackendCpu(dbname) as pg:
+        for p in procs:
+            p.start()
+        barrier.wait(timeout=600)
+        if pyspy:
+            spy = subprocess.Popen([pyspy, "record", "--pid", str(procs[0].pid), "--format", "raw", "--function",
+                                    "--idle", "--nonblocking", "--rate", "100", "-o", str(spy_path)],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            _children.add(spy)
+        out = []
+        deadline = time.monotonic() + 3600
+        while len(out) < len(procs):
+            try:
+                out.append(results.get(timeout=5))
+            except queue.Empty:
+                if any(p.exitcode not in (None, 0) for p in procs) or time.monotonic() > deadline:
+                    for p in procs:
+                        if p.is_alive():
+                            p.terminate()
+                    raise RuntimeError(f"B3 {label}: a worker failed (exit codes {[p.exitcode for p in procs]})")
+        for p in procs:
+            p.join()
+        if spy is not None:
+            spy.wait(timeout=120)
+            _children.discard(spy)
+    wall = max(r["finished"] for r in out) - min(r["started"] for r in out)
+    calls = sum(r["calls"] for r in out)
+    return {"label": label, "workers": len(pools), "calls": calls, "wall": wall, "rate": calls / wall,
+            "posted": sum(r["posted"] for r in out), "quarantined": sum(r["quarantined"] for r in out),
+            "p50_ms": max(r["p50_ms"] for r in out), "p99_ms": max(r["p99_ms"] for r in out),
+            "pg_cpu": pg.seconds, "load": load,
+            "distinct_customers": len({job[1] for worker_jobs in jobs for job in worker_jobs[B3_WARMUP:]}),
+            "sql": out[0]["sql"], "profile": summarise_pyspy(spy_path) if spy_path.exists() else None}
+
+
+def b3_left(data: scale_data.ScaleData) -> dict[str, int]:
+    """Credits each annual-commitment customer has left after the month (the welcome credits,
+    drawn first, expire with it)."""
+    return {p.id: p.commitment - max(0, p.usage - scale_data.WELCOME_CREDITS)
+            for p in data.profiles if p.kind == "annual"}
+
+
+def b3_pools(data: scale_data.ScaleData, per_pool: int) -> list[list[str]]:
+    """Two disjoint pools of annual-commitment customers, heaviest first, interleaved by rank."""
+    eligible = list(b3_left(data))
+    return [eligible[0::2][:per_pool], eligible[1::2][:per_pool]]
+
+
+def check_b3_demand(data: scale_data.ScaleData, plans: list[list[list[tuple[str, str, str, int]]]]) -> None:
+    """Raise if the B3 calls of all runs would ask a customer for more credits than it has left
+    (they would be quarantined instead of posted, which is not what B3 measures)."""
+    demand: Counter[str] = Counter()
+    for jobs_per_worker in plans:
+        for jobs in jobs_per_worker:
+            for _, cid, _, credits in jobs:
+                demand[cid] += credits
+    left = b3_left(data)
+    short = [(cid, n, left[cid]) for cid, n in demand.items() if n > left[cid]]
+    if short:
+        raise RuntimeError(f"B3 would exhaust customers (id, asked, left): {short[:5]}")
+
+
+# --------------------------------------------------------------------------- main
+@dataclass
+class Row:
+    name: str
+    measured: str
+    target: str = ""
+    met: bool | None = None
+    note: str = ""
+
+
+@dataclass
+class Run:
+    args: argparse.Namespace
+    data: scale_data.ScaleData | None = None
+    copy_seconds: float = 0.0
+    business: Measured | None = None
+    b1: Measured | None = None
+    b1_summary: dict = field(default_factory=dict)
+    counts: dict = field(default_factory=dict)
+    b2: Measured | None = None
+    export: Measured | None = None
+    export_postings: int = 0
+    export_bytes: int = 0
+    verify: Measured | None = None
+    b3: list[dict] = field(default_factory=list)
+    server: dict = field(default_factory=dict)
+    profiled: bool = False
+    chunk: int = 0
+    source: str = ""
+    csv_mb: float = 0.0
+
+
+def source_description(note: str | None) -> str:
+    """Which engine is measured: where `ledger` is imported from, its git commit and whether
+    ledger/, reports/ or migrations/ have uncommitted changes."""
+    import ledger
+
+    where = Path(ledger.__file__).resolve().parent.parent
+    text = f"engine from {where}"
+    try:
+        head = subprocess.run(["git", "-C", str(where), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(where), "status", "--porcelain", "--", "ledger", "reports",
+                                "migrations"], capture_output=True, text=True, check=True).stdout.split("\n")
+        changed = sorted({line[3:] for line in dirty if line.strip()})
+        text += f", commit {head}" + (f" with uncommitted changes in {', '.join(changed)}" if changed else " (clean)")
+    except (OSError, subprocess.CalledProcessError):
+        text += " (not a git checkout)"
+    return text + (f"; {note}" if note else "")
+
+
+def find_pyspy() -> str | None:
+    local = Path(sys.executable).parent / "py-spy"
+    return str(local) if local.exists() else shutil.which("py-spy")
+
+
+def _terminate(signum, _frame) -> None:
+    raise SystemExit(128 + signum)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=None, help="usage events (default 1,000,000)")
+    parser.add_argument("--customers", type=int, default=None, help="customers (default 10,000)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 20,000 events, 200 customers, "
+                                                             "300 API calls per worker")
+    parser.add_argument("--b3-events", type=int, default=None, help="timed API calls per worker (default 2,000)")
+    parser.add_argument("--month", default="2026-10", help="month of the usage (default 2026-10)")
+    parser.add_argument("--results", type=Path, help="Markdown file whose scale section to rewrite")
+    parser.add_argument("--no-profile", action="store_true", help="no py-spy and no SQL timing")
+    parser.add_argument("--keep-db", action="store_true", help="keep the database and the work folder (data, "
+                                                               "outputs, profiles) for inspection")
+    parser.add_argument("--admin-url", default=None, help="PostgreSQL URL of a database to CREATE/DROP from")
+    parser.add_argument("--note", default=None, help="text added to the results (e.g. which source tree)")
+    args = parser.parse_args(argv)
+    quick = args.quick
+    args.events = args.events or (20_000 if quick else 1_000_000)
+    args.customers = args.customers or (200 if quick else 10_000)
+    args.b3_events = args.b3_events or (300 if quick else 2_000)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
+    from ledger.service import CHUNK
+
+    run = Run(args, chunk=CHUNK, source=source_description(args.note))
+    console.print(f"[dim]{run.source}[/dim]")
+    pyspy = None if args.no_profile else find_pyspy()
+    run.profiled = pyspy is not None
+    if not args.no_profile and pyspy is None:
+        console.print("[yellow]py-spy not found (.venv/bin/pip install py-spy): no profile this run[/yellow]")
+    admin = admin_url(args)
+    dbname = f"bench_{os.getpid()}"
+    url = db_url(admin, dbname)
+    created = False
+    work = Path(tempfile.mkdtemp(prefix="bench-scale-"))
+    try:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{dbname}"')
+        created = True
+        console.print(f"[dim]database {url}, work folder {work}[/dim]")
+        run.server = server_info(url)
+        measure = {"url": url, "dbname": dbname, "work": work}
+        run_ledger(["init"], label="init", **measure)
+
+        console.print(f"[dim]building {args.events:,} usage events across {args.customers:,} customers "
+                      f"({args.month}) from the trace[/dim]")
+        t0 = time.perf_counter()
+        run.data = data = scale_data.build(work / "data", args.events, args.customers, args.month)
+        run.csv_mb = data.usage_path.stat().st_size / 2**20
+        console.print(f"[dim]  {time.perf_counter() - t0:.1f} s; {data.usage_path.stat().st_size / 2**20:.0f} MiB "
+                      f"of CSV, {data.business_events:,} business events[/dim]")
+
+        console.print("[dim]COPY baseline[/dim]")
+        run.copy_seconds = copy_baseline(url, data.usage_path)
+        console.print(f"[dim]  {run.copy_seconds:.2f} s[/dim]")
+
+        console.print("[dim]importing the business events[/dim]")
+        run.business = run_ledger(["import", "--format", "csv", str(data.events_path)], label="business events",
+                                  **measure)
+
+        console.print(f"[dim]B1 ledger import of {data.usage_events:,} usage events"
+                      f"{' (profiled)' if pyspy else ''}[/dim]")
+        run.b1 = run_ledger(["import", "--format", "csv", str(data.usage_path)], label="B1 import",
+                            pyspy=pyspy, sqlstats=run.profiled, **measure)
+        run.b1_summary = next(csv.DictReader(io.StringIO(run.b1.stdout)))
+        console.print(f"[dim]  {run.b1.wall:.1f} s, {data.usage_events / run.b1.wall:,.0f} events/s: "
+                      f"{run.b1_summary}[/dim]")
+        run.counts = book_counts(url)
+
+        console.print(f"[dim]B2 ledger close {args.month}[/dim]")
+        run.b2 = run_ledger(["close", args.month], label="B2 close", pyspy=pyspy, sqlstats=run.profiled, **measure)
+        console.print(f"[dim]  {run.b2.wall:.1f} s: {run.b2.stdout.strip()}[/dim]")
+
+        console.print("[dim]B5 ledger export journal --format csv, ledger verify[/dim]")
+        out = work / "journal.csv"
+        run.export = run_ledger(["export", "journal", "--format", "csv", "--out", str(out)], label="B5 export",
+                                **measure)
+        manifest = json.loads((work / "journal.csv.manifest.json").read_text())
+        run.export_postings, run.export_bytes = manifest["postings"], manifest["bytes"]
+        console.print(f"[dim]  {run.export.wall:.1f} s, {run.export_postings:,} lines[/dim]")
+        out.unlink()
+        run.verify = run_ledger(["verify"], label="B5 verify", **measure)
+        console.print(f"[dim]  verify {run.verify.wall:.1f} s[/dim]")
+
+        pools = b3_pools(data, B3_POOL)
+        if not pools[1]:
+            raise RuntimeError("B3: not enough annual-commitment customers for two pools")
+        first, _ = scale_data._parse_month(args.month)
+        nxt = scale_data._add_months(first, 1)
+        base = datetime(nxt.year, nxt.month, 1, tzinfo=UTC)
+        trace = scale_data.load_trace()
+        runs = (("1 worker", [pools[0]]), ("2 workers, different customers", pools),
+                ("2 workers, same customers", [pools[0], pools[0]]))
+        plans = [[b3_jobs(n, w, pool, args.b3_events, base, trace) for w, pool in enumerate(p)]
+                 for n, (_, p) in enumerate(runs)]
+        check_b3_demand(data, plans)
+        for n, ((label, p), jobs) in enumerate(zip(runs, plans, strict=True)):
+            console.print(f"[dim]B3 Python API, {label}: {args.b3_events:,} calls per worker[/dim]")
+            result = run_b3(url, label, n, p, jobs, dbname, work, pyspy=pyspy if n == 0 else None)
+            run.b3.append(result)
+            console.print(f"[dim]  {result['rate']:,.0f} events/s[/dim]")
+    finally:  # also on an error or SIGTERM (the traceback follows, exit 1)
+        for proc in list(_children):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        cleanup(admin, dbname, created, args.keep_db, work)
+
+    rows = table_rows(run)
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    machine = (f"{os.cpu_count()} cores, {cpu_model()}, {ram_gib():.0f} GiB RAM, Python {platform.python_version()}, "
+               f"PostgreSQL {run.server.get('server_version', '?').split()[0]} on the same machine")
+    table = Table(title=f"Scale: {run.data.usage_events:,} usage events, {run.data.customers:,} customers, "
+                        f"{args.month}")
+    for column in ("benchmark", "measured", "target", "met?"):
+        table.add_column(column, justify="left" if column in ("benchmark", "measured") else "right")
+    for r in rows:
+        table.add_row(r.name, r.measured, r.target,
+                      "" if r.met is None else ("[green]yes[/green]" if r.met else "[red]no[/red]"))
+    console.print(table)
+    console.print(f"machine: {machine}; run {stamp}")
+    met = [r.name for r in rows if r.met]
+    missed = [r.name for r in rows if r.met is False]
+    console.print(f"targets met: {', '.join(met) or 'none'}; not met: {', '.join(missed) or 'none'}")
+    if run.profiled:
+        for m in (run.b1, run.b2, b3_measured(run)):
+            print_profile(m)
+    if args.results:
+        write_results(args.results, run, rows, machine, stamp)
+        console.print(f"wrote section {SECTION!r} of {args.results}")
+    return 0
+
+
+def cleanup(admin: str, dbname: str, created: bool, keep: bool, work: Path) -> None:
+    if keep:
+        console.print(f"kept the work folder {work}" + (f" and the database {dbname}" if created else ""))
+        return
+    shutil.rmtree(work, ignore_errors=True)
+    if not created:
+        return
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+    console.print(f"[dim]dropped database {dbname}[/dim]")
+
+
+# --------------------------------------------------------------------------- reporting
+def table_rows(run: Run) -> list[Row]:
+    d = run.data
+    assert d and run.b1 and run.b2 and run.export and run.verify and run.business
+    b1_rate = d.usage_events / run.b1.wall
+    ratio = run.b1.wall / run.copy_seconds
+    rows = [
+        Row("COPY of the usage CSV into a bare table with a primary key",
+            f"{run.copy_seconds:.2f} s ({d.usage_events / run.copy_seconds:,.0f} rows/s)"),
+        Row("business events import (customers, purchases, payments)",
+            f"{run.business.wall:.1f} s for {d.business_events:,} events"),
+        Row("B1 ledger import of the usage CSV", f"{b1_rate:,.0f} events/s ({run.b1.wall:.1f} s)",
+            f">= {TARGET_B1_RATE:,}/s", bool(b1_rate >= TARGET_B1_RATE)),
+        Row("B1 time / COPY time", f"{ratio:.1f}x", f"<= {TARGET_B1_RATIO}x", bool(ratio <= TARGET_B1_RATIO)),
+        Row("B1 peak RSS of the import process", f"{run.b1.rss_mb:.0f} MB", f"< {TARGET_B1_RSS_MB} MB",
+            bool(run.b1.rss_mb < TARGET_B1_RSS_MB)),
+        Row(f"B2 ledger close {d.month}", f"{run.b2.wall:.1f} s", f"< {TARGET_B2_SECONDS} s",
+            bool(run.b2.wall < TARGET_B2_SECONDS)),
+        Row("B2 peak RSS of the close process", f"{run.b2.rss_mb:.0f} MB"),
+    ]
+    for r in run.b3:
+        rows.append(Row(f"B3 API record_usage, {r['label']}", f"{r['rate']:,.0f} events/s",
+                        f">= {TARGET_B3_RATE:,}/s", bool(r["rate"] >= TARGET_B3_RATE)))
+    export_rate = run.export_postings / run.export.wall
+    rows += [
+        Row("B5 ledger export journal --format csv", f"{export_rate:,.0f} lines/s ({run.export.wall:.1f} s)",
+            f">= {TARGET_B5_RATE:,}/s", bool(export_rate >= TARGET_B5_RATE)),
+        Row("B5 ledger verify", f"{run.verify.wall:.1f} s"),
+    ]
+    return rows
+
+
+def b3_measured(run: Run) -> Measured | None:
+    """The profiled B3 run (1 worker) as a Measured, for the profile tables."""
+    r = next((r for r in run.b3 if r.get("profile")), None)
+    if r is None:
+        return None
+    return Measured(f"B3 API, {r['label']}", r["wall"], 0.0, 0.0, 0.0, 0, "", "", r["pg_cpu"], r["load"],
+                    sql={"statements": r["sql"]} if r["sql"] else None, profile=r["profile"])
+
+
+def print_profile(m: Measured | None) -> None:
+    if m is None or not m.profile:
+        return
+    p = m.profile
+    table = Table(title=f"{m.label}: {p['samples']:,} samples, {p['db_wait']:.0%} waiting on PostgreSQL")
+    for column in ("ledger function", "cumulative", "any function", "own time"):
+        table.add_column(column, justify="right" if column in ("cumulative", "own time") else "left")
+    for i in range(10):
+        c = p["ledger"][i] if i < len(p["ledger"]) else ("", 0)
+        o = p["own"][i] if i < len(p["own"]) else ("", 0)
+        table.add_row(c[0], f"{c[1]:.1%}", o[0], f"{o[1]:.1%}")
+    console.print(table)
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _sql_rows(m: Measured, k: int = 8) -> list[str]:
+    if not m.sql:
+        return []
+    total = sum(s["seconds"] for s in m.sql["statements"])
+    calls = sum(s["calls"] for s in m.sql["statements"])
+    lines = [
+        (f"SQL ({m.label}): {calls:,} statements executed through SQLAlchemy took {total:.1f} s client side, "
+         f"{total / m.wall:.0%} of the wall clock (COPY through the raw psycopg connection and commits are not "
+         f"counted here; PostgreSQL backend CPU {m.pg_cpu:.1f} s). The most expensive:"),
+        "",
+        "| statement | calls | rows | seconds | share of wall |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for s in m.sql["statements"][:k]:
+        sql = s["sql"] if len(s["sql"]) <= 140 else s["sql"][:137] + "..."
+        lines.append(f"| `{_md_escape(sql)}` | {s['calls']:,} | {s['rows']:,} | {s['seconds']:.1f} | "
+                     f"{s['seconds'] / m.wall:.1%} |")
+    return lines
+
+
+def _profile_rows(m: Measured) -> list[str]:
+    if not m.profile or not m.profile["samples"]:
+        return [f"{m.label}: no profile (py-spy not installed)."]
+    p = m.profile
+    lines = [
+        (f"{m.label} ({m.wall:.1f} s): {p['samples']:,} py-spy samples (100/s, waits included); "
+         f"{p['psycopg']:.1%} of them are inside psycopg (statements, COPY, commits), {p['db_wait']:.1%} in its "
+         "`Connection.wait` (waiting for PostgreSQL's answer). The engine's functions by cumulative share "
+         "(the command-line wrappers left out), and every function by own time (the frame on top of the "
+         "stack):"),
+        "",
+        "| ledger function | cumulative | any function | own time |",
+        "|---|---:|---|---:|",
+    ]
+    for i in range(10):
+        c = p["ledger"][i] if i < len(p["ledger"]) else ("", 0)
+        o = p["own"][i] if i < len(p["own"]) else ("", 0)
+        lines.append(f"| {_md_escape(c[0])} | {c[1]:.1%} | {_md_escape(o[0])} | {o[1]:.1%} |")
+    return lines
+
+
+def write_results(path: Path, run: Run, rows: list[Row], machine: str, stamp: str) -> None:
+    d = run.data
+    assert d and run.b1 and run.b2 and run.export and run.verify and run.business
+    shape = d.shape()
+    c = run.counts
+    s = run.server
+    q = run.b1_summary
+    lines = [
+        f"## {SECTION}",
+        "",
+        (f"`make bench` (benchmarks/bench_scale.py{' --quick' if run.args.quick else ''}), {stamp}. "
+        f"Machine: {machine}; PostgreSQL shared_buffers {s.get('shared_buffers')}, work_mem {s.get('work_mem')}, "
+        f"synchronous_commit {s.get('synchronous_commit')}, max_wal_size {s.get('max_wal_size')} (defaults). "
+        "A single run on a shared VM: other work on the machine (load average at the start of each step "
+        f"below) slows it down. Measured: {run.source}."),
+        "",
+        f"Data (benchmarks/scale_data.py): {d.usage_events:,} usage events (the Azure LLM trace replayed "
+        f"{d.replays}x with whole-hour shifts) across {d.customers:,} customers in {d.month}, "
+        f"{d.credits:,} credits; the top customer has {shape['top_customer_share']:.1%} of the events "
+        f"({shape['top_customer_events']:,}), the top 1% of customers {shape['top1pct_share']:.1%}, "
+        f"{shape['customers_without_usage']} have none. {d.business_events:,} business events: profiles "
+        + ", ".join(f"{k} {v:,}" for k, v in shape["profiles"].items())
+        + f". Usage CSV {run.csv_mb:.0f} MiB. Import chunk size {run.chunk:,} "
+        f"(the default).",
+        "",
+        (f"After B1 the books hold {c.get('journal_entry', 0):,} journal entries with {c.get('journal_line', 0):,} "
+        f"lines, {c.get('usage_event', 0):,} usage rows, {c.get('usage_draw', 0):,} draws, "
+        f"{c.get('quarantine', 0):,} quarantined events ({q.get('quarantined')} reported by the import: the "
+        f"hard-capped customers), {c.get('invoice', 0):,} invoices; database {c.get('database_mb', 0):,} MB."),
+        "",
+        "| benchmark | measured | target | met? |",
+        "|---|---|---:|:---:|",
+        *(f"| {r.name} | {r.measured} | {r.target} | {'' if r.met is None else ('yes' if r.met else '**no**')} |"
+          for r in rows),
+        "",
+        ("Per process (wall clock includes starting Python; CPU = user + system of the process; PostgreSQL = CPU "
+        "of the database's backends, sampled from /proc):"),
+        "",
+        "| step | wall s | process CPU s | PostgreSQL CPU s | peak RSS MB | load avg at start |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for m in (run.business, run.b1, run.b2, run.export, run.verify):
+        lines.append(f"| {m.label} | {m.wall:.1f} | {m.cpu:.1f} | {m.pg_cpu:.1f} | {m.rss_mb:.0f} | {m.load} |")
+    lines += [
+        "",
+        ("B3 (`Ledger.record_usage`, one transaction per call, in the month after the closed one, on the books "
+        "above; customers: annual-commitment customers with credits left, two disjoint pools of up to "
+        f"{B3_POOL} interleaved by rank, each call's customer drawn from its pool by the Zipf rule):"),
+        "",
+        "| run | calls | customers | events/s | p50 ms | p99 ms | posted | quarantined | PostgreSQL CPU s | load |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        *(f"| {r['label']} | {r['calls']:,} | {r['distinct_customers']} | {r['rate']:,.0f} | {r['p50_ms']:.1f} | "
+          f"{r['p99_ms']:.1f} | {r['posted']:,} | {r['quarantined']} | {r['pg_cpu']:.1f} | {r['load']} |"
+          for r in run.b3),
+        "",
+        f"B5: {run.export_postings:,} journal lines exported ({run.export_bytes / 2**20:.0f} MiB of CSV).",
+        "",
+    ]
+    met = [r.name for r in rows if r.met]
+    missed = [r.name for r in rows if r.met is False]
+    lines += [f"Targets met: {'; '.join(met) or 'none'}.", "", f"Targets **not** met: {'; '.join(missed) or 'none'}.",
+              ""]
+    lines += ["### Where the time goes (profile of this run)", ""]
+    if run.profiled:
+        lines += [
+            ("B1 and B2 above are the profiled runs: `ledger` ran under benchmarks/ledger_sqlstats.py (each SQL "
+            "statement timed) with py-spy attached (`--nonblocking`, 100 samples/s, idle included)."),
+            "",
+        ]
+        for m in (run.b1, run.b2, b3_measured(run)):
+            if m is not None:
+                lines += _profile_rows(m) + [""] + _sql_rows(m) + [""]
+        lines += phase_lines(run)
+    else:
+        lines += ["Not profiled in this run (py-spy not installed or --no-profile).", ""]
+    text_section = "\n".join(lines).rstrip("\n") + "\n"
+    text = path.read_text() if path.exists() else "# Benchmark results\n\n"
+    pattern = re.compile(rf"^## {re.escape(SECTION)}\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
+    if pattern.search(text):
+        text = pattern.sub(lambda _m: text_section + "\n", text).rstrip("\n") + "\n"
+    else:
+        text = text.rstrip("\n") + "\n\n" + text_section
+    path.write_text(text)
+
+
+PHASES_B1 = (
+    ("count the lines (service._count_lines)", "_count_lines", "ledger/service.py"),
+    ("first pass: parse and check every line (service._scan)", "_scan", "ledger/service.py"),
+    ("parse lines, both passes (events.parse_event)", "parse_event", "ledger/events.py"),
+    ("post the chunks (engine.import_events)", "import_events", "ledger/engine.py"),
+    ("- lock the chunk's customers (lock_customers)", "lock_customers", "ledger/engine.py"),
+    ("- validate the chunk (validate_batch)", "validate_batch", "ledger/engine.py"),
+    ("- apply the events (Run.apply)", "Run.apply", "ledger/engine.py"),
+    ("- load the customers' books (Run._load)", "Run._load", "ledger/engine.py"),
+    ("- write entries and rows (Run.finish)", "Run.finish", "ledger/engine.py"),
+    ("- commit (Session.commit)", "Session.commit", "sqlalchemy/orm/session.py"),
+    ("inside psycopg (statements, COPY, commits)", "*", "psycopg/"),
+)
+PHASES_B2 = (
+    ("period-end steps per customer (Run.close_through)", "Run.close_through", "ledger/engine.py"),
+    ("load each customer's book (Run._load)", "Run._load", "ledger/engine.py"),
+    ("write the period-end entries (Run.finish)", "Run.finish", "ledger/engine.py"),
+    ("invariants 1-5 (invariants.check_all)", "check_all", "ledger/invariants.py"),
+    ("seal the period (seals.seal_period)", "seal_period", "ledger/seals.py"),
+    ("seals of earlier periods (seals.verify_seals)", "verify_seals", "ledger/seals.py"),
+    ("late events (close.late_events)", "late_events", "ledger/close.py"),
+    ("commit (Session.commit)", "Session.commit", "sqlalchemy/orm/session.py"),
+    ("inside psycopg (statements, COPY, commits)", "*", "psycopg/"),
+)
+
+
+def phase_lines(run: Run) -> list[str]:
+    out = []
+    for m, phases in ((run.b1, PHASES_B1), (run.b2, PHASES_B2)):
+        if not m or not m.profile:
+            continue
+        cells = []
+        for label, name, file_part in phases:
+            v = m.profile["psycopg"] if name == "*" else share(m.profile, name, file_part)
+            if v:
+                cells.append(f"| {label} | {v:.1%} | {v * m.wall:.1f} |")
+        out += [f"{m.label} by phase (cumulative share of samples, and that share of the wall clock):", "",
+                "| phase | share | seconds |", "|---|---:|---:|", *cells, ""]
+    return out
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
