@@ -123,3 +123,21 @@ def run_sql_script(conn: sa.Connection, path: Path) -> None:
                 cursor.execute(statement)
             finally:
                 cursor.close()
+
+
+def bulk_insert(session: Session, table: sa.Table, rows: list[dict]) -> None:
+    """Insert ``rows`` (dicts keyed by column name, all with the same keys) into ``table`` in the
+    session's transaction: with ``COPY ... FROM STDIN`` on PostgreSQL (psycopg 3), a multi-row
+    INSERT elsewhere. Triggers and constraints apply as for INSERT."""
+    if not rows:
+        return
+    if not is_postgres(session):
+        session.execute(sa.insert(table), rows)
+        return
+    columns = list(rows[0])
+    raw = session.connection().connection.driver_connection
+    with raw.cursor() as cur:
+        names = ", ".join(f'"{c}"' for c in columns)
+        with cur.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
+            for row in rows:
+                copy.write_row([row[c] for c in columns])

@@ -45,6 +45,7 @@ from ledger.events import (
     UsageRecorded,
     canonical_json,
 )
+from ledger.db import bulk_insert
 from ledger.grants import GrantState, due_expiries, plan_drawdown, rollover_units
 from ledger import guarantee as G
 from ledger.invoicing import InvoiceDraft, new_invoice, unit_price_text
@@ -1273,10 +1274,8 @@ class Run:
             bucket = self.usage_bucket.get(row["id"])
             if bucket is not None:
                 row["entry_id"] = entry_id[id(bucket.draft)]
-        for chunk in _chunks(self.usage_rows, 5000):
-            s.execute(sa.insert(UsageEvent), list(chunk))
-        for chunk in _chunks(self.draw_rows, 5000):
-            s.execute(sa.insert(UsageDraw), list(chunk))
+        bulk_insert(s, UsageEvent.__table__, self.usage_rows)  # COPY on PostgreSQL
+        bulk_insert(s, UsageDraw.__table__, self.draw_rows)
         s.add_all(self.event_rows)
         s.add_all(self.quarantine_rows)
         s.add_all(self.guarantee_month_rows)
@@ -1292,10 +1291,21 @@ def _root(grant_id: str) -> str:
 
 # --------------------------------------------------------------------------- validation
 def _existing(session: Session, model, ids: list[str]) -> dict[str, tuple[str, str]]:
-    """id -> (content hash, source) for ids already stored in ``model``."""
+    """id -> (content hash, source) for ids already stored in ``model``.
+
+    On PostgreSQL the ids go as one array parameter per 10,000 (``id = ANY(:ids)``): one
+    statement text whatever the count, whose cached plan is an index scan (an ``IN`` list of
+    500 parameters, prepared while the table was empty, kept a sequential scan as it grew)."""
+    from sqlalchemy.dialects.postgresql import ARRAY
+
+    from ledger.db import is_postgres
+
     out: dict[str, tuple[str, str]] = {}
-    for chunk in _chunks(ids):
-        for i, h, src in session.execute(sa.select(model.id, model.content_hash, model.source).where(model.id.in_(chunk))):
+    pg = is_postgres(session)
+    for chunk in _chunks(ids, 10_000 if pg else _CHUNK):
+        cond = (model.id == sa.any_(sa.bindparam("ids", list(chunk), type_=ARRAY(sa.String))) if pg
+                else model.id.in_(chunk))
+        for i, h, src in session.execute(sa.select(model.id, model.content_hash, model.source).where(cond)):
             out[i] = (h, src)
     return out
 

@@ -24,6 +24,7 @@ from typing import Sequence
 import sqlalchemy as sa
 from sqlmodel import Session
 
+from ledger.db import bulk_insert
 from ledger.errors import PeriodLockedError, UnbalancedEntryError
 from ledger.models import JournalEntry, JournalLine
 from ledger.periods import closed_periods, period_of
@@ -121,8 +122,8 @@ def post(session: Session, drafts: Sequence[EntryDraft]) -> list[int]:
             ],
         ).scalars()
     )
-    session.execute(
-        sa.insert(JournalLine),
+    bulk_insert(
+        session, JournalLine.__table__,
         [
             {"entry_id": entry_id, "account_code": ln.account, "commodity": ln.commodity, "debit": ln.debit,
              "credit": ln.credit, "customer_id": ln.customer_id, "grant_id": ln.grant_id,

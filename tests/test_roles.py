@@ -450,8 +450,9 @@ def test_auditor_reads_everything_and_every_write_fails_naming_the_privilege(rol
 
     r = roles.ledger("import", "feb.jsonl", url=url)
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
-    assert (f"error: permission denied for table import_batch: role {roles.auditor} has no INSERT privilege "
-            "on it") in r.stderr
+    # the import's first write-side act is locking its customers (SELECT ... FOR UPDATE)
+    assert (f"error: permission denied for table customer: role {roles.auditor} has no UPDATE privilege on it, "
+            "which SELECT ... FOR UPDATE needs") in r.stderr
     r = roles.ledger("close", "2026-01", url=url)
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
     assert "error: permission denied for " in r.stderr and f"role {roles.auditor} has no " in r.stderr
