@@ -88,6 +88,7 @@ def close_period(session: Session, catalog: Catalog, period: str, *, closed_by: 
         run = Run(session, catalog)
         until = period_end(period, catalog.tz)
         customers = list(session.execute(sa.select(Customer.id).order_by(Customer.id)).scalars())
+        run.preload(customers)
         for i, cid in enumerate(customers, start=1):
             run.close_through(run.book(cid), until)
             report("period-end steps", i, len(customers))

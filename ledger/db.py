@@ -141,3 +141,15 @@ def bulk_insert(session: Session, table: sa.Table, rows: list[dict]) -> None:
         with cur.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
             for row in rows:
                 copy.write_row([row[c] for c in columns])
+
+
+def in_values(session: Session, column, values) -> sa.ColumnElement[bool]:
+    """``column IN values`` as a condition: on PostgreSQL one array parameter (``column =
+    ANY(:values)``), so the statement text and its cached plan do not depend on how many values
+    there are; elsewhere a plain IN list (keep lists under SQLite's 32,766 parameters)."""
+    values = list(values)
+    if is_postgres(session):
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        return column == sa.any_(sa.bindparam(None, values, type_=ARRAY(column.type), unique=True))
+    return column.in_(values)
