@@ -37,10 +37,18 @@ test: install-test
 	  echo "hledger not installed: the hledger export test will be skipped"
 	$(BIN)/python -m pytest -p no:cacheprovider
 
-# Benchmarks are not part of `make test`. B4: invoice/credit-note PDF rendering, WeasyPrint's
-# defaults against reports.pdf (about a minute); rewrites its section of benchmarks/RESULTS.md.
+# Benchmarks are not part of `make test`. Each rewrites its own section of benchmarks/RESULTS.md.
+# B4: invoice/credit-note PDF rendering, WeasyPrint's defaults against reports.pdf (about a minute).
+# B1-B3, B5: import, close, Python API, export and verify of 1,000,000 usage events for 10,000
+# customers on PostgreSQL (127.0.0.1:5432, own database bench_<pid>, dropped at the end); see
+# benchmarks/bench_scale.py. `make bench BENCH_SCALE=--quick` runs the scale part small (a minute).
+# py-spy (profile of B1, B2, B3) is installed into .venv when it can be; without it, no profile.
+BENCH_SCALE ?=
 bench: install-test
+	@test -x $(BIN)/py-spy || $(BIN)/python -m pip install --quiet py-spy >/dev/null 2>&1 || \
+	  echo "py-spy not installed: the scale benchmark runs without a profile"
 	$(BIN)/python benchmarks/bench_render.py --results benchmarks/RESULTS.md
+	$(BIN)/python benchmarks/bench_scale.py --results benchmarks/RESULTS.md $(BENCH_SCALE)
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .hypothesis *.egg-info
