@@ -39,15 +39,17 @@ dropped at the end, also on failure or SIGTERM (``--keep-db`` keeps it for inspe
    two pools of up to 500; each call's customer is drawn from the worker's pool by the same
    Zipf rule as the data (sha256 of the call's id), so heavy customers get most calls.
 
-For every subprocess the PostgreSQL CPU of the benchmark database's backends is sampled from
-/proc (when the server runs on this machine), and the load average is recorded: other work on
-the machine (a test suite, another benchmark) slows the numbers down.
+For every step the PostgreSQL CPU of the benchmark database's backends is sampled from /proc
+(when the server runs on this machine), with the machine's busy CPU (/proc/stat) and the load
+average: other work on the machine (a test suite, another benchmark) slows the numbers down,
+and the results show how much there was.
 
 Profile (default when py-spy is installed: ``.venv/bin/pip install py-spy``; ``--no-profile``
 turns it off): B1 and B2 run under `ledger_sqlstats` (every SQL statement timed, client side)
 with py-spy attached (``record --function --idle --nonblocking``, 100 samples/s, so waits on
-the database count). The timed runs are the profiled runs; the results say so. Cumulative % =
-share of samples whose stack holds the function.
+the database count). The timed B1 and B2 are the profiled runs (about 3% and 10% slower than
+unprofiled at 200,000 events); B3 is profiled in an extra 1-worker run after the timed ones.
+Cumulative % = share of samples whose stack holds the function.
 
 Prints a Rich table (benchmark, measured, target, met?) and, with ``--results FILE``, replaces
 the section "Scale (B1-B3, B5)" of that Markdown file (or appends it). Exit code 0 whether or
@@ -127,6 +129,15 @@ def ram_gib() -> float:
     return 0.0
 
 
+def machine_busy() -> float:
+    """CPU seconds the whole machine has been busy since boot (all cores; /proc/stat: user, nice,
+    system, irq, softirq, steal)."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return (fields[0] + fields[1] + fields[2] + fields[5] + fields[6] + fields[7]) / os.sysconf("SC_CLK_TCK")
+    return 0.0
+
+
 def loadavg() -> str:
     with contextlib.suppress(OSError):
         return " ".join(Path("/proc/loadavg").read_text().split()[:3])
@@ -197,12 +208,18 @@ class Measured:
     stderr: str
     pg_cpu: float
     load: str
+    machine_cpu: float = 0.0
     sql: dict | None = None
     profile: dict | None = None
 
     @property
     def cpu(self) -> float:
         return self.user + self.sys
+
+    @property
+    def other_cpu(self) -> float:
+        """CPU the rest of the machine used meanwhile (this script, py-spy, other work)."""
+        return max(0.0, self.machine_cpu - self.cpu - self.pg_cpu)
 
 
 def run_ledger(args: list[str], *, label: str, url: str, dbname: str, work: Path,
@@ -217,6 +234,7 @@ def run_ledger(args: list[str], *, label: str, url: str, dbname: str, work: Path
     env = dict(os.environ, LEDGER_BENCH_SQLSTATS=str(stats_path), PYTHONUNBUFFERED="1",
                PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     load = loadavg()
+    busy = machine_busy()
     with (open(out_path, "wb") as out, open(err_path, "wb") as err, open(work / f"{slug}.pyspy.err", "wb") as spy_err,
           BackendCpu(dbname) as pg):
         start = time.perf_counter()
@@ -240,7 +258,8 @@ def run_ledger(args: list[str], *, label: str, url: str, dbname: str, work: Path
                 spy.wait()
             _children.discard(spy)
     m = Measured(label, wall, usage.ru_utime, usage.ru_stime, usage.ru_maxrss / 1024, proc.returncode,
-                 out_path.read_text(errors="replace"), err_path.read_text(errors="replace"), pg.seconds, load)
+                 out_path.read_text(errors="replace"), err_path.read_text(errors="replace"), pg.seconds, load,
+                 machine_busy() - busy)
     if m.returncode != 0:
         raise RuntimeError(f"{label}: ledger {' '.join(args)} exited {m.returncode}:\n{m.stderr[-3000:]}")
     if sqlstats and stats_path.exists():
@@ -424,6 +443,7 @@ def run_b3(url: str, label: str, run: int, pools: list[list[str]], jobs: list[li
                                                  pyspy is not None))
              for worker_jobs in jobs]
     load = loadavg()
+    busy = machine_busy()
     spy = None
     spy_path = work / f"b3-{run}.pyspy.txt"
     with BackendCpu(dbname) as pg:
@@ -456,7 +476,7 @@ def run_b3(url: str, label: str, run: int, pools: list[list[str]], jobs: list[li
     return {"label": label, "workers": len(pools), "calls": calls, "wall": wall, "rate": calls / wall,
             "posted": sum(r["posted"] for r in out), "quarantined": sum(r["quarantined"] for r in out),
             "p50_ms": max(r["p50_ms"] for r in out), "p99_ms": max(r["p99_ms"] for r in out),
-            "pg_cpu": pg.seconds, "load": load,
+            "pg_cpu": pg.seconds, "load": load, "machine_cpu": machine_busy() - busy,
             "distinct_customers": len({job[1] for worker_jobs in jobs for job in worker_jobs[B3_WARMUP:]}),
             "sql": out[0]["sql"], "profile": summarise_pyspy(spy_path) if spy_path.exists() else None}
 
@@ -835,23 +855,27 @@ def write_results(path: Path, run: Run, rows: list[Row], machine: str, stamp: st
           for r in rows),
         "",
         ("Per process (wall clock includes starting Python; CPU = user + system of the process; PostgreSQL = CPU "
-        "of the database's backends, sampled from /proc):"),
+         "of the database's backends, sampled from /proc; other = the rest of the machine's busy CPU meanwhile "
+         "(/proc/stat): this script, py-spy, and work that is not the benchmark's, such as a test suite):"),
         "",
-        "| step | wall s | process CPU s | PostgreSQL CPU s | peak RSS MB | load avg at start |",
-        "|---|---:|---:|---:|---:|---|",
+        "| step | wall s | process CPU s | PostgreSQL CPU s | other CPU s | peak RSS MB | load avg at start |",
+        "|---|---:|---:|---:|---:|---:|---|",
     ]
     for m in (run.business, run.b1, run.b2, run.export, run.verify):
-        lines.append(f"| {m.label} | {m.wall:.1f} | {m.cpu:.1f} | {m.pg_cpu:.1f} | {m.rss_mb:.0f} | {m.load} |")
+        lines.append(f"| {m.label} | {m.wall:.1f} | {m.cpu:.1f} | {m.pg_cpu:.1f} | {m.other_cpu:.1f} | "
+                     f"{m.rss_mb:.0f} | {m.load} |")
     lines += [
         "",
         ("B3 (`Ledger.record_usage`, one transaction per call, in the month after the closed one, on the books "
         "above; customers: annual-commitment customers with credits left, two disjoint pools of up to "
         f"{B3_POOL} interleaved by rank, each call's customer drawn from its pool by the Zipf rule):"),
         "",
-        "| run | calls | customers | events/s | p50 ms | p99 ms | posted | quarantined | PostgreSQL CPU s | load |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        ("| run | calls | customers | events/s | p50 ms | p99 ms | posted | quarantined | PostgreSQL CPU s | "
+         "machine CPU s | load |"),
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
         *(f"| {r['label']} | {r['calls']:,} | {r['distinct_customers']} | {r['rate']:,.0f} | {r['p50_ms']:.1f} | "
-          f"{r['p99_ms']:.1f} | {r['posted']:,} | {r['quarantined']} | {r['pg_cpu']:.1f} | {r['load']} |"
+          f"{r['p99_ms']:.1f} | {r['posted']:,} | {r['quarantined']} | {r['pg_cpu']:.1f} | "
+          f"{r['machine_cpu']:.1f} | {r['load']} |"
           for r in run.b3),
         "",
         f"B5: {run.export_postings:,} journal lines exported ({run.export_bytes / 2**20:.0f} MiB of CSV).",
@@ -890,19 +914,21 @@ def write_results(path: Path, run: Run, rows: list[Row], machine: str, stamp: st
 PHASES_B1 = (
     ("count the lines (service._count_lines)", "_count_lines", "ledger/service.py"),
     ("first pass: parse and check every line (service._scan)", "_scan", "ledger/service.py"),
-    ("parse lines, both passes (events.parse_event)", "parse_event", "ledger/events.py"),
+    ("read and parse the lines, both passes (events.iter_file)", "iter_file", "ledger/events.py"),
     ("post the chunks (engine.import_events)", "import_events", "ledger/engine.py"),
     ("- lock the chunk's customers (lock_customers)", "lock_customers", "ledger/engine.py"),
     ("- validate the chunk (validate_batch)", "validate_batch", "ledger/engine.py"),
     ("- apply the events (Run.apply)", "Run.apply", "ledger/engine.py"),
-    ("- load the customers' books (Run._load)", "Run._load", "ledger/engine.py"),
+    ("- load the customers' books (Run.preload, Run._load)", "Run.preload|Run._load_many|Run._load",
+     "ledger/engine.py"),
     ("- write entries and rows (Run.finish)", "Run.finish", "ledger/engine.py"),
     ("- commit (Session.commit)", "Session.commit", "sqlalchemy/orm/session.py"),
     ("inside psycopg (statements, COPY, commits)", "*", "psycopg/"),
 )
 PHASES_B2 = (
     ("period-end steps per customer (Run.close_through)", "Run.close_through", "ledger/engine.py"),
-    ("load each customer's book (Run._load)", "Run._load", "ledger/engine.py"),
+    ("load the customers' books (Run.preload, Run._load)", "Run.preload|Run._load_many|Run._load",
+     "ledger/engine.py"),
     ("write the period-end entries (Run.finish)", "Run.finish", "ledger/engine.py"),
     ("invariants 1-5 (invariants.check_all)", "check_all", "ledger/invariants.py"),
     ("seal the period (seals.seal_period)", "seal_period", "ledger/seals.py"),
@@ -920,7 +946,8 @@ def phase_lines(run: Run) -> list[str]:
             continue
         cells = []
         for label, name, file_part in phases:
-            v = m.profile["psycopg"] if name == "*" else share(m.profile, name, file_part)
+            v = (m.profile["psycopg"] if name == "*"
+                 else max(share(m.profile, n, file_part) or 0.0 for n in name.split("|")))
             if v:
                 cells.append(f"| {label} | {v:.1%} | {v * m.wall:.1f} |")
         out += [f"{m.label} by phase (cumulative share of samples, and that share of the wall clock):", "",
