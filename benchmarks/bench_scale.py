@@ -424,7 +424,7 @@ def b3_worker(url: str, catalog: str, jobs: list, barrier, results, sqlstats: bo
     latencies.sort()
     stats = None
     if sqlstats:
-        stats = sorted(({"sql": k, "calls": v[0], "rows": v[1], "seconds": v[2]}
+        stats = sorted(({"sql": k, "calls": v[0], "seconds": v[1]}
                         for k, v in ledger_sqlstats._STATS.items()), key=lambda r: r["seconds"], reverse=True)
     results.put({"started": started, "finished": finished, "posted": posted, "quarantined": quarantined,
                  "calls": len(latencies), "p50_ms": latencies[len(latencies) // 2] * 1000,
@@ -788,12 +788,12 @@ def _sql_rows(m: Measured, k: int = 8) -> list[str]:
          f"{total / m.wall:.0%} of the wall clock (COPY through the raw psycopg connection and commits are not "
          f"counted here; PostgreSQL backend CPU {m.pg_cpu:.1f} s). The most expensive:"),
         "",
-        "| statement | calls | rows | seconds | share of wall |",
-        "|---|---:|---:|---:|---:|",
+        "| statement | calls | seconds | share of wall |",
+        "|---|---:|---:|---:|",
     ]
     for s in m.sql["statements"][:k]:
         sql = s["sql"] if len(s["sql"]) <= 140 else s["sql"][:137] + "..."
-        lines.append(f"| `{_md_escape(sql)}` | {s['calls']:,} | {s['rows']:,} | {s['seconds']:.1f} | "
+        lines.append(f"| `{_md_escape(sql)}` | {s['calls']:,} | {s['seconds']:.1f} | "
                      f"{s['seconds'] / m.wall:.1%} |")
     return lines
 

@@ -8,8 +8,8 @@ Exactly ``ledger [arguments...]``, plus SQLAlchemy ``before/after_cursor_execute
 every engine: each statement's time (client side: round trip and server execution, not the
 commit) is added to its normalised text (literals and IN-lists of bound parameters collapsed).
 At exit the totals are written as JSON to the file named by ``LEDGER_BENCH_SQLSTATS``:
-``{"statements": [{"sql", "calls", "rows", "seconds"}...], "wall": seconds since start}``, the
-most expensive first. ``rows`` counts parameter sets (executemany batches count each set).
+``{"statements": [{"sql", "calls", "seconds"}...], "wall": seconds since start}``, the most
+expensive first (an executemany or an insertmanyvalues batch is one call).
 """
 
 from __future__ import annotations
@@ -49,18 +49,16 @@ def _before(conn, cursor, statement, parameters, context, executemany):
 @sa.event.listens_for(Engine, "after_cursor_execute")
 def _after(conn, cursor, statement, parameters, context, executemany):
     seconds = time.perf_counter() - conn.info["bench_started"].pop()
-    entry = _STATS.setdefault(normalise(statement), [0, 0, 0.0])
+    entry = _STATS.setdefault(normalise(statement), [0, 0.0])
     entry[0] += 1
-    entry[1] += len(parameters) if executemany and parameters is not None else 1
-    entry[2] += seconds
+    entry[1] += seconds
 
 
 def _dump() -> None:
     path = os.environ.get("LEDGER_BENCH_SQLSTATS")
     if not path:
         return
-    rows = [{"sql": sql, "calls": calls, "rows": rows, "seconds": seconds}
-            for sql, (calls, rows, seconds) in _STATS.items()]
+    rows = [{"sql": sql, "calls": calls, "seconds": seconds} for sql, (calls, seconds) in _STATS.items()]
     rows.sort(key=lambda r: r["seconds"], reverse=True)
     with open(path, "w", encoding="utf-8") as fh:
         json.dump({"statements": rows, "wall": time.perf_counter() - START}, fh, indent=1)
