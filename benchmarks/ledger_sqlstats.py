@@ -37,6 +37,7 @@ def normalise(statement: str) -> str:
     if key is None:
         text = _SPACE.sub(" ", statement).strip()
         text = _PARAMS.sub("...", text)
+        text = re.sub(r"\(\.\.\., \d+\)", "(...)", text)  # insertmanyvalues rows: (params, sentinel)
         key = _KEYS[statement] = re.sub(r"\(\.\.\.\)(?:, \(\.\.\.\))+", "(...), ...", text)
     return key
 
