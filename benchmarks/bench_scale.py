@@ -196,6 +196,36 @@ class BackendCpu:
         return sum(cpu - self.start.get(pid, 0.0) for pid, cpu in self.seen.items())
 
 
+class RssWatch:
+    """Samples a process's resident set (VmRSS) every 0.1 s: when its peak was reached, in
+    seconds from the start, so the peak can be placed in a phase of the run."""
+
+    def __init__(self, pid: int, start: float):
+        self.pid, self.start = pid, start
+        self.peak_kb, self.peak_at = 0, 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with open(f"/proc/{self.pid}/status") as fh:
+                    for line in fh:
+                        if line.startswith("VmRSS:"):
+                            kb = int(line.split()[1])
+                            if kb > self.peak_kb:
+                                self.peak_kb, self.peak_at = kb, time.perf_counter() - self.start
+                            break
+            except (OSError, ValueError):
+                pass
+            self._stop.wait(0.1)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 @dataclass
 class Measured:
     label: str
@@ -209,6 +239,7 @@ class Measured:
     pg_cpu: float
     load: str
     machine_cpu: float = 0.0
+    rss_peak_at: float = 0.0
     sql: dict | None = None
     profile: dict | None = None
 
@@ -240,6 +271,7 @@ def run_ledger(args: list[str], *, label: str, url: str, dbname: str, work: Path
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=work)
         _children.add(proc)
+        rss = RssWatch(proc.pid, start)
         spy = None
         if pyspy:
             spy = subprocess.Popen([pyspy, "record", "--pid", str(proc.pid), "--format", "raw", "--function",
@@ -248,6 +280,7 @@ def run_ledger(args: list[str], *, label: str, url: str, dbname: str, work: Path
             _children.add(spy)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
+        rss.stop()
         proc.returncode = os.waitstatus_to_exitcode(status)
         _children.discard(proc)
         if spy is not None:
@@ -259,7 +292,7 @@ def run_ledger(args: list[str], *, label: str, url: str, dbname: str, work: Path
             _children.discard(spy)
     m = Measured(label, wall, usage.ru_utime, usage.ru_stime, usage.ru_maxrss / 1024, proc.returncode,
                  out_path.read_text(errors="replace"), err_path.read_text(errors="replace"), pg.seconds, load,
-                 machine_busy() - busy)
+                 machine_busy() - busy, rss.peak_at)
     if m.returncode != 0:
         raise RuntimeError(f"{label}: ledger {' '.join(args)} exited {m.returncode}:\n{m.stderr[-3000:]}")
     if sqlstats and stats_path.exists():
@@ -856,14 +889,16 @@ def write_results(path: Path, run: Run, rows: list[Row], machine: str, stamp: st
         "",
         ("Per process (wall clock includes starting Python; CPU = user + system of the process; PostgreSQL = CPU "
          "of the database's backends, sampled from /proc; other = the rest of the machine's busy CPU meanwhile "
-         "(/proc/stat): this script, py-spy, and work that is not the benchmark's, such as a test suite):"),
+         "(/proc/stat): this script, py-spy, and work that is not the benchmark's, such as a test suite; RSS "
+         "peak at = when the sampled resident set (every 0.1 s) was highest, seconds from the start):"),
         "",
-        "| step | wall s | process CPU s | PostgreSQL CPU s | other CPU s | peak RSS MB | load avg at start |",
-        "|---|---:|---:|---:|---:|---:|---|",
+        ("| step | wall s | process CPU s | PostgreSQL CPU s | other CPU s | peak RSS MB | RSS peak at s | "
+         "load avg at start |"),
+        "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for m in (run.business, run.b1, run.b2, run.export, run.verify):
         lines.append(f"| {m.label} | {m.wall:.1f} | {m.cpu:.1f} | {m.pg_cpu:.1f} | {m.other_cpu:.1f} | "
-                     f"{m.rss_mb:.0f} | {m.load} |")
+                     f"{m.rss_mb:.0f} | {m.rss_peak_at:.1f} | {m.load} |")
     lines += [
         "",
         ("B3 (`Ledger.record_usage`, one transaction per call, in the month after the closed one, on the books "
