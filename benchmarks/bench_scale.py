@@ -3,16 +3,20 @@
 Usage::
 
     .venv/bin/python benchmarks/bench_scale.py [--events N] [--customers M] [--quick]
-        [--b3-events E] [--results FILE] [--no-profile] [--keep-db] [--admin-url URL]
+        [--b3-events E] [--month YYYY-MM] [--results FILE] [--no-profile] [--keep-db]
+        [--admin-url URL] [--note TEXT]
 
-Defaults: 1,000,000 usage events across 10,000 customers in October 2026 (``--quick``: 20,000
-across 200, with 300 API calls per worker, about a minute). ``make bench`` runs it after
-bench_render.py (B4) with ``--results benchmarks/RESULTS.md``.
+Defaults: 1,000,000 usage events across 10,000 customers in October 2026, 2,000 API calls per
+worker: about 13 minutes on the 2-core machine of RESULTS.md (B1 under 3 minutes, B3 about 6).
+``--quick``: 20,000 events across 200 customers, 300 API calls per worker, about 30 seconds.
+``make bench`` runs it after bench_render.py (B4) with ``--results benchmarks/RESULTS.md``
+(``make bench BENCH_SCALE=--quick`` for the small run).
 
 What one run does, in this order, all against a PostgreSQL database of its own,
 ``bench_<pid>``, created on the server of ``--admin-url`` (default ``$LEDGER_BENCH_PG_ADMIN_URL``,
 else ``$LEDGER_TEST_PG_ADMIN_URL``, else postgresql://postgres@127.0.0.1:5432/postgres) and
-dropped at the end, also on failure or SIGTERM (``--keep-db`` keeps it for inspection):
+dropped at the end, also on failure or SIGTERM (``--keep-db`` keeps it and the work folder
+with the data, outputs and profiles for inspection):
 
 0. **Data** (not timed): `scale_data.build` writes ``events.jsonl`` (customers and the
    purchases funding them) and ``usage.csv`` (the real Azure LLM trace replayed with
@@ -26,7 +30,8 @@ dropped at the end, also on failure or SIGTERM (``--keep-db`` keeps it for inspe
 3. **B1**: ``ledger import usage.csv`` with the default chunk size (`ledger.service.CHUNK`),
    a subprocess: wall clock from start to exit (interpreter start included), events/s =
    usage rows / wall, ratio to the COPY time, and the peak RSS of that process
-   (``ru_maxrss`` from ``os.wait4`` on its pid).
+   (``ru_maxrss`` from ``os.wait4`` on its pid; VmRSS is also sampled every 0.1 s to say when
+   the peak came).
 4. **B2**: ``ledger close <month>``, subprocess, seconds and peak RSS.
 5. **B5**: ``ledger export journal --format csv`` of the whole journal, lines/s = journal
    lines exported / wall clock of the command; then ``ledger verify`` seconds.
@@ -37,7 +42,8 @@ dropped at the end, also on failure or SIGTERM (``--keep-db`` keeps it for inspe
    finish). Each worker first makes 10 untimed calls (connection, imports), then waits on a
    barrier. Customers: annual-commitment customers with credits left, interleaved by rank into
    two pools of up to 500; each call's customer is drawn from the worker's pool by the same
-   Zipf rule as the data (sha256 of the call's id), so heavy customers get most calls.
+   Zipf rule as the data (sha256 of the call's id), so heavy customers get most calls. The
+   run stops before B3 if the calls would ask a customer for more credits than it has left.
 
 For every step the PostgreSQL CPU of the benchmark database's backends is sampled from /proc
 (when the server runs on this machine), with the machine's busy CPU (/proc/stat) and the load
@@ -53,7 +59,7 @@ Cumulative % = share of samples whose stack holds the function.
 
 Prints a Rich table (benchmark, measured, target, met?) and, with ``--results FILE``, replaces
 the section "Scale (B1-B3, B5)" of that Markdown file (or appends it). Exit code 0 whether or
-not the targets are met; 1 if a step fails.
+not the targets are met; 1 if a step fails (143 on SIGTERM), after the clean-up.
 """
 
 from __future__ import annotations
@@ -864,7 +870,7 @@ def write_results(path: Path, run: Run, rows: list[Row], machine: str, stamp: st
         "",
         (f"`make bench` (benchmarks/bench_scale.py{' --quick' if run.args.quick else ''}), {stamp}. "
         f"Machine: {machine}; PostgreSQL shared_buffers {s.get('shared_buffers')}, work_mem {s.get('work_mem')}, "
-        f"synchronous_commit {s.get('synchronous_commit')}, max_wal_size {s.get('max_wal_size')} (defaults). "
+        f"synchronous_commit {s.get('synchronous_commit')}, max_wal_size {s.get('max_wal_size')}. "
         "A single run on a shared VM: other work on the machine (load average at the start of each step "
         f"below) slows it down. Measured: {run.source}."),
         "",
