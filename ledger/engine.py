@@ -1407,8 +1407,9 @@ def validate_batch(session: Session, catalog: Catalog, events: list[SourcedEvent
 
     voidable = ("commitment.purchased", "topup.purchased", "credits.granted", "payment.received", "usage.recorded")
     voided: dict[str, str] = {}
-    for payload, src in session.execute(sa.select(Event.payload, Event.source).where(Event.type == "event.voided")):
-        voided[json.loads(payload)["target_event_id"]] = src
+    if any(isinstance(se.event, EventVoided) for se in fresh):  # earlier voids matter only to new ones
+        for payload, src in session.execute(sa.select(Event.payload, Event.source).where(Event.type == "event.voided")):
+            voided[json.loads(payload)["target_event_id"]] = src
     batch_events = {se.id: se for se in fresh}
 
     def check_void(se: SourcedEvent, ev: EventVoided) -> None:

@@ -233,6 +233,11 @@ class UsageEvent(SQLModel, table=True):
     # units beyond the credits held, posted as overage at overage_price (decimal string per credit)
     overage_units: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False, server_default="0"))
     overage_price: Optional[str] = Field(default=None, sa_column=_str(40, nullable=True))
+    __table_args__ = (
+        # the usage that went to overage, per customer: what loading a customer's book reads
+        sa.Index("ix_usage_event_overage", "customer_id", "entry_id", postgresql_where=sa.text("overage_units > 0"),
+                 sqlite_where=sa.text("overage_units > 0")),
+    )
 
 
 class UsageDraw(SQLModel, table=True):
