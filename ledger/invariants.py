@@ -270,9 +270,12 @@ def check_guarantees(session: Session, through: date | None = None) -> list[Viol
     out = []
     issued = dict(session.execute(sa.select(Invoice.number, Invoice.issue_date).where(Invoice.category == "guarantee")).all())
     credited: dict[tuple[str, str], int] = defaultdict(int)
+    by_guarantee: dict[str, list[GuaranteeMonth]] = defaultdict(list)
+    for m in session.execute(sa.select(GuaranteeMonth).order_by(GuaranteeMonth.guarantee_id,
+                                                                GuaranteeMonth.period)).scalars():
+        by_guarantee[m.guarantee_id].append(m)
     for g in session.execute(sa.select(Guarantee)).scalars():
-        months = list(session.execute(sa.select(GuaranteeMonth).where(GuaranteeMonth.guarantee_id == g.id)
-                                      .order_by(GuaranteeMonth.period)).scalars())
+        months = by_guarantee.get(g.id, [])
         for i, m in enumerate(months):
             if g.basis == "monthly":
                 expected = max(0, m.charges - m.legacy)

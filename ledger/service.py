@@ -10,13 +10,12 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from ledger.catalog import Catalog
-from ledger.engine import ImportSummary, import_events
+from ledger.engine import ImportSummary, _existing, import_events
 from ledger.errors import InputProblem, InvalidInputError, NotFoundError
 from ledger.events import SourcedEvent, iter_file
 from ledger.models import Customer, Event, Invoice, InvoiceLine, UsageEvent
 from ledger.money import major_str
 from ledger.reporting import Column, Report
-
 
 CHUNK = 50_000
 """Events per transaction when a bulk import is chunked (see `import_files`)."""
@@ -140,15 +139,13 @@ def _conflicts_with_books(session: Session, seen: dict[str, tuple[bytes, str]]) 
     out = []
     ids = list(seen)
     for model in (Event, UsageEvent):
-        for i in range(0, len(ids), 2000):
-            for eid, h, src in session.execute(sa.select(model.id, model.content_hash, model.source)
-                                               .where(model.id.in_(ids[i:i + 2000]))):
-                digest, source = seen[eid]
-                if bytes.fromhex(h[:16]) != digest:
-                    file, _, line = source.rpartition(":")
-                    out.append(InputProblem(file, int(line), "id", eid,
-                                            f"conflicts with the event already posted from {src}: same event id, "
-                                            "different content"))
+        for eid, (h, src) in _existing(session, model, ids).items():
+            digest, source = seen[eid]
+            if bytes.fromhex(h[:16]) != digest:
+                file, _, line = source.rpartition(":")
+                out.append(InputProblem(file, int(line), "id", eid,
+                                        f"conflicts with the event already posted from {src}: same event id, "
+                                        "different content"))
     session.rollback()
     return out
 

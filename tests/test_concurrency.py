@@ -21,19 +21,7 @@ import sqlalchemy as sa
 CUSTOMERS = ("cus0", "cus1", "cus2")
 
 
-def _import(url: str, path: str) -> None:
-    from sqlmodel import Session
-
-    from ledger.catalog import load_catalog
-    from ledger.db import make_engine
-    from ledger.service import import_files
-
-    engine = make_engine(url)
-    try:
-        with Session(engine) as s:
-            import_files(s, load_catalog(None), [path])
-    finally:
-        engine.dispose()
+from test_receivables import _import_in_process as _import
 
 
 def _usage(eid: str, customer: str, minute: int) -> str:

@@ -41,42 +41,11 @@ from reports.pdf import (
     document_pdf_bytes,
     render_document_pdf,
 )
-from reports.views import DocumentLine, DocumentView, Party
+from reports.views import DocumentLine, Party
 
 EPOCH = "1790812800"  # 2026-10-01T00:00:00Z
 
-INVOICE = DocumentView(
-    title="Invoice",
-    number="INV-2026-000001",
-    issue_date="October 1, 2026",
-    due_date="October 31, 2026",
-    currency="USD",
-    seller=Party("Example AI, Inc.", ("1 Market St", "San Francisco, CA 94105", "USA")),
-    buyer=Party(
-        "Northwind Analytics LLC",
-        ("500 Congress Ave, Suite 1200", "Austin, TX 78701", "USA"),
-        "ap@northwind.example",
-    ),
-    lines=(
-        DocumentLine(
-            "Prepaid commitment C-1001: 120,000 credits, term 2026-10-01 to 2027-09-30",
-            "120,000",
-            "$0.05",
-            "$6,000.00",
-        ),
-        DocumentLine("Professional plan, October 2026", "1", "$299.00", "$299.00"),
-        DocumentLine("Top-up pack pack_1000: 1,000 credits", "3", "$20.00", "$60.00"),
-        DocumentLine("Overage, September 2026", "1,284", "$0.12", "$154.08"),
-    ),
-    subtotal="$6,513.08",
-    tax_label="Sales tax (8.25%)",
-    tax="$537.33",
-    total="$7,050.41",
-    amount_due="$7,050.41",
-    payment_terms="Net 30: due by October 31, 2026",
-    notes=("Unused credits of C-1001 roll over up to 25% into the next term.",),
-    references=(("Customer ID", "cus_0001"),),
-)
+from test_document_pdf import INVOICE
 
 SELLER = FacturXParty(
     "Example AI, Inc.",
