@@ -47,6 +47,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from ledger import __version__
+from ledger.db import is_postgres
 from ledger.errors import LedgerError
 from ledger.models import Account, Customer, JournalEntry, JournalLine
 from ledger.money import CREDIT, exponent
@@ -344,6 +345,82 @@ def write_csv(out: TextIO, entries: Iterable[ExportEntry], ctx: _Context) -> Non
                         for k, v in row.items()])
 
 
+_SQL_TRIGGERS = ", ".join({"\t": "E'\\t'", "\r": "E'\\r'", "\n": "E'\\n'", "'": "''''"}.get(t, f"'{t}'")
+                          for t in _CSV_TRIGGERS)
+
+
+def _sql_cell(expr: str) -> str:
+    """SQL for ``csv_cell(expr)`` with '' as NULL (PostgreSQL's CSV writes NULL as an empty
+    field but '' as ``""``; Python's csv writer writes both as an empty field)."""
+    return f"NULLIF(CASE WHEN left({expr}, 1) IN ({_SQL_TRIGGERS}) THEN '''' || {expr} ELSE {expr} END, '')"
+
+
+def _sql_major(expr: str) -> str:
+    """SQL for ``major(expr, commodity)`` of an amount >= 0, given the joined exponent row ``x``
+    (x.e: decimals, x.p: 10 ** x.e)."""
+    return (f"CASE WHEN x.e = 0 THEN {expr}::text ELSE ({expr} / x.p)::text || '.' || "
+            f"lpad(({expr} % x.p)::text, x.e, '0') END")
+
+
+def _sql_iso(expr: str) -> str:
+    """SQL for ``_iso(expr)``: UTC, RFC 3339, a fraction only when not zero, then ``Z``."""
+    utc = f"({expr} AT TIME ZONE 'UTC')"
+    return (f"to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || CASE WHEN date_trunc('second', {utc}) = {utc} "
+            f"THEN '' ELSE to_char({utc}, '.US') END || 'Z'")
+
+
+def copy_csv_rows(session: Session, out: BinaryIO, start: date | None, end: date | None,
+                  commodities: Iterable[str], on_row: Callable[[bytes], None]) -> None:
+    """PostgreSQL only: the rows ``write_csv`` writes (no header, no opening entry) for the
+    entries dated in [start, end], formatted by the server with ``COPY (SELECT ...) TO STDOUT
+    (FORMAT csv)`` and streamed to ``out``: the same text cells (``csv_cell``), decimal and
+    minor amounts (``major``), dates, UTC instants and CRLF line ends, quoted where Python's
+    csv writer quotes (a comma, quote, CR or LF inside the cell). One difference: a cell that
+    is exactly ``\\.`` is quoted by PostgreSQL, not by Python; both read back the same.
+    ``commodities``: every commodity the lines use (a line in another one is not exported, and
+    the caller's tie-out check then fails). ``on_row(row)`` sees each row's bytes, CRLF included."""
+    exps = sorted({(c, _exp(c)) for c in commodities})
+    if not exps:
+        return
+    bad = [c for c, _ in exps if not re.fullmatch(r"[A-Z0-9]+", c)]
+    if bad:
+        raise ExportError(f"unexpected commodity code(s) in the journal: {bad}")
+    values = ", ".join(f"('{c}', {e}, {10 ** e}::bigint)" for c, e in exps)
+    where = []
+    if start is not None:
+        where.append(f"e.entry_date >= DATE '{start.isoformat()}'")
+    if end is not None:
+        where.append(f"e.entry_date <= DATE '{end.isoformat()}'")
+    cell = _sql_cell
+    sql = f"""
+        COPY (
+          SELECT e.id, to_char(e.entry_date, 'YYYY-MM-DD'), {_sql_iso('e.occurred_at')}, {cell('e.kind')},
+                 {cell('e.event_id')}, e.import_id, {cell('e.description')}, l.id, {cell('l.account_code')},
+                 {cell('a.name')}, {cell('l.commodity')}, {_sql_major('l.debit')}, {_sql_major('l.credit')},
+                 l.debit, l.credit, {cell('l.customer_id')},
+                 CASE WHEN l.customer_id <> '' THEN {cell('c.name')} END,
+                 {cell('l.grant_id')}, {cell('l.invoice_number')}, {cell('l.event_id')}
+          FROM journal_entry e
+          JOIN journal_line l ON l.entry_id = e.id
+          JOIN (VALUES {values}) AS x(c, e, p) ON x.c = l.commodity
+          LEFT JOIN account a ON a.code = l.account_code
+          LEFT JOIN customer c ON c.id = l.customer_id
+          {"WHERE " + " AND ".join(where) if where else ""}
+          ORDER BY e.entry_date, e.id, l.id
+        ) TO STDOUT (FORMAT csv)"""
+    raw = session.connection().connection.driver_connection
+    batch: list[bytes] = []
+    with raw.cursor() as cur, cur.copy(sql) as copy:
+        for data in copy:  # one CopyData message per row, ending in LF
+            row = bytes(data[:-1]) + b"\r\n"
+            on_row(row)
+            batch.append(row)
+            if len(batch) >= 4096:
+                out.write(b"".join(batch))
+                batch.clear()
+    out.write(b"".join(batch))
+
+
 def entry_object(e: ExportEntry, ctx: _Context | None = None) -> dict:
     """The JSONL object of one entry: {entry_id, entry_date, occurred_at, kind, description,
     customer_id, customer_name, event_id, import_id, lines: [{line_id, account, account_name,
@@ -484,6 +561,34 @@ def _fmt_balances(balances: dict[tuple[str, str], int], accounts: dict[str, Acco
     return rows
 
 
+def _copy_csv(session: Session, tmp: Path, start: date | None, end: date | None, ctx: _Context,
+              opening: dict[tuple[str, str], int], opening_day: date | None,
+              movements: dict[tuple[str, str], int], counts: dict[str, int]) -> None:
+    """The CSV export on PostgreSQL: header and opening entry from ``write_csv``, the journal's
+    rows from ``copy_csv_rows``. Every row written is read back for the tie-out check: its
+    entry id, account, commodity and minor amounts go into ``movements`` and ``counts``."""
+    head = io.StringIO(newline="")
+    write_csv(head, [_opening_entry(opening, opening_day)] if opening else [], ctx)  # type: ignore[arg-type]
+    last = [b""]
+
+    def on_row(row: bytes) -> None:
+        if b'"' in row:
+            f = next(csv.reader(io.StringIO(row.decode("utf-8"), newline="")))
+            eid, account, commodity, debit, credit = f[0].encode(), f[8], f[10], f[13], f[14]
+        else:
+            b = row[:-2].split(b",")
+            eid, account, commodity, debit, credit = b[0], b[8].decode(), b[10].decode(), b[13], b[14]
+        if eid != last[0]:
+            counts["entries"] += 1
+            last[0] = eid
+        counts["postings"] += 1
+        movements[(csv_uncell(account), csv_uncell(commodity))] += int(debit) - int(credit)
+
+    with open(tmp, "wb") as fh:
+        fh.write(head.getvalue().encode("utf-8"))
+        copy_csv_rows(session, fh, start, end, {c for _, c in ctx.used}, on_row)
+
+
 def export_journal(session: Session, out: str | os.PathLike, fmt: str, *, start: date | None = None,
                    end: date | None = None) -> ExportResult:
     """Write the journal dated in [start, end] to ``out`` in ``fmt`` (one of ``FORMATS``), with
@@ -533,8 +638,11 @@ def export_journal(session: Session, out: str | os.PathLike, fmt: str, *, start:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
     try:
-        with open(tmp, "w", encoding="utf-8", newline="") as fh:
-            _WRITERS[fmt](fh, counted(), ctx)
+        if fmt == "csv" and is_postgres(session):
+            _copy_csv(session, tmp, start, end, ctx, opening, opening_day, movements, counts)
+        else:
+            with open(tmp, "w", encoding="utf-8", newline="") as fh:
+                _WRITERS[fmt](fh, counted(), ctx)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

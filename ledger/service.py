@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from ledger.catalog import Catalog
+from ledger.db import is_postgres
 from ledger.engine import ImportSummary, _existing, import_events
 from ledger.errors import InputProblem, InvalidInputError, NotFoundError
 from ledger.events import SourcedEvent, iter_file
@@ -94,9 +95,12 @@ def _count_lines(path: str | Path) -> int:
 
 
 def _scan(session: Session, files: Sequence[str | Path]) -> tuple[int, list[InputProblem]]:
-    """First pass over the input, holding per event only an id and an 8-byte digest: (events,
-    problems): parse problems, the same id twice with different content, an id already posted
-    with different content, a usage event of an unknown customer."""
+    """First pass over the input: (events, problems): parse problems, the same id twice with
+    different content, an id already posted with different content, an event of an unknown
+    customer. On PostgreSQL the events are staged with COPY (`_scan_staged`), elsewhere an
+    id -> 8-byte digest map is held in memory."""
+    if is_postgres(session):
+        return _scan_staged(session, files)
     problems: list[InputProblem] = []
     seen: dict[str, tuple[bytes, str]] = {}
     customers: dict[str, str] = {}
@@ -131,6 +135,66 @@ def _scan(session: Session, files: Sequence[str | Path]) -> tuple[int, list[Inpu
                                          "unknown customer (no customer.created event for it)"))
     if total > 0 and not problems:
         problems += _conflicts_with_books(session, seen)
+    return total, problems
+
+
+_STAGE = """CREATE TEMPORARY TABLE import_stage (
+    id text NOT NULL, digest char(16) NOT NULL, file integer NOT NULL, line integer NOT NULL,
+    customer_id text, created boolean NOT NULL) ON COMMIT DROP"""
+
+_STAGED_CHECKS = {
+    # an id given twice with different content: every later line that differs from the first
+    "input": """
+        WITH first AS (SELECT DISTINCT ON (id) id, digest, file, line FROM import_stage ORDER BY id, file, line)
+        SELECT s.file, s.line, s.id, f.file, f.line FROM import_stage s JOIN first f USING (id)
+        WHERE s.digest <> f.digest""",
+    # a customer that is neither in the books nor created by the input: its first line
+    "customers": """
+        SELECT DISTINCT ON (s.customer_id) s.file, s.line, s.customer_id FROM import_stage s
+        WHERE s.customer_id IS NOT NULL AND NOT s.created
+          AND NOT EXISTS (SELECT 1 FROM import_stage c WHERE c.created AND c.customer_id = s.customer_id)
+          AND NOT EXISTS (SELECT 1 FROM customer k WHERE k.id = s.customer_id)
+        ORDER BY s.customer_id, s.file, s.line""",
+}
+_BOOK_CONFLICTS = """
+    WITH first AS (SELECT DISTINCT ON (id) id, digest, file, line FROM import_stage ORDER BY id, file, line)
+    SELECT f.file, f.line, f.id, b.source FROM first f JOIN {table} b ON b.id = f.id
+    WHERE substr(b.content_hash, 1, 16) <> f.digest"""
+
+
+def _scan_staged(session: Session, files: Sequence[str | Path]) -> tuple[int, list[InputProblem]]:
+    """`_scan` on PostgreSQL, in bounded memory: each event's id, 16-hex-digit digest, line and
+    customer are staged with COPY into a temporary table (dropped with the transaction, which
+    is rolled back), and the checks are joins there and against ``event`` / ``usage_event``."""
+    problems: list[InputProblem] = []
+    names = [str(f) for f in files]
+    total = 0
+    session.execute(sa.text("SET LOCAL work_mem = '64MB'"))
+    session.execute(sa.text(_STAGE))
+    raw = session.connection().connection.driver_connection
+    with raw.cursor() as cur, cur.copy("COPY import_stage FROM STDIN") as copy:
+        for i, f in enumerate(files):
+            for ev, probs in iter_file(f):
+                problems.extend(probs)
+                if ev is None:
+                    continue
+                total += 1
+                body = ev.event
+                created = body.type == "customer.created"  # type: ignore[attr-defined]
+                copy.write_row((ev.id, ev.content_hash[:16], i, ev.line, getattr(body, "customer_id", None), created))
+    for file, line, eid, ffile, fline in session.execute(sa.text(_STAGED_CHECKS["input"])):
+        problems.append(InputProblem(names[file], line, "id", eid,
+                                     f"conflicts with {names[ffile]}:{fline}: same event id, different content"))
+    for file, line, cid in session.execute(sa.text(_STAGED_CHECKS["customers"])):
+        problems.append(InputProblem(names[file], line, "customer_id", cid,
+                                     "unknown customer (no customer.created event for it)"))
+    if total > 0 and not problems:
+        for table in ("event", "usage_event"):
+            for file, line, eid, src in session.execute(sa.text(_BOOK_CONFLICTS.format(table=table))):
+                problems.append(InputProblem(names[file], line, "id", eid,
+                                             f"conflicts with the event already posted from {src}: same event id, "
+                                             "different content"))
+    session.rollback()
     return total, problems
 
 

@@ -387,3 +387,44 @@ def test_account_names_escaping_and_amounts():
         assert to_minor_units(text, commodity) == amount
     with pytest.raises(ValueError):
         to_minor_units("1.5", "JPY")
+
+
+# Text that stresses CSV quoting: comma, quote, CR/LF, tab, backslash, non-ASCII, a leading
+# formula character, and a lone "\." (the one cell PostgreSQL quotes and Python's csv does not).
+AWKWARD = {"nl": 'Line one\r\nline "two", ünïcødé\ttab \\ end', "dot": "\\.", "sp": " lead and trail "}
+
+
+@pytest.mark.postgres
+def test_postgres_copy_export_equals_the_python_writer(pg_url, plans_catalog, tmp_path, monkeypatch):
+    """On PostgreSQL the CSV export is formatted by the server (COPY ... TO STDOUT); it must
+    give the bytes the Python writer gives (the writer SQLite uses), but for a lone ``\\.``."""
+    from conftest import Books
+    from ledger.db import make_engine
+
+    b = Books(pg_url, make_engine(pg_url), plans_catalog, tmp_path)
+    b.post(JANUARY)
+    extra = []
+    for cid, name in AWKWARD.items():
+        extra.append(ev(f"c-{cid}", "customer.created", "2026-01-01T00:00:00Z", customer_id=cid, name=name,
+                        currency="KWD"))
+        extra.append(ev(f"top-{cid}", "topup.purchased", "2026-01-07T10:00:00.250000Z", customer_id=cid,
+                        topup_id=f"top-{cid}", credits=1000, amount="12.345"))
+        extra.append(usage(f"u-{cid}", "2026-01-08T10:00:00.000001Z", cid, 7))
+    b.post("\n".join(extra))
+    b.close("2026-01")
+    b.post(FEBRUARY)
+    for start, end in [(None, None), (date(2026, 1, 6), date(2026, 2, 28)), (None, date(2026, 1, 31))]:
+        fast = _export(b, tmp_path / "copy" / "journal.csv", "csv", start, end)
+        with monkeypatch.context() as m:
+            m.setattr("ledger.export.is_postgres", lambda _s: False)
+            slow = _export(b, tmp_path / "python" / "journal.csv", "csv", start, end)
+        fast_bytes, slow_bytes = fast.path.read_bytes(), slow.path.read_bytes()
+        assert (fast.entries, fast.postings, fast.balances, fast.lines) == (
+            slow.entries, slow.postings, slow.balances, slow.lines)
+        fast_rows = list(csv.reader(io.StringIO(fast_bytes.decode("utf-8"), newline="")))
+        assert fast_rows == list(csv.reader(io.StringIO(slow_bytes.decode("utf-8"), newline="")))
+        assert fast_bytes.replace(b',"\\.",', b",\\.,") == slow_bytes
+        names = {r[CSV_COLUMNS.index("customer_name")] for r in fast_rows}
+        assert set(AWKWARD.values()) <= names or start is not None
+        assert any(r[CSV_COLUMNS.index("occurred_at")].endswith(".000001Z") for r in fast_rows) or start is not None
+    b.engine.dispose()
