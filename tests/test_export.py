@@ -399,6 +399,7 @@ def test_postgres_copy_export_equals_the_python_writer(pg_url, plans_catalog, tm
     """On PostgreSQL the CSV export is formatted by the server (COPY ... TO STDOUT); it must
     give the bytes the Python writer gives (the writer SQLite uses), but for a lone ``\\.``."""
     from conftest import Books
+
     from ledger.db import make_engine
 
     b = Books(pg_url, make_engine(pg_url), plans_catalog, tmp_path)
