@@ -349,10 +349,13 @@ _SQL_TRIGGERS = ", ".join({"\t": "E'\\t'", "\r": "E'\\r'", "\n": "E'\\n'", "'": 
                           for t in _CSV_TRIGGERS)
 
 
-def _sql_cell(expr: str) -> str:
-    """SQL for ``csv_cell(expr)`` with '' as NULL (PostgreSQL's CSV writes NULL as an empty
-    field but '' as ``""``; Python's csv writer writes both as an empty field)."""
-    return f"NULLIF(CASE WHEN left({expr}, 1) IN ({_SQL_TRIGGERS}) THEN '''' || {expr} ELSE {expr} END, '')"
+def _sql_text(expr: str) -> str:
+    """SQL for the CSV field ``write_csv`` writes for a text cell: ``csv_cell``, then quoted as
+    Python's csv writer quotes (QUOTE_MINIMAL: a comma, double quote, CR or LF inside); NULL
+    and '' give an empty field."""
+    cell = f"CASE WHEN left({expr}, 1) IN ({_SQL_TRIGGERS}) THEN '''' || {expr} ELSE {expr} END"
+    quoted = f"'\"' || replace({cell}, '\"', '\"\"') || '\"'"  # csv_cell adds no comma, quote, CR or LF
+    return f"coalesce(CASE WHEN {expr} ~ '[,\"\\r\\n]' THEN {quoted} ELSE {cell} END, '')"
 
 
 def _sql_major(expr: str) -> str:
@@ -370,15 +373,18 @@ def _sql_iso(expr: str) -> str:
 
 
 def copy_csv_rows(session: Session, out: BinaryIO, start: date | None, end: date | None,
-                  commodities: Iterable[str], on_row: Callable[[bytes], None]) -> None:
+                  commodities: Iterable[str], on_rows: Callable[[bytes], None]) -> None:
     """PostgreSQL only: the rows ``write_csv`` writes (no header, no opening entry) for the
-    entries dated in [start, end], formatted by the server with ``COPY (SELECT ...) TO STDOUT
-    (FORMAT csv)`` and streamed to ``out``: the same text cells (``csv_cell``), decimal and
-    minor amounts (``major``), dates, UTC instants and CRLF line ends, quoted where Python's
-    csv writer quotes (a comma, quote, CR or LF inside the cell). One difference: a cell that
-    is exactly ``\\.`` is quoted by PostgreSQL, not by Python; both read back the same.
+    entries dated in [start, end], byte for byte, made by the server and streamed to ``out``.
+
+    The SQL formats every field as ``write_csv`` does (``csv_cell``, then quoted where Python's
+    csv writer quotes; decimal and minor amounts as ``major``; dates; UTC instants; CRLF line
+    ends) and joins an entry's lines into one value, which ``COPY (SELECT ...) TO STDOUT``
+    sends as one message: its CSV mode with \\x01 as quote character wraps each value in \\x01
+    (the value holds a line end) and doubles any \\x01 inside, which is undone here.
     ``commodities``: every commodity the lines use (a line in another one is not exported, and
-    the caller's tie-out check then fails). ``on_row(row)`` sees each row's bytes, CRLF included."""
+    the caller's tie-out check then fails). ``on_rows(data)`` sees each batch of whole rows
+    (bytes) as it is written."""
     exps = sorted({(c, _exp(c)) for c in commodities})
     if not exps:
         return
@@ -388,37 +394,51 @@ def copy_csv_rows(session: Session, out: BinaryIO, start: date | None, end: date
     values = ", ".join(f"('{c}', {e}, {10 ** e}::bigint)" for c, e in exps)
     where = []
     if start is not None:
-        where.append(f"e.entry_date >= DATE '{start.isoformat()}'")
+        where.append(f"entry_date >= DATE '{start.isoformat()}'")
     if end is not None:
-        where.append(f"e.entry_date <= DATE '{end.isoformat()}'")
-    cell = _sql_cell
+        where.append(f"entry_date <= DATE '{end.isoformat()}'")
+    text = _sql_text
+    # An entry's own fields, an account's and a customer's are formatted once, not once a line.
     sql = f"""
         COPY (
-          SELECT e.id, to_char(e.entry_date, 'YYYY-MM-DD'), {_sql_iso('e.occurred_at')}, {cell('e.kind')},
-                 {cell('e.event_id')}, e.import_id, {cell('e.description')}, l.id, {cell('l.account_code')},
-                 {cell('a.name')}, {cell('l.commodity')}, {_sql_major('l.debit')}, {_sql_major('l.credit')},
-                 l.debit, l.credit, {cell('l.customer_id')},
-                 CASE WHEN l.customer_id <> '' THEN {cell('c.name')} END,
-                 {cell('l.grant_id')}, {cell('l.invoice_number')}, {cell('l.event_id')}
-          FROM journal_entry e
-          JOIN journal_line l ON l.entry_id = e.id
-          JOIN (VALUES {values}) AS x(c, e, p) ON x.c = l.commodity
-          LEFT JOIN account a ON a.code = l.account_code
-          LEFT JOIN customer c ON c.id = l.customer_id
-          {"WHERE " + " AND ".join(where) if where else ""}
-          ORDER BY e.entry_date, e.id, l.id
-        ) TO STDOUT (FORMAT csv)"""
+          SELECT string_agg(line, '' ORDER BY line_id) FROM (
+            SELECT e.entry_date, e.id, l.id AS line_id,
+                   concat_ws(',', e.head, l.id, a.code_f, a.name_f, {text('l.commodity')},
+                             {_sql_major('l.debit')}, {_sql_major('l.credit')}, l.debit, l.credit,
+                             {text('l.customer_id')}, c.name_f, {text('l.grant_id')},
+                             {text('l.invoice_number')}, {text('l.event_id')}) || E'\\r\\n' AS line
+            FROM (SELECT id, entry_date,
+                         concat_ws(',', id, to_char(entry_date, 'YYYY-MM-DD'), {_sql_iso('occurred_at')},
+                                   {text('kind')}, {text('event_id')}, coalesce(import_id::text, ''),
+                                   {text('description')}) AS head
+                  FROM journal_entry {"WHERE " + " AND ".join(where) if where else ""}) e
+            JOIN journal_line l ON l.entry_id = e.id
+            JOIN (VALUES {values}) AS x(c, e, p) ON x.c = l.commodity
+            LEFT JOIN (SELECT code, {text('code')} AS code_f, {text('name')} AS name_f FROM account) a
+              ON a.code = l.account_code
+            LEFT JOIN (SELECT id, {text('name')} AS name_f FROM customer) c
+              ON c.id = l.customer_id AND l.customer_id <> ''
+            ORDER BY e.entry_date, e.id, l.id
+          ) lines
+          GROUP BY entry_date, id
+          ORDER BY entry_date, id
+        ) TO STDOUT (FORMAT csv, DELIMITER E'\\x02', QUOTE E'\\x01')"""
+    session.execute(sa.text("SET LOCAL jit = off"))  # compiling these expressions costs more than it saves
     raw = session.connection().connection.driver_connection
     batch: list[bytes] = []
+
+    def flush() -> None:
+        data = b"".join(batch).replace(b"\x01\x01", b"\x01")
+        out.write(data)
+        on_rows(data)
+        batch.clear()
+
     with raw.cursor() as cur, cur.copy(sql) as copy:
-        for data in copy:  # one CopyData message per row, ending in LF
-            row = bytes(data[:-1]) + b"\r\n"
-            on_row(row)
-            batch.append(row)
+        for message in copy:  # one entry: \x01 + its lines + \x01 + LF
+            batch.append(bytes(message[1:-2]))
             if len(batch) >= 4096:
-                out.write(b"".join(batch))
-                batch.clear()
-    out.write(b"".join(batch))
+                flush()
+    flush()
 
 
 def entry_object(e: ExportEntry, ctx: _Context | None = None) -> dict:
@@ -569,24 +589,21 @@ def _copy_csv(session: Session, tmp: Path, start: date | None, end: date | None,
     entry id, account, commodity and minor amounts go into ``movements`` and ``counts``."""
     head = io.StringIO(newline="")
     write_csv(head, [_opening_entry(opening, opening_day)] if opening else [], ctx)  # type: ignore[arg-type]
-    last = [b""]
+    last = [""]
 
-    def on_row(row: bytes) -> None:
-        if b'"' in row:
-            f = next(csv.reader(io.StringIO(row.decode("utf-8"), newline="")))
-            eid, account, commodity, debit, credit = f[0].encode(), f[8], f[10], f[13], f[14]
-        else:
-            b = row[:-2].split(b",")
-            eid, account, commodity, debit, credit = b[0], b[8].decode(), b[10].decode(), b[13], b[14]
-        if eid != last[0]:
-            counts["entries"] += 1
-            last[0] = eid
-        counts["postings"] += 1
-        movements[(csv_uncell(account), csv_uncell(commodity))] += int(debit) - int(credit)
+    def on_rows(data: bytes) -> None:
+        rows = 0
+        for f in csv.reader(io.StringIO(data.decode("utf-8"), newline="")):
+            rows += 1
+            if f[0] != last[0]:
+                counts["entries"] += 1
+                last[0] = f[0]
+            movements[(csv_uncell(f[8]), csv_uncell(f[10]))] += int(f[13]) - int(f[14])
+        counts["postings"] += rows
 
     with open(tmp, "wb") as fh:
         fh.write(head.getvalue().encode("utf-8"))
-        copy_csv_rows(session, fh, start, end, {c for _, c in ctx.used}, on_row)
+        copy_csv_rows(session, fh, start, end, {c for _, c in ctx.used}, on_rows)
 
 
 def export_journal(session: Session, out: str | os.PathLike, fmt: str, *, start: date | None = None,

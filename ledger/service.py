@@ -81,6 +81,11 @@ def import_files(session: Session, catalog: Catalog, files: Sequence[str | Path]
                     flush()
     if chunk:
         flush()
+    if is_postgres(session):
+        # Fresh planner statistics after a bulk load: without them the planner still sees the
+        # tables as small and picks nested loops for reports and exports over them.
+        session.execute(sa.text("ANALYZE journal_entry, journal_line, usage_event, usage_draw, credit_grant"))
+        session.commit()
     return summary
 
 
