@@ -312,7 +312,7 @@ class Run:
         for cid, gid, base in s.execute(
                 sa.select(JournalLine.customer_id, JournalLine.grant_id, sa.func.sum(JournalLine.debit - JournalLine.credit))
                 .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
-                .where(of(JournalLine.customer_id), JournalEntry.kind == "refund",
+                .where(of(JournalEntry.customer_id), of(JournalLine.customer_id), JournalEntry.kind == "refund",
                        JournalLine.account_code.in_([A.DEFERRED_CREDITS, A.REFUNDS_CONCESSIONS]))
                 .group_by(JournalLine.customer_id, JournalLine.grant_id)):
             refunded[cid][gid] = int(base)

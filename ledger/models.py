@@ -137,9 +137,12 @@ class JournalEntry(SQLModel, table=True):
     occurred_at: datetime = Field(sa_column=sa.Column(UTCDateTime, nullable=False))
     kind: str = Field(sa_column=_str(30, nullable=False))
     description: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
-    customer_id: Optional[str] = Field(default=None, sa_column=_str(64, nullable=True, index=True))
+    customer_id: Optional[str] = Field(default=None, sa_column=_str(64, nullable=True))
     event_id: Optional[str] = Field(default=None, sa_column=_str(128, nullable=True, index=True))
     import_id: Optional[int] = Field(default=None, sa_column=sa.Column(sa.Integer, sa.ForeignKey("import_batch.id"), nullable=True))
+    # a customer's entries of one kind (its refunds, when its book is loaded); also serves
+    # lookups by customer alone
+    __table_args__ = (sa.Index("ix_journal_entry_customer_kind", "customer_id", "kind"),)
 
 
 class JournalLine(SQLModel, table=True):
@@ -156,11 +159,14 @@ class JournalLine(SQLModel, table=True):
     commodity: str = Field(sa_column=_str(8, nullable=False))
     debit: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
     credit: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
-    customer_id: Optional[str] = Field(default=None, sa_column=_str(64, nullable=True, index=True))
+    customer_id: Optional[str] = Field(default=None, sa_column=_str(64, nullable=True))
     grant_id: Optional[str] = Field(default=None, sa_column=_str(128, nullable=True, index=True))
     invoice_number: Optional[str] = Field(default=None, sa_column=_str(32, nullable=True, index=True))
     event_id: Optional[str] = Field(default=None, sa_column=_str(128, nullable=True))
     __table_args__ = (
+        # a customer's lines of one account (grant balances, receivables, customer credit):
+        # what loading a customer's book reads; also serves lookups by customer alone
+        sa.Index("ix_journal_line_customer_account", "customer_id", "account_code"),
         sa.CheckConstraint("debit >= 0 AND credit >= 0", name="non_negative"),
         sa.CheckConstraint("(debit > 0 AND credit = 0) OR (debit = 0 AND credit > 0)", name="one_side"),
     )
