@@ -7,6 +7,7 @@ no command ever writes into a half-migrated schema.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -135,12 +136,18 @@ def bulk_insert(session: Session, table: sa.Table, rows: list[dict]) -> None:
         session.execute(sa.insert(table), rows)
         return
     columns = list(rows[0])
+    copy_rows(session, table.name, columns, ([row[c] for c in columns] for row in rows))
+
+
+def copy_rows(session: Session, table: str, columns: Sequence[str], rows: Iterable[Sequence]) -> None:
+    """PostgreSQL only: stream ``rows`` (values in the order of ``columns``) into ``table``
+    with ``COPY ... FROM STDIN`` in the session's transaction; ``rows`` may be a generator, so
+    a large input is never held in memory."""
     raw = session.connection().connection.driver_connection
-    with raw.cursor() as cur:
-        names = ", ".join(f'"{c}"' for c in columns)
-        with cur.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
-            for row in rows:
-                copy.write_row([row[c] for c in columns])
+    names = ", ".join(f'"{c}"' for c in columns)
+    with raw.cursor() as cur, cur.copy(f'COPY "{table}" ({names}) FROM STDIN') as copy:
+        for row in rows:
+            copy.write_row(row)
 
 
 def in_values(session: Session, column, values) -> sa.ColumnElement[bool]:

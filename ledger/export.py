@@ -399,13 +399,15 @@ def copy_csv_rows(session: Session, out: BinaryIO, start: date | None, end: date
         where.append(f"entry_date <= DATE '{end.isoformat()}'")
     text = _sql_text
     # An entry's own fields, an account's and a customer's are formatted once, not once a line.
+    # concat_ws skips NULLs, so every field it joins is a non-NULL text (a line without a
+    # customer, or an account missing from the chart, gives an empty field, as in write_csv).
     sql = f"""
         COPY (
           SELECT string_agg(line, '' ORDER BY line_id) FROM (
             SELECT e.entry_date, e.id, l.id AS line_id,
-                   concat_ws(',', e.head, l.id, a.code_f, a.name_f, {text('l.commodity')},
+                   concat_ws(',', e.head, l.id, {text('l.account_code')}, coalesce(a.name_f, ''), {text('l.commodity')},
                              {_sql_major('l.debit')}, {_sql_major('l.credit')}, l.debit, l.credit,
-                             {text('l.customer_id')}, c.name_f, {text('l.grant_id')},
+                             {text('l.customer_id')}, coalesce(c.name_f, ''), {text('l.grant_id')},
                              {text('l.invoice_number')}, {text('l.event_id')}) || E'\\r\\n' AS line
             FROM (SELECT id, entry_date,
                          concat_ws(',', id, to_char(entry_date, 'YYYY-MM-DD'), {_sql_iso('occurred_at')},
@@ -414,7 +416,7 @@ def copy_csv_rows(session: Session, out: BinaryIO, start: date | None, end: date
                   FROM journal_entry {"WHERE " + " AND ".join(where) if where else ""}) e
             JOIN journal_line l ON l.entry_id = e.id
             JOIN (VALUES {values}) AS x(c, e, p) ON x.c = l.commodity
-            LEFT JOIN (SELECT code, {text('code')} AS code_f, {text('name')} AS name_f FROM account) a
+            LEFT JOIN (SELECT code, {text('name')} AS name_f FROM account) a
               ON a.code = l.account_code
             LEFT JOIN (SELECT id, {text('name')} AS name_f FROM customer) c
               ON c.id = l.customer_id AND l.customer_id <> ''

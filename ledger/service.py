@@ -3,14 +3,14 @@ session and returning plain values."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import sqlalchemy as sa
 from sqlmodel import Session
 
 from ledger.catalog import Catalog
-from ledger.db import is_postgres
+from ledger.db import copy_rows, is_postgres
 from ledger.engine import ImportSummary, _existing, import_events
 from ledger.errors import InputProblem, InvalidInputError, NotFoundError
 from ledger.events import SourcedEvent, iter_file
@@ -147,11 +147,14 @@ _STAGE = """CREATE TEMPORARY TABLE import_stage (
     id text NOT NULL, digest char(16) NOT NULL, file integer NOT NULL, line integer NOT NULL,
     customer_id text, created boolean NOT NULL) ON COMMIT DROP"""
 
+# each id's first occurrence (what later lines and the books are compared with), sorted once
+_FIRST = """CREATE TEMPORARY TABLE import_first ON COMMIT DROP AS
+    SELECT DISTINCT ON (id) id, digest, file, line FROM import_stage ORDER BY id, file, line"""
+
 _STAGED_CHECKS = {
     # an id given twice with different content: every later line that differs from the first
     "input": """
-        WITH first AS (SELECT DISTINCT ON (id) id, digest, file, line FROM import_stage ORDER BY id, file, line)
-        SELECT s.file, s.line, s.id, f.file, f.line FROM import_stage s JOIN first f USING (id)
+        SELECT s.file, s.line, s.id, f.file, f.line FROM import_stage s JOIN import_first f USING (id)
         WHERE s.digest <> f.digest""",
     # a customer that is neither in the books nor created by the input: its first line
     "customers": """
@@ -161,9 +164,11 @@ _STAGED_CHECKS = {
           AND NOT EXISTS (SELECT 1 FROM customer k WHERE k.id = s.customer_id)
         ORDER BY s.customer_id, s.file, s.line""",
 }
+# an id already posted (as a business or a usage event) with different content
 _BOOK_CONFLICTS = """
-    WITH first AS (SELECT DISTINCT ON (id) id, digest, file, line FROM import_stage ORDER BY id, file, line)
-    SELECT f.file, f.line, f.id, b.source FROM first f JOIN {table} b ON b.id = f.id
+    SELECT f.file, f.line, f.id, b.source FROM import_first f
+    JOIN (SELECT id, content_hash, source FROM event
+          UNION ALL SELECT id, content_hash, source FROM usage_event) b ON b.id = f.id
     WHERE substr(b.content_hash, 1, 16) <> f.digest"""
 
 
@@ -174,10 +179,9 @@ def _scan_staged(session: Session, files: Sequence[str | Path]) -> tuple[int, li
     problems: list[InputProblem] = []
     names = [str(f) for f in files]
     total = 0
-    session.execute(sa.text("SET LOCAL work_mem = '64MB'"))
-    session.execute(sa.text(_STAGE))
-    raw = session.connection().connection.driver_connection
-    with raw.cursor() as cur, cur.copy("COPY import_stage FROM STDIN") as copy:
+
+    def staged() -> Iterator[tuple]:
+        nonlocal total
         for i, f in enumerate(files):
             for ev, probs in iter_file(f):
                 problems.extend(probs)
@@ -186,7 +190,12 @@ def _scan_staged(session: Session, files: Sequence[str | Path]) -> tuple[int, li
                 total += 1
                 body = ev.event
                 created = body.type == "customer.created"  # type: ignore[attr-defined]
-                copy.write_row((ev.id, ev.content_hash[:16], i, ev.line, getattr(body, "customer_id", None), created))
+                yield ev.id, ev.content_hash[:16], i, ev.line, getattr(body, "customer_id", None), created
+
+    session.execute(sa.text("SET LOCAL work_mem = '64MB'"))
+    session.execute(sa.text(_STAGE))
+    copy_rows(session, "import_stage", ("id", "digest", "file", "line", "customer_id", "created"), staged())
+    session.execute(sa.text(_FIRST))
     for file, line, eid, ffile, fline in session.execute(sa.text(_STAGED_CHECKS["input"])):
         problems.append(InputProblem(names[file], line, "id", eid,
                                      f"conflicts with {names[ffile]}:{fline}: same event id, different content"))
@@ -194,11 +203,10 @@ def _scan_staged(session: Session, files: Sequence[str | Path]) -> tuple[int, li
         problems.append(InputProblem(names[file], line, "customer_id", cid,
                                      "unknown customer (no customer.created event for it)"))
     if total > 0 and not problems:
-        for table in ("event", "usage_event"):
-            for file, line, eid, src in session.execute(sa.text(_BOOK_CONFLICTS.format(table=table))):
-                problems.append(InputProblem(names[file], line, "id", eid,
-                                             f"conflicts with the event already posted from {src}: same event id, "
-                                             "different content"))
+        for file, line, eid, src in session.execute(sa.text(_BOOK_CONFLICTS)):
+            problems.append(InputProblem(names[file], line, "id", eid,
+                                         f"conflicts with the event already posted from {src}: same event id, "
+                                         "different content"))
     session.rollback()
     return total, problems
 

@@ -18,7 +18,7 @@ import re
 import shutil
 import subprocess
 import sys
-from datetime import date
+from datetime import UTC, date
 from decimal import Decimal
 from pathlib import Path
 
@@ -416,6 +416,17 @@ def test_postgres_copy_export_equals_the_python_writer(pg_url, plans_catalog, tm
     b.post("\n".join(extra))
     b.close("2026-01")
     b.post(FEBRUARY)
+    # an entry without a customer (the engine makes none today; a manual entry could): its
+    # lines must keep all 20 fields, with customer_id and customer_name empty
+    from datetime import datetime
+
+    from ledger.posting import EntryDraft, post
+
+    with b.session() as s:
+        draft = EntryDraft(date(2026, 2, 20), datetime(2026, 2, 20, 9, tzinfo=UTC), "adjustment",
+                           "Reclass, no customer")
+        post(s, [draft.dr("1000", "USD", 500).cr("1100", "USD", 500)])
+        s.commit()
     for start, end in [(None, None), (date(2026, 1, 6), date(2026, 2, 28)), (None, date(2026, 1, 31))]:
         fast = _export(b, tmp_path / "copy" / "journal.csv", "csv", start, end)
         with monkeypatch.context() as m:
@@ -429,5 +440,10 @@ def test_postgres_copy_export_equals_the_python_writer(pg_url, plans_catalog, tm
         assert fast_bytes == slow_bytes
         names = {r[CSV_COLUMNS.index("customer_name")] for r in fast_rows}
         assert {csv_cell(v) for v in AWKWARD.values()} <= names or start is not None
+        assert {len(r) for r in fast_rows} == {len(CSV_COLUMNS)}
+        no_customer = [r for r in fast_rows if r[CSV_COLUMNS.index("kind")] == "adjustment"]
+        assert len(no_customer) == (0 if end == date(2026, 1, 31) else 2)
+        assert all(r[CSV_COLUMNS.index("customer_id")] == r[CSV_COLUMNS.index("customer_name")] == ""
+                   for r in no_customer)
         assert any(r[CSV_COLUMNS.index("occurred_at")].endswith(".000001Z") for r in fast_rows) or start is not None
     b.engine.dispose()
