@@ -126,13 +126,18 @@ def run_sql_script(conn: sa.Connection, path: Path) -> None:
                 cursor.close()
 
 
+COPY_ROWS = 64
+"""From this many rows, `bulk_insert` uses COPY on PostgreSQL."""
+
+
 def bulk_insert(session: Session, table: sa.Table, rows: list[dict]) -> None:
     """Insert ``rows`` (dicts keyed by column name, all with the same keys) into ``table`` in the
-    session's transaction: with ``COPY ... FROM STDIN`` on PostgreSQL (psycopg 3), a multi-row
-    INSERT elsewhere. Triggers and constraints apply as for INSERT."""
+    session's transaction: with ``COPY ... FROM STDIN`` on PostgreSQL (psycopg 3) from
+    `COPY_ROWS` rows, a multi-row INSERT otherwise (one round trip, where COPY takes two: what
+    one API call writes). Triggers and constraints apply as for INSERT."""
     if not rows:
         return
-    if not is_postgres(session):
+    if len(rows) < COPY_ROWS or not is_postgres(session):
         session.execute(sa.insert(table), rows)
         return
     columns = list(rows[0])

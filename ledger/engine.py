@@ -82,8 +82,8 @@ from ledger.money import (
 )
 from ledger.periods import (
     boundary_date,
+    closed_periods,
     first_day,
-    first_open_day,
     last_day,
     local_date,
     next_period,
@@ -226,7 +226,8 @@ class Run:
         self.catalog = catalog
         self.tz = catalog.tz
         self.import_id = import_id
-        self.first_open: date | None = first_open_day(session)
+        self.closed = closed_periods(session)
+        self.first_open: date | None = first_day(next_period(self.closed[-1])) if self.closed else None
         self.books: dict[str, CustomerBook] = {}
         self.drafts: list[EntryDraft] = []
         self.buckets: dict[tuple[str, date], _Bucket] = {}
@@ -369,13 +370,15 @@ class Run:
         invoices billed."""
         s = self.session
         by_id = {b.customer.id: b for b in books}
-        q = (sa.select(UsageEvent.customer_id, UsageEvent.id, JournalEntry.entry_date, UsageEvent.overage_price,
-                       UsageEvent.overage_units)
+        gone = sorted({eid for cid in by_id for eid in voided.get(cid, ())})
+        q = (sa.select(UsageEvent.customer_id, JournalEntry.entry_date, UsageEvent.overage_price,
+                       sa.func.sum(UsageEvent.overage_units))
              .join(JournalEntry, JournalEntry.id == UsageEvent.entry_id)
-             .where(in_values(s, UsageEvent.customer_id, by_id), UsageEvent.overage_units > 0))
-        for cid, eid, d, price, units in s.execute(q):
-            if eid not in voided.get(cid, ()):
-                by_id[cid].overage.setdefault((period_of(d), price), Overage()).units += int(units)
+             .where(in_values(s, UsageEvent.customer_id, by_id), UsageEvent.overage_units > 0,
+                    sa.not_(in_values(s, UsageEvent.id, gone)))
+             .group_by(UsageEvent.customer_id, JournalEntry.entry_date, UsageEvent.overage_price))
+        for cid, d, price, units in s.execute(q):  # a row per customer, day and price
+            by_id[cid].overage.setdefault((period_of(d), price), Overage()).units += int(units)
         q = (sa.select(Invoice.customer_id, Invoice.service_period, InvoiceLine.unit_price,
                        sa.func.sum(InvoiceLine.quantity), sa.func.sum(InvoiceLine.amount))
              .join(Invoice, Invoice.number == InvoiceLine.invoice_number)
@@ -1303,7 +1306,7 @@ class Run:
         if new_guarantees:
             s.add_all(new_guarantees)
             s.flush()
-        ids = post(s, self.drafts)
+        ids = post(s, self.drafts, closed=self.closed)
         entry_id = {id(draft): eid for draft, eid in zip(self.drafts, ids)}
         for inv, draft in self.invoices:
             invoice, lines = inv.rows(entry_id[id(draft)])
@@ -1330,8 +1333,9 @@ def _root(grant_id: str) -> str:
 
 
 # --------------------------------------------------------------------------- validation
-def _existing(session: Session, model, ids: list[str]) -> dict[str, tuple[str, str]]:
-    """id -> (content hash, source) for ids already stored in ``model``.
+def _existing(session: Session, ids: list[str], models: Sequence = (Event, UsageEvent)) -> dict[str, tuple[str, str]]:
+    """id -> (content hash, source) for ids already stored in any of ``models`` (the business
+    events and the usage events by default), in one query per chunk of ids.
 
     On PostgreSQL the ids go as one array parameter per 10,000 (``id = ANY(:ids)``): one
     statement text whatever the count, whose cached plan is an index scan (an ``IN`` list of
@@ -1342,10 +1346,11 @@ def _existing(session: Session, model, ids: list[str]) -> dict[str, tuple[str, s
 
     out: dict[str, tuple[str, str]] = {}
     pg = is_postgres(session)
-    for chunk in _chunks(ids, 10_000 if pg else _CHUNK):
-        cond = (model.id == sa.any_(sa.bindparam("ids", list(chunk), type_=ARRAY(sa.String))) if pg
-                else model.id.in_(chunk))
-        for i, h, src in session.execute(sa.select(model.id, model.content_hash, model.source).where(cond)):
+    for chunk in _chunks(ids, 10_000 if pg else _CHUNK // len(models)):
+        param = sa.bindparam("ids", list(chunk), type_=ARRAY(sa.String)) if pg else None
+        q = sa.union_all(*(sa.select(m.id, m.content_hash, m.source, sa.literal(n).label("n"))
+                           .where(m.id == sa.any_(param) if pg else m.id.in_(chunk)) for n, m in enumerate(models)))
+        for i, h, src, _ in sorted(session.execute(q), key=lambda r: r[3]):  # a later model wins, as before
             out[i] = (h, src)
     return out
 
@@ -1360,8 +1365,7 @@ def validate_batch(session: Session, catalog: Catalog, events: list[SourcedEvent
     """
     problems: list[InputProblem] = []
     ids = [se.id for se in events]
-    stored = _existing(session, Event, ids)
-    stored.update(_existing(session, UsageEvent, ids))
+    stored = _existing(session, ids)
     seen: dict[str, SourcedEvent] = {}
     fresh: list[SourcedEvent] = []
     duplicates = 0
@@ -1396,8 +1400,8 @@ def validate_batch(session: Session, catalog: Catalog, events: list[SourcedEvent
             known[cid] = (cur, created)
             tax_rates[cid] = rate
     grant_ids: set[str] = set()
-    new_grant_ids = [getattr(se.event, k) for se in fresh for k in ("commitment_id", "topup_id", "grant_id")
-                     if getattr(se.event, k, None) is not None and se.event.type != "usage.recorded"]  # type: ignore[attr-defined]
+    new_grant_ids = [getattr(se.event, k) for se in fresh if not isinstance(se.event, UsageRecorded)
+                     for k in ("commitment_id", "topup_id", "grant_id") if getattr(se.event, k, None) is not None]
     for chunk in _chunks(new_grant_ids):
         grant_ids.update(session.execute(sa.select(Grant.id).where(Grant.id.in_(chunk))).scalars())
     batch_grants: dict[str, str] = {}
@@ -1454,6 +1458,10 @@ def validate_batch(session: Session, catalog: Catalog, events: list[SourcedEvent
         cur, created_at = known[cid]
         if created_at is not None and ev.occurred_at < created_at:  # type: ignore[attr-defined]
             problem(se, "occurred_at", ev.occurred_at.isoformat(), f"is before customer {cid} was created ({created_at.isoformat()})")  # type: ignore[attr-defined]
+        if isinstance(ev, UsageRecorded):  # the bulk of a large import: its one other check, and none of the rest
+            if ev.action is not None and ev.action not in catalog.model.rate_card:
+                problem(se, "action", ev.action, "unknown action (not in the catalog's rate_card)")
+            continue
         for fld in ("amount", "legacy_monthly_amount"):
             value = getattr(ev, fld, None)
             if value is not None:
@@ -1498,8 +1506,6 @@ def validate_batch(session: Session, catalog: Catalog, events: list[SourcedEvent
             elif period_end(last, catalog.tz) <= ev.occurred_at:
                 problem(se, "start_month", ev.start_month,
                         f"the window ({ev.start_month} to {last}) ended before the enrolment ({ev.occurred_at.isoformat()})")
-        if isinstance(ev, UsageRecorded) and ev.action is not None and ev.action not in catalog.model.rate_card:
-            problem(se, "action", ev.action, "unknown action (not in the catalog's rate_card)")
         for fld in ("expires_at",):
             exp = getattr(ev, fld, None)
             if exp is not None and exp <= ev.occurred_at:  # type: ignore[attr-defined]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 from fractions import Fraction
-from functools import lru_cache
+from functools import cache, lru_cache
 
 from babel.numbers import format_currency, format_decimal, get_currency_precision, list_currencies
 from babel import Locale
@@ -154,12 +154,18 @@ def format_money(amount: int, currency: str, locale: str = "en_US") -> str:
     return format_currency(to_major(amount, currency), currency, locale=locale)
 
 
+@cache
+def _locale(name: str) -> Locale:
+    """Babel's Locale, parsed once per name (parsing it costs more than formatting a number)."""
+    return Locale.parse(name)
+
+
 def format_price(price: Decimal, currency: str, locale: str = "en_US") -> str:
     """A unit price that may carry more decimals than the currency (e.g. $0.05 per credit)."""
     exp = exponent(currency)
     places = max(exp, -price.normalize().as_tuple().exponent if price != 0 else exp)
     # the locale's own currency pattern (symbol position, spacing), with the price's decimals
-    pattern = Locale.parse(locale).currency_formats["standard"].pattern
+    pattern = _locale(locale).currency_formats["standard"].pattern
     pattern = re.sub(r"0(\.0+)?(?![0-9])", "0" + ("." + "0" * places if places else ""), pattern)
     return format_currency(price, currency, locale=locale, currency_digits=False, format=pattern)
 
@@ -173,4 +179,4 @@ def format_amount(amount: int, currency: str, locale: str = "en_US") -> str:
 
 def format_units(units: int, locale: str = "en_US") -> str:
     """int credit units -> grouped integer: 120000 -> "120,000"."""
-    return format_decimal(units, locale=locale)
+    return format_decimal(units, locale=_locale(locale))

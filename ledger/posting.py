@@ -24,7 +24,7 @@ from typing import Sequence
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from ledger.db import bulk_insert
+from ledger.db import COPY_ROWS, bulk_insert, copy_rows, is_postgres
 from ledger.errors import PeriodLockedError, UnbalancedEntryError
 from ledger.models import JournalEntry, JournalLine
 from ledger.periods import closed_periods, period_of
@@ -101,27 +101,35 @@ def check_draft(draft: EntryDraft, closed: set[str]) -> None:
         raise PeriodLockedError(period, draft.entry_date.isoformat(), draft.description)
 
 
-def post(session: Session, drafts: Sequence[EntryDraft]) -> list[int]:
+_NEXT_ENTRY_IDS = "SELECT nextval(pg_get_serial_sequence('journal_entry', 'id')) FROM generate_series(1, :n)"
+
+
+def post(session: Session, drafts: Sequence[EntryDraft], *, closed: Sequence[str] | None = None) -> list[int]:
     """Check and write ``drafts`` in order inside the session's transaction; returns entry ids.
+    ``closed``: the closed periods ('YYYY-MM') if the caller has read them in this transaction
+    (read here otherwise); the database's own period-lock trigger stays the last word.
 
     raises UnbalancedEntryError, PeriodLockedError (nothing is written when any draft fails).
     """
     if not drafts:
         return []
-    closed = set(closed_periods(session))
+    closed = set(closed_periods(session) if closed is None else closed)
     for d in drafts:
         check_draft(d, closed)
-    ids = list(
-        session.execute(
-            sa.insert(JournalEntry).returning(JournalEntry.id, sort_by_parameter_order=True),
-            [
-                {"entry_date": d.entry_date, "occurred_at": d.occurred_at, "kind": d.kind,
-                 "description": d.description, "customer_id": d.customer_id, "event_id": d.event_id,
-                 "import_id": d.import_id}
-                for d in drafts
-            ],
-        ).scalars()
-    )
+    columns = ("entry_date", "occurred_at", "kind", "description", "customer_id", "event_id", "import_id")
+    if len(drafts) >= COPY_ROWS and is_postgres(session):
+        # A bulk import posts ~10,000 entries a chunk: ids drawn from the sequence in one query
+        # and the rows sent with COPY cost a tenth of INSERT ... RETURNING. The triggers (open
+        # period, lines present at COMMIT) fire as for INSERT; ids may have gaps, as with INSERT.
+        for d in drafts:
+            if d.occurred_at.tzinfo is None:  # what UTCDateTime refuses on the INSERT path
+                raise ValueError(f"journal entry '{d.description}': naive occurred_at {d.occurred_at!r}")
+        ids = sorted(session.execute(sa.text(_NEXT_ENTRY_IDS), {"n": len(drafts)}).scalars())
+        copy_rows(session, JournalEntry.__tablename__, ("id", *columns),
+                  ((entry_id, *(getattr(d, c) for c in columns)) for entry_id, d in zip(ids, drafts)))
+    else:
+        ids = list(session.execute(sa.insert(JournalEntry).returning(JournalEntry.id, sort_by_parameter_order=True),
+                                   [{c: getattr(d, c) for c in columns} for d in drafts]).scalars())
     bulk_insert(
         session, JournalLine.__table__,
         [

@@ -14,7 +14,7 @@ from ledger.db import copy_rows, is_postgres
 from ledger.engine import ImportSummary, _existing, import_events
 from ledger.errors import InputProblem, InvalidInputError, NotFoundError
 from ledger.events import SourcedEvent, iter_file
-from ledger.models import Customer, Event, Invoice, InvoiceLine, UsageEvent
+from ledger.models import Customer, Invoice, InvoiceLine
 from ledger.money import major_str
 from ledger.reporting import Column, Report
 
@@ -214,15 +214,13 @@ def _scan_staged(session: Session, files: Sequence[str | Path]) -> tuple[int, li
 def _conflicts_with_books(session: Session, seen: dict[str, tuple[bytes, str]]) -> list[InputProblem]:
     """Ids of the input already posted with different content (an identical one is a duplicate)."""
     out = []
-    ids = list(seen)
-    for model in (Event, UsageEvent):
-        for eid, (h, src) in _existing(session, model, ids).items():
-            digest, source = seen[eid]
-            if bytes.fromhex(h[:16]) != digest:
-                file, _, line = source.rpartition(":")
-                out.append(InputProblem(file, int(line), "id", eid,
-                                        f"conflicts with the event already posted from {src}: same event id, "
-                                        "different content"))
+    for eid, (h, src) in _existing(session, list(seen)).items():
+        digest, source = seen[eid]
+        if bytes.fromhex(h[:16]) != digest:
+            file, _, line = source.rpartition(":")
+            out.append(InputProblem(file, int(line), "id", eid,
+                                    f"conflicts with the event already posted from {src}: same event id, "
+                                    "different content"))
     session.rollback()
     return out
 
