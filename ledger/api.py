@@ -81,6 +81,12 @@ class Ledger:
         """Release the connection pool."""
         self.engine.dispose()
 
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # ------------------------------------------------------------------ generic
     def post(self, events: Iterable[Mapping[str, Any]]) -> ImportSummary:
         """Post several events (dicts shaped as the lines of an event file) atomically."""

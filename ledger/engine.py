@@ -17,12 +17,15 @@ go from revenue to the raw events.
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+import os
+import secrets
+import threading
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import sqlalchemy as sa
 from sqlmodel import Session
@@ -208,6 +211,76 @@ class _Bucket:
     last_at: datetime | None = None
 
 
+class BookCache:
+    """Customer books kept in memory between transactions by one process (the importer between
+    its chunks, an API worker between calls), so that a run need not derive them from the
+    journal again: the ~11 queries of `Run.preload` become the one that reads the customers.
+
+    Safe by construction: every run that loads a book writes a fresh random token into
+    ``customer.book_version`` (`Run.finish`), and a kept book is reused only if the row,
+    read in the new transaction (under the customer lock on PostgreSQL), still carries the
+    token of the run that kept it; any other writer since (another process, a close) has
+    written its own token. A book is taken out of the cache while a run uses it and put back
+    only after that run commits, so a run that fails or rolls back leaves nothing stale.
+    Books with subscriptions or guarantees are not kept (their rows are ORM objects of the
+    session that loaded them). At most ``size`` books, least recently used dropped first.
+    With LEDGER_CHECK_BOOK_CACHE=1 (the test suite sets it) every reuse is compared with a
+    fresh derivation from the journal and a difference raises AssertionError.
+    """
+
+    def __init__(self, size: int = 50_000) -> None:
+        self.size = size
+        self._books: OrderedDict[tuple[str, str], tuple[int, CustomerBook]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def take(self, db: str, customer_id: str, token: int) -> CustomerBook | None:
+        """The kept book of ``customer_id`` if it was kept under ``token``; it leaves the cache."""
+        with self._lock:
+            kept = self._books.pop((db, customer_id), None)
+            if kept is not None and token and kept[0] == token:
+                self.hits += 1
+                return kept[1]
+            self.misses += 1
+            return None
+
+    def put(self, db: str, token: int, books: Mapping[str, CustomerBook]) -> None:
+        """Keep ``books`` (customer id -> book), as committed by the run that wrote ``token``
+        (their customer rows are expired by the commit and are not read here)."""
+        with self._lock:
+            for customer_id, book in books.items():
+                if book.subs or book.guarantees:
+                    continue
+                book.new = False
+                key = (db, customer_id)
+                self._books[key] = (token, book)
+                self._books.move_to_end(key)
+            while len(self._books) > self.size:
+                self._books.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._books.clear()
+
+
+BOOKS = BookCache()
+"""This process's `BookCache`, used by `import_events`."""
+
+
+def _book_view(book: CustomerBook) -> dict:
+    """What a book holds, for comparing a kept book with a fresh derivation: every field of its
+    grants but the run-local sequence number, whose order it keeps."""
+    grants = sorted(book.grants.values(), key=lambda g: g.seq)
+    return {"customer": book.customer.id, "steps_through": book.steps_through,
+            "grant_order": [g.id for g in grants],
+            "grants": {g.id: {k: v for k, v in vars(g).items() if k != "seq"} for g in grants},
+            "open_invoices": list(book.open_invoices.items()),
+            "overage": {k: (o.units, o.invoiced_units, o.invoiced_amount) for k, o in sorted(book.overage.items())},
+            "refunded_base": dict(sorted(book.refunded_base.items())), "credit_balance": book.credit_balance,
+            "subs": len(book.subs), "guarantees": len(book.guarantees)}
+
+
 def _problem(se: SourcedEvent, fld: str, value: object, message: str) -> InvalidInputError:
     return InvalidInputError([InputProblem(se.file, se.line, fld, value, message)])
 
@@ -221,8 +294,12 @@ _RECOGNISE, _OVERAGE, _GUARANTEE, _EXPIRE, _BILL = range(5)
 class Run:
     """A unit of work over the books: apply events and time-driven steps, then ``finish``."""
 
-    def __init__(self, session: Session, catalog: Catalog, import_id: int | None = None):
+    def __init__(self, session: Session, catalog: Catalog, import_id: int | None = None,
+                 cache: BookCache | None = None):
         self.session = session
+        self.cache = cache
+        self.db = str(session.get_bind().url) if cache is not None else ""
+        self.token = 0
         self.catalog = catalog
         self.tz = catalog.tz
         self.import_id = import_id
@@ -256,22 +333,35 @@ class Run:
                 raise KeyError(customer_id)
         return book
 
-    def preload(self, customer_ids: Iterable[str]) -> None:
+    def preload(self, customer_ids: Iterable[str], rows: Sequence[Customer] = ()) -> None:
         """Load the books of every customer in ``customer_ids`` not loaded yet, with one query per
-        kind of state for up to 2,000 customers at a time (not ~12 queries per customer)."""
+        kind of state for up to 2,000 customers at a time (not ~12 queries per customer).
+        ``rows``: customer rows already read in this transaction, not queried again."""
+        given = {r.id: r for r in rows}
         ids = sorted({c for c in customer_ids if c not in self.books})
         for chunk in _chunks(ids, 2000):
-            self._load_many(list(chunk))
+            self._load_many(list(chunk), given)
 
-    def _load_many(self, ids: list[str]) -> None:
+    def _load_many(self, ids: list[str], given: Mapping[str, Customer] | None = None) -> None:
         """Derive the books of customers ``ids`` from the journal (see `CustomerBook`); unknown
-        ids are skipped."""
+        ids are skipped. ``given``: customer rows already read (by `lock_customers`)."""
         s = self.session
 
         def of(column):
             return in_values(s, column, ids)
 
-        customers = {c.id: c for c in s.execute(sa.select(Customer).where(of(Customer.id))).scalars()}
+        customers = {c: given[c] for c in ids if c in given} if given else {}
+        if len(customers) < len(ids):
+            missing = [c for c in ids if c not in customers]
+            customers.update((c.id, c) for c in s.execute(sa.select(Customer).where(
+                in_values(s, Customer.id, missing))).scalars())
+        if self.cache is not None:
+            for cid, row in list(customers.items()):
+                book = self.cache.take(self.db, cid, row.book_version)
+                if book is not None:
+                    self._reuse(book, row)
+                    del customers[cid]
+            ids = [c for c in ids if c in customers]
         if not customers:
             return
         by_grant: dict[str, dict[str, int]] = {}
@@ -340,6 +430,23 @@ class Run:
         self._load_subscriptions(loaded)
         self._load_overage(loaded, voided)
         self._load_guarantees(loaded)
+
+    def _reuse(self, book: CustomerBook, row: Customer) -> None:
+        """Take a kept book into this run as a fresh load would give it: this session's customer
+        row, and the grants in load order ((effective_at, id)) with this run's sequence numbers."""
+        book.customer = row
+        book.grants = {g.id: g for g in sorted(book.grants.values(), key=lambda g: (g.effective_at, g.id))}
+        for g in book.grants.values():
+            self._grant_seq += 1
+            g.seq = self._grant_seq
+        if os.environ.get("LEDGER_CHECK_BOOK_CACHE") == "1":
+            fresh = Run(self.session, self.catalog)
+            fresh._load_many([row.id])
+            kept, derived = _book_view(book), _book_view(fresh.books[row.id])
+            if kept != derived:
+                diff = {k: (kept[k], derived[k]) for k in kept if kept[k] != derived[k]}
+                raise AssertionError(f"kept book of {row.id} differs from the journal: {diff}")
+        self.books[row.id] = book
 
     def _load_subscriptions(self, books: list[CustomerBook]) -> None:
         s = self.session
@@ -1292,6 +1399,12 @@ class Run:
             b.customer.steps_through = b.steps_through
         s.add_all(new_customers)
         s.flush()
+        # a new book version for every customer whose book this run loaded (see BookCache): one
+        # statement, not an UPDATE per customer row
+        self.token = secrets.randbits(62) + 1
+        for chunk in _chunks(sorted(self.books), 10_000):
+            s.execute(sa.update(Customer).where(in_values(s, Customer.id, chunk)).values(book_version=self.token)
+                      .execution_options(synchronize_session=False))
         subs = [st.row for b in self.books.values() for st in b.subs if st.new or st.changed]
         if subs:
             s.add_all(subs)
@@ -1355,13 +1468,15 @@ def _existing(session: Session, ids: list[str], models: Sequence = (Event, Usage
     return out
 
 
-def validate_batch(session: Session, catalog: Catalog, events: list[SourcedEvent]) -> tuple[list[SourcedEvent], int, list[InputProblem]]:
+def validate_batch(session: Session, catalog: Catalog, events: list[SourcedEvent], *,
+                   customers: Sequence[Customer] = ()) -> tuple[list[SourcedEvent], int, list[InputProblem]]:
     """Check a parsed batch against the books: returns (new events to apply, duplicates, problems).
 
     Identical re-imports (same id and content hash) are duplicates; the same id with different
     content is a conflict problem naming both sources. References (customers, packs, actions,
     grant ids) and amounts in the customer's currency are checked here, so that an invalid batch
-    posts nothing.
+    posts nothing. ``customers``: rows already read in this transaction (`lock_customers`),
+    not queried again.
     """
     problems: list[InputProblem] = []
     ids = [se.id for se in events]
@@ -1391,9 +1506,9 @@ def validate_batch(session: Session, catalog: Catalog, events: list[SourcedEvent
         fresh.append(se)
 
     customer_ids = sorted({getattr(se.event, "customer_id", None) for se in fresh} - {None})
-    known: dict[str, tuple[str, datetime | None]] = {}
-    tax_rates: dict[str, str] = {}
-    for chunk in _chunks(customer_ids):
+    known: dict[str, tuple[str, datetime | None]] = {c.id: (c.currency, c.created_at) for c in customers}
+    tax_rates: dict[str, str] = {c.id: c.tax_rate for c in customers}
+    for chunk in _chunks([c for c in customer_ids if c not in known]):
         for cid, cur, created, rate in session.execute(
                 sa.select(Customer.id, Customer.currency, Customer.created_at, Customer.tax_rate)
                 .where(Customer.id.in_(chunk))):
@@ -1514,14 +1629,14 @@ def validate_batch(session: Session, catalog: Catalog, events: list[SourcedEvent
     return fresh, duplicates, problems
 
 
-def lock_customers(session: Session, events: Sequence[SourcedEvent]) -> list[str]:
+def lock_customers(session: Session, events: Sequence[SourcedEvent]) -> list[Customer]:
     """On PostgreSQL, lock (SELECT ... FOR UPDATE) every existing customer the batch touches,
     including the customers of the events it voids, in customer id order, until the
     transaction ends. Concurrent importers (and API callers) of the same customers therefore
     run one after the other, each seeing what the previous one committed: no credit is drawn
     twice and no update is lost; importers of different customers run in parallel. One global
-    order means no deadlock between importers. Returns the ids locked (none on SQLite, which
-    serialises writers by itself)."""
+    order means no deadlock between importers. Returns the rows locked, which the run then
+    reads instead of querying them again (none on SQLite, which serialises writers by itself)."""
     from ledger.db import is_postgres
 
     if not is_postgres(session):
@@ -1531,10 +1646,11 @@ def lock_customers(session: Session, events: Sequence[SourcedEvent]) -> list[str
     for chunk in _chunks(targets):
         ids.update(x for x in session.execute(sa.select(Event.customer_id).where(Event.id.in_(chunk))).scalars() if x)
         ids.update(session.execute(sa.select(UsageEvent.customer_id).where(UsageEvent.id.in_(chunk))).scalars())
-    locked: list[str] = []
-    for chunk in _chunks(sorted(ids)):
-        locked += session.execute(sa.select(Customer.id).where(Customer.id.in_(chunk)).order_by(Customer.id)
-                                  .with_for_update()).scalars().all()
+    locked: list[Customer] = []
+    for chunk in _chunks(sorted(ids), 10_000):
+        locked += session.execute(sa.select(Customer).where(in_values(session, Customer.id, chunk))
+                                  .order_by(Customer.id).with_for_update()
+                                  .execution_options(populate_existing=True)).scalars().all()
     return locked
 
 
@@ -1556,7 +1672,7 @@ def import_events(session: Session, catalog: Catalog, events: list[SourcedEvent]
     """
     problems = list(parse_problems)
     locked = lock_customers(session, events)
-    fresh, duplicates, more = validate_batch(session, catalog, events)
+    fresh, duplicates, more = validate_batch(session, catalog, events, customers=locked)
     problems.extend(more)
     if problems:
         session.rollback()
@@ -1565,8 +1681,9 @@ def import_events(session: Session, catalog: Catalog, events: list[SourcedEvent]
         batch = ImportBatch(sources=json.dumps(list(sources)), posted=0, duplicates=duplicates, quarantined=0, late=0)
         session.add(batch)
         session.flush()
-        run = Run(session, catalog, batch.id)
-        run.preload(locked or {getattr(se.event, "customer_id", None) for se in fresh} - {None})
+        run = Run(session, catalog, batch.id, cache=BOOKS)
+        run.preload([row.id for row in locked] or {getattr(se.event, "customer_id", None) for se in fresh} - {None},
+                    rows=locked)
         for se in sorted(fresh, key=apply_order):
             run.apply(se)
         summary = run.finish()
@@ -1582,4 +1699,5 @@ def import_events(session: Session, catalog: Catalog, events: list[SourcedEvent]
         session.rollback()
     else:
         session.commit()
+        BOOKS.put(run.db, run.token, run.books)
     return summary

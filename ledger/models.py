@@ -88,6 +88,10 @@ class Customer(SQLModel, table=True):
     # Event time through which this customer's time-driven steps (expiries) have run.
     # A processing cursor, not a balance: usage older than it is late (DESIGN section 6).
     steps_through: Optional[datetime] = Field(default=None, sa_column=sa.Column(UTCDateTime, nullable=True))
+    # A random token written by every run that loaded this customer's book (0: none yet). A
+    # process that kept the book in memory (engine.BookCache) reuses it only while the token is
+    # the one it wrote: any other writer since has changed it.
+    book_version: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False, server_default="0"))
 
 
 class ImportBatch(SQLModel, table=True):

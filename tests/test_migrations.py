@@ -48,3 +48,26 @@ def test_downgrade_and_upgrade_roundtrip(db_url):
     init_database(engine)
     assert "journal_entry" in sa.inspect(engine).get_table_names()
     engine.dispose()
+
+
+@pytest.mark.postgres
+def test_0007_gives_the_writers_of_steps_through_the_book_version_too(pg_url):
+    """A role granted UPDATE (steps_through) before 0007 (a writer of `ledger db`) may update
+    book_version after the upgrade, so its postings keep working."""
+    engine = make_engine(pg_url)
+    role = f"w0007_{pg_url.rsplit('_', 1)[-1]}"
+    try:
+        with engine.begin() as conn:
+            command.downgrade(alembic_config(conn), "0006")
+            conn.execute(sa.text(f'CREATE ROLE "{role}"'))
+            conn.execute(sa.text(f'GRANT UPDATE (steps_through) ON customer TO "{role}"'))
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(conn), "head")
+            allowed = conn.execute(sa.text(f"SELECT has_column_privilege('{role}', 'customer', 'book_version', "
+                                           "'UPDATE')")).scalar_one()
+        assert allowed is True
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'DROP OWNED BY "{role}"'))
+            conn.execute(sa.text(f'DROP ROLE IF EXISTS "{role}"'))
+        engine.dispose()

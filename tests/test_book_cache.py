@@ -1,0 +1,118 @@
+"""Kept customer books (engine.BookCache): a process reuses a book between transactions only
+while ``customer.book_version`` still carries the token its own run wrote; the reused book is
+the one a fresh derivation from the journal gives (LEDGER_CHECK_BOOK_CACHE=1, set for the whole
+suite in conftest.py, compares them on every reuse), and the journal is the same with or
+without the cache."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+
+from ledger import engine as E
+from ledger.api import Ledger
+from ledger.errors import InvalidInputError
+from ledger.models import Customer
+
+T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def history(ledger: Ledger, customer: str = "acme") -> None:
+    """Usage across two commitments (one proportional breakage, one with an overage price),
+    an estimate change, a void, a payment and more usage: state a kept book must carry."""
+    ledger.create_customer(f"{customer}-c", customer_id=customer, name="Acme AI", currency="USD",
+                           tax_rate=Decimal("0.0825"), occurred_at=T0)
+    ledger.purchase_commitment(f"{customer}-p1", customer_id=customer, commitment_id=f"{customer}-com-1",
+                               amount="1000.00", credits=1000, term_start="2026-01-01", term_end="2026-12-31",
+                               occurred_at=T0, breakage={"method": "proportional", "expected_rate": "0.1"})
+    ledger.purchase_commitment(f"{customer}-p2", customer_id=customer, commitment_id=f"{customer}-com-2",
+                               amount="300.00", credits=700, term_start="2026-01-01", term_end="2026-12-31",
+                               occurred_at=T0, overage_price="0.50")
+    for i in range(20):
+        ledger.record_usage(f"{customer}-u{i}", customer_id=customer, credits=37 + 3 * i,
+                            occurred_at=T0 + timedelta(days=i, hours=1))
+    ledger.change_breakage_estimate(f"{customer}-b1", customer_id=customer, grant_ref=f"{customer}-com-1",
+                                    expected_rate="0.2", occurred_at=T0 + timedelta(days=21))
+    ledger.void_event(f"{customer}-v1", target_event_id=f"{customer}-u3", reason="duplicate metering",
+                      occurred_at=T0 + timedelta(days=22))
+    ledger.receive_payment(f"{customer}-pay", customer_id=customer, amount="50.00",
+                           occurred_at=T0 + timedelta(days=23))
+    for i in range(20, 40):  # runs into overage: 1,700 credits held, 2,840 drawn
+        ledger.record_usage(f"{customer}-u{i}", customer_id=customer, credits=37 + 3 * i,
+                            occurred_at=T0 + timedelta(days=i, hours=1))
+
+
+@pytest.fixture
+def fresh_cache(monkeypatch):
+    cache = E.BookCache()
+    monkeypatch.setattr(E, "BOOKS", cache)
+    return cache
+
+
+def test_books_are_reused_between_calls_and_equal_the_journal(make_books, fresh_cache, monkeypatch):
+    monkeypatch.setenv("LEDGER_CHECK_BOOK_CACHE", "1")
+    cached = make_books()
+    with Ledger(cached.url, cached.catalog) as ledger:
+        history(ledger)
+    assert fresh_cache.hits >= 40 and fresh_cache.misses == 0  # every call after the first reused it
+    monkeypatch.setattr(E, "BOOKS", E.BookCache(size=0))  # keeps nothing: every call derives the book
+    plain = make_books()
+    with Ledger(plain.url, plain.catalog) as ledger:
+        history(ledger)
+    assert E.BOOKS.hits == 0
+    assert cached.journal() == plain.journal()
+    assert cached.balance("4010", customer="acme") > 0  # the history did run into overage
+    assert cached.verify() == plain.verify() == []
+
+
+def test_another_writer_invalidates_the_kept_book(make_books, fresh_cache):
+    books = make_books()
+    with Ledger(books.url, books.catalog) as one, Ledger(books.url, books.catalog) as two:
+        one.create_customer("c", customer_id="acme", name="Acme AI", currency="USD", occurred_at=T0)
+        one.purchase_topup("t", customer_id="acme", topup_id="top-1", credits=1000, amount="20.00", occurred_at=T0)
+        one.record_usage("u-1", customer_id="acme", credits=100, occurred_at=T0 + timedelta(hours=1))
+        hits = fresh_cache.hits
+        # another process (its own cache) posts for the same customer: a new token
+        monkey = E.BOOKS
+        E.BOOKS = E.BookCache()
+        try:
+            two.record_usage("u-2", customer_id="acme", credits=850, occurred_at=T0 + timedelta(hours=2))
+        finally:
+            E.BOOKS = monkey
+        # the first process's kept book says 900 left; the journal says 50: it must not be used
+        capped = one.record_usage("u-3", customer_id="acme", credits=100, occurred_at=T0 + timedelta(hours=3))
+    assert fresh_cache.hits == hits and fresh_cache.misses >= 1
+    assert (capped.posted, capped.quarantined) == (0, 1)
+    assert books.balance("9100", "CREDIT", customer="acme") == 50
+
+
+def test_a_failed_call_leaves_no_kept_book(make_books, fresh_cache):
+    books = make_books()
+    with Ledger(books.url, books.catalog) as ledger:
+        ledger.create_customer("c", customer_id="acme", name="Acme AI", currency="USD", occurred_at=T0)
+        ledger.purchase_topup("t", customer_id="acme", topup_id="top-1", credits=1000, amount="20.00", occurred_at=T0)
+        ledger.record_usage("u-1", customer_id="acme", credits=100, occurred_at=T0 + timedelta(hours=1))
+        assert len(fresh_cache._books) == 1
+        with pytest.raises(InvalidInputError):  # refused after the book was taken: more than was bought
+            ledger.issue_refund("r-1", customer_id="acme", grant_ref="top-1", credits=5000,
+                                occurred_at=T0 + timedelta(hours=2))
+        assert len(fresh_cache._books) == 0  # taken by the failed run, not put back
+        ledger.record_usage("u-2", customer_id="acme", credits=100, occurred_at=T0 + timedelta(hours=3))
+    assert books.balance("9100", "CREDIT", customer="acme") == 800
+
+
+def test_the_check_catches_a_kept_book_that_differs(make_books, fresh_cache, monkeypatch):
+    monkeypatch.setenv("LEDGER_CHECK_BOOK_CACHE", "1")
+    books = make_books()
+    with Ledger(books.url, books.catalog) as ledger:
+        ledger.create_customer("c", customer_id="acme", name="Acme AI", currency="USD", occurred_at=T0)
+        ledger.purchase_topup("t", customer_id="acme", topup_id="top-1", credits=1000, amount="20.00", occurred_at=T0)
+        (_, (_, book)), = fresh_cache._books.items()
+        book.grants["top-1"].relieved += 1  # what a bug in keeping books would look like
+        with pytest.raises(AssertionError, match="kept book of acme differs from the journal.*relieved"):
+            ledger.record_usage("u-1", customer_id="acme", credits=100, occurred_at=T0 + timedelta(hours=1))
+    with books.session() as s:
+        assert s.execute(sa.select(Customer.book_version)).scalar_one() != 0
