@@ -202,9 +202,36 @@ class BackendCpu:
         return sum(cpu - self.start.get(pid, 0.0) for pid, cpu in self.seen.items())
 
 
+def _tree(pid: int) -> list[int]:
+    """pid and its descendants (Linux /proc/<pid>/task/<tid>/children)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as fh:
+                    todo += [int(c) for c in fh.read().split()]
+        except (OSError, ValueError):
+            pass
+    return out
+
+
+def _rss_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
 class RssWatch:
-    """Samples a process's resident set (VmRSS) every 0.1 s: when its peak was reached, in
-    seconds from the start, so the peak can be placed in a phase of the run."""
+    """Samples the resident set (VmRSS) of a process and its child processes together (an
+    import with --jobs has workers) every 0.1 s: the peak, and when it was reached, in seconds
+    from the start, so the peak can be placed in a phase of the run."""
 
     def __init__(self, pid: int, start: float):
         self.pid, self.start = pid, start
@@ -215,16 +242,9 @@ class RssWatch:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            try:
-                with open(f"/proc/{self.pid}/status") as fh:
-                    for line in fh:
-                        if line.startswith("VmRSS:"):
-                            kb = int(line.split()[1])
-                            if kb > self.peak_kb:
-                                self.peak_kb, self.peak_at = kb, time.perf_counter() - self.start
-                            break
-            except (OSError, ValueError):
-                pass
+            kb = sum(_rss_kb(p) for p in _tree(self.pid))
+            if kb > self.peak_kb:
+                self.peak_kb, self.peak_at = kb, time.perf_counter() - self.start
             self._stop.wait(0.1)
 
     def stop(self) -> None:
@@ -280,7 +300,8 @@ def run_ledger(args: list[str], *, label: str, url: str, dbname: str, work: Path
         rss = RssWatch(proc.pid, start)
         spy = None
         if pyspy:
-            spy = subprocess.Popen([pyspy, "record", "--pid", str(proc.pid), "--format", "raw", "--function",
+            spy = subprocess.Popen([pyspy, "record", "--pid", str(proc.pid), "--subprocesses", "--format", "raw",
+                                    "--function",
                                     "--idle", "--nonblocking", "--rate", "100", "-o", str(spy_path)],
                                    stdout=subprocess.DEVNULL, stderr=spy_err)
             _children.add(spy)
@@ -296,7 +317,8 @@ def run_ledger(args: list[str], *, label: str, url: str, dbname: str, work: Path
                 spy.kill()
                 spy.wait()
             _children.discard(spy)
-    m = Measured(label, wall, usage.ru_utime, usage.ru_stime, usage.ru_maxrss / 1024, proc.returncode,
+    # the sampled peak of the process tree; ru_maxrss (the largest single process) if higher
+    m = Measured(label, wall, usage.ru_utime, usage.ru_stime, max(usage.ru_maxrss, rss.peak_kb) / 1024, proc.returncode,
                  out_path.read_text(errors="replace"), err_path.read_text(errors="replace"), pg.seconds, load,
                  machine_busy() - busy, rss.peak_at)
     if m.returncode != 0:
@@ -392,6 +414,30 @@ def copy_baseline(url: str, usage_path: Path) -> float:
         conn.execute("DROP TABLE bare")
         conn.commit()
     return seconds if rows else float("nan")
+
+
+def write_floor(url: str) -> float:
+    """Seconds to write B1's usage rows and draws again, server-side (INSERT ... SELECT, no
+    client, no parsing, no pricing), into empty copies of usage_event and usage_draw with the
+    same primary keys, indexes and foreign keys: a floor for any import that posts those rows
+    with their integrity checks, to set beside the COPY of the bare file."""
+    with psycopg.connect(url) as conn:
+        conn.execute("CREATE TABLE floor_usage (LIKE usage_event INCLUDING ALL)")
+        conn.execute("ALTER TABLE floor_usage ADD FOREIGN KEY (entry_id) REFERENCES journal_entry (id), "
+                     "ADD FOREIGN KEY (import_id) REFERENCES import_batch (id)")
+        conn.execute("CREATE TABLE floor_draw (LIKE usage_draw INCLUDING ALL)")
+        conn.execute("ALTER TABLE floor_draw ADD FOREIGN KEY (usage_event_id) REFERENCES floor_usage (id), "
+                     "ADD FOREIGN KEY (grant_id) REFERENCES credit_grant (id)")
+        conn.commit()
+        start = time.perf_counter()
+        conn.execute("INSERT INTO floor_usage SELECT * FROM usage_event")
+        conn.execute("INSERT INTO floor_draw SELECT * FROM usage_draw")
+        conn.commit()
+        seconds = time.perf_counter() - start
+        conn.execute("DROP TABLE floor_draw")
+        conn.execute("DROP TABLE floor_usage")
+        conn.commit()
+    return seconds
 
 
 def book_counts(url: str) -> dict[str, int]:
@@ -562,6 +608,7 @@ class Run:
     args: argparse.Namespace
     data: scale_data.ScaleData | None = None
     copy_seconds: float = 0.0
+    floor_seconds: float = 0.0
     business: Measured | None = None
     b1: Measured | None = None
     b1_summary: dict = field(default_factory=dict)
@@ -614,6 +661,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="smoke run: 20,000 events, 200 customers, "
                                                              "300 API calls per worker")
     parser.add_argument("--b3-events", type=int, default=None, help="timed API calls per worker (default 2,000)")
+    parser.add_argument("--b1-jobs", type=int, default=2, help="ledger import --jobs for B1 (default 2)")
     parser.add_argument("--month", default="2026-10", help="month of the usage (default 2026-10)")
     parser.add_argument("--results", type=Path, help="Markdown file whose scale section to rewrite")
     parser.add_argument("--no-profile", action="store_true", help="no py-spy and no SQL timing")
@@ -672,12 +720,16 @@ def main(argv: list[str] | None = None) -> int:
 
         console.print(f"[dim]B1 ledger import of {data.usage_events:,} usage events"
                       f"{' (profiled)' if pyspy else ''}[/dim]")
-        run.b1 = run_ledger(["import", "--format", "csv", str(data.usage_path)], label="B1 import",
+        run.b1 = run_ledger(["import", "--format", "csv", "--jobs", str(args.b1_jobs), str(data.usage_path)],
+                            label="B1 import",
                             pyspy=pyspy, sqlstats=run.profiled, **measure)
         run.b1_summary = next(csv.DictReader(io.StringIO(run.b1.stdout)))
         console.print(f"[dim]  {run.b1.wall:.1f} s, {data.usage_events / run.b1.wall:,.0f} events/s: "
                       f"{run.b1_summary}[/dim]")
         run.counts = book_counts(url)
+        console.print("[dim]writing the usage rows and draws alone (the floor of any import that keeps them)[/dim]")
+        run.floor_seconds = write_floor(url)
+        console.print(f"[dim]  {run.floor_seconds:.1f} s[/dim]")
 
         console.print(f"[dim]B2 ledger close {args.month}[/dim]")
         run.b2 = run_ledger(["close", args.month], label="B2 close", pyspy=pyspy, sqlstats=run.profiled, **measure)
@@ -768,10 +820,13 @@ def table_rows(run: Run) -> list[Row]:
             f"{run.copy_seconds:.2f} s ({d.usage_events / run.copy_seconds:,.0f} rows/s)"),
         Row("business events import (customers, purchases, payments)",
             f"{run.business.wall:.1f} s for {d.business_events:,} events"),
-        Row("B1 ledger import of the usage CSV", f"{b1_rate:,.0f} events/s ({run.b1.wall:.1f} s)",
+        Row("floor: writing only B1's usage rows and draws (INSERT ... SELECT into copies with the same keys, "
+            "indexes and foreign keys)", f"{run.floor_seconds:.1f} s ({run.floor_seconds / run.copy_seconds:.1f}x COPY)"),
+        Row(f"B1 ledger import --jobs {run.args.b1_jobs} of the usage CSV", f"{b1_rate:,.0f} events/s ({run.b1.wall:.1f} s)",
             f">= {TARGET_B1_RATE:,}/s", bool(b1_rate >= TARGET_B1_RATE)),
         Row("B1 time / COPY time", f"{ratio:.1f}x", f"<= {TARGET_B1_RATIO}x", bool(ratio <= TARGET_B1_RATIO)),
-        Row("B1 peak RSS of the import process", f"{run.b1.rss_mb:.0f} MB", f"< {TARGET_B1_RSS_MB} MB",
+        Row("B1 peak RSS of the import (importer and its workers together)", f"{run.b1.rss_mb:.0f} MB",
+            f"< {TARGET_B1_RSS_MB} MB",
             bool(run.b1.rss_mb < TARGET_B1_RSS_MB)),
         Row(f"B2 ledger close {d.month}", f"{run.b2.wall:.1f} s", f"< {TARGET_B2_SECONDS} s",
             bool(run.b2.wall < TARGET_B2_SECONDS)),

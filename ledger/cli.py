@@ -87,9 +87,13 @@ def init(obj: Ctx) -> None:
 @click.option("--dry-run", is_flag=True, help="Validate and price everything, then roll back.")
 @click.option("--chunk-size", type=click.IntRange(min=1), default=None, show_default="50000",
               help="Events per transaction for inputs larger than this (bulk usage streams).")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes posting the chunks, each for its own customers (PostgreSQL; inputs without "
+                   "event.voided; otherwise one).")
 @FORMAT
 @click.pass_obj
-def import_(obj: Ctx, files: tuple[str, ...], dry_run: bool, chunk_size: int | None, fmt: str | None) -> None:
+def import_(obj: Ctx, files: tuple[str, ...], dry_run: bool, chunk_size: int | None, jobs: int,
+            fmt: str | None) -> None:
     """Post events from JSONL files and usage from CSV files: atomically (all or nothing) up to
     --chunk-size events; larger inputs are checked in full first, then posted in chunks of that
     many events, one transaction each (a killed import loses only its last chunk; importing the
@@ -111,7 +115,7 @@ def import_(obj: Ctx, files: tuple[str, ...], dry_run: bool, chunk_size: int | N
             bar.update(task, completed=done, total=total, rate=f"{done / elapsed:,.0f}" if elapsed else "-")
 
         summary = import_files(session, obj.catalog, list(files), dry_run=dry_run, chunk_size=chunk_size or CHUNK,
-                               progress=progress)
+                               progress=progress, jobs=jobs)
     data = {"posted": summary.posted, "duplicates": summary.duplicates, "quarantined": summary.quarantined,
             "late": summary.late, "journal_entries": summary.entries, "invoices": len(summary.invoices),
             "dry_run": summary.dry_run}

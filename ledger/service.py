@@ -3,6 +3,8 @@ session and returning plain values."""
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -23,7 +25,8 @@ CHUNK = 50_000
 
 
 def import_files(session: Session, catalog: Catalog, files: Sequence[str | Path], *, dry_run: bool = False,
-                 chunk_size: int = CHUNK, progress: Callable[[int, int], None] | None = None) -> ImportSummary:
+                 chunk_size: int = CHUNK, progress: Callable[[int, int], None] | None = None,
+                 jobs: int = 1) -> ImportSummary:
     """Import every file (JSONL events, CSV usage).
 
     Up to ``chunk_size`` events: one atomic batch. Larger inputs (bulk usage streams) are read
@@ -36,6 +39,13 @@ def import_files(session: Session, catalog: Catalog, files: Sequence[str | Path]
     A crash (even SIGKILL) loses at most the chunk in flight, which rolls back; importing the
     same files again skips what was committed (duplicates) and posts the rest: exactly once.
     ``progress(done, total)`` is called after each chunk. ``dry_run`` always uses one batch.
+
+    ``jobs`` > 1 (PostgreSQL, chunked inputs without ``event.voided``): the second pass runs in
+    that many processes, each posting the events of its own customers (balanced by their event
+    counts from the first pass) in file order and in chunks, so each customer's events are
+    applied exactly as in one process, and customers run in parallel under their row locks
+    (see `ledger.engine.lock_customers`). A worker dies with the parent (Linux), so a killed
+    import still loses only chunks in flight. Elsewhere ``jobs`` falls back to 1.
 
     raises InvalidInputError listing every problem (file, line, field, value); nothing posted by
     the failing chunk (with chunks, the message says how many were committed before it).
@@ -54,9 +64,13 @@ def import_files(session: Session, catalog: Catalog, files: Sequence[str | Path]
         if progress:
             progress(total, total)
         return summary
-    total, problems = _scan(session, files)
+    total, problems, loads = _scan(session, files)
     if problems:
         raise InvalidInputError(sorted(problems, key=lambda p: (p.file, p.line)))
+    if jobs > 1 and loads is not None:
+        summary = _import_parallel(session, catalog, files, chunk_size, _assign(loads, jobs), progress, total)
+        _analyze(session)
+        return summary
     summary = ImportSummary()
     done = 0
     chunk: list[SourcedEvent] = []
@@ -81,12 +95,135 @@ def import_files(session: Session, catalog: Catalog, files: Sequence[str | Path]
                     flush()
     if chunk:
         flush()
+    _analyze(session)
+    return summary
+
+
+def _analyze(session: Session) -> None:
     if is_postgres(session):
         # Fresh planner statistics after a bulk load: without them the planner still sees the
         # tables as small and picks nested loops for reports and exports over them.
         session.execute(sa.text("ANALYZE journal_entry, journal_line, usage_event, usage_draw, credit_grant"))
         session.commit()
+
+
+def _assign(loads: dict[str, int], jobs: int) -> dict[str, int]:
+    """customer id -> worker (0..jobs-1): the customers with the most events first, each to the
+    worker with the fewest events so far (a top customer may hold 15% of a month's events)."""
+    work = [0] * jobs
+    out: dict[str, int] = {}
+    for cid, n in sorted(loads.items(), key=lambda kv: (-kv[1], kv[0])):
+        k = work.index(min(work))
+        out[cid] = k
+        work[k] += n
+    return out
+
+
+def _import_parallel(session: Session, catalog: Catalog, files: Sequence[str | Path], chunk_size: int,
+                     assignment: dict[str, int], progress: Callable[[int, int], None] | None,
+                     total: int) -> ImportSummary:
+    """The second pass of `import_files` in ``max(assignment) + 1`` processes (spawned: a fresh
+    interpreter each, with its own connection). Raises InvalidInputError (with the events
+    committed by all workers before it) if a worker's chunk is refused; the other workers are
+    stopped, their chunks in flight roll back."""
+    import multiprocessing as mp
+    import queue as queue_mod
+
+    jobs = max(assignment.values(), default=0) + 1
+    url = session.get_bind().url.render_as_string(hide_password=False)
+    session.close()
+    ctx = mp.get_context("spawn")
+    messages = ctx.Queue()
+    workers = [ctx.Process(target=_worker, daemon=True, name=f"ledger-import-{k}",
+                           args=(url, catalog, [str(f) for f in files], chunk_size, assignment, k, messages,
+                                 os.getpid()))
+               for k in range(jobs)]
+    for w in workers:
+        w.start()
+    summary = ImportSummary()
+    done = 0
+    finished: set[int] = set()
+    failure: BaseException | None = None
+    try:
+        while len(finished) < jobs and failure is None:
+            try:
+                kind, k, body = messages.get(timeout=1.0)
+            except queue_mod.Empty:
+                dead = [w for i, w in enumerate(workers) if i not in finished and not w.is_alive()]
+                if dead:
+                    failure = RuntimeError(f"import worker {dead[0].name} exited with code {dead[0].exitcode}")
+                continue
+            if kind == "chunk":
+                done += body
+                if progress:
+                    progress(done, total)
+            elif kind == "summary":
+                _add(summary, body)
+                finished.add(k)
+            elif kind == "refused":
+                failure = InvalidInputError(body.problems, committed=done)
+            else:
+                failure = RuntimeError(f"import worker {k} failed:\n{body}")
+    finally:
+        for w in workers:
+            if failure is not None and w.is_alive():
+                w.terminate()
+            w.join()
+    if failure is not None:
+        raise failure
     return summary
+
+
+def _worker(url: str, catalog: Catalog, files: list[str], chunk_size: int, assignment: dict[str, int], k: int,
+            messages, parent: int) -> None:
+    """One process of `_import_parallel`: post, in chunks, the events of the customers assigned
+    to worker ``k``; report ("chunk", k, n) per chunk, then ("summary", k, ImportSummary), or
+    ("refused", k, InvalidInputError) / ("error", k, traceback)."""
+    import traceback
+
+    _die_with_parent()
+    from ledger.db import open_engine
+
+    engine = open_engine(url)
+    try:
+        with Session(engine) as session:
+            summary = ImportSummary()
+            chunk: list[SourcedEvent] = []
+
+            def flush() -> None:
+                if os.getppid() != parent:  # the importer is gone (where the kernel did not stop us)
+                    raise SystemExit(1)
+                _add(summary, import_events(session, catalog, chunk, sources=files))
+                messages.put(("chunk", k, len(chunk)))
+                chunk.clear()
+
+            for f in files:
+                for ev, _ in iter_file(f):
+                    if ev is not None and assignment.get(getattr(ev.event, "customer_id", None)) == k:
+                        chunk.append(ev)
+                        if len(chunk) >= chunk_size:
+                            flush()
+            if chunk:
+                flush()
+            messages.put(("summary", k, summary))
+    except InvalidInputError as exc:
+        messages.put(("refused", k, exc))
+    except Exception:  # noqa: BLE001 -- any failure goes to the parent, which stops the others and raises
+        messages.put(("error", k, traceback.format_exc()))
+    finally:
+        engine.dispose()
+
+
+def _die_with_parent() -> None:
+    """Linux: have the kernel SIGKILL this process when its parent dies (prctl PR_SET_PDEATHSIG),
+    so a worker of a killed import stops at once and its chunk in flight rolls back."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        pass
 
 
 def _count_lines(path: str | Path) -> int:
@@ -99,11 +236,13 @@ def _count_lines(path: str | Path) -> int:
     return n - 1 if str(path).lower().endswith(".csv") and n else n
 
 
-def _scan(session: Session, files: Sequence[str | Path]) -> tuple[int, list[InputProblem]]:
-    """First pass over the input: (events, problems): parse problems, the same id twice with
-    different content, an id already posted with different content, an event of an unknown
-    customer. On PostgreSQL the events are staged with COPY (`_scan_staged`), elsewhere an
-    id -> 8-byte digest map is held in memory."""
+def _scan(session: Session, files: Sequence[str | Path]) -> tuple[int, list[InputProblem], dict[str, int] | None]:
+    """First pass over the input: (events, problems, events per customer): parse problems, the
+    same id twice with different content, an id already posted with different content, an
+    event of an unknown customer. On PostgreSQL the events are staged with COPY
+    (`_scan_staged`), which also counts each customer's events (None if an event names no
+    customer: an ``event.voided``); elsewhere an id -> 8-byte digest map is held in memory
+    (and the counts are None)."""
     if is_postgres(session):
         return _scan_staged(session, files)
     problems: list[InputProblem] = []
@@ -140,7 +279,7 @@ def _scan(session: Session, files: Sequence[str | Path]) -> tuple[int, list[Inpu
                                          "unknown customer (no customer.created event for it)"))
     if total > 0 and not problems:
         problems += _conflicts_with_books(session, seen)
-    return total, problems
+    return total, problems, None
 
 
 _STAGE = """CREATE TEMPORARY TABLE import_stage (
@@ -172,7 +311,11 @@ _BOOK_CONFLICTS = """
     WHERE substr(b.content_hash, 1, 16) <> f.digest"""
 
 
-def _scan_staged(session: Session, files: Sequence[str | Path]) -> tuple[int, list[InputProblem]]:
+# events per customer, for sharing the second pass among processes (NULL: an event.voided)
+_LOADS = "SELECT customer_id, count(*) FROM import_stage GROUP BY customer_id"
+
+
+def _scan_staged(session: Session, files: Sequence[str | Path]) -> tuple[int, list[InputProblem], dict[str, int] | None]:
     """`_scan` on PostgreSQL, in bounded memory: each event's id, 16-hex-digit digest, line and
     customer are staged with COPY into a temporary table (dropped with the transaction, which
     is rolled back), and the checks are joins there and against ``event`` / ``usage_event``."""
@@ -207,8 +350,12 @@ def _scan_staged(session: Session, files: Sequence[str | Path]) -> tuple[int, li
             problems.append(InputProblem(names[file], line, "id", eid,
                                          f"conflicts with the event already posted from {src}: same event id, "
                                          "different content"))
+    loads: dict[str, int] | None = None
+    if not problems:
+        counts = dict(session.execute(sa.text(_LOADS)).all())
+        loads = None if None in counts else counts
     session.rollback()
-    return total, problems
+    return total, problems, loads
 
 
 def _conflicts_with_books(session: Session, seen: dict[str, tuple[bytes, str]]) -> list[InputProblem]:

@@ -81,3 +81,83 @@ def test_first_pass_accepts_customers_created_in_the_same_input(make_books):
     summary = books.post("\n".join(lines), chunk_size=3)
     assert (summary.posted, summary.duplicates, summary.quarantined) == (11, 0, 0)
     assert books.balance("9200", "CREDIT") == 18  # consumed, on its credit side
+
+
+# --------------------------------------------------------------------------- --jobs
+def _parallel_input() -> tuple[str, str]:
+    """Five customers (one hard-capped at 30 credits, one funded by a top-up with an overage-free
+    cap of 200), created in the same JSONL, then 120 usage events across them in time order."""
+    events = []
+    for i in range(5):
+        cid = f"cus_{i}"
+        events.append({"id": f"c{i}", "type": "customer.created", "occurred_at": "2026-03-01T00:00:00Z",
+                       "customer_id": cid, "name": f"Customer {i}", "currency": "USD"})
+        events.append({"id": f"g{i}", "type": "credits.granted", "occurred_at": "2026-03-01T00:00:00Z",
+                       "customer_id": cid, "grant_id": f"promo-{i}", "credits": 30 if i == 4 else 200 * (i + 1),
+                       "expires_at": "2026-03-02T12:00:00Z" if i == 2 else "2027-03-01T00:00:00Z", "reason": "trial"})
+    setup = "\n".join(json.dumps(e) for e in events)
+    rows = [(f"u{n}", f"cus_{(n * n) % 5}", f"2026-03-02T{n // 60 % 24:02d}:{n % 60:02d}:00Z", n % 9 + 1)
+            for n in range(120)]
+    return setup, usage_csv(rows)
+
+
+def _outcome(books) -> dict:
+    """What the books say per customer and grant, whatever the chunking: usage rows with their
+    status and draws, quarantine, and every account's balance per customer and grant."""
+    with books.session() as s:
+        usage = sorted(s.execute(sa.text("SELECT id, status, overage_units FROM usage_event")).all())
+        draws = sorted(s.execute(sa.text("SELECT usage_event_id, grant_id, units FROM usage_draw")).all())
+        quarantine = sorted(s.execute(sa.text("SELECT event_id, available FROM quarantine")).all())
+        balances = sorted(s.execute(sa.text(
+            "SELECT account_code, commodity, customer_id, grant_id, sum(debit) - sum(credit) FROM journal_line "
+            "GROUP BY account_code, commodity, customer_id, grant_id")).all(), key=repr)
+    return {"usage": usage, "draws": draws, "quarantine": quarantine, "balances": balances}
+
+
+def test_jobs_post_what_one_process_posts(make_books, db_url, monkeypatch):
+    """Two processes on PostgreSQL (one on SQLite, which has one writer) give the same books."""
+    from ledger import service
+
+    parallel = []
+    real = service._import_parallel
+    monkeypatch.setattr(service, "_import_parallel", lambda *a, **k: parallel.append(1) or real(*a, **k))
+    setup, usage = _parallel_input()
+    one, two = make_books(), make_books()
+    for books, jobs in ((one, 1), (two, 2)):
+        books.post(setup)
+        summary = books.post(usage, suffix=".csv", chunk_size=7, jobs=jobs)
+        assert (summary.posted + summary.quarantined, summary.duplicates) == (120, 0)
+        assert books.verify() == []
+    assert _outcome(one) == _outcome(two)
+    assert len(parallel) == (1 if db_url.startswith("postgresql") else 0)
+    assert _outcome(two)["quarantine"]  # the capped customer did hit its cap
+    again = two.post(usage, suffix=".csv", chunk_size=7, jobs=2)  # a re-run: all duplicates
+    assert (again.posted, again.duplicates) == (0, 120)
+    assert len(parallel) == (2 if db_url.startswith("postgresql") else 0)
+
+
+def test_jobs_fall_back_to_one_process_for_voids(make_books):
+    setup, _ = _parallel_input()
+    books = make_books()
+    books.post(setup)
+    lines = [json.dumps({"id": f"u{n}", "type": "usage.recorded", "occurred_at": "2026-03-03T00:00:00Z",
+                         "customer_id": "cus_0", "credits": 1}) for n in range(10)]
+    lines.append(json.dumps({"id": "v1", "type": "event.voided", "occurred_at": "2026-03-04T00:00:00Z",
+                             "target_event_id": "u3", "reason": "metered twice"}))
+    summary = books.post("\n".join(lines), chunk_size=4, jobs=2)
+    assert summary.posted == 11 and books.balance("9200", "CREDIT") == 9
+
+
+def test_a_refused_chunk_in_a_worker_stops_the_import_and_names_the_event(make_books):
+    setup, _ = _parallel_input()
+    books = make_books()
+    books.post(setup)
+    lines = [json.dumps({"id": f"u{n}", "type": "usage.recorded", "occurred_at": "2026-03-03T00:00:00Z",
+                         "customer_id": f"cus_{n % 2}", "credits": 1}) for n in range(8)]
+    # a refund of a promotional (zero-cost) grant is refused when applied, not in the first pass
+    lines.append(json.dumps({"id": "r1", "type": "refund.issued", "occurred_at": "2026-03-04T00:00:00Z",
+                             "customer_id": "cus_1", "grant_ref": "promo-1", "credits": 100_000}))
+    with pytest.raises(InvalidInputError) as info:
+        books.post("\n".join(lines), chunk_size=2, jobs=2)
+    assert (info.value.problems[0].line, info.value.problems[0].field) == (9, "grant_ref")
+    assert info.value.committed is not None

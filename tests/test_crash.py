@@ -39,8 +39,19 @@ def _books(url: str) -> tuple[int, int, int]:
     return int(rows), int(distinct), int(consumed)
 
 
+def _credits_of_usage_rows(url: str) -> int:
+    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.connect() as c:
+        total = c.execute(sa.text("SELECT coalesce(sum(credits), 0) FROM usage_event")).scalar_one()
+    engine.dispose()
+    return int(total)
+
+
 @pytest.mark.postgres
-def test_sigkill_at_random_points_then_reimport_is_exactly_once(pg_url, tmp_path):
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_sigkill_at_random_points_then_reimport_is_exactly_once(pg_url, tmp_path, jobs):
+    """With --jobs 2 the killed importer's workers die with it (their chunks in flight roll
+    back): nothing more is posted after the kill."""
     setup = tmp_path / "setup.jsonl"
     lines = []
     for i in range(CUSTOMERS):
@@ -70,7 +81,7 @@ def test_sigkill_at_random_points_then_reimport_is_exactly_once(pg_url, tmp_path
         # random fraction of a chunk's time, so the kill lands inside a chunk's transaction
         start = _books(pg_url)[0]
         target = start + rng.randint(1, 3) * CHUNK
-        proc = _ledger(pg_url, "import", str(usage), "--chunk-size", str(CHUNK), wait=False)
+        proc = _ledger(pg_url, "import", str(usage), "--chunk-size", str(CHUNK), "--jobs", str(jobs), wait=False)
         while proc.poll() is None and _books(pg_url)[0] < target:
             time.sleep(0.02)
         time.sleep(rng.uniform(0.0, 0.15))
@@ -82,10 +93,15 @@ def test_sigkill_at_random_points_then_reimport_is_exactly_once(pg_url, tmp_path
         posted, distinct, consumed = _books(pg_url)
         points.append(posted)
         assert posted % CHUNK == 0 and posted == distinct, posted  # whole chunks only, each event once
-        assert consumed == sum(i % 7 + 1 for i in range(posted))  # the chunks in file order, nothing else
+        if jobs == 1:
+            assert consumed == sum(i % 7 + 1 for i in range(posted))  # the chunks in file order, nothing else
+        else:  # each worker's chunks in its customers' file order; the journal carries exactly those rows
+            assert consumed == _credits_of_usage_rows(pg_url)
+            time.sleep(1.0)
+            assert _books(pg_url)[0] == posted  # no worker outlived the importer
         assert _ledger(pg_url, "verify").returncode == 0
     assert kills >= 3 and all(0 < p < N for p in points), points  # killed part-way, several times
-    r = _ledger(pg_url, "import", str(usage), "--chunk-size", str(CHUNK), "--format", "json")
+    r = _ledger(pg_url, "import", str(usage), "--chunk-size", str(CHUNK), "--jobs", str(jobs), "--format", "json")
     assert r.returncode == 0, r.stderr
     summary = json.loads(r.stdout)
     assert summary["posted"] + summary["duplicates"] == N
