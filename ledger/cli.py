@@ -85,7 +85,7 @@ def init(obj: Ctx) -> None:
 @cli.command("import")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--dry-run", is_flag=True, help="Validate and price everything, then roll back.")
-@click.option("--chunk-size", type=click.IntRange(min=1), default=None, show_default="50000",
+@click.option("--chunk-size", type=click.IntRange(min=1), default=None, show_default="40000",
               help="Events per transaction for inputs larger than this (bulk usage streams).")
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="Processes posting the chunks, each for its own customers (PostgreSQL; inputs without "

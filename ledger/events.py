@@ -321,7 +321,7 @@ EVENT_TYPES = ("customer.created", "subscription.started", "subscription.cancell
 _ADAPTER: TypeAdapter = TypeAdapter(AnyEvent)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SourcedEvent:
     """A validated event with where it came from and its content hash (sha256 hex)."""
 
