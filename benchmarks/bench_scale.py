@@ -302,7 +302,7 @@ def run_ledger(args: list[str], *, label: str, url: str, dbname: str, work: Path
         if pyspy:
             spy = subprocess.Popen([pyspy, "record", "--pid", str(proc.pid), "--subprocesses", "--format", "raw",
                                     "--function",
-                                    "--idle", "--nonblocking", "--rate", "100", "-o", str(spy_path)],
+                                    "--idle", "--nonblocking", "--rate", str(PYSPY_RATE), "-o", str(spy_path)],
                                    stdout=subprocess.DEVNULL, stderr=spy_err)
             _children.add(spy)
         _, status, usage = os.wait4(proc.pid, 0)
@@ -342,19 +342,26 @@ def _frame(frame: str) -> tuple[str, str]:
     return name, f"{path}:{line}" if line else path
 
 
+PYSPY_RATE = 100
+"""py-spy samples per second and process."""
+
+
 def summarise_pyspy(path: Path) -> dict:
     """Per function: cumulative share (stacks containing it) and own share (leaf frame) of the
     samples of a py-spy raw (collapsed stacks) file."""
     cumulative: Counter[str] = Counter()
     own: Counter[str] = Counter()
     total = psycopg_samples = 0
+    processes: set[str] = set()
     for line in path.read_text(errors="replace").splitlines():
         stack, _, count = line.rpartition(" ")
-        if not stack or not count.isdigit():
-            continue
+        if not stack or not count.isdigit() or "resource_tracker" in stack:
+            continue  # (the resource tracker: multiprocessing's idle helper of an import with --jobs)
         n = int(count)
         total += n
-        frames = [f"{a} ({b})" for a, b in (_frame(f) for f in stack.split(";"))]
+        parts = stack.split(";")
+        processes.update(f.split(":", 1)[0] for f in parts if f.startswith("process "))
+        frames = [f"{a} ({b})" for a, b in (_frame(f) for f in parts if not f.startswith("process "))]
         for f in set(frames):
             cumulative[f] += n
         own[frames[-1]] += n
@@ -366,6 +373,7 @@ def summarise_pyspy(path: Path) -> dict:
             if re.search(r"\((ledger|reports)/", f) and not any(e in f for e in ENTRY_FRAMES)]
     return {
         "samples": total,
+        "processes": max(1, len(processes)),
         "ledger": ours[:15],
         "own": [(f, c / total) for f, c in own.most_common(15)],
         "db_wait": sum(c for f, c in cumulative.items() if f.startswith("Connection.wait (psycopg/")) / total,
@@ -537,7 +545,7 @@ def run_b3(url: str, label: str, run: int, pools: list[list[str]], jobs: list[li
         barrier.wait(timeout=600)
         if pyspy:
             spy = subprocess.Popen([pyspy, "record", "--pid", str(procs[0].pid), "--format", "raw", "--function",
-                                    "--idle", "--nonblocking", "--rate", "100", "-o", str(spy_path)],
+                                    "--idle", "--nonblocking", "--rate", str(PYSPY_RATE), "-o", str(spy_path)],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             _children.add(spy)
         out = []
@@ -880,7 +888,10 @@ def _sql_rows(m: Measured, k: int = 8) -> list[str]:
     lines = [
         (f"SQL ({m.label}): {calls:,} statements executed through SQLAlchemy took {total:.1f} s client side, "
          f"{total / m.wall:.0%} of the wall clock (COPY through the raw psycopg connection and commits are not "
-         f"counted here; PostgreSQL backend CPU {m.pg_cpu:.1f} s). The most expensive:"),
+         f"counted here; PostgreSQL backend CPU {m.pg_cpu:.1f} s"
+         + ("; with --jobs only the importer's own process is timed, not the workers it spawns"
+            if m.profile and m.profile.get("processes", 1) > 1 else "")
+         + "). The most expensive:"),
         "",
         "| statement | calls | seconds | share of wall |",
         "|---|---:|---:|---:|",
@@ -897,7 +908,9 @@ def _profile_rows(m: Measured) -> list[str]:
         return [f"{m.label}: no profile (py-spy not installed)."]
     p = m.profile
     lines = [
-        (f"{m.label} ({m.wall:.1f} s): {p['samples']:,} py-spy samples (100/s, waits included); "
+        (f"{m.label} ({m.wall:.1f} s): {p['samples']:,} py-spy samples (100/s, waits included"
+         + (f", of {p['processes']} processes: the importer and its workers" if p.get("processes", 1) > 1 else "")
+         + "); "
          f"{p['psycopg']:.1%} of them are inside psycopg (statements, COPY, commits), {p['db_wait']:.1%} in its "
          "`Connection.wait` (waiting for PostgreSQL's answer). The engine's functions by cumulative share "
          "(the command-line wrappers left out), and every function by own time (the frame on top of the "
@@ -1045,9 +1058,10 @@ def phase_lines(run: Run) -> list[str]:
             v = (m.profile["psycopg"] if name == "*"
                  else max(share(m.profile, n, file_part) or 0.0 for n in name.split("|")))
             if v:
-                cells.append(f"| {label} | {v:.1%} | {v * m.wall:.1f} |")
-        out += [f"{m.label} by phase (cumulative share of samples, and that share of the wall clock):", "",
-                "| phase | share | seconds |", "|---|---:|---:|", *cells, ""]
+                cells.append(f"| {label} | {v:.1%} | {v * m.profile['samples'] / PYSPY_RATE:.1f} |")
+        out += [f"{m.label} by phase (cumulative share of samples, and the seconds they stand for, summed over "
+                f"its {m.profile.get('processes', 1)} process(es)):", "",
+                "| phase | share | process-seconds |", "|---|---:|---:|", *cells, ""]
     return out
 
 
