@@ -362,6 +362,9 @@ def summarise_pyspy(path: Path) -> dict:
         parts = stack.split(";")
         processes.update(f.split(":", 1)[0] for f in parts if f.startswith("process "))
         frames = [f"{a} ({b})" for a, b in (_frame(f) for f in parts if not f.startswith("process "))]
+        if not frames:  # a process sampled before its first Python frame
+            total -= n
+            continue
         for f in set(frames):
             cumulative[f] += n
         own[frames[-1]] += n
