@@ -259,10 +259,6 @@ class BookCache:
             while len(self._books) > self.size:
                 self._books.popitem(last=False)
 
-    def clear(self) -> None:
-        with self._lock:
-            self._books.clear()
-
 
 BOOKS = BookCache()
 """This process's `BookCache`, used by `import_events`."""

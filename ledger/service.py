@@ -74,32 +74,19 @@ def import_files(session: Session, catalog: Catalog, files: Sequence[str | Path]
         raise InvalidInputError(sorted(problems, key=lambda p: (p.file, p.line)))
     if jobs > 1 and loads is not None:
         summary = _import_parallel(session, catalog, files, chunk_size, _assign(loads, jobs), progress, total)
-        _analyze(session)
-        return summary
-    summary = ImportSummary()
-    done = 0
-    chunk: list[SourcedEvent] = []
+    else:
+        done = 0
 
-    def flush() -> None:
-        nonlocal done
+        def chunk_done(n: int) -> None:
+            nonlocal done
+            done += n
+            if progress:
+                progress(done, total)
+
         try:
-            part = import_events(session, catalog, chunk, sources=sources)
+            summary = _post_share(session, catalog, files, chunk_size, None, 0, chunk_done)
         except InvalidInputError as exc:
             raise InvalidInputError(exc.problems, committed=done) from None
-        done += len(chunk)
-        _add(summary, part)
-        chunk.clear()
-        if progress:
-            progress(done, total)
-
-    for f in files:
-        for ev, _ in iter_file(f):
-            if ev is not None:
-                chunk.append(ev)
-                if len(chunk) >= chunk_size:
-                    flush()
-    if chunk:
-        flush()
     _analyze(session)
     return summary
 
@@ -202,9 +189,10 @@ def _import_parallel(session: Session, catalog: Catalog, files: Sequence[str | P
 
 
 def _post_share(session: Session, catalog: Catalog, files: Sequence[str | Path], chunk_size: int,
-                assignment: dict[str, int], k: int, chunk_done: Callable[[int], None]) -> ImportSummary:
-    """Post, in chunks of ``chunk_size``, the events of the customers assigned to worker ``k``, in
-    file order; ``chunk_done(n)`` after each committed chunk."""
+                assignment: dict[str, int] | None, k: int, chunk_done: Callable[[int], None]) -> ImportSummary:
+    """Post, in chunks of ``chunk_size`` (one transaction each), the events of the customers
+    assigned to worker ``k`` (all events when ``assignment`` is None), in file order;
+    ``chunk_done(n)`` after each committed chunk."""
     summary = ImportSummary()
     sources = [str(f) for f in files]
     chunk: list[SourcedEvent] = []
@@ -217,7 +205,8 @@ def _post_share(session: Session, catalog: Catalog, files: Sequence[str | Path],
 
     for f in files:
         for ev, _ in iter_file(f):
-            if ev is not None and assignment.get(getattr(ev.event, "customer_id", None)) == k:
+            if ev is not None and (assignment is None
+                                   or assignment.get(getattr(ev.event, "customer_id", None)) == k):
                 chunk.append(ev)
                 if len(chunk) >= chunk_size:
                     flush()
