@@ -415,8 +415,10 @@ class Run:
                 state = self._state(g, relieved=g.units - outstanding, released=g.amount - bal.get(A.DEFERRED_CREDITS, 0))
                 if g.id in estimates:
                     state.rate = Fraction(Decimal(max(estimates[g.id])[2]))
-                state.expiry_done = (g.expires_at is not None and steps_through is not None and g.expires_at <= steps_through)
                 state.voided = g.event_id in voided[cid] and g.source in ("commitment", "topup", "promotional")
+                # a voided grant has nothing left to expire (as `_on_event_voided` marks it)
+                state.expiry_done = state.voided or (g.expires_at is not None and steps_through is not None
+                                                     and g.expires_at <= steps_through)
                 grants[g.id] = state
             book = CustomerBook(customer, grants, steps_through, open_invoices.get(cid, {}))
             book.credit_balance = credit_balance.get(cid, 0)
@@ -440,8 +442,12 @@ class Run:
             fresh._load_many([row.id])
             kept, derived = _book_view(book), _book_view(fresh.books[row.id])
             if kept != derived:
-                diff = {k: (kept[k], derived[k]) for k in kept if kept[k] != derived[k]}
-                raise AssertionError(f"kept book of {row.id} differs from the journal: {diff}")
+                diff = {k: (kept[k], derived[k]) for k in kept if kept[k] != derived[k] and k != "grants"}
+                for gid in sorted(set(kept["grants"]) | set(derived["grants"])):
+                    a, b = kept["grants"].get(gid, {}), derived["grants"].get(gid, {})
+                    diff.update({f"{gid}.{f}": (a.get(f), b.get(f)) for f in sorted(set(a) | set(b))
+                                 if a.get(f) != b.get(f)})
+                raise AssertionError(f"kept book of {row.id} differs from the journal (kept, derived): {diff}")
         self.books[row.id] = book
 
     def _load_subscriptions(self, books: list[CustomerBook]) -> None:
@@ -576,8 +582,16 @@ class Run:
             self._advance(book, due)
 
     def _advance(self, book: CustomerBook, through: datetime) -> None:
+        """Move the customer's steps cursor to ``through``. An empty grant whose expiry the cursor
+        reaches has had its expiry too, although no step ran for it (a grant holding units gets
+        its own expiry step, with its rollover, which marks it): units that a voided usage
+        returns later expire again without rolling over, in this run as in any later one, which
+        derives the same from ``steps_through`` (`_load_many`)."""
         if book.steps_through is None or through > book.steps_through:
             book.steps_through = through
+            for g in book.grants.values():
+                if g.remaining == 0 and g.expires_at is not None and g.expires_at <= through:
+                    g.expiry_done = True
 
     def _catch_up(self, book: CustomerBook, t: datetime) -> None:
         """After an event added something due in the past (a late grant or a backdated start)."""
