@@ -87,6 +87,7 @@ from ledger.periods import (
     boundary_date,
     closed_periods,
     first_day,
+    first_open_day,
     last_day,
     local_date,
     next_period,
@@ -300,7 +301,7 @@ class Run:
         self.tz = catalog.tz
         self.import_id = import_id
         self.closed = closed_periods(session)
-        self.first_open: date | None = first_day(next_period(self.closed[-1])) if self.closed else None
+        self.first_open: date | None = first_open_day(self.closed)
         self.books: dict[str, CustomerBook] = {}
         self.drafts: list[EntryDraft] = []
         self.buckets: dict[tuple[str, date], _Bucket] = {}

@@ -8,6 +8,7 @@ ends there, so it is dated on the local date of the instant just before it (2026
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -77,7 +78,7 @@ def closed_periods(session: Session) -> list[str]:
     return list(rows)
 
 
-def first_open_day(session: Session) -> date | None:
-    """First day of the first open period (after the last closed one); None if none is closed."""
-    closed = closed_periods(session)
+def first_open_day(closed: Sequence[str]) -> date | None:
+    """First day of the first open period, after the last of ``closed`` (`closed_periods`, oldest
+    first); None if none is closed."""
     return first_day(next_period(closed[-1])) if closed else None
