@@ -292,15 +292,17 @@ class Run:
     """A unit of work over the books: apply events and time-driven steps, then ``finish``."""
 
     def __init__(self, session: Session, catalog: Catalog, import_id: int | None = None,
-                 cache: BookCache | None = None):
+                 cache: BookCache | None = None, *, closed: list[str] | None = None, db: str | None = None):
+        """closed: the closed periods, oldest first, if the caller has read them in this
+        transaction (read here otherwise); db: the database's key in ``cache`` (its URL)."""
         self.session = session
         self.cache = cache
-        self.db = str(session.get_bind().url) if cache is not None else ""
+        self.db = db if db is not None else str(session.get_bind().url) if cache is not None else ""
         self.token = 0
         self.catalog = catalog
         self.tz = catalog.tz
         self.import_id = import_id
-        self.closed = closed_periods(session)
+        self.closed = closed_periods(session) if closed is None else closed
         self.first_open: date | None = first_open_day(self.closed)
         self.books: dict[str, CustomerBook] = {}
         self.drafts: list[EntryDraft] = []
@@ -1373,10 +1375,10 @@ class Run:
         self._catch_up(book, ev.occurred_at)
 
     # ----------------------------------------------------------------- writing
-    def finish(self) -> ImportSummary:
-        """Fill the consumption entries, post every draft through the posting path, and write the
-        customers, grants, subscriptions, events, usage rows, draws, invoices and quarantine."""
-        s = self.session
+    def fill_consumption(self) -> None:
+        """Write each consumption entry's lines and description from its bucket, once, before
+        posting: per grant Dr 2100 / Cr 4000 and Dr 9100 / Cr 9200; overage Dr 1150 / Cr 4010 and
+        Dr 9050 / Cr 9200; proportional breakage as its own entry (ASC 606-10-55-48)."""
         for (customer_id, d), bucket in self.buckets.items():
             draft = bucket.draft
             units_total = 0
@@ -1405,6 +1407,27 @@ class Run:
             draft.description = (f"Usage of {customer_id} on {d.isoformat()}: {len(bucket.usage_ids)} events, "
                                  f"{format_units(units_total)} credits"
                                  + (f" ({format_units(bucket.overage_units)} as overage)" if bucket.overage_units else ""))
+
+    def new_token(self) -> int:
+        """Draw the book version this run writes to every customer it loaded (see `BookCache`)."""
+        self.token = secrets.randbits(62) + 1
+        return self.token
+
+    def writes_only_usage(self) -> bool:
+        """True when `finish` would write nothing but journal entries, usage rows, draws,
+        quarantine rows and the loaded customers' ``steps_through`` and ``book_version``: no
+        customer, grant, subscription, period, invoice, event or guarantee row (what
+        `ledger.direct` writes itself; keep the two in step)."""
+        return not (self.grant_rows or self.period_rows or self.invoices or self.event_rows
+                    or self.guarantee_month_rows
+                    or any(b.new or any(st.new or st.changed for st in b.subs) or any(gs.new for gs in b.guarantees)
+                           for b in self.books.values()))
+
+    def finish(self) -> ImportSummary:
+        """Fill the consumption entries, post every draft through the posting path, and write the
+        customers, grants, subscriptions, events, usage rows, draws, invoices and quarantine."""
+        s = self.session
+        self.fill_consumption()
         new_customers = [b.customer for b in self.books.values() if b.new]
         for b in self.books.values():
             b.customer.steps_through = b.steps_through
@@ -1412,7 +1435,7 @@ class Run:
         s.flush()
         # a new book version for every customer whose book this run loaded (see BookCache): one
         # statement, not an UPDATE per customer row
-        self.token = secrets.randbits(62) + 1
+        self.new_token()
         for chunk in _chunks(sorted(self.books), 10_000):
             s.execute(sa.update(Customer).where(in_values(s, Customer.id, chunk)).values(book_version=self.token)
                       .execution_options(synchronize_session=False))
@@ -1479,6 +1502,14 @@ def _existing(session: Session, ids: list[str], models: Sequence = (Event, Usage
     return out
 
 
+def stored_conflict(se: SourcedEvent, stored_hash: str, stored_source: str) -> InputProblem:
+    """The problem of an event whose id is already stored with other content (sha256
+    ``stored_hash``, posted from ``stored_source``)."""
+    return InputProblem(se.file, se.line, "id", se.id,
+                        f"conflicts with the event already posted from {stored_source}: same event id, "
+                        f"different content (sha256 {stored_hash[:12]}... vs {se.content_hash[:12]}...)")
+
+
 def validate_batch(session: Session, catalog: Catalog, events: list[SourcedEvent], *,
                    customers: Sequence[Customer] = ()) -> tuple[list[SourcedEvent], int, list[InputProblem]]:
     """Check a parsed batch against the books: returns (new events to apply, duplicates, problems).
@@ -1510,9 +1541,7 @@ def validate_batch(session: Session, catalog: Catalog, events: list[SourcedEvent
             if h == se.content_hash:
                 duplicates += 1
             else:
-                problems.append(InputProblem(se.file, se.line, "id", se.id,
-                                             f"conflicts with the event already posted from {src}: same event id, "
-                                             f"different content (sha256 {h[:12]}... vs {se.content_hash[:12]}...)"))
+                problems.append(stored_conflict(se, h, src))
             continue
         fresh.append(se)
 

@@ -101,6 +101,11 @@ def check_draft(draft: EntryDraft, closed: set[str]) -> None:
         raise PeriodLockedError(period, draft.entry_date.isoformat(), draft.description)
 
 
+ENTRY_COLUMNS = ("entry_date", "occurred_at", "kind", "description", "customer_id", "event_id", "import_id")
+"""The journal_entry columns a draft fills (its attributes of the same names); the id comes from the sequence."""
+LINE_COLUMNS = ("entry_id", "account_code", "commodity", "debit", "credit", "customer_id", "grant_id",
+                "invoice_number", "event_id")
+"""The journal_line columns, in the order of `line_values`."""
 _NEXT_ENTRY_IDS = "SELECT nextval(pg_get_serial_sequence('journal_entry', 'id')) FROM generate_series(1, :n)"
 
 
@@ -116,7 +121,7 @@ def post(session: Session, drafts: Sequence[EntryDraft], *, closed: Sequence[str
     closed = set(closed_periods(session) if closed is None else closed)
     for d in drafts:
         check_draft(d, closed)
-    columns = ("entry_date", "occurred_at", "kind", "description", "customer_id", "event_id", "import_id")
+    columns = ENTRY_COLUMNS
     if len(drafts) >= COPY_ROWS and is_postgres(session):
         # A bulk import posts ~10,000 entries a chunk: ids drawn from the sequence in one query
         # and the rows sent with COPY cost a tenth of INSERT ... RETURNING. The triggers (open
@@ -130,14 +135,12 @@ def post(session: Session, drafts: Sequence[EntryDraft], *, closed: Sequence[str
     else:
         ids = list(session.execute(sa.insert(JournalEntry).returning(JournalEntry.id, sort_by_parameter_order=True),
                                    [{c: getattr(d, c) for c in columns} for d in drafts]).scalars())
-    bulk_insert(
-        session, JournalLine.__table__,
-        [
-            {"entry_id": entry_id, "account_code": ln.account, "commodity": ln.commodity, "debit": ln.debit,
-             "credit": ln.credit, "customer_id": ln.customer_id, "grant_id": ln.grant_id,
-             "invoice_number": ln.invoice_number, "event_id": ln.event_id}
-            for entry_id, d in zip(ids, drafts)
-            for ln in d.lines
-        ],
-    )
+    bulk_insert(session, JournalLine.__table__,
+                [dict(zip(LINE_COLUMNS, line_values(entry_id, ln))) for entry_id, d in zip(ids, drafts) for ln in d.lines])
     return ids
+
+
+def line_values(entry_id: int, ln: Line) -> tuple:
+    """The journal_line row of ``ln`` in entry ``entry_id``, in the order of `LINE_COLUMNS`."""
+    return (entry_id, ln.account, ln.commodity, ln.debit, ln.credit, ln.customer_id, ln.grant_id,
+            ln.invoice_number, ln.event_id)
