@@ -385,9 +385,34 @@ def copy_csv_rows(session: Session, out: BinaryIO, start: date | None, end: date
     ``commodities``: every commodity the lines use (a line in another one is not exported, and
     the caller's tie-out check then fails). ``on_rows(data)`` sees each batch of whole rows
     (bytes) as it is written."""
+    sql = copy_csv_sql(start, end, commodities)
+    if sql is None:
+        return
+    session.execute(sa.text("SET LOCAL jit = off"))  # compiling these expressions costs more than it saves
+    raw = session.connection().connection.driver_connection
+    batch: list[bytes] = []
+
+    def flush() -> None:
+        data = b"".join(batch).replace(b"\x01\x01", b"\x01")
+        out.write(data)
+        on_rows(data)
+        batch.clear()
+
+    with raw.cursor() as cur, cur.copy(sql) as copy:
+        for message in copy:  # one entry: \x01 + its lines + \x01 + LF
+            batch.append(bytes(message[1:-2]))
+            if len(batch) >= 4096:
+                flush()
+    flush()
+
+
+def copy_csv_sql(start: date | None, end: date | None, commodities: Iterable[str]) -> str | None:
+    """The ``COPY (SELECT ...) TO STDOUT`` statement of `copy_csv_rows`; None when there are no
+    commodities (nothing to export). raises ExportError for a commodity code that is not
+    [A-Z0-9]+ (it is written into the SQL)."""
     exps = sorted({(c, _exp(c)) for c in commodities})
     if not exps:
-        return
+        return None
     bad = [c for c, _ in exps if not re.fullmatch(r"[A-Z0-9]+", c)]
     if bad:
         raise ExportError(f"unexpected commodity code(s) in the journal: {bad}")
@@ -425,22 +450,7 @@ def copy_csv_rows(session: Session, out: BinaryIO, start: date | None, end: date
           GROUP BY entry_date, id
           ORDER BY entry_date, id
         ) TO STDOUT (FORMAT csv, DELIMITER E'\\x02', QUOTE E'\\x01')"""
-    session.execute(sa.text("SET LOCAL jit = off"))  # compiling these expressions costs more than it saves
-    raw = session.connection().connection.driver_connection
-    batch: list[bytes] = []
-
-    def flush() -> None:
-        data = b"".join(batch).replace(b"\x01\x01", b"\x01")
-        out.write(data)
-        on_rows(data)
-        batch.clear()
-
-    with raw.cursor() as cur, cur.copy(sql) as copy:
-        for message in copy:  # one entry: \x01 + its lines + \x01 + LF
-            batch.append(bytes(message[1:-2]))
-            if len(batch) >= 4096:
-                flush()
-    flush()
+    return sql
 
 
 def entry_object(e: ExportEntry, ctx: _Context | None = None) -> dict:
