@@ -426,6 +426,9 @@ def test_postgres_copy_export_equals_the_python_writer(pg_url, plans_catalog, tm
         draft = EntryDraft(date(2026, 2, 20), datetime(2026, 2, 20, 9, tzinfo=UTC), "adjustment",
                            "Reclass, no customer")
         post(s, [draft.dr("1000", "USD", 500).cr("1100", "USD", 500)])
+        # the largest amount a line holds: its decimal text must be exact in both writers
+        huge = EntryDraft(date(2026, 2, 21), datetime(2026, 2, 21, 9, tzinfo=UTC), "largest_amount", "Largest amount")
+        post(s, [huge.dr("1000", "USD", 2**63 - 1, customer_id="nl").cr("1000", "USD", 2**63 - 1, customer_id="nl")])
         s.commit()
     for start, end in [(None, None), (date(2026, 1, 6), date(2026, 2, 28)), (None, date(2026, 1, 31))]:
         fast = _export(b, tmp_path / "copy" / "journal.csv", "csv", start, end)
@@ -443,6 +446,7 @@ def test_postgres_copy_export_equals_the_python_writer(pg_url, plans_catalog, tm
         assert {len(r) for r in fast_rows} == {len(CSV_COLUMNS)}
         no_customer = [r for r in fast_rows if r[CSV_COLUMNS.index("kind")] == "adjustment"]
         assert len(no_customer) == (0 if end == date(2026, 1, 31) else 2)
+        assert any(r[CSV_COLUMNS.index("debit")] == "92233720368547758.07" for r in fast_rows) or end is not None
         assert all(r[CSV_COLUMNS.index("customer_id")] == r[CSV_COLUMNS.index("customer_name")] == ""
                    for r in no_customer)
         assert any(r[CSV_COLUMNS.index("occurred_at")].endswith(".000001Z") for r in fast_rows) or start is not None
