@@ -1,4 +1,4 @@
-"""One usage event in one transaction with three round trips: the PostgreSQL write path of
+"""One usage event in one transaction with two round trips and COMMIT: the PostgreSQL write path of
 `ledger.api.Ledger.record_usage` (issue 6, B3).
 
 The general path (`engine.import_events`) sends about ten statements through SQLAlchemy for one
@@ -13,9 +13,10 @@ pipeline mode instead:
 2. in memory: the customer's book (kept by `engine.BOOKS` while the row still carries the token
    of the run that kept it, derived from the journal otherwise), the event applied to it, the
    entry drafts checked (balanced, open period) as `posting.post` checks them;
-3. one round trip for the journal entry ids, one with every row (the import batch, the
-   customer's ``steps_through`` and ``book_version``, entries, lines, the usage row, its draws
-   or its quarantine row), then COMMIT. The database's triggers (closed periods, entries
+3. one round trip with every row (the import batch, the customer's ``steps_through`` and
+   ``book_version``, entries, lines, the usage row, its draws or its quarantine row), then
+   COMMIT. With one entry (the usual call) the rows after it name it by ``currval`` of the
+   entry sequence; with several, their ids are drawn first (one more round trip). The database's triggers (closed periods, entries
    without lines) fire as on the general path.
 
 When the event's time-driven steps write more than usage (an overage invoice at a month end, a
@@ -67,8 +68,18 @@ _QUARANTINE_COLUMNS = tuple(c.name for c in Quarantine.__table__.columns)
 _DRAW_COLUMNS = ("usage_event_id", "grant_id", "customer_id", "units")
 
 
-def _insert(table: sa.Table, columns: Sequence[str]) -> str:
-    return f'INSERT INTO "{table.name}" ({", ".join(columns)}) VALUES ({", ".join(["%s"] * len(columns))})'
+def _insert(table: sa.Table, columns: Sequence[str], sql: dict[str, str] | None = None) -> str:
+    """INSERT of one row of ``columns``: a parameter each, or the SQL expression ``sql[column]``."""
+    values = ", ".join((sql or {}).get(c, "%s") for c in columns)
+    return f'INSERT INTO "{table.name}" ({", ".join(columns)}) VALUES ({values})'
+
+
+# One entry (the usual call: its consumption entry): the id comes from the sequence as the entry
+# is inserted, and the rows after it in the same pipeline refer to it with currval, which is
+# this connection's last value of the sequence (no round trip to draw the id first).
+_ENTRY_JUST_INSERTED = {"entry_id": "currval(pg_get_serial_sequence('journal_entry', 'id'))"}
+_INSERT_ENTRY_FROM_SEQUENCE = _insert(JournalEntry.__table__, ENTRY_COLUMNS)
+_INSERT_LINE_OF_IT = _insert(JournalLine.__table__, LINE_COLUMNS, _ENTRY_JUST_INSERTED)
 
 
 _INSERT_BATCH = _insert(ImportBatch.__table__, _BATCH_COLUMNS)
@@ -154,25 +165,34 @@ def _post(session: Session, raw: psycopg.Connection, catalog: Catalog, se: Sourc
     closed_set = set(closed)
     for d in run.drafts:
         check_draft(d, closed_set)
+    one = len(run.drafts) == 1
     ids: list[int] = []
-    if run.drafts:
+    if len(run.drafts) > 1:  # drawn first, so that each usage row can name its entry
         ids = sorted(v for (v,) in raw.execute(_ENTRY_IDS, (len(run.drafts),)).fetchall())
     entry_id = {id(d): i for d, i in zip(run.drafts, ids)}
     for usage in run.usage_rows:
         bucket = run.usage_bucket.get(usage["id"])
-        if bucket is not None:
+        if bucket is not None and not one:
             usage["entry_id"] = entry_id[id(bucket.draft)]
     token = run.new_token()
     book = run.books[customer.id]
     with raw.pipeline(), raw.cursor() as cur:
         cur.execute(_INSERT_BATCH, batch_row)
         cur.execute(_CURSOR, (book.steps_through, token, customer.id))
-        if run.drafts:
+        if one:
+            (draft,) = run.drafts
+            cur.execute(_INSERT_ENTRY_FROM_SEQUENCE, tuple(getattr(draft, c) for c in ENTRY_COLUMNS))
+            cur.executemany(_INSERT_LINE_OF_IT, [line_values(0, ln)[1:] for ln in draft.lines])
+        elif run.drafts:
             cur.executemany(_INSERT_ENTRY, [(i, *(getattr(d, c) for c in ENTRY_COLUMNS)) for d, i in zip(run.drafts, ids)])
             cur.executemany(_INSERT_LINE, [line_values(i, ln) for d, i in zip(run.drafts, ids) for ln in d.lines])
-        if run.usage_rows:
-            columns = tuple(run.usage_rows[0])
-            cur.executemany(_insert(UsageEvent.__table__, columns), [tuple(u[c] for c in columns) for u in run.usage_rows])
+        for usage in run.usage_rows:
+            if one and usage["id"] in run.usage_bucket:  # in the one entry: its id by currval
+                columns = tuple(c for c in usage if c != "entry_id") + ("entry_id",)
+                sql = _insert(UsageEvent.__table__, columns, _ENTRY_JUST_INSERTED)
+                cur.execute(sql, tuple(usage[c] for c in columns[:-1]))
+            else:
+                cur.execute(_insert(UsageEvent.__table__, tuple(usage)), tuple(usage.values()))
         if run.draw_rows:
             cur.executemany(_INSERT_DRAW, [tuple(r[c] for c in _DRAW_COLUMNS) for r in run.draw_rows])
         if run.quarantine_rows:
@@ -180,7 +200,7 @@ def _post(session: Session, raw: psycopg.Connection, catalog: Catalog, se: Sourc
                                                  for q in run.quarantine_rows])
     session.commit()
     engine.BOOKS.put(run.db, token, run.books)
-    summary.entries = len(ids)
+    summary.entries = len(run.drafts)
     return summary
 
 
