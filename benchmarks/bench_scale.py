@@ -44,6 +44,11 @@ with the data, outputs and profiles for inspection):
    two pools of up to 500; each call's customer is drawn from the worker's pool by the same
    Zipf rule as the data (sha256 of the call's id), so heavy customers get most calls. The
    run stops before B3 if the calls would ask a customer for more credits than it has left.
+   In these runs a worker's first call for a customer derives the book from the journal
+   (about 15% of the timed calls). The "books kept" runs (1 worker; 2 workers on different
+   customers) measure a worker that has been running: before the barrier each worker also
+   posts one untimed call of 1 credit for every customer its timed calls use, so every timed
+   call finds the book kept in memory (`engine.BookCache`).
 
 For every step the PostgreSQL CPU of the benchmark database's backends is sampled from /proc
 (when the server runs on this machine), with the machine's busy CPU (/proc/stat) and the load
@@ -111,6 +116,7 @@ TARGET_B5_RATE = 200_000
 B3_POOL = 500
 PROFILED_B3 = "1 worker, profiled (no target: py-spy and SQL timing slow it down)"
 B3_WARMUP = 10
+B3_KEPT = "books kept: "
 ENTRY_FRAMES = ("click/", "runpy", "<frozen", "ledger_sqlstats.py", "ledger/__main__.py", "<module>", "ledger/cli.py",
                 "ledger/cli_export.py", "bench_scale.py")
 
@@ -481,8 +487,10 @@ _zipf_cache: dict[int, list[float]] = {}
 
 
 def b3_jobs(run: int, worker: int, pool: list[str], count: int, base: datetime,
-            trace: list[scale_data.TraceRequest]) -> list[tuple[str, str, str, int]]:
-    """(event id, customer, occurred_at, credits) of the warm-up calls and then the timed ones."""
+            trace: list[scale_data.TraceRequest], kept: bool = False) -> tuple[int, list[tuple[str, str, str, int]]]:
+    """(untimed calls, jobs): jobs are (event id, customer, occurred_at, credits), the untimed
+    warm-up calls first, then the timed ones. With ``kept``, the warm-up also posts one call of
+    1 credit per customer the timed calls use, so that each book is already kept in memory."""
     jobs = []
     for n in range(-B3_WARMUP, count):
         eid = f"api-{run}-w{worker}-{'warm' if n < 0 else 'n'}{abs(n):05d}"
@@ -490,18 +498,24 @@ def b3_jobs(run: int, worker: int, pool: list[str], count: int, base: datetime,
         req = trace[(n + B3_WARMUP + worker * 7919 + run * 104729) % len(trace)]
         at = base + timedelta(days=run, seconds=n + B3_WARMUP, milliseconds=worker)
         jobs.append((eid, cid, f"{at:%Y-%m-%dT%H:%M:%S.%f}Z", req.credits))
-    return jobs
+    if not kept:
+        return B3_WARMUP, jobs
+    customers = sorted({job[1] for job in jobs[B3_WARMUP:]})
+    at = base + timedelta(days=run, milliseconds=worker)
+    primes = [(f"api-{run}-w{worker}-keep{i:05d}", cid, f"{at:%Y-%m-%dT%H:%M:%S.%f}Z", 1)
+              for i, cid in enumerate(customers)]
+    return B3_WARMUP + len(primes), jobs[:B3_WARMUP] + primes + jobs[B3_WARMUP:]
 
 
-def b3_worker(url: str, catalog: str, jobs: list, barrier, results, sqlstats: bool) -> None:
-    """One API client process: warm-up calls, barrier, then one record_usage per job, timed.
-    With ``sqlstats`` every SQL statement of the timed calls is timed (ledger_sqlstats)."""
+def b3_worker(url: str, catalog: str, jobs: list, untimed: int, barrier, results, sqlstats: bool) -> None:
+    """One API client process: ``untimed`` warm-up calls, barrier, then one record_usage per
+    job, timed. With ``sqlstats`` every SQL statement of the timed calls is timed (ledger_sqlstats)."""
     from ledger.api import Ledger
 
     if sqlstats:
         import ledger_sqlstats
     books = Ledger(url, catalog)
-    for eid, cid, at, credits in jobs[:B3_WARMUP]:
+    for eid, cid, at, credits in jobs[:untimed]:
         books.record_usage(eid, customer_id=cid, occurred_at=at, credits=credits)
     barrier.wait()
     if sqlstats:
@@ -509,7 +523,7 @@ def b3_worker(url: str, catalog: str, jobs: list, barrier, results, sqlstats: bo
     started = time.monotonic()
     posted = quarantined = 0
     latencies = []
-    for eid, cid, at, credits in jobs[B3_WARMUP:]:
+    for eid, cid, at, credits in jobs[untimed:]:
         t0 = time.monotonic()
         summary = books.record_usage(eid, customer_id=cid, occurred_at=at, credits=credits)
         latencies.append(time.monotonic() - t0)
@@ -528,16 +542,16 @@ def b3_worker(url: str, catalog: str, jobs: list, barrier, results, sqlstats: bo
                  "sql": stats})
 
 
-def run_b3(url: str, label: str, run: int, pools: list[list[str]], jobs: list[list], dbname: str, work: Path,
-           pyspy: str | None = None) -> dict:
+def run_b3(url: str, label: str, run: int, pools: list[list[str]], plan: list[tuple[int, list]], dbname: str,
+           work: Path, pyspy: str | None = None) -> dict:
     """One B3 run: a worker process per pool; with ``pyspy`` (one worker only) the worker is
     profiled from the barrier on and its SQL statements timed."""
     ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(len(pools) + 1)  # the workers and this process
     results = ctx.Queue()
-    procs = [ctx.Process(target=b3_worker, args=(url, str(CATALOG), worker_jobs, barrier, results,
+    procs = [ctx.Process(target=b3_worker, args=(url, str(CATALOG), worker_jobs, untimed, barrier, results,
                                                  pyspy is not None))
-             for worker_jobs in jobs]
+             for untimed, worker_jobs in plan]
     load = loadavg()
     busy = machine_busy()
     spy = None
@@ -573,7 +587,7 @@ def run_b3(url: str, label: str, run: int, pools: list[list[str]], jobs: list[li
             "posted": sum(r["posted"] for r in out), "quarantined": sum(r["quarantined"] for r in out),
             "p50_ms": max(r["p50_ms"] for r in out), "p99_ms": max(r["p99_ms"] for r in out),
             "pg_cpu": pg.seconds, "load": load, "machine_cpu": machine_busy() - busy,
-            "distinct_customers": len({job[1] for worker_jobs in jobs for job in worker_jobs[B3_WARMUP:]}),
+            "distinct_customers": len({job[1] for untimed, worker_jobs in plan for job in worker_jobs[untimed:]}),
             "sql": out[0]["sql"], "profile": summarise_pyspy(spy_path) if spy_path.exists() else None}
 
 
@@ -590,12 +604,12 @@ def b3_pools(data: scale_data.ScaleData, per_pool: int) -> list[list[str]]:
     return [eligible[0::2][:per_pool], eligible[1::2][:per_pool]]
 
 
-def check_b3_demand(data: scale_data.ScaleData, plans: list[list[list[tuple[str, str, str, int]]]]) -> None:
+def check_b3_demand(data: scale_data.ScaleData, plans: list[list[tuple[int, list[tuple[str, str, str, int]]]]]) -> None:
     """Raise if the B3 calls of all runs would ask a customer for more credits than it has left
     (they would be quarantined instead of posted, which is not what B3 measures)."""
     demand: Counter[str] = Counter()
     for jobs_per_worker in plans:
-        for jobs in jobs_per_worker:
+        for _, jobs in jobs_per_worker:
             for _, cid, _, credits in jobs:
                 demand[cid] += credits
     left = b3_left(data)
@@ -764,16 +778,17 @@ def main(argv: list[str] | None = None) -> int:
         nxt = scale_data._add_months(first, 1)
         base = datetime(nxt.year, nxt.month, 1, tzinfo=UTC)
         trace = scale_data.load_trace()
-        runs = [("1 worker", [pools[0]]), ("2 workers, different customers", pools),
-                ("2 workers, same customers", [pools[0], pools[0]])]
+        runs = [("1 worker", [pools[0]], False), ("2 workers, different customers", pools, False),
+                ("2 workers, same customers", [pools[0], pools[0]], False),
+                (B3_KEPT + "1 worker", [pools[0]], True), (B3_KEPT + "2 workers, different customers", pools, True)]
         if pyspy:
-            runs.append((PROFILED_B3, [pools[0]]))
-        plans = [[b3_jobs(n, w, pool, args.b3_events, base, trace) for w, pool in enumerate(p)]
-                 for n, (_, p) in enumerate(runs)]
+            runs.append((PROFILED_B3, [pools[0]], False))
+        plans = [[b3_jobs(n, w, pool, args.b3_events, base, trace, kept) for w, pool in enumerate(p)]
+                 for n, (_, p, kept) in enumerate(runs)]
         check_b3_demand(data, plans)
-        for n, ((label, p), jobs) in enumerate(zip(runs, plans, strict=True)):
+        for n, ((label, p, _), plan) in enumerate(zip(runs, plans, strict=True)):
             console.print(f"[dim]B3 Python API, {label}: {args.b3_events:,} calls per worker[/dim]")
-            result = run_b3(url, label, n, p, jobs, dbname, work, pyspy=pyspy if label == PROFILED_B3 else None)
+            result = run_b3(url, label, n, p, plan, dbname, work, pyspy=pyspy if label == PROFILED_B3 else None)
             run.b3.append(result)
             console.print(f"[dim]  {result['rate']:,.0f} events/s[/dim]")
     finally:  # also on an error or SIGTERM (the traceback follows, exit 1)
