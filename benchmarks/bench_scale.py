@@ -48,7 +48,7 @@ with the data, outputs and profiles for inspection):
    (about 15% of the timed calls). The "books kept" runs (1 worker; 2 workers on different
    customers) measure a worker that has been running: before the barrier each worker also
    posts one untimed call of 1 credit for every customer its timed calls use, so every timed
-   call finds the book kept in memory (`engine.BookCache`).
+   call finds the book kept in memory (`books.BookCache`).
 
 For every step the PostgreSQL CPU of the benchmark database's backends is sampled from /proc
 (when the server runs on this machine), with the machine's busy CPU (/proc/stat) and the load

@@ -175,6 +175,16 @@ def copy_rows(session: Session, table: str, columns: Sequence[str], rows: Iterab
             copy.write_row(row)
 
 
+CHUNK = 500
+"""Ids per statement where a list of ids becomes SQL parameters (IN lists on SQLite)."""
+
+
+def chunks(items: Sequence, size: int = CHUNK) -> Iterable[Sequence]:
+    """``items`` in consecutive slices of at most ``size``."""
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
 def in_values(session: Session, column, values) -> sa.ColumnElement[bool]:
     """``column IN values`` as a condition: on PostgreSQL one array parameter (``column =
     ANY(:values)``), so the statement text and its cached plan do not depend on how many values

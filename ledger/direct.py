@@ -7,7 +7,7 @@ per statement, not PostgreSQL's. This path applies the event with the same `engi
 same drawdown, time-driven steps, entries and rows) and talks to PostgreSQL through psycopg's
 pipeline mode instead:
 
-1. one round trip: lock the customer row (``SELECT ... FOR UPDATE``, as `engine.lock_customers`
+1. one round trip: lock the customer row (``SELECT ... FOR UPDATE``, as `validation.lock_customers`
    does), look the event id up in ``usage_event`` and ``event``, read the closed periods and
    draw the import batch id;
 2. in memory: the customer's book (kept by `engine.BOOKS` while the row still carries the token
@@ -40,7 +40,7 @@ from sqlmodel import Session
 
 from ledger import engine
 from ledger.catalog import Catalog
-from ledger.engine import ImportSummary, Run, stored_conflict
+from ledger.engine import ImportSummary, Run
 from ledger.errors import InvalidInputError
 from ledger.events import SourcedEvent, UsageRecorded
 from ledger.models import (
@@ -53,10 +53,11 @@ from ledger.models import (
     UsageEvent,
 )
 from ledger.posting import ENTRY_COLUMNS, LINE_COLUMNS, check_draft, line_values
+from ledger.validation import stored_conflict
 
 _CUSTOMER_COLUMNS = tuple(c.name for c in Customer.__table__.columns)
 _LOCK = f"SELECT {', '.join(_CUSTOMER_COLUMNS)} FROM customer WHERE id = %s FOR UPDATE"
-# a later table wins in engine._existing (usage_event after event); ids are unique across both
+# a later table wins in validation.existing_events (usage_event after event); ids are unique across both
 _STORED = ("SELECT content_hash, source FROM usage_event WHERE id = %(id)s "
            "UNION ALL SELECT content_hash, source FROM event WHERE id = %(id)s")
 _CLOSED = "SELECT period FROM accounting_period WHERE status = 'closed' ORDER BY period"

@@ -7,7 +7,9 @@ of ended subscription months, overage invoices, expiries with rollover, next mon
 so one file spanning several months gives the same books as importing month by month with a
 close in between. ``Run`` is the unit of work shared by the import and the close: it keeps each
 customer's grants (with the units already relieved, derived from the journal), builds entry
-drafts in event order, and hands them to the one posting path (ledger.posting.post).
+drafts in event order, and hands them to the one posting path (ledger.posting.post). The books
+themselves (`CustomerBook`, the kept-books cache) are in ``ledger.books``; the checks a batch
+passes before anything is applied, and the customer locks, in ``ledger.validation``.
 
 Usage is posted as one consumption entry per customer per day per import; every usage row keeps
 the id of the entry that carries it and its draws per grant (table usage_draw), so an auditor can
@@ -19,8 +21,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import threading
-from collections import OrderedDict, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -31,7 +32,18 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from ledger import accounts as A
+from ledger import guarantee as G
+from ledger.books import (
+    BookCache,
+    ConsumptionBucket,
+    CustomerBook,
+    GuaranteeState,
+    Overage,
+    SubState,
+    book_view,
+)
 from ledger.catalog import Catalog
+from ledger.db import bulk_insert, chunks, in_values
 from ledger.errors import InputProblem, InvalidInputError
 from ledger.events import (
     BreakageEstimateChanged,
@@ -49,9 +61,7 @@ from ledger.events import (
     UsageRecorded,
     canonical_json,
 )
-from ledger.db import bulk_insert, in_values
 from ledger.grants import GrantState, due_expiries, plan_drawdown, rollover_units
-from ledger import guarantee as G
 from ledger.invoicing import InvoiceDraft, new_invoice, unit_price_text
 from ledger.models import (
     Customer,
@@ -96,13 +106,7 @@ from ledger.periods import (
     start_of_day,
 )
 from ledger.posting import EntryDraft, Line, post
-
-_CHUNK = 500
-
-
-def _chunks(items: Sequence, size: int = _CHUNK) -> Iterable[Sequence]:
-    for i in range(0, len(items), size):
-        yield items[i:i + size]
+from ledger.validation import lock_customers, validate_batch
 
 
 def _add_months(d: date, months: int) -> date:
@@ -132,150 +136,8 @@ class ImportSummary:
     import_id: int | None = None
 
 
-@dataclass
-class Overage:
-    """Overage of one customer, accounting month and price: units posted, and how many of them
-    (and what amount) were invoiced. Posted amount = round(units x price) (cumulative)."""
-
-    units: int = 0
-    invoiced_units: int = 0
-    invoiced_amount: int = 0
-
-
-@dataclass
-class SubState:
-    """A subscription with its billed months; ``pending`` maps invoice number -> (recognition
-    time, platform fee Fp) for months whose platform revenue is not yet recognised."""
-
-    row: Subscription
-    periods: dict[str, SubscriptionPeriod]
-    pending: dict[str, tuple[datetime, int]] = field(default_factory=dict)
-    new: bool = False
-    changed: bool = False
-
-    def active_on(self, d: date) -> bool:
-        return self.row.start_date <= d and (self.row.end_date is None or d <= self.row.end_date)
-
-    def next_month(self) -> str | None:
-        """The next calendar month to bill, or None when the subscription has ended."""
-        m = next_period(max(self.periods)) if self.periods else period_of(self.row.start_date)
-        if self.row.end_date is not None and first_day(m) > self.row.end_date:
-            return None
-        return m
-
-
-@dataclass
-class GuaranteeState:
-    """A guarantee with the months already evaluated (``done``: period -> stored row)."""
-
-    row: Guarantee
-    done: dict[str, GuaranteeMonth] = field(default_factory=dict)
-    new: bool = False
-
-    @property
-    def months(self) -> list[str]:
-        return G.window(self.row.start_month, self.row.months)
-
-    def next_month(self) -> str | None:
-        """The month whose close evaluates next (monthly: each month; cumulative: the last), or None."""
-        months = self.months
-        if self.row.basis == "cumulative":
-            return None if self.done else months[-1]
-        return next((m for m in months if m not in self.done), None)
-
-
-@dataclass
-class CustomerBook:
-    """One customer's working state during a run, derived from the journal at load time."""
-
-    customer: Customer
-    grants: dict[str, GrantState]
-    steps_through: datetime | None
-    open_invoices: dict[str, int]  # invoice number -> open receivable, oldest first
-    subs: list[SubState] = field(default_factory=list)
-    overage: dict[tuple[str, str], Overage] = field(default_factory=dict)  # (period, price) -> Overage
-    refunded_base: dict[str, int] = field(default_factory=dict)  # grant id -> net refunded so far
-    credit_balance: int = 0  # 2200: overpayments, cancelled paid invoices, guarantee credits not yet applied
-    guarantees: list[GuaranteeState] = field(default_factory=list)
-    new: bool = False
-
-
-@dataclass
-class _Bucket:
-    """The consumption entry of one customer, day and import, filled as usage is drawn."""
-
-    draft: EntryDraft
-    per_grant: dict[str, list[int]] = field(default_factory=dict)  # grant id -> [units, usage, breakage]
-    overage_units: int = 0
-    overage_amount: int = 0
-    usage_ids: list[str] = field(default_factory=list)
-    last_at: datetime | None = None
-
-
-class BookCache:
-    """Customer books kept in memory between transactions by one process (the importer between
-    its chunks, an API worker between calls), so that a run need not derive them from the
-    journal again: the ~11 queries of `Run.preload` become the one that reads the customers.
-
-    Safe by construction: every run that loads a book writes a fresh random token into
-    ``customer.book_version`` (`Run.finish`), and a kept book is reused only if the row,
-    read in the new transaction (under the customer lock on PostgreSQL), still carries the
-    token of the run that kept it; any other writer since (another process, a close) has
-    written its own token. A book is taken out of the cache while a run uses it and put back
-    only after that run commits, so a run that fails or rolls back leaves nothing stale.
-    Books with subscriptions or guarantees are not kept (their rows are ORM objects of the
-    session that loaded them). At most ``size`` books, least recently used dropped first.
-    With LEDGER_CHECK_BOOK_CACHE=1 (the test suite sets it) every reuse is compared with a
-    fresh derivation from the journal and a difference raises AssertionError.
-    """
-
-    def __init__(self, size: int = 50_000) -> None:
-        self.size = size
-        self._books: OrderedDict[tuple[str, str], tuple[int, CustomerBook]] = OrderedDict()
-        self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
-
-    def take(self, db: str, customer_id: str, token: int) -> CustomerBook | None:
-        """The kept book of ``customer_id`` if it was kept under ``token``; it leaves the cache."""
-        with self._lock:
-            kept = self._books.pop((db, customer_id), None)
-            if kept is not None and token and kept[0] == token:
-                self.hits += 1
-                return kept[1]
-            self.misses += 1
-            return None
-
-    def put(self, db: str, token: int, books: Mapping[str, CustomerBook]) -> None:
-        """Keep ``books`` (customer id -> book), as committed by the run that wrote ``token``
-        (their customer rows are expired by the commit and are not read here)."""
-        with self._lock:
-            for customer_id, book in books.items():
-                if book.subs or book.guarantees:
-                    continue
-                book.new = False
-                key = (db, customer_id)
-                self._books[key] = (token, book)
-                self._books.move_to_end(key)
-            while len(self._books) > self.size:
-                self._books.popitem(last=False)
-
-
 BOOKS = BookCache()
 """This process's `BookCache`, used by `import_events`."""
-
-
-def _book_view(book: CustomerBook) -> dict:
-    """What a book holds, for comparing a kept book with a fresh derivation: every field of its
-    grants but the run-local sequence number, whose order it keeps."""
-    grants = sorted(book.grants.values(), key=lambda g: g.seq)
-    return {"customer": book.customer.id, "steps_through": book.steps_through,
-            "grant_order": [g.id for g in grants],
-            "grants": {g.id: {k: v for k, v in vars(g).items() if k != "seq"} for g in grants},
-            "open_invoices": list(book.open_invoices.items()),
-            "overage": {k: (o.units, o.invoiced_units, o.invoiced_amount) for k, o in sorted(book.overage.items())},
-            "refunded_base": dict(sorted(book.refunded_base.items())), "credit_balance": book.credit_balance,
-            "subs": len(book.subs), "guarantees": len(book.guarantees)}
 
 
 def _problem(se: SourcedEvent, fld: str, value: object, message: str) -> InvalidInputError:
@@ -306,13 +168,13 @@ class Run:
         self.first_open: date | None = first_open_day(self.closed)
         self.books: dict[str, CustomerBook] = {}
         self.drafts: list[EntryDraft] = []
-        self.buckets: dict[tuple[str, date], _Bucket] = {}
+        self.buckets: dict[tuple[str, date], ConsumptionBucket] = {}
         self.invoices: list[tuple[InvoiceDraft, EntryDraft]] = []
         self.grant_rows: list[Grant] = []
         self.event_rows: list[Event] = []
         self.usage_rows: list[dict] = []
         self.usage_index: dict[str, dict] = {}
-        self.usage_bucket: dict[str, _Bucket] = {}
+        self.usage_bucket: dict[str, ConsumptionBucket] = {}
         self.draw_rows: list[dict] = []
         self.draws_of: dict[str, list[tuple[str, int]]] = {}
         self.quarantine_rows: list[Quarantine] = []
@@ -338,7 +200,7 @@ class Run:
         ``rows``: customer rows already read in this transaction, not queried again."""
         given = {r.id: r for r in rows}
         ids = sorted({c for c in customer_ids if c not in self.books})
-        for chunk in _chunks(ids, 2000):
+        for chunk in chunks(ids, 2000):
             self._load_many(list(chunk), given)
 
     def _load_many(self, ids: list[str], given: Mapping[str, Customer] | None = None) -> None:
@@ -443,7 +305,7 @@ class Run:
         if os.environ.get("LEDGER_CHECK_BOOK_CACHE") == "1":
             fresh = Run(self.session, self.catalog)
             fresh._load_many([row.id])
-            kept, derived = _book_view(book), _book_view(fresh.books[row.id])
+            kept, derived = book_view(book), book_view(fresh.books[row.id])
             if kept != derived:
                 diff = {k: (kept[k], derived[k]) for k in kept if kept[k] != derived[k] and k != "grants"}
                 for gid in sorted(set(kept["grants"]) | set(derived["grants"])):
@@ -1090,12 +952,12 @@ class Run:
         self.usage_bucket[se.id] = bucket
         self.summary.posted += 1
 
-    def _bucket(self, book: CustomerBook, d: date, t: datetime) -> _Bucket:
+    def _bucket(self, book: CustomerBook, d: date, t: datetime) -> ConsumptionBucket:
         key = (book.customer.id, d)
         bucket = self.buckets.get(key)
         if bucket is None:
             draft = self._draft(d, t, "consumption", "", book.customer.id)
-            bucket = self.buckets[key] = _Bucket(draft)
+            bucket = self.buckets[key] = ConsumptionBucket(draft)
         if bucket.last_at is None or t > bucket.last_at:
             bucket.last_at = t
         return bucket
@@ -1436,7 +1298,7 @@ class Run:
         # a new book version for every customer whose book this run loaded (see BookCache): one
         # statement, not an UPDATE per customer row
         self.new_token()
-        for chunk in _chunks(sorted(self.books), 10_000):
+        for chunk in chunks(sorted(self.books), 10_000):
             s.execute(sa.update(Customer).where(in_values(s, Customer.id, chunk)).values(book_version=self.token)
                       .execution_options(synchronize_session=False))
         subs = [st.row for b in self.books.values() for st in b.subs if st.new or st.changed]
@@ -1477,226 +1339,6 @@ class Run:
 def _root(grant_id: str) -> str:
     """The original grant of a rollover chain: "com-1~r2" -> "com-1"."""
     return grant_id.split("~r", 1)[0]
-
-
-# --------------------------------------------------------------------------- validation
-def _existing(session: Session, ids: list[str], models: Sequence = (Event, UsageEvent)) -> dict[str, tuple[str, str]]:
-    """id -> (content hash, source) for ids already stored in any of ``models`` (the business
-    events and the usage events by default), in one query per chunk of ids.
-
-    On PostgreSQL the ids go as one array parameter per 10,000 (``id = ANY(:ids)``): one
-    statement text whatever the count, whose cached plan is an index scan (an ``IN`` list of
-    500 parameters, prepared while the table was empty, kept a sequential scan as it grew)."""
-    from sqlalchemy.dialects.postgresql import ARRAY
-
-    from ledger.db import is_postgres
-
-    out: dict[str, tuple[str, str]] = {}
-    pg = is_postgres(session)
-    for chunk in _chunks(ids, 10_000 if pg else _CHUNK // len(models)):
-        param = sa.bindparam("ids", list(chunk), type_=ARRAY(sa.String)) if pg else None
-        q = sa.union_all(*(sa.select(m.id, m.content_hash, m.source, sa.literal(n).label("n"))
-                           .where(m.id == sa.any_(param) if pg else m.id.in_(chunk)) for n, m in enumerate(models)))
-        for i, h, src, _ in sorted(session.execute(q), key=lambda r: r[3]):  # a later model wins, as before
-            out[i] = (h, src)
-    return out
-
-
-def stored_conflict(se: SourcedEvent, stored_hash: str, stored_source: str) -> InputProblem:
-    """The problem of an event whose id is already stored with other content (sha256
-    ``stored_hash``, posted from ``stored_source``)."""
-    return InputProblem(se.file, se.line, "id", se.id,
-                        f"conflicts with the event already posted from {stored_source}: same event id, "
-                        f"different content (sha256 {stored_hash[:12]}... vs {se.content_hash[:12]}...)")
-
-
-def validate_batch(session: Session, catalog: Catalog, events: list[SourcedEvent], *,
-                   customers: Sequence[Customer] = ()) -> tuple[list[SourcedEvent], int, list[InputProblem]]:
-    """Check a parsed batch against the books: returns (new events to apply, duplicates, problems).
-
-    Identical re-imports (same id and content hash) are duplicates; the same id with different
-    content is a conflict problem naming both sources. References (customers, packs, actions,
-    grant ids) and amounts in the customer's currency are checked here, so that an invalid batch
-    posts nothing. ``customers``: rows already read in this transaction (`lock_customers`),
-    not queried again.
-    """
-    problems: list[InputProblem] = []
-    ids = [se.id for se in events]
-    stored = _existing(session, ids)
-    seen: dict[str, SourcedEvent] = {}
-    fresh: list[SourcedEvent] = []
-    duplicates = 0
-    for se in events:
-        prior = seen.get(se.id)
-        if prior is not None:
-            if prior.content_hash == se.content_hash:
-                duplicates += 1
-            else:
-                problems.append(InputProblem(se.file, se.line, "id", se.id,
-                                             f"conflicts with {prior.source}: same event id, different content"))
-            continue
-        seen[se.id] = se
-        if se.id in stored:
-            h, src = stored[se.id]
-            if h == se.content_hash:
-                duplicates += 1
-            else:
-                problems.append(stored_conflict(se, h, src))
-            continue
-        fresh.append(se)
-
-    customer_ids = sorted({getattr(se.event, "customer_id", None) for se in fresh} - {None})
-    known: dict[str, tuple[str, datetime | None]] = {c.id: (c.currency, c.created_at) for c in customers}
-    tax_rates: dict[str, str] = {c.id: c.tax_rate for c in customers}
-    for chunk in _chunks([c for c in customer_ids if c not in known]):
-        for cid, cur, created, rate in session.execute(
-                sa.select(Customer.id, Customer.currency, Customer.created_at, Customer.tax_rate)
-                .where(Customer.id.in_(chunk))):
-            known[cid] = (cur, created)
-            tax_rates[cid] = rate
-    grant_ids: set[str] = set()
-    new_grant_ids = [getattr(se.event, k) for se in fresh if not isinstance(se.event, UsageRecorded)
-                     for k in ("commitment_id", "topup_id", "grant_id") if getattr(se.event, k, None) is not None]
-    for chunk in _chunks(new_grant_ids):
-        grant_ids.update(session.execute(sa.select(Grant.id).where(Grant.id.in_(chunk))).scalars())
-    batch_grants: dict[str, str] = {}
-
-    def problem(se: SourcedEvent, fld: str, value: object, msg: str) -> None:
-        problems.append(InputProblem(se.file, se.line, fld, value, msg))
-
-    voidable = ("commitment.purchased", "topup.purchased", "credits.granted", "payment.received", "usage.recorded")
-    voided: dict[str, str] = {}
-    if any(isinstance(se.event, EventVoided) for se in fresh):  # earlier voids matter only to new ones
-        for payload, src in session.execute(sa.select(Event.payload, Event.source).where(Event.type == "event.voided")):
-            voided[json.loads(payload)["target_event_id"]] = src
-    batch_events = {se.id: se for se in fresh}
-
-    def check_void(se: SourcedEvent, ev: EventVoided) -> None:
-        target = ev.target_event_id
-        if target in voided:
-            problem(se, "target_event_id", target, f"was already voided (by {voided[target]}); an event is voided once")
-            return
-        voided[target] = se.source
-        if target in batch_events:
-            t_type, t_at = batch_events[target].event.type, batch_events[target].event.occurred_at  # type: ignore[attr-defined]
-        else:
-            row = session.execute(sa.select(Event.type, Event.occurred_at).where(Event.id == target)).first()
-            if row is None:
-                row = session.execute(sa.select(sa.literal("usage.recorded"), UsageEvent.occurred_at)
-                                      .where(UsageEvent.id == target)).first()
-            if row is None:
-                problem(se, "target_event_id", target, "unknown event (nothing with this id was imported)")
-                return
-            t_type, t_at = row
-        if t_type not in voidable:
-            problem(se, "target_event_id", target, f"is of type {t_type}, which cannot be voided "
-                    f"(voidable: {', '.join(voidable)})")
-        elif ev.occurred_at < t_at:
-            problem(se, "occurred_at", ev.occurred_at.isoformat(), f"is before the voided event ({t_at.isoformat()})")
-
-    # customers created first, then the rest in time order; usage events last and unsorted: their
-    # checks read only the customers known by then (the bulk of a large import: no sort of it)
-    usage = [se for se in fresh if isinstance(se.event, UsageRecorded)]
-    others = sorted((se for se in fresh if not isinstance(se.event, UsageRecorded)),
-                    key=lambda x: (x.event.type != "customer.created", x.event.occurred_at))  # type: ignore[attr-defined]
-    for se in others + usage:
-        ev = se.event
-        if isinstance(ev, EventVoided):
-            check_void(se, ev)
-            continue
-        if isinstance(ev, CustomerCreated):
-            if ev.customer_id in known:
-                problem(se, "customer_id", ev.customer_id, "customer already exists")
-            else:
-                known[ev.customer_id] = (ev.currency, ev.occurred_at)
-                tax_rates[ev.customer_id] = ev.tax_rate
-            continue
-        cid = ev.customer_id  # type: ignore[attr-defined]
-        if cid not in known:
-            problem(se, "customer_id", cid, "unknown customer (no customer.created event for it)")
-            continue
-        cur, created_at = known[cid]
-        if created_at is not None and ev.occurred_at < created_at:  # type: ignore[attr-defined]
-            problem(se, "occurred_at", ev.occurred_at.isoformat(), f"is before customer {cid} was created ({created_at.isoformat()})")  # type: ignore[attr-defined]
-        if isinstance(ev, UsageRecorded):  # the bulk of a large import: its one other check, and none of the rest
-            if ev.action is not None and ev.action not in catalog.model.rate_card:
-                problem(se, "action", ev.action, "unknown action (not in the catalog's rate_card)")
-            continue
-        for fld in ("amount", "legacy_monthly_amount"):
-            value = getattr(ev, fld, None)
-            if value is not None:
-                try:
-                    minor = to_minor(value, cur)
-                except ValueError as exc:
-                    problem(se, fld, value, str(exc))
-                    continue
-                if minor <= 0 and not isinstance(ev, CreditsGranted):
-                    problem(se, fld, value, "must be positive")
-                elif not isinstance(ev, PaymentReceived) and minor + apply_rate(minor, parse_decimal(tax_rates.get(cid, "0"))) > INT64_MAX:
-                    problem(se, fld, value, "with its sales tax exceeds the 64-bit range of amounts")
-        for fld in ("commitment_id", "topup_id", "grant_id"):
-            gid = getattr(ev, fld, None)
-            if gid is None:
-                continue
-            if gid in grant_ids:
-                problem(se, fld, gid, "a grant with this id already exists")
-            elif gid in batch_grants:
-                problem(se, fld, gid, f"is used twice in this batch (also at {batch_grants[gid]})")
-            batch_grants[gid] = se.source
-        if isinstance(ev, SubscriptionStarted) and created_at is not None and ev.start_date < local_date(created_at, catalog.tz):
-            problem(se, "start_date", ev.start_date.isoformat(),
-                    f"is before customer {cid} was created ({local_date(created_at, catalog.tz).isoformat()})")
-        if isinstance(ev, SubscriptionStarted):
-            plan = catalog.plan(ev.plan)
-            if plan is None:
-                problem(se, "plan", ev.plan, f"unknown plan (catalog: {', '.join(catalog.model.plans) or 'none'})")
-            elif plan.currency != cur:
-                problem(se, "plan", ev.plan, f"is priced in {plan.currency}; customer {cid} pays in {cur}")
-        if isinstance(ev, TopupPurchased) and ev.pack is not None:
-            pack = catalog.topup(ev.pack)
-            if pack is None:
-                problem(se, "pack", ev.pack, f"unknown top-up pack (catalog: {', '.join(catalog.model.topups) or 'none'})")
-            elif pack.currency != cur:
-                problem(se, "pack", ev.pack, f"is priced in {pack.currency}; customer {cid} pays in {cur}")
-        if isinstance(ev, GuaranteeEnrolled):
-            created_month = period_of(local_date(created_at, catalog.tz)) if created_at is not None else None
-            last = G.window(ev.start_month, ev.months)[-1]
-            if created_month is not None and ev.start_month < created_month:
-                problem(se, "start_month", ev.start_month, f"is before customer {cid} was created ({created_month})")
-            elif period_end(last, catalog.tz) <= ev.occurred_at:
-                problem(se, "start_month", ev.start_month,
-                        f"the window ({ev.start_month} to {last}) ended before the enrolment ({ev.occurred_at.isoformat()})")
-        for fld in ("expires_at",):
-            exp = getattr(ev, fld, None)
-            if exp is not None and exp <= ev.occurred_at:  # type: ignore[attr-defined]
-                problem(se, fld, exp.isoformat(), "must be after occurred_at")
-    problems.sort(key=lambda p: (p.file, p.line))
-    return fresh, duplicates, problems
-
-
-def lock_customers(session: Session, events: Sequence[SourcedEvent]) -> list[Customer]:
-    """On PostgreSQL, lock (SELECT ... FOR UPDATE) every existing customer the batch touches,
-    including the customers of the events it voids, in customer id order, until the
-    transaction ends. Concurrent importers (and API callers) of the same customers therefore
-    run one after the other, each seeing what the previous one committed: no credit is drawn
-    twice and no update is lost; importers of different customers run in parallel. One global
-    order means no deadlock between importers. Returns the rows locked, which the run then
-    reads instead of querying them again (none on SQLite, which serialises writers by itself)."""
-    from ledger.db import is_postgres
-
-    if not is_postgres(session):
-        return []
-    ids = {cid for se in events if (cid := getattr(se.event, "customer_id", None)) is not None}
-    targets = sorted({se.event.target_event_id for se in events if isinstance(se.event, EventVoided)})
-    for chunk in _chunks(targets):
-        ids.update(x for x in session.execute(sa.select(Event.customer_id).where(Event.id.in_(chunk))).scalars() if x)
-        ids.update(session.execute(sa.select(UsageEvent.customer_id).where(UsageEvent.id.in_(chunk))).scalars())
-    locked: list[Customer] = []
-    for chunk in _chunks(sorted(ids), 10_000):
-        locked += session.execute(sa.select(Customer).where(in_values(session, Customer.id, chunk))
-                                  .order_by(Customer.id).with_for_update()
-                                  .execution_options(populate_existing=True)).scalars().all()
-    return locked
 
 
 _TYPE_ORDER = {"customer.created": 0, "usage.recorded": 2}

@@ -89,7 +89,7 @@ class Customer(SQLModel, table=True):
     # A processing cursor, not a balance: usage older than it is late (DESIGN section 6).
     steps_through: Optional[datetime] = Field(default=None, sa_column=sa.Column(UTCDateTime, nullable=True))
     # A random token written by every run that loaded this customer's book (0: none yet). A
-    # process that kept the book in memory (engine.BookCache) reuses it only while the token is
+    # process that kept the book in memory (books.BookCache) reuses it only while the token is
     # the one it wrote: any other writer since has changed it.
     book_version: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False, server_default="0"))
 

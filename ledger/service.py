@@ -13,12 +13,13 @@ from sqlmodel import Session
 
 from ledger.catalog import Catalog
 from ledger.db import copy_rows, is_postgres
-from ledger.engine import ImportSummary, _existing, import_events
+from ledger.engine import ImportSummary, import_events
 from ledger.errors import InputProblem, InvalidInputError, NotFoundError
 from ledger.events import SourcedEvent, iter_file
 from ledger.models import Customer, Invoice, InvoiceLine
 from ledger.money import major_str
 from ledger.reporting import Column, Report
+from ledger.validation import existing_events
 
 CHUNK = 40_000
 """Events per transaction when a bulk import is chunked (see `import_files`). A chunk in flight
@@ -48,7 +49,7 @@ def import_files(session: Session, catalog: Catalog, files: Sequence[str | Path]
     customers (balanced by their event counts from the first pass) in file order, in chunks of
     ``chunk_size // jobs`` events (the memory held stays that of one process's chunk), so each
     customer's events are applied exactly as in one process, and customers run in parallel
-    under their row locks (see `ledger.engine.lock_customers`). A spawned worker dies with this
+    under their row locks (see `ledger.validation.lock_customers`). A spawned worker dies with this
     process (Linux), so a killed import still loses only chunks in flight. Elsewhere ``jobs``
     falls back to 1.
 
@@ -390,7 +391,7 @@ def _scan_staged(session: Session, files: Sequence[str | Path]) -> tuple[int, li
 def _conflicts_with_books(session: Session, seen: dict[str, tuple[bytes, str]]) -> list[InputProblem]:
     """Ids of the input already posted with different content (an identical one is a duplicate)."""
     out = []
-    for eid, (h, src) in _existing(session, list(seen)).items():
+    for eid, (h, src) in existing_events(session, list(seen)).items():
         digest, source = seen[eid]
         if bytes.fromhex(h[:16]) != digest:
             file, _, line = source.rpartition(":")

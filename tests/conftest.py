@@ -26,7 +26,7 @@ from ledger.catalog import Catalog, load_catalog
 from ledger.db import init_database, make_engine
 
 DEFAULT_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-# Every reuse of a kept customer book (engine.BookCache) is checked against a fresh derivation
+# Every reuse of a kept customer book (books.BookCache) is checked against a fresh derivation
 # from the journal, in this process and in the `ledger` processes the tests start.
 os.environ.setdefault("LEDGER_CHECK_BOOK_CACHE", "1")
 _SUFFIX = uuid.uuid4().hex[:8]

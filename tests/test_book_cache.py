@@ -1,4 +1,4 @@
-"""Kept customer books (engine.BookCache): a process reuses a book between transactions only
+"""Kept customer books (books.BookCache): a process reuses a book between transactions only
 while ``customer.book_version`` still carries the token its own run wrote; the reused book is
 the one a fresh derivation from the journal gives (LEDGER_CHECK_BOOK_CACHE=1, set for the whole
 suite in conftest.py, compares them on every reuse), and the journal is the same with or
