@@ -5,7 +5,9 @@ naming the field and value), then posts it in its own transaction through the sa
 as ``ledger import``, with the same idempotency: calling again with the same ``event_id`` and
 the same content is a duplicate (nothing posted, ``summary.duplicates == 1``); the same id with
 different content raises InvalidInputError. Concurrent callers are safe on PostgreSQL: the call
-locks the customer's row first (see `ledger.validation.lock_customers`).
+locks the customer's row first (see `ledger.validation.lock_customers`). On PostgreSQL one usage
+event per call takes the pipelined write path of `ledger.direct` (same engine, same books, fewer
+round trips); everything else, and what that path hands back, takes `engine.import_events`.
 
 Example::
 
