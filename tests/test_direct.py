@@ -217,3 +217,64 @@ def test_random_histories_post_the_same_books_both_ways(events, make_books, tmp_
         refused = _post_each(books.url, catalog, events)
         results.append((refused, tables(books)))
     assert results[0] == results[1]
+
+
+def _api_worker(url: str, catalog_path: str, worker: int, calls: int, results) -> None:
+    """One API client process with its own kept books: usage of 7 credits, alternating between
+    two customers; reports (posted, quarantined, calls the direct path took)."""
+    import ledger.api
+
+    taken = [0]
+    post_usage = ledger.api.post_usage
+
+    def counting(*args, **kw):
+        summary = post_usage(*args, **kw)
+        taken[0] += summary is not None
+        return summary
+
+    ledger.api.post_usage = counting
+    posted = quarantined = 0
+    with Ledger(url, catalog_path) as books:
+        for i in range(calls):
+            s = books.record_usage(f"p{worker}-{i}", customer_id=("acme", "beta")[i % 2], credits=7,
+                                   occurred_at=_at(1 + (worker * calls + i) / 10_000))
+            posted += s.posted
+            quarantined += s.quarantined
+    results.put((posted, quarantined, taken[0]))
+
+
+def test_four_api_processes_never_draw_more_than_granted(pg_url, tmp_path):
+    """Four processes, each with its own kept books, call record_usage for the same two customers
+    (1,000 credits each, no overage: a hard cap) 100 times each, 7 credits a call: each customer
+    posts exactly 142 calls (994 credits), every other call is quarantined, and the books pass
+    the invariants. The processes invalidate each other's kept books all the time."""
+    import multiprocessing as mp
+
+    from conftest import PLANS_CATALOG, Books
+
+    from ledger.db import init_database, make_engine
+
+    init_database(make_engine(pg_url))
+    catalog_path = tmp_path / "ledger.toml"
+    catalog_path.write_text(PLANS_CATALOG)
+    with Ledger(pg_url, str(catalog_path)) as ledger:
+        for c in ("acme", "beta"):
+            ledger.create_customer(f"c-{c}", customer_id=c, name=c.title(), currency="USD", occurred_at=T0)
+            ledger.purchase_topup(f"t-{c}", customer_id=c, topup_id=f"top-{c}", credits=1000, amount="20.00",
+                                  occurred_at=T0)
+    ctx = mp.get_context("spawn")
+    results = ctx.Queue()
+    procs = [ctx.Process(target=_api_worker, args=(pg_url, str(catalog_path), w, 100, results)) for w in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:  # the results are a few bytes: joining before reading the queue cannot block
+        p.join(300)
+    assert [p.exitcode for p in procs] == [0, 0, 0, 0]
+    out = [results.get(timeout=10) for _ in procs]
+    assert sum(o[0] for o in out) == 284 and sum(o[1] for o in out) == 116  # posted + quarantined = 400 sent
+    assert sum(o[2] for o in out) == 400  # every call took the direct path
+    books = Books(pg_url, make_engine(pg_url), None, tmp_path)  # type: ignore[arg-type]
+    for c in ("acme", "beta"):
+        assert books.balance("9100", "CREDIT", customer=c) == 6
+    assert books.verify() == []
+    books.engine.dispose()
