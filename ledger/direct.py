@@ -15,8 +15,8 @@ pipeline mode instead:
    entry drafts checked (balanced, open period) as `posting.post` checks them;
 3. one round trip with every row (the import batch, the customer's ``steps_through`` and
    ``book_version``, entries, lines, the usage row, its draws or its quarantine row), then
-   COMMIT. With one entry (the usual call) the rows after it name it by ``currval`` of the
-   entry sequence; with several, their ids are drawn first (one more round trip). The database's triggers (closed periods, entries
+   COMMIT. The lines and usage rows of each entry follow it and name it by ``currval`` of the
+   entry sequence. The database's triggers (closed periods, entries
    without lines) fire as on the general path.
 
 When the event's time-driven steps write more than usage (an overage invoice at a month end, a
@@ -30,6 +30,7 @@ tests/test_direct.py posts the same calls both ways and compares the books.
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -62,7 +63,6 @@ _STORED = ("SELECT content_hash, source FROM usage_event WHERE id = %(id)s "
            "UNION ALL SELECT content_hash, source FROM event WHERE id = %(id)s")
 _CLOSED = "SELECT period FROM accounting_period WHERE status = 'closed' ORDER BY period"
 _BATCH_ID = "SELECT nextval(pg_get_serial_sequence('import_batch', 'id'))"
-_ENTRY_IDS = "SELECT nextval(pg_get_serial_sequence('journal_entry', 'id')) FROM generate_series(1, %s)"
 _CURSOR = "UPDATE customer SET steps_through = %s, book_version = %s WHERE id = %s"
 _BATCH_COLUMNS = ("id", "sources", "posted", "duplicates", "quarantined", "late")
 _QUARANTINE_COLUMNS = tuple(c.name for c in Quarantine.__table__.columns)
@@ -75,17 +75,16 @@ def _insert(table: sa.Table, columns: Sequence[str], sql: dict[str, str] | None 
     return f'INSERT INTO "{table.name}" ({", ".join(columns)}) VALUES ({values})'
 
 
-# One entry (the usual call: its consumption entry): the id comes from the sequence as the entry
-# is inserted, and the rows after it in the same pipeline refer to it with currval, which is
-# this connection's last value of the sequence (no round trip to draw the id first).
+# Each entry takes its id from the sequence as it is inserted; its lines and usage rows, sent
+# right after it in the same pipeline, name it with currval: this connection's last value of
+# the sequence (no round trip to draw the ids first). Entries get their ids in draft order, as
+# `posting.post` gives them.
 _ENTRY_JUST_INSERTED = {"entry_id": "currval(pg_get_serial_sequence('journal_entry', 'id'))"}
 _INSERT_ENTRY_FROM_SEQUENCE = _insert(JournalEntry.__table__, ENTRY_COLUMNS)
 _INSERT_LINE_OF_IT = _insert(JournalLine.__table__, LINE_COLUMNS, _ENTRY_JUST_INSERTED)
 
 
 _INSERT_BATCH = _insert(ImportBatch.__table__, _BATCH_COLUMNS)
-_INSERT_ENTRY = _insert(JournalEntry.__table__, ("id", *ENTRY_COLUMNS))
-_INSERT_LINE = _insert(JournalLine.__table__, LINE_COLUMNS)
 _INSERT_DRAW = _insert(UsageDraw.__table__, _DRAW_COLUMNS)
 _INSERT_QUARANTINE = _insert(Quarantine.__table__, _QUARANTINE_COLUMNS)
 
@@ -166,34 +165,24 @@ def _post(session: Session, raw: psycopg.Connection, catalog: Catalog, se: Sourc
     closed_set = set(closed)
     for d in run.drafts:
         check_draft(d, closed_set)
-    one = len(run.drafts) == 1
-    ids: list[int] = []
-    if len(run.drafts) > 1:  # drawn first, so that each usage row can name its entry
-        ids = sorted(v for (v,) in raw.execute(_ENTRY_IDS, (len(run.drafts),)).fetchall())
-    entry_id = {id(d): i for d, i in zip(run.drafts, ids)}
+    usage_of: dict[int, list[dict]] = defaultdict(list)  # id(draft) -> the usage rows it carries
     for usage in run.usage_rows:
         bucket = run.usage_bucket.get(usage["id"])
-        if bucket is not None and not one:
-            usage["entry_id"] = entry_id[id(bucket.draft)]
+        usage_of[id(bucket.draft) if bucket is not None else 0].append(usage)
     token = run.new_token()
     book = run.books[customer.id]
     with raw.pipeline(), raw.cursor() as cur:
         cur.execute(_INSERT_BATCH, batch_row)
         cur.execute(_CURSOR, (book.steps_through, token, customer.id))
-        if one:
-            (draft,) = run.drafts
+        for draft in run.drafts:  # each entry, then what names it by currval
             cur.execute(_INSERT_ENTRY_FROM_SEQUENCE, tuple(getattr(draft, c) for c in ENTRY_COLUMNS))
             cur.executemany(_INSERT_LINE_OF_IT, [line_values(0, ln)[1:] for ln in draft.lines])
-        elif run.drafts:
-            cur.executemany(_INSERT_ENTRY, [(i, *(getattr(d, c) for c in ENTRY_COLUMNS)) for d, i in zip(run.drafts, ids)])
-            cur.executemany(_INSERT_LINE, [line_values(i, ln) for d, i in zip(run.drafts, ids) for ln in d.lines])
-        for usage in run.usage_rows:
-            if one and usage["id"] in run.usage_bucket:  # in the one entry: its id by currval
+            for usage in usage_of.pop(id(draft), ()):
                 columns = tuple(c for c in usage if c != "entry_id") + ("entry_id",)
-                sql = _insert(UsageEvent.__table__, columns, _ENTRY_JUST_INSERTED)
-                cur.execute(sql, tuple(usage[c] for c in columns[:-1]))
-            else:
-                cur.execute(_insert(UsageEvent.__table__, tuple(usage)), tuple(usage.values()))
+                cur.execute(_insert(UsageEvent.__table__, columns, _ENTRY_JUST_INSERTED),
+                            tuple(usage[c] for c in columns[:-1]))
+        for usage in usage_of.pop(0, ()):  # quarantined: in no entry
+            cur.execute(_insert(UsageEvent.__table__, tuple(usage)), tuple(usage.values()))
         if run.draw_rows:
             cur.executemany(_INSERT_DRAW, [tuple(r[c] for c in _DRAW_COLUMNS) for r in run.draw_rows])
         if run.quarantine_rows:

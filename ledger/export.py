@@ -418,7 +418,7 @@ def copy_csv_sql(start: date | None, end: date | None, commodities: Iterable[str
     bad = [c for c, _ in exps if not re.fullmatch(r"[A-Z0-9]+", c)]
     if bad:
         raise ExportError(f"unexpected commodity code(s) in the journal: {bad}")
-    values = ", ".join(f"('{c}', {major(1, c)}::numeric)" for c, e in exps)
+    values = ", ".join(f"('{c}', {major(1, c)}::numeric)" for c, _ in exps)
     where = []
     if start is not None:
         where.append(f"entry_date >= DATE '{start.isoformat()}'")
