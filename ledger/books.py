@@ -137,6 +137,13 @@ class BookCache:
             self.misses += 1
             return None
 
+    def token_of(self, db: str, customer_id: str) -> int | None:
+        """The token under which the book of ``customer_id`` is kept, None when none is; the book
+        stays in the cache (`take` it with that token)."""
+        with self._lock:
+            kept = self._books.get((db, customer_id))
+            return kept[0] if kept is not None else None
+
     def put(self, db: str, token: int, books: Mapping[str, CustomerBook]) -> None:
         """Keep ``books`` (customer id -> book), as committed by the run that wrote ``token``
         (their customer rows are expired by the commit and are not read here)."""

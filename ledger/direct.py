@@ -1,36 +1,57 @@
-"""One usage event in one transaction with two round trips and COMMIT: the PostgreSQL write path of
-`ledger.api.Ledger.record_usage` (issue 6, B3).
+"""One usage event in one transaction with one round trip (or two, and COMMIT): the PostgreSQL
+write path of `ledger.api.Ledger.record_usage` (issue 6, B3).
 
 The general path (`engine.import_events`) sends about ten statements through SQLAlchemy for one
 usage event, and with two workers on two cores most of a call's time is that client-side work
 per statement, not PostgreSQL's. This path applies the event with the same `engine.Run` (the
 same drawdown, time-driven steps, entries and rows) and talks to PostgreSQL through psycopg's
-pipeline mode instead:
+pipeline mode instead.
 
-1. one round trip: lock the customer row (``SELECT ... FOR UPDATE``, as `validation.lock_customers`
-   does), look the event id up in ``usage_event`` and ``event``, read the closed periods and
-   draw the import batch id;
+**One round trip** (`_post_kept`), when this process keeps the customer's book from its own
+last call (`engine.BOOKS`) and knows the closed periods:
+
+1. in memory: the event applied to the kept book, the entry drafts checked (balanced, open
+   period) as `posting.post` checks them;
+2. one pipeline: BEGIN; lock the customer row (``SELECT ... FOR UPDATE``); check under the lock
+   what step 1 assumed (``ledger_expect``, migration 0008: the row still carries the token
+   the kept book was written with, so nobody else has written for the customer since; the event
+   id is stored in neither event table; the closed periods are the same); every row; COMMIT.
+
+If the check fails, PostgreSQL raises SQLSTATE LX001 and skips the rest of the pipeline, so
+nothing is written; the kept book is dropped and the call takes the two-round-trip path below,
+which derives the book from the journal under the lock. So a kept book is only ever used for a
+write after the database has confirmed, under the customer's lock, that it is the journal's.
+
+**Two round trips** (`_post`), otherwise:
+
+1. one round trip: lock the customer row (as `validation.lock_customers` does), look the event
+   id up in ``usage_event`` and ``event``, read the closed periods and draw the import batch id;
 2. in memory: the customer's book (kept by `engine.BOOKS` while the row still carries the token
    of the run that kept it, derived from the journal otherwise), the event applied to it, the
-   entry drafts checked (balanced, open period) as `posting.post` checks them;
+   entry drafts checked;
 3. one round trip with every row (the import batch, the customer's ``steps_through`` and
    ``book_version``, entries, lines, the usage row, its draws or its quarantine row), then
-   COMMIT. The lines and usage rows of each entry follow it and name it by ``currval`` of the
-   entry sequence. The database's triggers (closed periods, entries
-   without lines) fire as on the general path.
+   COMMIT.
+
+On both, the lines and usage rows of each entry follow it and name it by ``currval`` of the
+entry sequence (on the one-round-trip path, the rows name the import batch by ``currval`` of
+its sequence too). The database's triggers (closed periods, entries without lines) fire as on
+the general path.
 
 When the event's time-driven steps write more than usage (an overage invoice at a month end, a
 rollover grant: `Run.writes_only_usage` is false), the run completes through `Run.finish`, the
-general path's writer, in the same transaction. The path declines (returns None; rolled back,
-nothing written) when the general path has a problem to report: an unknown customer, usage
-before the customer was created, an unknown action; the caller then takes the general path.
-tests/test_direct.py posts the same calls both ways and compares the books.
+general path's writer, in the same transaction (on the one-round-trip path: the call goes to the
+two-round-trip path first). The path declines (returns None; rolled back, nothing written) when
+the general path has a problem to report: an unknown customer, usage before the customer was
+created, an unknown action; the caller then takes the general path. tests/test_direct.py posts
+the same calls both ways and compares the books.
 """
 
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+import os
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -40,6 +61,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from ledger import engine
+from ledger.books import CustomerBook
 from ledger.catalog import Catalog
 from ledger.engine import ImportSummary, Run
 from ledger.errors import InvalidInputError
@@ -75,23 +97,53 @@ def _insert(table: sa.Table, columns: Sequence[str], sql: dict[str, str] | None 
     return f'INSERT INTO "{table.name}" ({", ".join(columns)}) VALUES ({values})'
 
 
+def _insert_row(cur: psycopg.Cursor, table: sa.Table, row: dict[str, Any], sql: dict[str, str]) -> None:
+    """Send the INSERT of ``row`` (column -> value); the columns of ``sql`` get its expressions."""
+    columns = tuple(c for c in row if c not in sql) + tuple(c for c in sql if c in row)
+    cur.execute(_insert(table, columns, sql), tuple(row[c] for c in columns if c not in sql))
+
+
 # Each entry takes its id from the sequence as it is inserted; its lines and usage rows, sent
 # right after it in the same pipeline, name it with currval: this connection's last value of
 # the sequence (no round trip to draw the ids first). Entries get their ids in draft order, as
 # `posting.post` gives them.
 _ENTRY_JUST_INSERTED = {"entry_id": "currval(pg_get_serial_sequence('journal_entry', 'id'))"}
-_INSERT_ENTRY_FROM_SEQUENCE = _insert(JournalEntry.__table__, ENTRY_COLUMNS)
 _INSERT_LINE_OF_IT = _insert(JournalLine.__table__, LINE_COLUMNS, _ENTRY_JUST_INSERTED)
 
 
 _INSERT_BATCH = _insert(ImportBatch.__table__, _BATCH_COLUMNS)
+# the one-round-trip path (`_post_kept`) draws the batch id as it inserts the batch; the rows
+# after it name it by currval of its sequence, as lines name their entry
+_BATCH_JUST_INSERTED = {"import_id": "currval(pg_get_serial_sequence('import_batch', 'id'))"}
+_INSERT_BATCH_FROM_SEQUENCE = _insert(ImportBatch.__table__, _BATCH_COLUMNS,
+                                      {"id": "nextval(pg_get_serial_sequence('import_batch', 'id'))"}) + " RETURNING id"
+_LOCK_ROW = "SELECT 1 FROM customer WHERE id = %s FOR UPDATE"
+# Run after _LOCK_ROW, so under the customer's lock and with a snapshot taken after it (READ
+# COMMITTED: one per statement). ledger_expect (migration 0008) raises SQLSTATE LX001 unless
+# every assumption of the kept run still holds; NULL (no such customer) counts as false.
+_EXPECT = ("SELECT ledger_expect("
+           "(SELECT book_version FROM customer WHERE id = %(customer)s) = %(token)s"
+           " AND NOT EXISTS (SELECT FROM usage_event WHERE id = %(id)s)"
+           " AND NOT EXISTS (SELECT FROM event WHERE id = %(id)s)"
+           " AND (SELECT coalesce(string_agg(period, ',' ORDER BY period), '') FROM accounting_period"
+           " WHERE status = 'closed') = %(closed)s,"
+           " 'the kept book, the event id or the closed periods')")
+_CHANGED = "LX001"
 _INSERT_DRAW = _insert(UsageDraw.__table__, _DRAW_COLUMNS)
-_INSERT_QUARANTINE = _insert(Quarantine.__table__, _QUARANTINE_COLUMNS)
 
 
 def _utc(value: Any) -> Any:
     """A timestamptz as `models.UTCDateTime` gives it back: in UTC."""
     return value.astimezone(UTC) if isinstance(value, datetime) else value
+
+
+# what the one-round-trip path did, per process (for tests and benchmarks): "posted" in one round
+# trip, or handed to the two-round-trip path because the database said an assumption had changed
+# ("changed"), another database error ("error"), or the run wrote more than usage ("not_usage")
+ATTEMPTS: Counter[str] = Counter()
+# the closed periods each database had when this process last read them (the kept path's guess,
+# checked under the lock by _EXPECT)
+_CLOSED_SEEN: dict[str, list[str]] = {}
 
 
 def post_usage(session: Session, catalog: Catalog, se: SourcedEvent, sources: Sequence[str]) -> ImportSummary | None:
@@ -107,9 +159,12 @@ def post_usage(session: Session, catalog: Catalog, se: SourcedEvent, sources: Se
     ev = se.event
     if not isinstance(ev, UsageRecorded):
         raise TypeError(f"post_usage takes a usage.recorded event, not {ev.type}")  # type: ignore[attr-defined]
-    raw: psycopg.Connection = session.connection().connection.driver_connection  # type: ignore[assignment]
+    sources = list(sources)
     try:
-        summary = _post(session, raw, catalog, se, ev, list(sources))
+        summary = _post_kept(session, catalog, se, ev, sources)
+        if summary is None:
+            raw: psycopg.Connection = session.connection().connection.driver_connection  # type: ignore[assignment]
+            summary = _post(session, raw, catalog, se, ev, sources)
     except psycopg.Error as exc:
         session.rollback()
         raise sa.exc.DBAPIError.instance(None, None, exc, psycopg.Error) from exc
@@ -119,6 +174,99 @@ def post_usage(session: Session, catalog: Catalog, se: SourcedEvent, sources: Se
     if summary is None:
         session.rollback()
     return summary
+
+
+def _post_kept(session: Session, catalog: Catalog, se: SourcedEvent, ev: UsageRecorded,
+               sources: list[str]) -> ImportSummary | None:
+    """The event in one round trip, when this process keeps the customer's book (put there by this
+    path, so that its customer row is a plain object) and knows the closed periods: the run
+    applies the event to the kept book first, then one pipeline locks the customer, checks the
+    assumptions (`_EXPECT`), writes every row and commits. Returns None, with nothing written and
+    the session rolled back, when it does not apply or an assumption failed (the kept book is then
+    dropped): the caller takes `_post`."""
+    db = str(session.get_bind().url)
+    closed = _CLOSED_SEEN.get(db)
+    token = engine.BOOKS.token_of(db, ev.customer_id)
+    if closed is None or token is None:
+        return None
+    book = engine.BOOKS.take(db, ev.customer_id, token)
+    if book is None:
+        return None
+    customer = book.customer
+    if (not sa.inspect(customer).transient  # kept by the general path: its row was a session's
+            or ev.occurred_at < customer.created_at  # `_post` hands these to the general path
+            or (ev.action is not None and ev.action not in catalog.model.rate_card)):
+        engine.BOOKS.put(db, token, {ev.customer_id: book})
+        return None
+    run = Run(session, catalog, None, closed=closed, db=db)
+    run.adopt(book, customer)
+    run.apply(se)
+    if session.in_transaction():
+        # the run used the database (it took an invoice number at a month end, ...): not under
+        # the customer's lock, so `_post` does it again under it
+        ATTEMPTS["read"] += 1
+        session.rollback()
+        return None
+    if not run.writes_only_usage() or session.new or session.dirty or session.deleted:
+        ATTEMPTS["not_usage"] += 1
+        session.rollback()
+        return None
+    run.fill_consumption()
+    closed_set = set(closed)
+    for d in run.drafts:
+        check_draft(d, closed_set)
+    summary = run.summary
+    new_token = run.new_token()
+    raw: psycopg.Connection = session.connection().connection.driver_connection  # type: ignore[assignment]
+    # psycopg starts a transaction with BEGIN and a pipeline sync of its own: a round trip. In
+    # autocommit mode it sends nothing itself, and BEGIN goes in the pipeline with the rest.
+    raw.autocommit = True
+    failed: psycopg.Error | None = None
+    with raw.cursor() as cur, raw.cursor() as batch:
+        try:
+            with raw.pipeline():
+                cur.execute("BEGIN")
+                cur.execute(_LOCK_ROW, (customer.id,))
+                cur.execute(_EXPECT, {"customer": customer.id, "token": token, "id": se.id,
+                                      "closed": ",".join(closed)})
+                batch.execute(_INSERT_BATCH_FROM_SEQUENCE,
+                              (_sources(sources), summary.posted, 0, summary.quarantined, summary.late))
+                _send_rows(cur, run, book.steps_through, new_token, _BATCH_JUST_INSERTED)
+                cur.execute("COMMIT")
+        except psycopg.Error as exc:
+            if raw.broken:
+                raise
+            failed = exc
+        finally:  # the pooled connection goes back as SQLAlchemy left it, whatever happened
+            if not raw.broken:
+                if raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                    raw.rollback()
+                raw.autocommit = False
+        if failed is not None:
+            ATTEMPTS["changed" if failed.sqlstate == _CHANGED else "error"] += 1
+            session.rollback()
+            return None
+        (import_id,) = batch.fetchone()  # type: ignore[misc]
+    session.commit()  # the transaction is over; this only ends the session's
+    ATTEMPTS["posted"] += 1
+    customer.steps_through, customer.book_version = book.steps_through, new_token
+    if os.environ.get("LEDGER_CHECK_BOOK_CACHE") == "1":
+        _check_kept(session, catalog, book, new_token)
+    engine.BOOKS.put(db, new_token, run.books)
+    summary.import_id = import_id
+    summary.entries = len(run.drafts)
+    return summary
+
+
+def _check_kept(session: Session, catalog: Catalog, book: CustomerBook, token: int) -> None:
+    """LEDGER_CHECK_BOOK_CACHE=1 (the test suite): the book this path keeps must be the journal's,
+    checked under the customer's lock unless another writer has moved the customer on since."""
+    with Session(session.get_bind()) as check:
+        current = check.execute(sa.text("SELECT book_version FROM customer WHERE id = :c FOR UPDATE"),
+                                {"c": book.customer.id}).scalar_one()
+        if current == token:
+            engine.check_kept_book(check, catalog, book)
+        check.rollback()
 
 
 def _post(session: Session, raw: psycopg.Connection, catalog: Catalog, se: SourcedEvent, ev: UsageRecorded,
@@ -132,6 +280,8 @@ def _post(session: Session, raw: psycopg.Connection, catalog: Catalog, se: Sourc
     prior = stored.fetchone()
     closed = [p for (p,) in closed_rows.fetchall()]
     (batch_id,) = batch.fetchone()  # type: ignore[misc]
+    db = str(session.get_bind().url)
+    _CLOSED_SEEN[db] = closed
     if prior is not None:
         stored_hash, stored_source = prior
         if stored_hash != se.content_hash:
@@ -146,7 +296,7 @@ def _post(session: Session, raw: psycopg.Connection, catalog: Catalog, se: Sourc
     if ev.occurred_at < customer.created_at or (ev.action is not None and ev.action not in catalog.model.rate_card):
         return None  # the general path reports it
 
-    run = Run(session, catalog, batch_id, cache=engine.BOOKS, closed=closed, db=str(session.get_bind().url))
+    run = Run(session, catalog, batch_id, cache=engine.BOOKS, closed=closed, db=db)
     run.preload([customer.id], rows=[customer])  # the kept book, or the journal's (then kept after COMMIT)
     run.apply(se)
     summary = run.summary
@@ -165,33 +315,42 @@ def _post(session: Session, raw: psycopg.Connection, catalog: Catalog, se: Sourc
     closed_set = set(closed)
     for d in run.drafts:
         check_draft(d, closed_set)
+    token = run.new_token()
+    with raw.pipeline(), raw.cursor() as cur:
+        cur.execute(_INSERT_BATCH, batch_row)
+        _send_rows(cur, run, run.books[customer.id].steps_through, token, {})
+    session.commit()
+    customer.steps_through, customer.book_version = run.books[customer.id].steps_through, token
+    engine.BOOKS.put(run.db, token, run.books)
+    summary.entries = len(run.drafts)
+    return summary
+
+
+def _send_rows(cur: psycopg.Cursor, run: Run, steps_through: datetime | None, token: int,
+               batch_sql: dict[str, str]) -> None:
+    """Send, in the pipeline of ``cur``, every row of a run that writes only usage (one customer):
+    the customer's ``steps_through`` and ``book_version`` (``token``), each entry followed by its
+    lines and usage rows (naming it by currval), the quarantined usage rows, the draws and the
+    quarantine rows. ``batch_sql``: {"import_id": SQL} when the import batch id is drawn in the
+    pipeline (the rows then name it by currval), {} when the run carries it."""
+    (customer_id,) = run.books
     usage_of: dict[int, list[dict]] = defaultdict(list)  # id(draft) -> the usage rows it carries
     for usage in run.usage_rows:
         bucket = run.usage_bucket.get(usage["id"])
         usage_of[id(bucket.draft) if bucket is not None else 0].append(usage)
-    token = run.new_token()
-    book = run.books[customer.id]
-    with raw.pipeline(), raw.cursor() as cur:
-        cur.execute(_INSERT_BATCH, batch_row)
-        cur.execute(_CURSOR, (book.steps_through, token, customer.id))
-        for draft in run.drafts:  # each entry, then what names it by currval
-            cur.execute(_INSERT_ENTRY_FROM_SEQUENCE, tuple(getattr(draft, c) for c in ENTRY_COLUMNS))
-            cur.executemany(_INSERT_LINE_OF_IT, [line_values(0, ln)[1:] for ln in draft.lines])
-            for usage in usage_of.pop(id(draft), ()):
-                columns = tuple(c for c in usage if c != "entry_id") + ("entry_id",)
-                cur.execute(_insert(UsageEvent.__table__, columns, _ENTRY_JUST_INSERTED),
-                            tuple(usage[c] for c in columns[:-1]))
-        for usage in usage_of.pop(0, ()):  # quarantined: in no entry
-            cur.execute(_insert(UsageEvent.__table__, tuple(usage)), tuple(usage.values()))
-        if run.draw_rows:
-            cur.executemany(_INSERT_DRAW, [tuple(r[c] for c in _DRAW_COLUMNS) for r in run.draw_rows])
-        if run.quarantine_rows:
-            cur.executemany(_INSERT_QUARANTINE, [tuple(getattr(q, c) for c in _QUARANTINE_COLUMNS)
-                                                 for q in run.quarantine_rows])
-    session.commit()
-    engine.BOOKS.put(run.db, token, run.books)
-    summary.entries = len(run.drafts)
-    return summary
+    entry_sql = {**_ENTRY_JUST_INSERTED, **batch_sql}
+    cur.execute(_CURSOR, (steps_through, token, customer_id))
+    for draft in run.drafts:  # each entry, then what names it by currval
+        _insert_row(cur, JournalEntry.__table__, {c: getattr(draft, c) for c in ENTRY_COLUMNS}, batch_sql)
+        cur.executemany(_INSERT_LINE_OF_IT, [line_values(0, ln)[1:] for ln in draft.lines])
+        for usage in usage_of.pop(id(draft), ()):
+            _insert_row(cur, UsageEvent.__table__, usage, entry_sql)
+    for usage in usage_of.pop(0, ()):  # quarantined: in no entry
+        _insert_row(cur, UsageEvent.__table__, usage, batch_sql)
+    if run.draw_rows:
+        cur.executemany(_INSERT_DRAW, [tuple(r[c] for c in _DRAW_COLUMNS) for r in run.draw_rows])
+    for q in run.quarantine_rows:
+        _insert_row(cur, Quarantine.__table__, {c: getattr(q, c) for c in _QUARANTINE_COLUMNS}, batch_sql)
 
 
 def _sources(sources: list[str]) -> str:

@@ -150,6 +150,23 @@ def _problem(se: SourcedEvent, fld: str, value: object, message: str) -> Invalid
 _RECOGNISE, _OVERAGE, _GUARANTEE, _EXPIRE, _BILL = range(5)
 
 
+def check_kept_book(session: Session, catalog: Catalog, book: CustomerBook) -> None:
+    """Compare a kept book with the one the journal gives now (`book_view`, through ``session``);
+    raises AssertionError naming the fields that differ. The test suite's check of every reuse
+    (LEDGER_CHECK_BOOK_CACHE=1); the caller holds the customer's lock, or the journal may have
+    moved on."""
+    fresh = Run(session, catalog)
+    fresh._load_many([book.customer.id])
+    kept, derived = book_view(book), book_view(fresh.books[book.customer.id])
+    if kept != derived:
+        diff = {k: (kept[k], derived[k]) for k in kept if kept[k] != derived[k] and k != "grants"}
+        for gid in sorted(set(kept["grants"]) | set(derived["grants"])):
+            a, b = kept["grants"].get(gid, {}), derived["grants"].get(gid, {})
+            diff.update({f"{gid}.{f}": (a.get(f), b.get(f)) for f in sorted(set(a) | set(b))
+                         if a.get(f) != b.get(f)})
+        raise AssertionError(f"kept book of {book.customer.id} differs from the journal (kept, derived): {diff}")
+
+
 class Run:
     """A unit of work over the books: apply events and time-driven steps, then ``finish``."""
 
@@ -295,24 +312,20 @@ class Run:
         self._load_guarantees(loaded)
 
     def _reuse(self, book: CustomerBook, row: Customer) -> None:
-        """Take a kept book into this run as a fresh load would give it: this session's customer
-        row, and the grants in load order ((effective_at, id)) with this run's sequence numbers."""
+        """`adopt` a kept book; with LEDGER_CHECK_BOOK_CACHE=1 compare it with the journal
+        (`check_kept_book`)."""
+        self.adopt(book, row)
+        if os.environ.get("LEDGER_CHECK_BOOK_CACHE") == "1":
+            check_kept_book(self.session, self.catalog, book)
+
+    def adopt(self, book: CustomerBook, row: Customer) -> None:
+        """Take a kept book into this run as a fresh load would give it: the customer row ``row``,
+        and the grants in load order ((effective_at, id)) with this run's sequence numbers."""
         book.customer = row
         book.grants = {g.id: g for g in sorted(book.grants.values(), key=lambda g: (g.effective_at, g.id))}
         for g in book.grants.values():
             self._grant_seq += 1
             g.seq = self._grant_seq
-        if os.environ.get("LEDGER_CHECK_BOOK_CACHE") == "1":
-            fresh = Run(self.session, self.catalog)
-            fresh._load_many([row.id])
-            kept, derived = book_view(book), book_view(fresh.books[row.id])
-            if kept != derived:
-                diff = {k: (kept[k], derived[k]) for k in kept if kept[k] != derived[k] and k != "grants"}
-                for gid in sorted(set(kept["grants"]) | set(derived["grants"])):
-                    a, b = kept["grants"].get(gid, {}), derived["grants"].get(gid, {})
-                    diff.update({f"{gid}.{f}": (a.get(f), b.get(f)) for f in sorted(set(a) | set(b))
-                                 if a.get(f) != b.get(f)})
-                raise AssertionError(f"kept book of {row.id} differs from the journal (kept, derived): {diff}")
         self.books[row.id] = book
 
     def _load_subscriptions(self, books: list[CustomerBook]) -> None:

@@ -6,6 +6,7 @@ without the cache."""
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -14,6 +15,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, event, given, settings
 from strategies import histories
 
+from ledger import direct
 from ledger import engine as E
 from ledger.api import Ledger
 from ledger.errors import InvalidInputError
@@ -56,10 +58,19 @@ def fresh_cache(monkeypatch):
 
 def test_books_are_reused_between_calls_and_equal_the_journal(make_books, fresh_cache, monkeypatch):
     monkeypatch.setenv("LEDGER_CHECK_BOOK_CACHE", "1")
+    attempts = Counter()
+    monkeypatch.setattr(direct, "ATTEMPTS", attempts)
     cached = make_books()
     with Ledger(cached.url, cached.catalog) as ledger:
         history(ledger)
-    assert fresh_cache.hits >= 40 and fresh_cache.misses == 0  # every call after the first reused it
+    # every call after the first reused it; on PostgreSQL but one: at the month end the run of the
+    # one-round-trip path (ledger.direct) used the database (an overage invoice's number), so it
+    # handed the call to the two-round-trip path, which derived the book again under the lock
+    direct_path = cached.url.startswith("postgresql")
+    assert fresh_cache.hits >= 40 and fresh_cache.misses == (1 if direct_path else 0)
+    # of the 40 usage calls, the two right after other events' calls (the general path kept those
+    # books) and the month end's go through two round trips, the other 37 through one
+    assert attempts == (Counter(read=1, posted=37) if direct_path else Counter())
     monkeypatch.setattr(E, "BOOKS", E.BookCache(size=0))  # keeps nothing: every call derives the book
     plain = make_books()
     with Ledger(plain.url, plain.catalog) as ledger:
@@ -70,7 +81,9 @@ def test_books_are_reused_between_calls_and_equal_the_journal(make_books, fresh_
     assert cached.verify() == plain.verify() == []
 
 
-def test_another_writer_invalidates_the_kept_book(make_books, fresh_cache):
+def test_another_writer_invalidates_the_kept_book(make_books, fresh_cache, monkeypatch):
+    attempts = Counter()
+    monkeypatch.setattr(direct, "ATTEMPTS", attempts)
     books = make_books()
     with Ledger(books.url, books.catalog) as one, Ledger(books.url, books.catalog) as two:
         one.create_customer("c", customer_id="acme", name="Acme AI", currency="USD", occurred_at=T0)
@@ -86,7 +99,12 @@ def test_another_writer_invalidates_the_kept_book(make_books, fresh_cache):
             E.BOOKS = monkey
         # the first process's kept book says 900 left; the journal says 50: it must not be used
         capped = one.record_usage("u-3", customer_id="acme", credits=100, occurred_at=T0 + timedelta(hours=3))
-    assert fresh_cache.hits == hits and fresh_cache.misses >= 1
+    if books.url.startswith("postgresql"):
+        # the one-round-trip path applied u-3 to the kept book, and the database refused its
+        # writes (the token had changed); the two-round-trip path then derived the book again
+        assert attempts["changed"] == 1 and fresh_cache.misses >= 1
+    else:
+        assert fresh_cache.hits == hits and fresh_cache.misses >= 1
     assert (capped.posted, capped.quarantined) == (0, 1)
     assert books.balance("9100", "CREDIT", customer="acme") == 50
 

@@ -5,6 +5,7 @@ batches and customer cursors, and return the same summaries and refusals."""
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -129,6 +130,8 @@ def test_direct_path_gives_the_books_of_the_general_path(make_books, monkeypatch
 
     monkeypatch.setattr("ledger.api.post_usage", counting_post)
     monkeypatch.setattr(E.Run, "writes_only_usage", counting_check)
+    attempts = Counter()
+    monkeypatch.setattr(direct, "ATTEMPTS", attempts)
     results = []
     for flag in ("1", "0"):
         monkeypatch.setenv("LEDGER_DIRECT", flag)
@@ -148,6 +151,11 @@ def test_direct_path_gives_the_books_of_the_general_path(make_books, monkeypatch
     assert (direct_use["posted"], direct_use["declined"]) == (30, 3)
     assert used["posted"] == 30  # LEDGER_DIRECT=0: not called at all
     assert direct_use["finish"] >= 1  # the March usage's overage invoice went through Run.finish
+    # 23 calls found their customer's book kept and posted in one round trip. Two were handed to
+    # the two-round-trip path by the database's check: the identical re-post of u-1 (its id was
+    # stored) and the first call after the close (the closed periods had changed). One was handed
+    # on because its run took an invoice number (the March call).
+    assert attempts == Counter(posted=23, changed=2, read=1)
     # what the script is meant to cover did happen
     kinds = {e[2] for e in tab_general["entries"]}
     assert {"consumption", "proportional_breakage", "expiry"} <= kinds, kinds
@@ -165,6 +173,8 @@ def test_a_refused_write_leaves_nothing_and_no_kept_book(make_books, monkeypatch
     next call is right (LEDGER_CHECK_BOOK_CACHE compares any reuse with the journal)."""
     cache = E.BookCache()
     monkeypatch.setattr(E, "BOOKS", cache)
+    attempts = Counter()
+    monkeypatch.setattr(direct, "ATTEMPTS", attempts)
     books = make_books()
     with Ledger(books.url, books.catalog) as ledger:
         ledger.create_customer("c-1", customer_id="acme", name="Acme AI", currency="USD", occurred_at=T0)
@@ -177,6 +187,11 @@ def test_a_refused_write_leaves_nothing_and_no_kept_book(make_books, monkeypatch
         with pytest.raises(sa.exc.ProgrammingError, match="no_such_column"):
             ledger.record_usage("u-2", customer_id="acme", credits=100, occurred_at=_at(2))
         assert tables(books) == before
+        # the one-round-trip attempt (autocommit on for its explicit BEGIN) gave its connection
+        # back to the pool as it found it
+        assert attempts == Counter(error=1)
+        with ledger.engine.connect() as conn:
+            assert conn.connection.driver_connection.autocommit is False
         monkeypatch.setattr(direct, "_INSERT_DRAW", good)
         hits = cache.hits
         summary = ledger.record_usage("u-2", customer_id="acme", credits=100, occurred_at=_at(2))
@@ -219,9 +234,10 @@ def test_random_histories_post_the_same_books_both_ways(events, make_books, tmp_
     assert results[0] == results[1]
 
 
-def _api_worker(url: str, catalog_path: str, worker: int, calls: int, results) -> None:
+def _api_worker(url: str, catalog_path: str, worker: int, calls: int, barrier, results) -> None:
     """One API client process with its own kept books: usage of 7 credits, alternating between
-    two customers; reports (posted, quarantined, calls the direct path took)."""
+    two customers, from the moment all workers are ready; reports (posted, quarantined, calls the
+    direct path took, what its one-round-trip path did)."""
     import ledger.api
 
     taken = [0]
@@ -235,12 +251,13 @@ def _api_worker(url: str, catalog_path: str, worker: int, calls: int, results) -
     ledger.api.post_usage = counting
     posted = quarantined = 0
     with Ledger(url, catalog_path) as books:
+        barrier.wait(120)
         for i in range(calls):
             s = books.record_usage(f"p{worker}-{i}", customer_id=("acme", "beta")[i % 2], credits=7,
                                    occurred_at=_at(1 + (worker * calls + i) / 10_000))
             posted += s.posted
             quarantined += s.quarantined
-    results.put((posted, quarantined, taken[0]))
+    results.put((posted, quarantined, taken[0], dict(direct.ATTEMPTS)))
 
 
 def test_four_api_processes_never_draw_more_than_granted(pg_url, tmp_path):
@@ -264,7 +281,9 @@ def test_four_api_processes_never_draw_more_than_granted(pg_url, tmp_path):
                                   occurred_at=T0)
     ctx = mp.get_context("spawn")
     results = ctx.Queue()
-    procs = [ctx.Process(target=_api_worker, args=(pg_url, str(catalog_path), w, 100, results)) for w in range(4)]
+    barrier = ctx.Barrier(4)
+    procs = [ctx.Process(target=_api_worker, args=(pg_url, str(catalog_path), w, 100, barrier, results))
+             for w in range(4)]
     for p in procs:
         p.start()
     for p in procs:  # the results are a few bytes: joining before reading the queue cannot block
@@ -273,6 +292,10 @@ def test_four_api_processes_never_draw_more_than_granted(pg_url, tmp_path):
     out = [results.get(timeout=10) for _ in procs]
     assert sum(o[0] for o in out) == 284 and sum(o[1] for o in out) == 116  # posted + quarantined = 400 sent
     assert sum(o[2] for o in out) == 400  # every call took the direct path
+    # books kept by one process went stale as the others wrote: the database's check under the
+    # lock refused them (no kept book is used without it), and the two-round-trip path derived
+    attempts = sum((Counter(o[3]) for o in out), Counter())
+    assert attempts["changed"] >= 1 and set(attempts) <= {"posted", "changed"}, attempts
     books = Books(pg_url, make_engine(pg_url), None, tmp_path)  # type: ignore[arg-type]
     for c in ("acme", "beta"):
         assert books.balance("9100", "CREDIT", customer=c) == 6
