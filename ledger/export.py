@@ -36,7 +36,7 @@ import os
 import re
 import unicodedata
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -372,7 +372,7 @@ def _sql_iso(expr: str) -> str:
 
 
 def copy_csv_rows(session: Session, out: BinaryIO, start: date | None, end: date | None,
-                  commodities: Iterable[str], on_rows: Callable[[bytes], None]) -> None:
+                  commodities: Iterable[str]) -> None:
     """PostgreSQL only: the rows ``write_csv`` writes (no header, no opening entry) for the
     entries dated in [start, end], byte for byte, made by the server and streamed to ``out``.
 
@@ -382,8 +382,7 @@ def copy_csv_rows(session: Session, out: BinaryIO, start: date | None, end: date
     sends as one message: its CSV mode with \\x01 as quote character wraps each value in \\x01
     (the value holds a line end) and doubles any \\x01 inside, which is undone here.
     ``commodities``: every commodity the lines use (a line in another one is not exported, and
-    the caller's tie-out check then fails). ``on_rows(data)`` sees each batch of whole rows
-    (bytes) as it is written."""
+    the caller's tie-out check then fails)."""
     sql = copy_csv_sql(start, end, commodities)
     if sql is None:
         return
@@ -397,7 +396,6 @@ def copy_csv_rows(session: Session, out: BinaryIO, start: date | None, end: date
     def flush() -> None:
         data = b"".join(batch).replace(b"\x01\x01", b"\x01")
         out.write(data)
-        on_rows(data)
         batch.clear()
 
     with raw.cursor() as cur, cur.copy(sql) as copy:
@@ -606,31 +604,67 @@ def _copy_csv(session: Session, tmp: Path, start: date | None, end: date | None,
               opening: dict[tuple[str, str], int], opening_day: date | None,
               movements: dict[tuple[str, str], int], counts: dict[str, int]) -> None:
     """The CSV export on PostgreSQL: header and opening entry from ``write_csv``, the journal's
-    rows from ``copy_csv_rows``. Every row written is read back for the tie-out check: its
-    entry id, account, commodity and minor amounts go into ``movements`` and ``counts``."""
+    rows from ``copy_csv_rows``. Every row written is then read back from the file for the
+    tie-out check (`read_csv_movements`): its entry id, account, commodity and minor amounts go
+    into ``movements`` and ``counts``."""
     head = io.StringIO(newline="")
     write_csv(head, [_opening_entry(opening, opening_day)] if opening else [], ctx)  # type: ignore[arg-type]
-    last = [""]
-    cells: dict[tuple[str, str], int] = defaultdict(int)  # (account cell, commodity cell) -> net
-
-    def on_rows(data: bytes) -> None:
-        rows = entries = 0
-        previous = last[0]
-        for f in csv.reader(io.StringIO(data.decode("utf-8"), newline="")):
-            rows += 1
-            if f[0] != previous:
-                entries += 1
-                previous = f[0]
-            cells[f[8], f[10]] += int(f[13]) - int(f[14])
-        last[0] = previous
-        counts["entries"] += entries
-        counts["postings"] += rows
-
+    head_bytes = head.getvalue().encode("utf-8")
     with open(tmp, "wb") as fh:
-        fh.write(head.getvalue().encode("utf-8"))
-        copy_csv_rows(session, fh, start, end, {c for _, c in ctx.used}, on_rows)
-    for (account, commodity), net in cells.items():
-        movements[(csv_uncell(account), csv_uncell(commodity))] += net
+        fh.write(head_bytes)
+        copy_csv_rows(session, fh, start, end, {c for _, c in ctx.used})
+    nets, entries, rows = read_csv_movements(tmp, len(head_bytes))
+    for key, net in nets.items():
+        movements[key] += net
+    counts["entries"] += entries
+    counts["postings"] += rows
+
+
+def read_csv_movements(path: Path, offset: int) -> tuple[dict[tuple[str, str], int], int, int]:
+    """Read back the rows of a CSV export from byte ``offset`` on (past its header and opening
+    entry): ({(account code, commodity): net int minor units, debit positive}, entries, rows).
+    Entries are counted as `write_csv` writes them, each entry's rows together.
+
+    pyarrow's CSV reader, in blocks of 16 MiB (memory stays bounded), keeps only the entry id,
+    account, commodity and minor-amount columns and sums per block; amounts as decimal128(38, 0),
+    so no sum can overflow (a row holds at most 2**63 - 1). A value that is not a number raises
+    pyarrow.ArrowInvalid."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pcsv
+
+    amount = pa.decimal128(38, 0)
+    nets: dict[tuple[str, str], int] = defaultdict(int)
+    entries = rows = 0
+    last = None
+    if os.path.getsize(path) <= offset:  # no rows (pyarrow refuses an empty input)
+        return {}, 0, 0
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        reader = pcsv.open_csv(
+            fh, read_options=pcsv.ReadOptions(column_names=list(CSV_COLUMNS), block_size=16 << 20),
+            parse_options=pcsv.ParseOptions(newlines_in_values=True),
+            convert_options=pcsv.ConvertOptions(
+                include_columns=["entry_id", "account", "commodity", "debit_minor", "credit_minor"],
+                column_types={"entry_id": pa.int64(), "account": pa.string(), "commodity": pa.string(),
+                              "debit_minor": amount, "credit_minor": amount},
+                strings_can_be_null=False, quoted_strings_can_be_null=False))
+        for batch in reader:
+            n = batch.num_rows
+            if not n:
+                continue
+            ids = batch.column("entry_id")
+            entries += pc.sum(pc.not_equal(ids.slice(1), ids.slice(0, n - 1))).as_py() or 0
+            entries += ids[0].as_py() != last
+            last = ids[n - 1].as_py()
+            rows += n
+            sums = pa.Table.from_batches([batch]).group_by(["account", "commodity"]).aggregate(
+                [("debit_minor", "sum"), ("credit_minor", "sum")])
+            for account, commodity, debit, credit in zip(
+                    *(sums.column(c).to_pylist() for c in ("account", "commodity", "debit_minor_sum", "credit_minor_sum")),
+                    strict=True):
+                nets[csv_uncell(account), csv_uncell(commodity)] += int(debit) - int(credit)
+    return dict(nets), entries, rows
 
 
 def export_journal(session: Session, out: str | os.PathLike, fmt: str, *, start: date | None = None,

@@ -30,6 +30,7 @@ from ledger.export import (
     CSV_COLUMNS,
     FORMATS,
     OPENING_KIND,
+    ExportError,
     balances_from_trial_balance,
     beancount_string,
     csv_cell,
@@ -39,6 +40,7 @@ from ledger.export import (
     ledger_account_name,
     major,
     read_balances,
+    read_csv_movements,
     to_minor_units,
 )
 from ledger.models import JournalEntry, JournalLine
@@ -450,4 +452,60 @@ def test_postgres_copy_export_equals_the_python_writer(pg_url, plans_catalog, tm
         assert all(r[CSV_COLUMNS.index("customer_id")] == r[CSV_COLUMNS.index("customer_name")] == ""
                    for r in no_customer)
         assert any(r[CSV_COLUMNS.index("occurred_at")].endswith(".000001Z") for r in fast_rows) or start is not None
+    b.engine.dispose()
+
+
+def test_the_csv_read_back_sums_exactly_and_counts_entries(tmp_path):
+    """read_csv_movements (the tie-out of the PostgreSQL CSV export) reads past the header and
+    opening rows at ``offset``, parses quoted cells with commas, quotes and line breaks, undoes
+    csv_cell on account and commodity cells, and sums beyond 64 bits exactly."""
+    big = 2**63 - 1
+
+    def row(entry: int, description: str, account: str, commodity: str, debit: int, credit: int) -> list:
+        return [entry, "2026-01-01", "2026-01-01T00:00:00Z", "k", "e", "", description, 1, account, "n",
+                commodity, "0", "0", debit, credit, "", "", "", "", ""]
+
+    head = io.StringIO(newline="")
+    w = csv.writer(head, lineterminator="\r\n")
+    w.writerow(CSV_COLUMNS)
+    w.writerow(row(0, "opening", "1000", "USD", 5, 0))  # not counted: before the offset
+    body = io.StringIO(newline="")
+    w = csv.writer(body, lineterminator="\r\n")
+    w.writerow(row(7, 'a "quoted", multi-line\r\ndescription', "1000", "USD", big, 0))
+    w.writerow(row(7, "x", csv_cell("=2100"), "USD", big, 0))
+    w.writerow(row(7, "x", "4000", "USD", 0, 2 * big))
+    w.writerow(row(3, "y", "1000", "USD", big, 0))  # a new entry (ids need not ascend: dates order the file)
+    w.writerow(row(3, "y", "4000", "USD", 0, big))
+    path = tmp_path / "journal.csv"
+    path.write_bytes(head.getvalue().encode() + body.getvalue().encode())
+    nets, entries, rows = read_csv_movements(path, len(head.getvalue().encode()))
+    assert (entries, rows) == (2, 5)
+    assert nets == {("1000", "USD"): 2 * big, ("=2100", "USD"): big, ("4000", "USD"): -3 * big}
+
+
+@pytest.mark.postgres
+def test_a_csv_export_that_does_not_tie_is_refused(pg_url, plans_catalog, tmp_path, monkeypatch):
+    """A row lost on the way from PostgreSQL to the file (here the last one, dropped by a wrapped
+    writer) makes the read-back disagree with the journal: ExportError, and no file is left."""
+    from conftest import Books
+
+    from ledger import export as X
+    from ledger.db import make_engine
+
+    b = Books(pg_url, make_engine(pg_url), plans_catalog, tmp_path)
+    b.post(JANUARY)
+    copy_rows = X.copy_csv_rows
+
+    def lossy(session, out, start, end, commodities):
+        buffer = io.BytesIO()
+        copy_rows(session, buffer, start, end, commodities)
+        out.write(buffer.getvalue()[:buffer.getvalue().rstrip(b"\r\n").rfind(b"\r\n") + 2])
+
+    monkeypatch.setattr(X, "copy_csv_rows", lossy)
+    out = tmp_path / "out" / "journal.csv"
+    with pytest.raises(ExportError, match="does not tie to the journal"):
+        _export(b, out, "csv")
+    assert not out.exists() and not out.with_name("journal.csv.part").exists()
+    monkeypatch.setattr(X, "copy_csv_rows", copy_rows)
+    assert _export(b, out, "csv").postings > 0  # the same export, whole, ties
     b.engine.dispose()
