@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlmodel import Session
 
+from ledger.db import bulk_insert
 from ledger.models import EntrySeal, JournalEntry, JournalLine, PeriodClose
 from ledger.periods import first_day, last_day
 
@@ -65,27 +66,36 @@ def chain_start(previous: str, period: str) -> str:
 def chain(session: Session, period: str, previous: str) -> Iterator[Link]:
     """The chain over the entries dated in ``period`` (id order), starting from ``previous``.
 
-    Reads the journal in batches of entries, so memory stays bounded by the batch size.
+    One query, entries joined to their lines in (entry id, line id) order, read in batches of
+    rows (``yield_per``: a server-side cursor on PostgreSQL), so memory stays bounded; each
+    entry's bytes are those of `entry_digest_input`.
     """
     d0, d1 = first_day(period), last_day(period)
-    entry_cols = [getattr(JournalEntry, k) for k in _ENTRY_FIELDS]
-    line_cols = [JournalLine.entry_id] + [getattr(JournalLine, k) for k in _LINE_FIELDS]
-    h, seq, after = chain_start(previous, period), 0, -1
-    while True:
-        rows = session.execute(sa.select(*entry_cols).where(JournalEntry.entry_date >= d0, JournalEntry.entry_date <= d1,
-                                                            JournalEntry.id > after)
-                               .order_by(JournalEntry.id).limit(_BATCH)).mappings().all()
-        if not rows:
-            return
-        ids = [r["id"] for r in rows]
-        lines: dict[int, list[dict]] = {}
-        for ln in session.execute(sa.select(*line_cols).where(JournalLine.entry_id.in_(ids))).mappings():
-            lines.setdefault(ln["entry_id"], []).append(dict(ln))
-        for r in rows:
-            seq += 1
-            h = hashlib.sha256(h.encode("ascii") + b"\n" + entry_digest_input(dict(r), lines.get(r["id"], []))).hexdigest()
-            yield Link(seq, r["id"], h)
-        after = ids[-1]
+    n = len(_ENTRY_FIELDS)
+    query = (sa.select(*(getattr(JournalEntry, k) for k in _ENTRY_FIELDS), *(getattr(JournalLine, k) for k in _LINE_FIELDS))
+             .select_from(JournalEntry).outerjoin(JournalLine, JournalLine.entry_id == JournalEntry.id)
+             .where(JournalEntry.entry_date >= d0, JournalEntry.entry_date <= d1)
+             .order_by(JournalEntry.id, JournalLine.id).execution_options(yield_per=_BATCH * 4))
+    h, seq = chain_start(previous, period), 0
+    entry: tuple | None = None
+    lines: list[dict] = []
+    for row in session.execute(query):
+        if entry is None or row[0] != entry[0]:
+            if entry is not None:
+                seq += 1
+                h = _link(h, entry, lines)
+                yield Link(seq, entry[0], h)
+            entry, lines = row[:n], []
+        if row[n] is not None:  # an entry without lines (the outer join's NULLs) has none
+            lines.append(dict(zip(_LINE_FIELDS, row[n:], strict=True)))
+    if entry is not None:
+        yield Link(seq + 1, entry[0], _link(h, entry, lines))
+
+
+def _link(h: str, entry: tuple, lines: list[dict]) -> str:
+    """The next chain hash after ``h`` for ``entry`` (values in the order of _ENTRY_FIELDS)."""
+    body = dict(zip(_ENTRY_FIELDS, entry, strict=True))
+    return hashlib.sha256(h.encode("ascii") + b"\n" + entry_digest_input(body, lines)).hexdigest()
 
 
 def latest_closes(session: Session) -> dict[str, PeriodClose]:
@@ -113,8 +123,8 @@ def seal_period(session: Session, record: PeriodClose) -> PeriodClose:
     session.add(record)
     session.flush()  # the record is written once, complete: the audit trail is append-only
     for i in range(0, len(links), 5000):
-        session.execute(sa.insert(EntrySeal), [{"close_id": record.id, "seq": x.seq, "entry_id": x.entry_id,
-                                               "hash": x.hash} for x in links[i:i + 5000]])
+        bulk_insert(session, EntrySeal.__table__, [{"close_id": record.id, "seq": x.seq, "entry_id": x.entry_id,
+                                                    "hash": x.hash} for x in links[i:i + 5000]])
     return record
 
 

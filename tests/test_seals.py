@@ -8,6 +8,7 @@ a changed date.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import date
 
@@ -19,8 +20,8 @@ from test_lifecycle import ACME, ev, usage
 from ledger.cli import cli
 from ledger.close import reopen_period
 from ledger.errors import PeriodOrderError
-from ledger.models import EntrySeal, JournalEntry, PeriodClose
-from ledger.seals import GENESIS, verify_seals
+from ledger.models import EntrySeal, JournalEntry, JournalLine, PeriodClose
+from ledger.seals import GENESIS, chain, chain_start, entry_digest_input, verify_seals
 
 HISTORY = "\n".join([
     ACME,
@@ -99,6 +100,33 @@ def test_reopen_only_the_last_closed_period_with_a_reason_then_reseal(books):
     assert result.exit_code == 1 and "not closed" in str(result.exception)
 
 
+def test_the_stored_chain_is_the_documented_hash_of_each_entry(books):
+    """The seals module docstring's definition, computed here the plain way (entry by entry,
+    each entry's lines read on their own), gives the links the close stored and `chain` gives:
+    seals written by one version of the engine verify under the next."""
+    books.close("2026-01")
+    with books.session() as s:
+        h = chain_start(GENESIS, "2026-01")
+        expected = []
+        entries = s.execute(sa.select(JournalEntry).where(JournalEntry.entry_date >= date(2026, 1, 1),
+                                                          JournalEntry.entry_date <= date(2026, 1, 31))
+                            .order_by(JournalEntry.id)).scalars().all()
+        for e in entries:
+            lines = s.execute(sa.select(JournalLine).where(JournalLine.entry_id == e.id)).scalars().all()
+            body = entry_digest_input({k: getattr(e, k) for k in ("id", "entry_date", "occurred_at", "kind", "description",
+                                                                   "customer_id", "event_id", "import_id")},
+                                      [{k: getattr(ln, k) for k in ("id", "account_code", "commodity", "debit", "credit",
+                                                                    "customer_id", "grant_id", "invoice_number",
+                                                                    "event_id")} for ln in lines])
+            h = hashlib.sha256(h.encode("ascii") + b"\n" + body).hexdigest()
+            expected.append((len(expected) + 1, e.id, h))
+        stored = [tuple(r) for r in s.execute(sa.select(EntrySeal.seq, EntrySeal.entry_id, EntrySeal.hash)
+                                              .order_by(EntrySeal.seq))]
+        computed = [(x.seq, x.entry_id, x.hash) for x in chain(s, "2026-01", GENESIS)]
+        seal = s.execute(sa.select(PeriodClose.seal)).scalar_one()
+    assert len(expected) >= 4 and stored == computed == expected and seal == expected[-1][2]
+
+
 def test_the_audit_trail_is_append_only(books):
     books.close("2026-01")
     with books.engine.connect() as c, pytest.raises(sa.exc.DatabaseError, match="append-only"):
@@ -113,6 +141,7 @@ TAMPERING = {
     "changed amount": ["UPDATE journal_line SET debit = debit + 100 WHERE entry_id = 1 AND debit > 0 AND commodity = 'USD'",
                        "UPDATE journal_line SET credit = credit + 100 WHERE entry_id = 1 AND account_code = '2100'"],
     "deleted line": ["DELETE FROM journal_line WHERE id = (SELECT max(id) FROM journal_line WHERE entry_id = 3)"],
+    "emptied entry": ["DELETE FROM journal_line WHERE entry_id = 3"],  # an entry left without lines
     "changed date": ["UPDATE journal_entry SET entry_date = '2026-02-15' WHERE id = 2"],
     "inserted entry": [
         ("INSERT INTO journal_entry (id, entry_date, occurred_at, kind, description, customer_id) "
@@ -122,6 +151,7 @@ TAMPERING = {
 }
 EXPECTED = {"changed amount": (1, "was altered after the close"),
             "deleted line": (3, "was altered after the close"),
+            "emptied entry": (3, "was altered after the close"),
             "changed date": (2, "no longer in the period"),
             "inserted entry": (900, "not in its seal (inserted after the close)")}
 
