@@ -49,6 +49,7 @@ the same calls both ways and compares the books.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections import Counter, defaultdict
@@ -109,6 +110,13 @@ def _insert_row(cur: psycopg.Cursor, table: sa.Table, row: dict[str, Any], sql: 
 # `posting.post` gives them.
 _ENTRY_JUST_INSERTED = {"entry_id": "currval(pg_get_serial_sequence('journal_entry', 'id'))"}
 _INSERT_LINE_OF_IT = _insert(JournalLine.__table__, LINE_COLUMNS, _ENTRY_JUST_INSERTED)
+
+
+@functools.cache
+def _insert_lines(n: int) -> str:
+    """One INSERT of an entry's ``n`` lines, each naming the entry just inserted (currval)."""
+    row = _INSERT_LINE_OF_IT[_INSERT_LINE_OF_IT.index(" VALUES ") + len(" VALUES "):]
+    return _INSERT_LINE_OF_IT + ", " * (n > 1) + ", ".join([row] * (n - 1))
 
 
 _INSERT_BATCH = _insert(ImportBatch.__table__, _BATCH_COLUMNS)
@@ -215,9 +223,26 @@ def _post_kept(session: Session, catalog: Catalog, se: SourcedEvent, ev: UsageRe
     closed_set = set(closed)
     for d in run.drafts:
         check_draft(d, closed_set)
-    summary = run.summary
     new_token = run.new_token()
-    raw: psycopg.Connection = session.connection().connection.driver_connection  # type: ignore[assignment]
+    # a connection of the engine's pool, not the session's: the session never starts a
+    # transaction here (nothing for SQLAlchemy to begin, commit or roll back)
+    pooled = session.get_bind().raw_connection()
+    try:
+        return _send_kept(pooled.driver_connection, session, catalog, se, sources, run, token, new_token, closed)
+    finally:
+        if pooled.driver_connection.broken:
+            pooled.invalidate()  # not back into the pool
+        else:
+            pooled.close()
+
+
+def _send_kept(raw: psycopg.Connection, session: Session, catalog: Catalog, se: SourcedEvent, sources: list[str],
+               run: Run, token: int, new_token: int, closed: list[str]) -> ImportSummary | None:
+    """The pipeline of `_post_kept` on ``raw`` (a pooled connection, no transaction open)."""
+    db = run.db
+    (book,) = run.books.values()
+    customer = book.customer
+    summary = run.summary
     # psycopg starts a transaction with BEGIN and a pipeline sync of its own: a round trip. In
     # autocommit mode it sends nothing itself, and BEGIN goes in the pipeline with the rest.
     raw.autocommit = True
@@ -244,10 +269,8 @@ def _post_kept(session: Session, catalog: Catalog, se: SourcedEvent, ev: UsageRe
                 raw.autocommit = False
         if failed is not None:
             ATTEMPTS["changed" if failed.sqlstate == _CHANGED else "error"] += 1
-            session.rollback()
             return None
         (import_id,) = batch.fetchone()  # type: ignore[misc]
-    session.commit()  # the transaction is over; this only ends the session's
     ATTEMPTS["posted"] += 1
     customer.steps_through, customer.book_version = book.steps_through, new_token
     if os.environ.get("LEDGER_CHECK_BOOK_CACHE") == "1":
@@ -342,7 +365,8 @@ def _send_rows(cur: psycopg.Cursor, run: Run, steps_through: datetime | None, to
     cur.execute(_CURSOR, (steps_through, token, customer_id))
     for draft in run.drafts:  # each entry, then what names it by currval
         _insert_row(cur, JournalEntry.__table__, {c: getattr(draft, c) for c in ENTRY_COLUMNS}, batch_sql)
-        cur.executemany(_INSERT_LINE_OF_IT, [line_values(0, ln)[1:] for ln in draft.lines])
+        if draft.lines:  # (an entry without lines is refused at COMMIT by the journal's trigger)
+            cur.execute(_insert_lines(len(draft.lines)), [v for ln in draft.lines for v in line_values(0, ln)[1:]])
         for usage in usage_of.pop(id(draft), ()):
             _insert_row(cur, UsageEvent.__table__, usage, entry_sql)
     for usage in usage_of.pop(0, ()):  # quarantined: in no entry

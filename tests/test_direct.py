@@ -188,10 +188,11 @@ def test_a_refused_write_leaves_nothing_and_no_kept_book(make_books, monkeypatch
             ledger.record_usage("u-2", customer_id="acme", credits=100, occurred_at=_at(2))
         assert tables(books) == before
         # the one-round-trip attempt (autocommit on for its explicit BEGIN) gave its connection
-        # back to the pool as it found it
+        # back to the pool as it found it: every connection the pool holds is out of autocommit
         assert attempts == Counter(error=1)
-        with ledger.engine.connect() as conn:
-            assert conn.connection.driver_connection.autocommit is False
+        with ledger.engine.connect() as a, ledger.engine.connect() as b:
+            assert a.connection.driver_connection.autocommit is b.connection.driver_connection.autocommit is False
+            assert ledger.engine.pool.checkedin() == 0  # (the two were all it had)
         monkeypatch.setattr(direct, "_INSERT_DRAW", good)
         hits = cache.hits
         summary = ledger.record_usage("u-2", customer_id="acme", credits=100, occurred_at=_at(2))
