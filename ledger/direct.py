@@ -272,7 +272,6 @@ def _send_kept(raw: psycopg.Connection, session: Session, catalog: Catalog, se: 
             return None
         (import_id,) = batch.fetchone()  # type: ignore[misc]
     ATTEMPTS["posted"] += 1
-    customer.steps_through, customer.book_version = book.steps_through, new_token
     if os.environ.get("LEDGER_CHECK_BOOK_CACHE") == "1":
         _check_kept(session, catalog, book, new_token)
     engine.BOOKS.put(db, new_token, run.books)
@@ -343,7 +342,6 @@ def _post(session: Session, raw: psycopg.Connection, catalog: Catalog, se: Sourc
         cur.execute(_INSERT_BATCH, batch_row)
         _send_rows(cur, run, run.books[customer.id].steps_through, token, {})
     session.commit()
-    customer.steps_through, customer.book_version = run.books[customer.id].steps_through, token
     engine.BOOKS.put(run.db, token, run.books)
     summary.entries = len(run.drafts)
     return summary
