@@ -215,15 +215,11 @@ def _post_kept(session: Session, catalog: Catalog, se: SourcedEvent, ev: UsageRe
         ATTEMPTS["read"] += 1
         session.rollback()
         return None
-    if not run.writes_only_usage() or session.new or session.dirty or session.deleted:
+    if not _only_usage(run, session):
         ATTEMPTS["not_usage"] += 1
         session.rollback()
         return None
-    run.fill_consumption()
-    closed_set = set(closed)
-    for d in run.drafts:
-        check_draft(d, closed_set)
-    new_token = run.new_token()
+    new_token = _checked_drafts(run, closed)
     # a connection of the engine's pool, not the session's: the session never starts a
     # transaction here (nothing for SQLAlchemy to begin, commit or roll back)
     pooled = session.get_bind().raw_connection()
@@ -323,7 +319,7 @@ def _post(session: Session, raw: psycopg.Connection, catalog: Catalog, se: Sourc
     run.apply(se)
     summary = run.summary
     batch_row = (batch_id, _sources(sources), summary.posted, 0, summary.quarantined, summary.late)
-    if not run.writes_only_usage() or session.new or session.dirty or session.deleted:
+    if not _only_usage(run, session):
         # a time-driven step wrote more than usage (an overage invoice, a rollover grant, ...):
         # the run's own finish writes it all, as on the general path
         raw.execute(_INSERT_BATCH, batch_row)
@@ -333,11 +329,7 @@ def _post(session: Session, raw: psycopg.Connection, catalog: Catalog, se: Sourc
         session.commit()
         engine.BOOKS.put(run.db, run.token, run.books)
         return summary
-    run.fill_consumption()
-    closed_set = set(closed)
-    for d in run.drafts:
-        check_draft(d, closed_set)
-    token = run.new_token()
+    token = _checked_drafts(run, closed)
     with raw.pipeline(), raw.cursor() as cur:
         cur.execute(_INSERT_BATCH, batch_row)
         _send_rows(cur, run, run.books[customer.id].steps_through, token, {})
@@ -345,6 +337,23 @@ def _post(session: Session, raw: psycopg.Connection, catalog: Catalog, se: Sourc
     engine.BOOKS.put(run.db, token, run.books)
     summary.entries = len(run.drafts)
     return summary
+
+
+def _only_usage(run: Run, session: Session) -> bool:
+    """True when the run writes nothing but what `_send_rows` sends: `Run.writes_only_usage`,
+    and nothing added to, changed in or deleted from the session."""
+    return run.writes_only_usage() and not (session.new or session.dirty or session.deleted)
+
+
+def _checked_drafts(run: Run, closed: list[str]) -> int:
+    """Fill the run's consumption entries and check every draft as `posting.post` does (balanced,
+    not in a ``closed`` period: raises UnbalancedEntryError, PeriodLockedError); returns the
+    book version token the run writes."""
+    run.fill_consumption()
+    closed_set = set(closed)
+    for d in run.drafts:
+        check_draft(d, closed_set)
+    return run.new_token()
 
 
 def _send_rows(cur: psycopg.Cursor, run: Run, steps_through: datetime | None, token: int,
