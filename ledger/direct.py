@@ -92,10 +92,10 @@ _QUARANTINE_COLUMNS = tuple(c.name for c in Quarantine.__table__.columns)
 _DRAW_COLUMNS = ("usage_event_id", "grant_id", "customer_id", "units")
 
 
-def _insert(table: sa.Table, columns: Sequence[str], sql: dict[str, str] | None = None) -> str:
-    """INSERT of one row of ``columns``: a parameter each, or the SQL expression ``sql[column]``."""
+def _insert(table: sa.Table, columns: Sequence[str], sql: dict[str, str] | None = None, rows: int = 1) -> str:
+    """INSERT of ``rows`` rows of ``columns``: a parameter each, or the SQL expression ``sql[column]``."""
     values = ", ".join((sql or {}).get(c, "%s") for c in columns)
-    return f'INSERT INTO "{table.name}" ({", ".join(columns)}) VALUES ({values})'
+    return f'INSERT INTO "{table.name}" ({", ".join(columns)}) VALUES ' + ", ".join([f"({values})"] * rows)
 
 
 def _insert_row(cur: psycopg.Cursor, table: sa.Table, row: dict[str, Any], sql: dict[str, str]) -> None:
@@ -109,14 +109,12 @@ def _insert_row(cur: psycopg.Cursor, table: sa.Table, row: dict[str, Any], sql: 
 # the sequence (no round trip to draw the ids first). Entries get their ids in draft order, as
 # `posting.post` gives them.
 _ENTRY_JUST_INSERTED = {"entry_id": "currval(pg_get_serial_sequence('journal_entry', 'id'))"}
-_INSERT_LINE_OF_IT = _insert(JournalLine.__table__, LINE_COLUMNS, _ENTRY_JUST_INSERTED)
 
 
 @functools.cache
 def _insert_lines(n: int) -> str:
     """One INSERT of an entry's ``n`` lines, each naming the entry just inserted (currval)."""
-    row = _INSERT_LINE_OF_IT[_INSERT_LINE_OF_IT.index(" VALUES ") + len(" VALUES "):]
-    return _INSERT_LINE_OF_IT + ", " * (n > 1) + ", ".join([row] * (n - 1))
+    return _insert(JournalLine.__table__, LINE_COLUMNS, _ENTRY_JUST_INSERTED, rows=n)
 
 
 _INSERT_BATCH = _insert(ImportBatch.__table__, _BATCH_COLUMNS)
@@ -202,8 +200,7 @@ def _post_kept(session: Session, catalog: Catalog, se: SourcedEvent, ev: UsageRe
         return None
     customer = book.customer
     if (not sa.inspect(customer).transient  # kept by the general path: its row was a session's
-            or ev.occurred_at < customer.created_at  # `_post` hands these to the general path
-            or (ev.action is not None and ev.action not in catalog.model.rate_card)):
+            or _general_path_reports(ev, customer, catalog)):  # through `_post`
         engine.BOOKS.put(db, token, {ev.customer_id: book})
         return None
     run = Run(session, catalog, None, closed=closed, db=db)
@@ -311,8 +308,8 @@ def _post(session: Session, raw: psycopg.Connection, catalog: Catalog, se: Sourc
     if row is None:
         return None  # unknown customer: the general path reports it
     customer = Customer(**{c: _utc(v) for c, v in zip(_CUSTOMER_COLUMNS, row)})
-    if ev.occurred_at < customer.created_at or (ev.action is not None and ev.action not in catalog.model.rate_card):
-        return None  # the general path reports it
+    if _general_path_reports(ev, customer, catalog):
+        return None
 
     run = Run(session, catalog, batch_id, cache=engine.BOOKS, closed=closed, db=db)
     run.preload([customer.id], rows=[customer])  # the kept book, or the journal's (then kept after COMMIT)
@@ -337,6 +334,12 @@ def _post(session: Session, raw: psycopg.Connection, catalog: Catalog, se: Sourc
     engine.BOOKS.put(run.db, token, run.books)
     summary.entries = len(run.drafts)
     return summary
+
+
+def _general_path_reports(ev: UsageRecorded, customer: Customer, catalog: Catalog) -> bool:
+    """True when the general path refuses the event with a problem to report (usage before the
+    customer was created, an action the rate card lacks): this path then declines it."""
+    return ev.occurred_at < customer.created_at or (ev.action is not None and ev.action not in catalog.model.rate_card)
 
 
 def _only_usage(run: Run, session: Session) -> bool:
