@@ -1235,13 +1235,16 @@ class Run:
                 posted = bucket.draft.entry_date
             else:
                 posted = self.session.get(JournalEntry, usage["entry_id"]).entry_date
-            acc = book.overage[(period_of(posted), price)]
+            key = (period_of(posted), price)
+            acc = book.overage[key]
             if acc.invoiced_units > acc.units - over:
                 raise _problem(se, "target_event_id", target,
                                f"its overage for {period_of(posted)} is already invoiced; issue a refund or credit note instead")
             before = price_amount(acc.units, price, c.currency)
             acc.units -= over
             amount = before - price_amount(acc.units, price, c.currency)
+            if not (acc.units or acc.invoiced_units or acc.invoiced_amount):
+                del book.overage[key]  # nothing left for the month: as a book derived from the journal has it
             draft.dr(A.OVERAGE_REVENUE, c.currency, amount, event_id=target)
             draft.cr(A.UNBILLED, c.currency, amount, event_id=target)
             draft.dr(A.CREDITS_CONSUMED, CREDIT, over, event_id=target)

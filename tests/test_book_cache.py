@@ -196,3 +196,22 @@ def test_random_histories_post_the_same_journal_with_kept_books(events, sqlite_t
     # (in a sample of 25 histories, every one reused kept books: 1 to 26 times; a history whose
     # customers all subscribe keeps none, so this is reported, not asserted)
     event("kept books reused" if kept_hits else "no kept book reused")
+
+
+def test_a_voided_overage_leaves_the_kept_book_as_the_journal_has_it(make_books, fresh_cache, monkeypatch):
+    """Voiding the only overage usage of a month leaves that month with no overage: the kept
+    book must not keep an empty entry for it, which a book derived from the journal does not have
+    (LEDGER_CHECK_BOOK_CACHE compares them when the next call reuses the kept book)."""
+    monkeypatch.setenv("LEDGER_CHECK_BOOK_CACHE", "1")
+    books = make_books()
+    with Ledger(books.url, books.catalog) as ledger:
+        ledger.create_customer("c", customer_id="acme", name="Acme AI", currency="USD", occurred_at=T0)
+        ledger.purchase_commitment("p", customer_id="acme", commitment_id="com-1", amount="100.00", credits=100,
+                                   term_start="2026-01-01", term_end="2026-12-31", occurred_at=T0, overage_price="0.50")
+        ledger.record_usage("u-1", customer_id="acme", credits=150, occurred_at=T0 + timedelta(days=1))
+        assert books.balance("4010", customer="acme") != 0  # 50 credits of overage
+        ledger.void_event("v-1", target_event_id="u-1", reason="test traffic", occurred_at=T0 + timedelta(days=2))
+        ledger.record_usage("u-2", customer_id="acme", credits=10, occurred_at=T0 + timedelta(days=3))
+    assert fresh_cache.hits >= 1
+    assert books.balance("4010", customer="acme") == 0  # the voided overage's revenue is reversed
+    assert books.verify() == []
