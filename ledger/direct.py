@@ -243,24 +243,30 @@ def _send_kept(raw: psycopg.Connection, session: Session, catalog: Catalog, se: 
     with raw.cursor() as cur, raw.cursor() as batch:
         try:
             with raw.pipeline():
-                cur.execute("BEGIN")
-                cur.execute(_LOCK_ROW, (customer.id,))
-                cur.execute(_EXPECT, {"customer": customer.id, "token": token, "id": se.id,
-                                      "closed": ",".join(closed)})
-                batch.execute(_INSERT_BATCH_FROM_SEQUENCE,
-                              (_sources(sources), summary.posted, 0, summary.quarantined, summary.late))
-                _send_rows(cur, run, book.steps_through, new_token, _BATCH_JUST_INSERTED)
-                cur.execute("COMMIT")
+                # an error read back while statements are still being sent is kept here, so
+                # that leaving the pipeline (which then reports it as aborted) is not an error
+                # raised while handling another, which psycopg logs as "error ignored"
+                try:
+                    cur.execute("BEGIN")
+                    cur.execute(_LOCK_ROW, (customer.id,))
+                    cur.execute(_EXPECT, {"customer": customer.id, "token": token, "id": se.id,
+                                          "closed": ",".join(closed)})
+                    batch.execute(_INSERT_BATCH_FROM_SEQUENCE,
+                                  (_sources(sources), summary.posted, 0, summary.quarantined, summary.late))
+                    _send_rows(cur, run, book.steps_through, new_token, _BATCH_JUST_INSERTED)
+                    cur.execute("COMMIT")
+                except psycopg.Error as exc:
+                    failed = exc
         except psycopg.Error as exc:
-            if raw.broken:
-                raise
-            failed = exc
+            failed = failed or exc
         finally:  # the pooled connection goes back as SQLAlchemy left it, whatever happened
             if not raw.broken:
                 if raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                     raw.rollback()
                 raw.autocommit = False
         if failed is not None:
+            if raw.broken:
+                raise failed
             ATTEMPTS["changed" if failed.sqlstate == _CHANGED else "error"] += 1
             return None
         (import_id,) = batch.fetchone()  # type: ignore[misc]

@@ -5,6 +5,8 @@ batches and customer cursors, and return the same summaries and refusals."""
 
 from __future__ import annotations
 
+import logging
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -114,7 +116,8 @@ def tables(books) -> dict[str, list]:
 
 
 @pytest.mark.parametrize("db_url", PG_ONLY, indirect=True)
-def test_direct_path_gives_the_books_of_the_general_path(make_books, monkeypatch):
+def test_direct_path_gives_the_books_of_the_general_path(make_books, monkeypatch, caplog):
+    caplog.set_level(logging.WARNING, logger="psycopg")
     used = {"posted": 0, "declined": 0, "finish": 0}
     post_usage, writes_only_usage = direct.post_usage, E.Run.writes_only_usage
 
@@ -156,6 +159,8 @@ def test_direct_path_gives_the_books_of_the_general_path(make_books, monkeypatch
     # stored) and the first call after the close (the closed periods had changed). One was handed
     # on because its run took an invoice number (the March call).
     assert attempts == Counter(posted=23, changed=2, read=1)
+    # a refusal is an outcome, not an error: psycopg had nothing to log ("error ignored ...")
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("psycopg")] == []
     # what the script is meant to cover did happen
     kinds = {e[2] for e in tab_general["entries"]}
     assert {"consumption", "proportional_breakage", "expiry"} <= kinds, kinds
@@ -198,6 +203,39 @@ def test_a_refused_write_leaves_nothing_and_no_kept_book(make_books, monkeypatch
         summary = ledger.record_usage("u-2", customer_id="acme", credits=100, occurred_at=_at(2))
         assert summary.posted == 1 and cache.hits == hits  # read from the journal, not the dropped book
     assert books.balance("9100", "CREDIT", customer="acme") == 800
+
+
+@pytest.mark.parametrize("db_url", PG_ONLY, indirect=True)
+def test_a_stale_kept_book_is_refused_quietly_and_the_call_posts(make_books, monkeypatch, caplog):
+    """Another writer moved the customer on (its book_version changed), so the database refuses
+    the one-round-trip write (LX001). Here the refusal is read back while the rows are still
+    being sent (slowed down), the case where leaving psycopg's pipeline used to log "error
+    ignored terminating <Pipeline>" for every refusal. The call then posts through the
+    two-round-trip path, and nothing is logged."""
+    caplog.set_level(logging.WARNING, logger="psycopg")
+    monkeypatch.setattr(E, "BOOKS", E.BookCache())
+    attempts = Counter()
+    monkeypatch.setattr(direct, "ATTEMPTS", attempts)
+    books = make_books()
+    with Ledger(books.url, books.catalog) as ledger:
+        ledger.create_customer("c-1", customer_id="acme", name="Acme AI", currency="USD", occurred_at=T0)
+        ledger.purchase_topup("t-1", customer_id="acme", topup_id="top-1", credits=1000, amount="20.00",
+                              occurred_at=T0)
+        ledger.record_usage("u-1", customer_id="acme", credits=100, occurred_at=_at(1))
+        with ledger.engine.begin() as c:  # the other writer
+            c.execute(sa.text("UPDATE customer SET book_version = book_version + 1 WHERE id = 'acme'"))
+        send_rows = direct._send_rows
+
+        def slow_send_rows(*args, **kw):
+            time.sleep(0.3)  # the database has answered the check by now
+            return send_rows(*args, **kw)
+
+        monkeypatch.setattr(direct, "_send_rows", slow_send_rows)
+        attempts.clear()
+        summary = ledger.record_usage("u-2", customer_id="acme", credits=100, occurred_at=_at(2))
+    assert summary.posted == 1 and attempts == Counter(changed=1)
+    assert books.balance("9100", "CREDIT", customer="acme") == 800
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("psycopg")] == []
 
 
 def _post_each(url: str, catalog, events: list[dict]) -> list:
