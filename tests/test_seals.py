@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import date
+from datetime import UTC, date
 
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from test_lifecycle import ACME, ev, usage
 
 from ledger.cli import cli
@@ -185,3 +187,73 @@ def test_tampering_behind_the_engine_is_detected_and_named(pg_books, kind):
     assert (found.period, found.entry_id) == ("2026-01", entry) and words in found.detail, found
     code, out = _verify(books)
     assert code == 1 and f"entry {entry}" in out and words in out, out
+
+
+# --------------------------------------------------------------------------- the server-made bytes
+_SPECIAL = '"\\\b\f\n\r\t\x01\x02\x1f\x7f\u2028é😀,\''
+_CHAR = st.one_of(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), st.sampled_from(_SPECIAL))
+
+
+def _text(size: int, nullable: bool = True):
+    text = st.text(_CHAR, max_size=size)
+    return st.one_of(st.none(), text) if nullable else text
+
+
+_BIG = st.integers(0, 2**63 - 1)
+_LINE = st.fixed_dictionaries({
+    "account_code": _text(16, False), "commodity": _text(8, False), "debit": _BIG, "credit": _BIG,
+    "customer_id": _text(64), "grant_id": _text(128), "invoice_number": _text(32), "event_id": _text(128)})
+_ENTRY = st.fixed_dictionaries({
+    "entry_date": st.dates(date(2026, 1, 1), date(2026, 2, 2)),  # a few outside the period
+    "occurred_at": st.datetimes(timezones=st.just(UTC)),
+    "kind": _text(30, False), "description": _text(60, False), "customer_id": _text(64), "event_id": _text(128),
+    "import_id": st.one_of(st.none(), st.integers(0, 2**31 - 1)),
+    "lines": st.lists(_LINE, max_size=3)})
+
+
+@pytest.fixture
+def pg_raw(pg_url):
+    """A psycopg connection to a fresh PostgreSQL database, with copies of the journal's two
+    tables (their columns, types and indexes; none of their checks, foreign keys or triggers)."""
+    from ledger.db import make_engine
+
+    engine = make_engine(pg_url)
+    raw = engine.raw_connection()
+    with raw.driver_connection.cursor() as cur:
+        cur.execute("CREATE TABLE e_t (LIKE journal_entry INCLUDING INDEXES); CREATE TABLE l_t (LIKE journal_line INCLUDING INDEXES)")
+    raw.driver_connection.commit()
+    yield raw.driver_connection
+    raw.close()
+    engine.dispose()
+
+
+@pytest.mark.postgres
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(entries=st.lists(_ENTRY, max_size=5), seed=st.randoms(use_true_random=False))
+def test_the_server_writes_each_entrys_canonical_bytes_as_python_does(pg_raw, entries, seed):
+    """On PostgreSQL `chain` hashes bytes the server writes (`chain_copy_sql`): for any text
+    (quotes, backslashes, every control character, non-ASCII), integers up to 2**63 - 1, NULLs,
+    instants with and without microseconds, entries without lines, lines stored out of id
+    order and entries outside the period, they are `entry_digest_input`'s bytes, entry by
+    entry, in id order."""
+    from ledger.seals import chain_copy_sql, copy_bodies
+
+    line_id = iter(range(1, 1000))
+    rows, lines = [], []
+    for entry_id, e in enumerate(entries, start=1):
+        rows.append({k: v for k, v in e.items() if k != "lines"} | {"id": entry_id})
+        lines += [ln | {"id": next(line_id), "entry_id": entry_id} for ln in e["lines"]]
+    seed.shuffle(lines)
+    pg_raw.rollback()  # whatever an earlier example left
+    with pg_raw.cursor() as cur:
+        cur.execute("TRUNCATE e_t, l_t")
+        for table, items in (("e_t", rows), ("l_t", lines)):
+            if items:
+                cols = list(items[0])
+                cur.executemany(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join(['%s'] * len(cols))})",
+                                [[item[c] for c in cols] for item in items])
+        got = list(copy_bodies(pg_raw, chain_copy_sql(date(2026, 1, 1), date(2026, 1, 31), "e_t", "l_t")))
+    pg_raw.rollback()
+    expected = [(r["id"], entry_digest_input(r, [ln for ln in lines if ln["entry_id"] == r["id"]]))
+                for r in rows if r["entry_date"] <= date(2026, 1, 31)]
+    assert got == expected
