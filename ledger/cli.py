@@ -387,10 +387,12 @@ def invoices_render(obj: Ctx, number: str | None, period: str | None, out: str) 
 def verify(obj: Ctx) -> None:
     """Check invariants 1-6 of DESIGN section 7 over the whole journal, recomputing the seal of
     every closed period; exit 1 naming the first entry that breaks a seal, or any violation."""
+    from ledger.db import one_snapshot
     from ledger.invariants import check_all
     from ledger.seals import latest_closes, verify_seals
 
     with obj.session() as session:
+        one_snapshot(session)  # what is posted meanwhile is not half-seen by the checks
         violations = check_all(session, tz=obj.catalog.tz)
         breaks = verify_seals(session)
         sealed = len(latest_closes(session))

@@ -131,6 +131,18 @@ def is_postgres(bind: Engine | sa.Connection | Session) -> bool:
     return engine.dialect.name == "postgresql"
 
 
+def one_snapshot(session: Session) -> None:
+    """Make every statement of ``session``'s next transaction read one snapshot of the books:
+    on PostgreSQL the transaction begins REPEATABLE READ, READ ONLY (what an export or a
+    verification reads then ties, whatever is posted meanwhile); nothing elsewhere (SQLite).
+    Call before the transaction's first statement; raises ValueError if it has begun."""
+    if not is_postgres(session):
+        return
+    if session.in_transaction():
+        raise ValueError("one_snapshot: the session's transaction has already begun")
+    session.connection(execution_options={"isolation_level": "REPEATABLE READ", "postgresql_readonly": True})
+
+
 def run_sql_script(conn: sa.Connection, path: Path) -> None:
     """Run a SQL file whose statements are separated by lines reading exactly ``-- split``."""
     for statement in path.read_text(encoding="utf-8").split("\n-- split\n"):

@@ -47,7 +47,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from ledger import __version__
-from ledger.db import is_postgres
+from ledger.db import is_postgres, one_snapshot
 from ledger.errors import LedgerError
 from ledger.models import Account, Customer, JournalEntry, JournalLine
 from ledger.money import CREDIT, exponent
@@ -673,7 +673,9 @@ def export_journal(session: Session, out: str | os.PathLike, fmt: str, *, start:
     ``out.manifest.json`` and ``out.sha256`` beside it (see the module docstring).
 
     start, end: inclusive entry dates, None = open-ended; with ``start`` the export begins with
-    the opening balance entry. Returns an ``ExportResult``. Raises ExportError when start is
+    the opening balance entry. Every statement reads one snapshot (`db.one_snapshot`, when
+    ``session`` has no transaction open), so postings made meanwhile are not in the file and do
+    not break its tie-out. Returns an ``ExportResult``. Raises ExportError when start is
     after end, the format is unknown, or the exported lines do not add up to the journal's
     balances at ``end`` (never expected: a self-check); ValueError for an unknown commodity;
     OSError when FILE cannot be written (no partial FILE is left behind).
@@ -682,6 +684,8 @@ def export_journal(session: Session, out: str | os.PathLike, fmt: str, *, start:
         raise ExportError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if start is not None and end is not None and start > end:
         raise ExportError(f"--from {start.isoformat()} is after --to {end.isoformat()}: nothing to export")
+    if not session.in_transaction():  # else the caller's transaction decides what is read
+        one_snapshot(session)
     path = Path(out)
     accounts = _accounts(session)
     opening = journal_balances(session, before=start) if start is not None else {}

@@ -509,3 +509,35 @@ def test_a_csv_export_that_does_not_tie_is_refused(pg_url, plans_catalog, tmp_pa
     monkeypatch.setattr(X, "copy_csv_rows", copy_rows)
     assert _export(b, out, "csv").postings > 0  # the same export, whole, ties
     b.engine.dispose()
+
+
+@pytest.mark.postgres
+def test_an_export_reads_one_snapshot_while_postings_go_on(pg_url, plans_catalog, tmp_path, monkeypatch):
+    """A usage event posted and committed while the export runs (here after the rows are copied
+    and before the journal's balances are read for the tie-out) is not in the file, and the
+    export ties: every statement of the export reads one snapshot (REPEATABLE READ). In READ
+    COMMITTED the balances would include it and the export would be refused as not tying."""
+    from conftest import Books
+
+    from ledger import export as X
+    from ledger.db import make_engine
+
+    b = Books(pg_url, make_engine(pg_url), plans_catalog, tmp_path)
+    b.post(JANUARY)
+    before = _export(b, tmp_path / "before.csv", "csv")
+    balances, posted = X.journal_balances, []
+
+    def meanwhile(session, **kw):
+        if not posted:
+            b.post(usage("u-meanwhile", "2026-01-30T12:00:00Z", "acme", 7))
+            posted.append(True)
+        return balances(session, **kw)
+
+    monkeypatch.setattr(X, "journal_balances", meanwhile)
+    during = _export(b, tmp_path / "during.csv", "csv")
+    assert posted and (during.entries, during.postings, during.balances) == (
+        before.entries, before.postings, before.balances)
+    assert b"Usage of acme on 2026-01-30" not in during.path.read_bytes()
+    after = _export(b, tmp_path / "after.csv", "csv")
+    assert after.entries == before.entries + 1 and b"Usage of acme on 2026-01-30" in after.path.read_bytes()
+    b.engine.dispose()
