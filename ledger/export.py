@@ -33,7 +33,9 @@ import hashlib
 import io
 import json
 import os
+import queue
 import re
+import threading
 import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
@@ -602,69 +604,162 @@ def _fmt_balances(balances: dict[tuple[str, str], int], accounts: dict[str, Acco
 
 def _copy_csv(session: Session, tmp: Path, start: date | None, end: date | None, ctx: _Context,
               opening: dict[tuple[str, str], int], opening_day: date | None,
-              movements: dict[tuple[str, str], int], counts: dict[str, int]) -> None:
+              movements: dict[tuple[str, str], int], counts: dict[str, int]) -> tuple[str, int, int]:
     """The CSV export on PostgreSQL: header and opening entry from ``write_csv``, the journal's
-    rows from ``copy_csv_rows``. Every row written is then read back from the file for the
-    tie-out check (`read_csv_movements`): its entry id, account, commodity and minor amounts go
-    into ``movements`` and ``counts``."""
+    rows from ``copy_csv_rows``, written through a `_TieOut`, which parses every byte written
+    after the opening entry for the tie-out check while the rows arrive: their entry id,
+    account, commodity and minor amounts go into ``movements`` and ``counts``. Returns the
+    file's (sha256 hex, bytes, lines), of the bytes written."""
     head = io.StringIO(newline="")
     write_csv(head, [_opening_entry(opening, opening_day)] if opening else [], ctx)  # type: ignore[arg-type]
     head_bytes = head.getvalue().encode("utf-8")
+    sha = hashlib.sha256(head_bytes)
     with open(tmp, "wb") as fh:
         fh.write(head_bytes)
-        copy_csv_rows(session, fh, start, end, {c for _, c in ctx.used})
-    nets, entries, rows = read_csv_movements(tmp, len(head_bytes))
-    for key, net in nets.items():
+        rows = _TieOut(fh, sha)
+        try:
+            copy_csv_rows(session, rows, start, end, {c for _, c in ctx.used})
+        except BaseException:
+            rows.close(raising=False)  # the parser stops; the copy's error is the one to report
+            raise
+        rows.close()
+    for key, net in rows.movements.nets.items():
         movements[key] += net
-    counts["entries"] += entries
-    counts["postings"] += rows
+    counts["entries"] += rows.movements.entries
+    counts["postings"] += rows.movements.rows
+    return sha.hexdigest(), len(head_bytes) + rows.bytes, head_bytes.count(b"\n") + rows.lines
+
+
+def _csv_stream(source) -> Iterator:
+    """pyarrow's streaming CSV reader over ``source`` (a binary file-like object at the first row,
+    no header): batches of the entry id, account, commodity and minor-amount columns, in blocks
+    of 4 MiB (memory stays bounded), amounts as decimal128(38, 0)."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    amount = pa.decimal128(38, 0)
+    return pcsv.open_csv(
+        source, read_options=pcsv.ReadOptions(column_names=list(CSV_COLUMNS), block_size=4 << 20),
+        parse_options=pcsv.ParseOptions(newlines_in_values=True),
+        convert_options=pcsv.ConvertOptions(
+            include_columns=["entry_id", "account", "commodity", "debit_minor", "credit_minor"],
+            column_types={"entry_id": pa.int64(), "account": pa.string(), "commodity": pa.string(),
+                          "debit_minor": amount, "credit_minor": amount},
+            strings_can_be_null=False, quoted_strings_can_be_null=False))
+
+
+class _Movements:
+    """The running tie-out of CSV export rows read in batches (`_csv_stream`): ``nets``
+    {(account code, commodity): net int minor units, debit positive}, ``entries`` (counted as
+    `write_csv` writes them, each entry's rows together) and ``rows``. Sums are decimal128 per
+    batch, so none can overflow (a row holds at most 2**63 - 1)."""
+
+    def __init__(self) -> None:
+        self.nets: dict[tuple[str, str], int] = defaultdict(int)
+        self.entries = self.rows = 0
+        self._last: int | None = None
+
+    def add(self, batch) -> None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        n = batch.num_rows
+        if not n:
+            return
+        ids = batch.column("entry_id")
+        self.entries += (pc.sum(pc.not_equal(ids.slice(1), ids.slice(0, n - 1))).as_py() or 0) + (
+            ids[0].as_py() != self._last)
+        self._last = ids[n - 1].as_py()
+        self.rows += n
+        sums = pa.Table.from_batches([batch]).group_by(["account", "commodity"]).aggregate(
+            [("debit_minor", "sum"), ("credit_minor", "sum")])
+        for account, commodity, debit, credit in zip(
+                *(sums.column(c).to_pylist() for c in ("account", "commodity", "debit_minor_sum", "credit_minor_sum")),
+                strict=True):
+            self.nets[csv_uncell(account), csv_uncell(commodity)] += int(debit) - int(credit)
 
 
 def read_csv_movements(path: Path, offset: int) -> tuple[dict[tuple[str, str], int], int, int]:
     """Read back the rows of a CSV export from byte ``offset`` on (past its header and opening
-    entry): ({(account code, commodity): net int minor units, debit positive}, entries, rows).
-    Entries are counted as `write_csv` writes them, each entry's rows together.
+    entry): ({(account code, commodity): net int minor units, debit positive}, entries, rows),
+    as `_Movements` counts them. A value that is not a number raises pyarrow.ArrowInvalid."""
+    totals = _Movements()
+    if os.path.getsize(path) > offset:  # (pyarrow refuses an empty input)
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            for batch in _csv_stream(fh):
+                totals.add(batch)
+    return dict(totals.nets), totals.entries, totals.rows
 
-    pyarrow's CSV reader, in blocks of 16 MiB (memory stays bounded), keeps only the entry id,
-    account, commodity and minor-amount columns and sums per block; amounts as decimal128(38, 0),
-    so no sum can overflow (a row holds at most 2**63 - 1). A value that is not a number raises
-    pyarrow.ArrowInvalid."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.csv as pcsv
 
-    amount = pa.decimal128(38, 0)
-    nets: dict[tuple[str, str], int] = defaultdict(int)
-    entries = rows = 0
-    last = None
-    if os.path.getsize(path) <= offset:  # no rows (pyarrow refuses an empty input)
-        return {}, 0, 0
-    with open(path, "rb") as fh:
-        fh.seek(offset)
-        reader = pcsv.open_csv(
-            fh, read_options=pcsv.ReadOptions(column_names=list(CSV_COLUMNS), block_size=16 << 20),
-            parse_options=pcsv.ParseOptions(newlines_in_values=True),
-            convert_options=pcsv.ConvertOptions(
-                include_columns=["entry_id", "account", "commodity", "debit_minor", "credit_minor"],
-                column_types={"entry_id": pa.int64(), "account": pa.string(), "commodity": pa.string(),
-                              "debit_minor": amount, "credit_minor": amount},
-                strings_can_be_null=False, quoted_strings_can_be_null=False))
-        for batch in reader:
-            n = batch.num_rows
-            if not n:
-                continue
-            ids = batch.column("entry_id")
-            entries += pc.sum(pc.not_equal(ids.slice(1), ids.slice(0, n - 1))).as_py() or 0
-            entries += ids[0].as_py() != last
-            last = ids[n - 1].as_py()
-            rows += n
-            sums = pa.Table.from_batches([batch]).group_by(["account", "commodity"]).aggregate(
-                [("debit_minor", "sum"), ("credit_minor", "sum")])
-            for account, commodity, debit, credit in zip(
-                    *(sums.column(c).to_pylist() for c in ("account", "commodity", "debit_minor_sum", "credit_minor_sum")),
-                    strict=True):
-                nets[csv_uncell(account), csv_uncell(commodity)] += int(debit) - int(credit)
-    return dict(nets), entries, rows
+class _TieOut:
+    """A binary writer for the CSV export's rows: each chunk written goes to ``fh``, into ``sha``
+    and the byte and line counts, and to a thread that parses the rows (`_csv_stream`) into
+    ``movements`` while the next ones arrive. At most 8 chunks wait for the parser. `close`
+    waits for it and raises what it raised (pyarrow.ArrowInvalid for a value that is not a
+    number)."""
+
+    _END = b""
+
+    def __init__(self, fh: BinaryIO, sha) -> None:
+        self._fh, self._sha = fh, sha
+        self.bytes = self.lines = 0
+        self.movements = _Movements()
+        self._queue: queue.Queue[bytes] = queue.Queue(maxsize=8)
+        self._buffer = b""
+        self._done = False
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._parse, name="export-tie-out", daemon=True)
+        self._thread.start()
+
+    def write(self, data: bytes) -> int:
+        data = bytes(data)
+        self._fh.write(data)
+        self._sha.update(data)
+        self.bytes += len(data)
+        self.lines += data.count(b"\n")
+        if data and self._error is None:
+            self._queue.put(data)
+        return len(data)
+
+    def close(self, raising: bool = True) -> None:
+        if not self._done:
+            self._done = True
+            self._queue.put(self._END)
+            self._thread.join()
+        if raising and self._error is not None:
+            raise self._error
+
+    # the parser's side: pyarrow reads this object as a file
+    closed = False
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` bytes: what is waiting (blocking for the first chunk); b"" at the end."""
+        parts, have = [self._buffer] if self._buffer else [], len(self._buffer)
+        self._buffer = b""
+        while not have or (size < 0 or have < size) and not self._queue.empty():
+            chunk = self._queue.get()
+            if chunk == self._END:
+                self._queue.put(self._END)  # later reads see the end too
+                break
+            parts.append(chunk)
+            have += len(chunk)
+        data = b"".join(parts)
+        if 0 <= size < len(data):
+            data, self._buffer = data[:size], data[size:]
+        return data
+
+    def _parse(self) -> None:
+        try:
+            first = self.read(1)  # (pyarrow refuses an empty input)
+            if first:
+                self._buffer = first + self._buffer
+                for batch in _csv_stream(self):
+                    self.movements.add(batch)
+        except Exception as exc:  # noqa: BLE001 (re-raised by close(), in the writer's thread)
+            self._error = exc
+            while self._queue.get() != self._END:  # let the writer finish
+                pass
 
 
 def export_journal(session: Session, out: str | os.PathLike, fmt: str, *, start: date | None = None,
@@ -719,9 +814,10 @@ def export_journal(session: Session, out: str | os.PathLike, fmt: str, *, start:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
+    written = None  # (sha256, bytes, lines) when the writer counted them
     try:
         if fmt == "csv" and is_postgres(session):
-            _copy_csv(session, tmp, start, end, ctx, opening, opening_day, movements, counts)
+            written = _copy_csv(session, tmp, start, end, ctx, opening, opening_day, movements, counts)
         else:
             with open(tmp, "w", encoding="utf-8", newline="") as fh:
                 _WRITERS[fmt](fh, counted(), ctx)
@@ -739,16 +835,17 @@ def export_journal(session: Session, out: str | os.PathLike, fmt: str, *, start:
         raise ExportError(f"export does not tie to the journal's balances at {end or 'the end'}: {diff[:5]}")
     os.replace(tmp, path)
 
-    data = path.read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
-    nlines = data.count(b"\n")
+    if written is None:
+        data = path.read_bytes()
+        written = (hashlib.sha256(data).hexdigest(), len(data), data.count(b"\n"))
+    digest, size, nlines = written
     manifest = {
         "schema": 1,
         "generator": f"credit-ledger {__version__}",
         "file": path.name,
         "format": fmt,
         "sha256": digest,
-        "bytes": len(data),
+        "bytes": size,
         "lines": nlines,
         "entries": counts["entries"],
         "postings": counts["postings"],
@@ -768,7 +865,7 @@ def export_journal(session: Session, out: str | os.PathLike, fmt: str, *, start:
     sha_path = path.with_name(path.name + ".sha256")
     sha_path.write_text(f"{digest}  {path.name}\n{hashlib.sha256(manifest_bytes).hexdigest()}  {manifest_path.name}\n",
                         encoding="utf-8")
-    return ExportResult(path, manifest_path, sha_path, fmt, digest, len(data), nlines, counts["entries"],
+    return ExportResult(path, manifest_path, sha_path, fmt, digest, size, nlines, counts["entries"],
                         counts["postings"], closing, opening)
 
 
