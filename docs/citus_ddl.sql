@@ -225,6 +225,10 @@ CREATE TRIGGER journal_entry_no_truncate BEFORE TRUNCATE ON journal_entry
     FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_journal_change();
 CREATE TRIGGER journal_line_no_truncate BEFORE TRUNCATE ON journal_line
     FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_journal_change();
+-- The period lock as a row trigger, as migration 0001 made it. On a single PostgreSQL,
+-- migration 0009 made it a statement trigger with a transition table (one query per statement)
+-- and kept this function for its downgrade; Citus does not create statement triggers on shards,
+-- so here it stays per row (not verified on a cluster).
 CREATE TRIGGER journal_entry_open_period BEFORE INSERT ON journal_entry
     FOR EACH ROW EXECUTE FUNCTION ledger_refuse_locked_period();
 CREATE TRIGGER journal_line_open_period BEFORE INSERT ON journal_line

@@ -2,7 +2,7 @@
 
 PostgreSQL: a deferred constraint trigger refuses an unbalanced entry (or one with no lines) at
 COMMIT; triggers refuse UPDATE, DELETE and TRUNCATE on journal tables, and any line or entry
-dated in a locked period. SQLite: append-only and the period lock by triggers.
+dated in a locked period (statement triggers over the rows each statement inserts). SQLite: append-only and the period lock by triggers.
 """
 
 from __future__ import annotations
@@ -126,6 +126,50 @@ def test_pg_line_trigger_checks_the_period_of_its_entry(pg):
         with pytest.raises(sa.exc.DBAPIError, match="period 2026-01 is closed"):
             with c.begin_nested():
                 _line(c, e, "1000", 1, 0)
+
+
+@pytest.mark.postgres
+def test_pg_period_lock_judges_every_row_of_a_statement(pg):
+    """The period lock runs once per statement (migration 0009) and still judges each of its
+    rows: entries of several dates in one INSERT, or lines of several entries in one INSERT, are
+    refused as a whole when any one of them falls in a closed period (the error names the
+    earliest such date), and COPY is held to the same rule; rows in open periods alone pass."""
+    with pg.begin() as c:
+        open_entry = _entry(c, "2026-02-03")
+        _line(c, open_entry, "1000", 1, 0)
+        _line(c, open_entry, "2200", 0, 1)
+        locked_entry = _entry(c, "2026-01-20")
+        _line(c, locked_entry, "1000", 1, 0)
+        _line(c, locked_entry, "2200", 0, 1)
+        c.execute(sa.text("INSERT INTO accounting_period (period, status) VALUES ('2026-01', 'closed')"))
+    entries = ("INSERT INTO journal_entry (entry_date, occurred_at, kind, description) VALUES "
+               "('2026-02-01', '2026-02-01 12:00+00', 'manual', 'a'), ('2026-01-31', '2026-01-31 12:00+00', 'manual', 'b'), "
+               "('2026-01-05', '2026-01-05 12:00+00', 'manual', 'c')")
+    with pytest.raises(sa.exc.DBAPIError, match="period 2026-01 is closed: posting dated 2026-01-05 refused"):
+        with pg.begin() as c:
+            c.execute(sa.text(entries))
+    lines = ("INSERT INTO journal_line (entry_id, account_code, commodity, debit, credit) VALUES "
+             f"({open_entry}, '1000', 'USD', 2, 0), ({locked_entry}, '1000', 'USD', 2, 0), "
+             f"({open_entry}, '2200', 'USD', 0, 2), ({locked_entry}, '2200', 'USD', 0, 2)")
+    with pytest.raises(sa.exc.DBAPIError, match="period 2026-01 is closed: posting dated 2026-01-20 refused"):
+        with pg.begin() as c:
+            c.execute(sa.text(lines))
+    raw = pg.raw_connection()
+    try:
+        with pytest.raises(Exception, match="period 2026-01 is closed"):
+            with raw.driver_connection.cursor() as cur, cur.copy(
+                    "COPY journal_line (entry_id, account_code, commodity, debit, credit) FROM STDIN") as copy:
+                copy.write_row((open_entry, "1000", "USD", 3, 0))
+                copy.write_row((locked_entry, "1000", "USD", 3, 0))
+        raw.driver_connection.rollback()
+    finally:
+        raw.close()
+    with pg.begin() as c:  # the open entry alone takes lines in one statement
+        c.execute(sa.text("INSERT INTO journal_line (entry_id, account_code, commodity, debit, credit) VALUES "
+                          f"({open_entry}, '1000', 'USD', 4, 0), ({open_entry}, '2200', 'USD', 0, 4)"))
+    with pg.connect() as c:
+        assert c.execute(sa.text("SELECT count(*) FROM journal_entry")).scalar_one() == 2
+        assert c.execute(sa.text("SELECT count(*), sum(debit) FROM journal_line")).one() == (6, 6)
 
 
 @pytest.fixture
