@@ -171,6 +171,14 @@ def test_direct_path_gives_the_books_of_the_general_path(make_books, monkeypatch
     assert len([o for o in out_general if o[1] == "refused"]) == 4 and tab_general["invoice"]
 
 
+def _acme_with_a_kept_book(ledger: Ledger) -> None:
+    """Customer acme with a 1,000-credit top-up and one usage call (100 credits), so that the
+    process keeps acme's book."""
+    ledger.create_customer("c-1", customer_id="acme", name="Acme AI", currency="USD", occurred_at=T0)
+    ledger.purchase_topup("t-1", customer_id="acme", topup_id="top-1", credits=1000, amount="20.00", occurred_at=T0)
+    ledger.record_usage("u-1", customer_id="acme", credits=100, occurred_at=_at(1))
+
+
 @pytest.mark.parametrize("db_url", PG_ONLY, indirect=True)
 def test_a_refused_write_leaves_nothing_and_no_kept_book(make_books, monkeypatch):
     """The database refuses the pipelined writes (here a bad column name in the draws' INSERT):
@@ -182,10 +190,7 @@ def test_a_refused_write_leaves_nothing_and_no_kept_book(make_books, monkeypatch
     monkeypatch.setattr(direct, "ATTEMPTS", attempts)
     books = make_books()
     with Ledger(books.url, books.catalog) as ledger:
-        ledger.create_customer("c-1", customer_id="acme", name="Acme AI", currency="USD", occurred_at=T0)
-        ledger.purchase_topup("t-1", customer_id="acme", topup_id="top-1", credits=1000, amount="20.00",
-                              occurred_at=T0)
-        ledger.record_usage("u-1", customer_id="acme", credits=100, occurred_at=_at(1))
+        _acme_with_a_kept_book(ledger)
         before = tables(books)
         good = direct._INSERT_DRAW
         monkeypatch.setattr(direct, "_INSERT_DRAW", good.replace("units", "no_such_column"))
@@ -218,10 +223,7 @@ def test_a_stale_kept_book_is_refused_quietly_and_the_call_posts(make_books, mon
     monkeypatch.setattr(direct, "ATTEMPTS", attempts)
     books = make_books()
     with Ledger(books.url, books.catalog) as ledger:
-        ledger.create_customer("c-1", customer_id="acme", name="Acme AI", currency="USD", occurred_at=T0)
-        ledger.purchase_topup("t-1", customer_id="acme", topup_id="top-1", credits=1000, amount="20.00",
-                              occurred_at=T0)
-        ledger.record_usage("u-1", customer_id="acme", credits=100, occurred_at=_at(1))
+        _acme_with_a_kept_book(ledger)
         with ledger.engine.begin() as c:  # the other writer
             c.execute(sa.text("UPDATE customer SET book_version = book_version + 1 WHERE id = 'acme'"))
         send_rows = direct._send_rows

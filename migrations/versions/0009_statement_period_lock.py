@@ -22,6 +22,15 @@ down_revision: Union[str, None] = '0008'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
+# the end of both functions: d is the earliest date among the statement's rows in a closed period
+_REFUSE = """
+    IF FOUND THEN
+        RAISE EXCEPTION 'period % is closed: posting dated % refused', to_char(d, 'YYYY-MM'), d
+            USING ERRCODE = 'check_violation';
+    END IF;
+    RETURN NULL;
+END $$"""
+
 _ENTRIES = """
 CREATE FUNCTION ledger_refuse_locked_period_entries() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
@@ -30,12 +39,7 @@ BEGIN
     SELECT n.entry_date INTO d FROM ledger_new_rows n
       JOIN accounting_period p ON p.period = to_char(n.entry_date, 'YYYY-MM') AND p.status = 'closed'
      ORDER BY n.entry_date LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION 'period % is closed: posting dated % refused', to_char(d, 'YYYY-MM'), d
-            USING ERRCODE = 'check_violation';
-    END IF;
-    RETURN NULL;
-END $$"""
+""" + _REFUSE
 
 _LINES = """
 CREATE FUNCTION ledger_refuse_locked_period_lines() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -46,12 +50,7 @@ BEGIN
       JOIN journal_entry e ON e.id = n.entry_id
       JOIN accounting_period p ON p.period = to_char(e.entry_date, 'YYYY-MM') AND p.status = 'closed'
      ORDER BY e.entry_date LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION 'period % is closed: posting dated % refused', to_char(d, 'YYYY-MM'), d
-            USING ERRCODE = 'check_violation';
-    END IF;
-    RETURN NULL;
-END $$"""
+""" + _REFUSE
 
 
 def upgrade() -> None:
