@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import itertools
 import json
 import re
 import shutil
@@ -24,6 +25,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ledger.accounts import CHART
 from ledger.export import (
@@ -455,12 +458,13 @@ def test_postgres_copy_export_equals_the_python_writer(pg_url, plans_catalog, tm
     b.engine.dispose()
 
 
-def test_the_csv_read_back_sums_exactly_and_counts_entries(tmp_path):
-    """read_csv_movements (the tie-out of the PostgreSQL CSV export) reads past the header and
-    opening rows at ``offset``, parses quoted cells with commas, quotes and line breaks, undoes
-    csv_cell on account and commodity cells, and sums beyond 64 bits exactly."""
-    big = 2**63 - 1
+_BIG = 2**63 - 1
 
+
+def _awkward_export(tmp_path: Path) -> tuple[Path, bytes, bytes]:
+    """A CSV export written by hand: (its path, its header and opening rows, its rows). The rows
+    hold a quoted multi-line cell with commas and quotes, a csv_cell'd account, sums past 64
+    bits, and entry ids that do not ascend."""
     def row(entry: int, description: str, account: str, commodity: str, debit: int, credit: int) -> list:
         return [entry, "2026-01-01", "2026-01-01T00:00:00Z", "k", "e", "", description, 1, account, "n",
                 commodity, "0", "0", debit, credit, "", "", "", "", ""]
@@ -471,16 +475,64 @@ def test_the_csv_read_back_sums_exactly_and_counts_entries(tmp_path):
     w.writerow(row(0, "opening", "1000", "USD", 5, 0))  # not counted: before the offset
     body = io.StringIO(newline="")
     w = csv.writer(body, lineterminator="\r\n")
-    w.writerow(row(7, 'a "quoted", multi-line\r\ndescription', "1000", "USD", big, 0))
-    w.writerow(row(7, "x", csv_cell("=2100"), "USD", big, 0))
-    w.writerow(row(7, "x", "4000", "USD", 0, 2 * big))
-    w.writerow(row(3, "y", "1000", "USD", big, 0))  # a new entry (ids need not ascend: dates order the file)
-    w.writerow(row(3, "y", "4000", "USD", 0, big))
+    w.writerow(row(7, 'a "quoted", multi-line\r\ndescription', "1000", "USD", _BIG, 0))
+    w.writerow(row(7, "x", csv_cell("=2100"), "USD", _BIG, 0))
+    w.writerow(row(7, "x", "4000", "USD", 0, 2 * _BIG))
+    w.writerow(row(3, "y", "1000", "USD", _BIG, 0))  # a new entry (ids need not ascend: dates order the file)
+    w.writerow(row(3, "y", "4000", "USD", 0, _BIG))
     path = tmp_path / "journal.csv"
     path.write_bytes(head.getvalue().encode() + body.getvalue().encode())
-    nets, entries, rows = read_csv_movements(path, len(head.getvalue().encode()))
-    assert (entries, rows) == (2, 5)
-    assert nets == {("1000", "USD"): 2 * big, ("=2100", "USD"): big, ("4000", "USD"): -3 * big}
+    return path, head.getvalue().encode(), body.getvalue().encode()
+
+
+_AWKWARD_MOVEMENTS = ({("1000", "USD"): 2 * _BIG, ("=2100", "USD"): _BIG, ("4000", "USD"): -3 * _BIG}, 2, 5)
+
+
+def test_the_csv_read_back_sums_exactly_and_counts_entries(tmp_path):
+    """read_csv_movements (reading a CSV export back) reads past the header and opening rows at
+    ``offset``, parses quoted cells with commas, quotes and line breaks, undoes csv_cell on
+    account and commodity cells, and sums beyond 64 bits exactly."""
+    path, head, _ = _awkward_export(tmp_path)
+    assert read_csv_movements(path, len(head)) == _AWKWARD_MOVEMENTS
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cuts=st.lists(st.integers(0, 2000), max_size=12))
+def test_the_streamed_tie_out_reads_what_was_written_in_any_pieces(tmp_path, cuts):
+    """The PostgreSQL CSV export writes its rows through `_TieOut`, whose thread parses them while
+    they arrive. Written in pieces cut anywhere (inside a quoted multi-line cell, a number, a line
+    end), the rows give the file read back's movements, and the bytes, lines and sha256 are the
+    file's."""
+    from ledger.export import _TieOut
+
+    _, _, body = _awkward_export(tmp_path)
+    cuts = sorted({min(c, len(body)) for c in cuts} | {0, len(body)})
+    sha = hashlib.sha256()
+    with open(tmp_path / "streamed.csv", "wb") as fh:
+        tie = _TieOut(fh, sha)
+        for a, b in itertools.pairwise(cuts):
+            tie.write(body[a:b])
+        tie.close()
+    got = (dict(tie.movements.nets), tie.movements.entries, tie.movements.rows)
+    assert got == _AWKWARD_MOVEMENTS
+    assert (tmp_path / "streamed.csv").read_bytes() == body
+    assert (tie.bytes, tie.lines, sha.hexdigest()) == (len(body), body.count(b"\n"), hashlib.sha256(body).hexdigest())
+
+
+def test_the_streamed_tie_out_reports_a_row_it_cannot_read(tmp_path):
+    """A minor amount that is not a number stops the parser; `_TieOut.close` raises its error
+    after the writer has written everything (no deadlock, whatever is still queued)."""
+    import pyarrow as pa
+
+    from ledger.export import _TieOut
+
+    _, _, body = _awkward_export(tmp_path)
+    bad = body.replace(b",9223372036854775807,0,", b",not-a-number,0,", 1)
+    tie = _TieOut(io.BytesIO(), hashlib.sha256())
+    for i in range(0, len(bad) * 40, 7):  # many small pieces, more than the queue holds
+        tie.write(bad[i % len(bad):i % len(bad) + 7])
+    with pytest.raises(pa.ArrowInvalid):
+        tie.close()
 
 
 @pytest.mark.postgres
