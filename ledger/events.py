@@ -17,7 +17,8 @@ import csv
 import hashlib
 import io
 import json
-from collections.abc import Iterable, Iterator
+import re
+from collections.abc import Container, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -453,7 +454,50 @@ def _jsonl_events(lines, file: str) -> Iterator[tuple[SourcedEvent | None, list[
         yield ev, problems + probs
 
 
-def _csv_events(lines, file: str) -> Iterator[tuple[SourcedEvent | None, list[InputProblem]]]:
+_CSV_PLAIN = re.compile(r'[^"\r\x00]*')
+"""A CSV line that `str.split` cuts exactly as `csv.reader` does: no quote, CR or NUL."""
+_JSON_PLAIN = re.compile(r'[^"\\\x00-\x1f]*')
+"""Text that is a JSON string's body as it stands: nothing JSON escapes (quote, backslash, controls)."""
+_USAGE_ADAPTER: TypeAdapter = TypeAdapter(UsageRecorded)
+
+
+def csv_cells(text: str) -> list[str]:
+    """One CSV line's cells, as ``csv.reader`` reads them (a plain line is split on commas
+    directly: the bulk usage path reads a million of them). raises csv.Error (a CR inside an
+    unquoted cell)."""
+    if _CSV_PLAIN.fullmatch(text):
+        return text.split(",")
+    return next(csv.reader(io.StringIO(text)), [])
+
+
+def csv_error_message(exc: csv.Error) -> str:
+    """The problem's message for a line that ``csv.reader`` refuses."""
+    if "new-line character" in str(exc):
+        return "has a carriage return (CR) inside an unquoted cell; quote the cell or remove the CR"
+    return f"is not a valid CSV line ({exc})"
+
+
+def _usage_json(row: dict[str, str], counts: dict[str, int], plain: bool) -> str:
+    """A usage CSV row as the JSON object of its event (the cells as strings, ``credits`` and
+    ``quantity`` as the integers ``counts``), for the event schema to validate. ``plain``: the
+    line holds nothing JSON escapes, so the cells are written as they stand."""
+    obj = {"id": row["event_id"], "type": "usage.recorded", "occurred_at": row["occurred_at"],
+           "customer_id": row["customer_id"]}
+    if "action" in row:
+        obj["action"] = row["action"]
+    if not plain:
+        return json.dumps(obj | counts)
+    if "credits" in counts and "action" not in obj:  # the common shape, written at once
+        return (f'{{"id":"{obj["id"]}","type":"usage.recorded","occurred_at":"{obj["occurred_at"]}",'
+                f'"customer_id":"{obj["customer_id"]}","credits":{counts["credits"]}}}')
+    return ("{" + ",".join(f'"{k}":"{v}"' for k, v in obj.items())
+            + "".join(f',"{k}":{n}' for k, n in counts.items()) + "}")
+
+
+def _csv_events(lines, file: str, customers: Container[str] | None = None
+                ) -> Iterator[tuple[SourcedEvent | None, list[InputProblem]]]:
+    """Usage events of a CSV file's lines; with ``customers``, the rows of other customers are
+    skipped unread (for a second pass over input that a first pass has checked)."""
     header: tuple[str, ...] | None = None
     seen = False
     for n, text, problems in lines:
@@ -461,8 +505,15 @@ def _csv_events(lines, file: str) -> Iterator[tuple[SourcedEvent | None, list[In
         if text is None:
             yield None, problems
             continue
+        try:
+            cells = csv_cells(text)
+        except csv.Error as exc:
+            yield None, problems + [InputProblem(file, n, "", text, csv_error_message(exc))]
+            if header is None:
+                return
+            continue
         if header is None:
-            found = tuple(h.strip() for h in next(csv.reader([text])))
+            found = tuple(h.strip() for h in cells)
             if found not in USAGE_HEADERS:
                 yield None, problems + [InputProblem(file, n, "", text, "unexpected header; expected "
                                                      + " or ".join(",".join(h) for h in USAGE_HEADERS))]
@@ -471,34 +522,39 @@ def _csv_events(lines, file: str) -> Iterator[tuple[SourcedEvent | None, list[In
             if problems:
                 yield None, problems
             continue
-        cells = next(csv.reader(io.StringIO(text)))
         if len(cells) != len(header):
             yield None, problems + [InputProblem(file, n, "", text, f"has {len(cells)} fields; the header has {len(header)}")]
             continue
         row = dict(zip(header, cells))
-        obj: dict = {"id": row["event_id"], "type": "usage.recorded", "occurred_at": row["occurred_at"],
-                     "customer_id": row["customer_id"]}
+        if customers is not None and row["customer_id"] not in customers:
+            continue
+        counts: dict[str, int] = {}
         for key in ("credits", "quantity"):
             if key in row:
-                if not row[key].isdigit():
-                    problems.append(InputProblem(file, n, key, row[key], "must be a whole number"))
+                value = row[key]
+                if not (value.isascii() and value.isdigit()):
+                    problems.append(InputProblem(file, n, key, value, "must be a whole number"))
                 else:
-                    obj[key] = int(row[key])
-        if "action" in row:
-            obj["action"] = row["action"]
+                    counts[key] = int(value)
         if problems:
             yield None, problems
             continue
-        ev, probs = parse_event(json.dumps(obj), file, n)
-        yield ev, probs
+        try:
+            event = _USAGE_ADAPTER.validate_json(_usage_json(row, counts, _JSON_PLAIN.fullmatch(text) is not None))
+        except ValidationError as exc:
+            yield None, _problems_from(exc, file, n)
+            continue
+        yield SourcedEvent(event, file, n, content_hash(event)), []
     if not seen:
         yield None, [InputProblem(file, 1, "", NO_VALUE, "is empty; expected a header line")]
 
 
-def iter_file(path: str | Path, data: bytes | None = None) -> Iterator[tuple[SourcedEvent | None, list[InputProblem]]]:
+def iter_file(path: str | Path, data: bytes | None = None, *, customers: Container[str] | None = None
+              ) -> Iterator[tuple[SourcedEvent | None, list[InputProblem]]]:
     """Stream a JSONL (``.jsonl``/``.json``/``.ndjson``) or CSV (``.csv``, bulk usage) file:
     (event or None, problems) per line, in file order, holding one line at a time. A file that
-    cannot be read yields one problem."""
+    cannot be read yields one problem. ``customers``: a CSV file's rows for other customers are
+    skipped before they are validated (a JSONL file's events are all yielded)."""
     file = str(path)
     p = Path(path)
     if data is not None:
@@ -513,7 +569,7 @@ def iter_file(path: str | Path, data: bytes | None = None) -> Iterator[tuple[Sou
         raw_lines = handle
     try:
         lines = _text_lines(raw_lines, file)
-        yield from (_csv_events(lines, file) if p.suffix.lower() == ".csv" else _jsonl_events(lines, file))
+        yield from (_csv_events(lines, file, customers) if p.suffix.lower() == ".csv" else _jsonl_events(lines, file))
     finally:
         if handle is not None:
             handle.close()

@@ -197,6 +197,8 @@ def _post_share(session: Session, catalog: Catalog, files: Sequence[str | Path],
     summary = ImportSummary()
     sources = [str(f) for f in files]
     chunk: list[SourcedEvent] = []
+    # a CSV row of another worker's customer is skipped before it is validated (the first pass did)
+    mine = None if assignment is None else {cid for cid, w in assignment.items() if w == k}
 
     def flush() -> None:
         _add(summary, import_events(session, catalog, chunk, sources=sources))
@@ -205,9 +207,8 @@ def _post_share(session: Session, catalog: Catalog, files: Sequence[str | Path],
         chunk_done(n)
 
     for f in files:
-        for ev, _ in iter_file(f):
-            if ev is not None and (assignment is None
-                                   or assignment.get(getattr(ev.event, "customer_id", None)) == k):
+        for ev, _ in iter_file(f, customers=mine):
+            if ev is not None and (mine is None or getattr(ev.event, "customer_id", None) in mine):
                 chunk.append(ev)
                 if len(chunk) >= chunk_size:
                     flush()
