@@ -404,13 +404,16 @@ def _problems_from(exc: ValidationError, file: str, line: int) -> list[InputProb
     return out
 
 
-def parse_event(obj_or_text: str | dict, file: str, line: int) -> tuple[SourcedEvent | None, list[InputProblem]]:
-    """Validate one event (JSON text or an already decoded dict)."""
+def parse_event(obj_or_text: str | dict, file: str, line: int, *, adapter: TypeAdapter | None = None
+                ) -> tuple[SourcedEvent | None, list[InputProblem]]:
+    """Validate one event (JSON text or an already decoded dict) against ``adapter`` (default:
+    any event type, told apart by ``type``)."""
+    adapter = adapter or _ADAPTER
     try:
         if isinstance(obj_or_text, str):
-            event = _ADAPTER.validate_json(obj_or_text)
+            event = adapter.validate_json(obj_or_text)
         else:
-            event = _ADAPTER.validate_python(obj_or_text)
+            event = adapter.validate_python(obj_or_text)
     except ValidationError as exc:
         return None, _problems_from(exc, file, line)
     return SourcedEvent(event, file, line, content_hash(event)), []
@@ -480,18 +483,16 @@ def csv_error_message(exc: csv.Error) -> str:
 def _usage_json(row: dict[str, str], counts: dict[str, int], plain: bool) -> str:
     """A usage CSV row as the JSON object of its event (the cells as strings, ``credits`` and
     ``quantity`` as the integers ``counts``), for the event schema to validate. ``plain``: the
-    line holds nothing JSON escapes, so the cells are written as they stand."""
+    line holds nothing JSON escapes, so a row of the ``credits`` header is written as it stands
+    (the bulk path); anything else goes through ``json.dumps``."""
+    if plain and "action" not in row and "credits" in counts:
+        return (f'{{"id":"{row["event_id"]}","type":"usage.recorded","occurred_at":"{row["occurred_at"]}",'
+                f'"customer_id":"{row["customer_id"]}","credits":{counts["credits"]}}}')
     obj = {"id": row["event_id"], "type": "usage.recorded", "occurred_at": row["occurred_at"],
            "customer_id": row["customer_id"]}
     if "action" in row:
         obj["action"] = row["action"]
-    if not plain:
-        return json.dumps(obj | counts)
-    if "credits" in counts and "action" not in obj:  # the common shape, written at once
-        return (f'{{"id":"{obj["id"]}","type":"usage.recorded","occurred_at":"{obj["occurred_at"]}",'
-                f'"customer_id":"{obj["customer_id"]}","credits":{counts["credits"]}}}')
-    return ("{" + ",".join(f'"{k}":"{v}"' for k, v in obj.items())
-            + "".join(f',"{k}":{n}' for k, n in counts.items()) + "}")
+    return json.dumps(obj | counts)
 
 
 def _csv_events(lines, file: str, customers: Container[str] | None = None
@@ -539,12 +540,8 @@ def _csv_events(lines, file: str, customers: Container[str] | None = None
         if problems:
             yield None, problems
             continue
-        try:
-            event = _USAGE_ADAPTER.validate_json(_usage_json(row, counts, _JSON_PLAIN.fullmatch(text) is not None))
-        except ValidationError as exc:
-            yield None, _problems_from(exc, file, n)
-            continue
-        yield SourcedEvent(event, file, n, content_hash(event)), []
+        yield parse_event(_usage_json(row, counts, _JSON_PLAIN.fullmatch(text) is not None), file, n,
+                          adapter=_USAGE_ADAPTER)
     if not seen:
         yield None, [InputProblem(file, 1, "", NO_VALUE, "is empty; expected a header line")]
 
