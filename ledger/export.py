@@ -33,9 +33,7 @@ import hashlib
 import io
 import json
 import os
-import queue
 import re
-import threading
 import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
@@ -606,34 +604,48 @@ def _copy_csv(session: Session, tmp: Path, start: date | None, end: date | None,
               opening: dict[tuple[str, str], int], opening_day: date | None,
               movements: dict[tuple[str, str], int], counts: dict[str, int]) -> tuple[str, int, int]:
     """The CSV export on PostgreSQL: header and opening entry from ``write_csv``, the journal's
-    rows from ``copy_csv_rows``, written through a `_TieOut`, which parses every byte written
-    after the opening entry for the tie-out check while the rows arrive: their entry id,
-    account, commodity and minor amounts go into ``movements`` and ``counts``. Returns the
-    file's (sha256 hex, bytes, lines), of the bytes written."""
+    rows from ``copy_csv_rows``, written through a `_CountingWriter` (sha256, bytes, lines of
+    what was written). The rows are then read back from the file (`read_csv_movements`) for the
+    tie-out check: their entry id, account, commodity and minor amounts go into ``movements``
+    and ``counts``. Returns the file's (sha256 hex, bytes, lines), of the bytes written."""
     head = io.StringIO(newline="")
     write_csv(head, [_opening_entry(opening, opening_day)] if opening else [], ctx)  # type: ignore[arg-type]
     head_bytes = head.getvalue().encode("utf-8")
-    sha = hashlib.sha256(head_bytes)
     with open(tmp, "wb") as fh:
-        fh.write(head_bytes)
-        rows = _TieOut(fh, sha)
-        try:
-            copy_csv_rows(session, rows, start, end, {c for _, c in ctx.used})
-        except BaseException:
-            rows.close(raising=False)  # the parser stops; the copy's error is the one to report
-            raise
-        rows.close()
-    for key, net in rows.movements.nets.items():
+        rows = _CountingWriter(fh, head_bytes)
+        copy_csv_rows(session, rows, start, end, {c for _, c in ctx.used})
+    nets, entries, postings = read_csv_movements(tmp, len(head_bytes))
+    for key, net in nets.items():
         movements[key] += net
-    counts["entries"] += rows.movements.entries
-    counts["postings"] += rows.movements.rows
-    return sha.hexdigest(), len(head_bytes) + rows.bytes, head_bytes.count(b"\n") + rows.lines
+    counts["entries"] += entries
+    counts["postings"] += postings
+    return rows.sha.hexdigest(), rows.bytes, rows.lines
+
+
+class _CountingWriter:
+    """A binary writer that passes every chunk to ``fh`` and counts what went through: ``sha``
+    (sha256), ``bytes`` and ``lines``, starting with ``head`` (written first)."""
+
+    def __init__(self, fh: BinaryIO, head: bytes = b"") -> None:
+        self._fh = fh
+        self.sha = hashlib.sha256()
+        self.bytes = self.lines = 0
+        self.write(head)
+
+    def write(self, data: bytes) -> int:
+        self._fh.write(data)
+        self.sha.update(data)
+        self.bytes += len(data)
+        self.lines += data.count(b"\n")
+        return len(data)
 
 
 def _csv_stream(source) -> Iterator:
-    """pyarrow's streaming CSV reader over ``source`` (a binary file-like object at the first row,
-    no header): batches of the entry id, account, commodity and minor-amount columns, in blocks
-    of 4 MiB (memory stays bounded), amounts as decimal128(38, 0)."""
+    """pyarrow's streaming CSV reader over ``source`` (a pyarrow NativeFile at the first row, no
+    header): batches of the entry id, account, commodity and minor-amount columns, in blocks
+    of 4 MiB (memory stays bounded), amounts as decimal128(38, 0). ``source`` must be a native
+    file, never a Python file object: pyarrow's read-ahead threads then never call back into
+    Python, so none can be left waiting for the interpreter at exit."""
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
@@ -682,84 +694,21 @@ class _Movements:
 def read_csv_movements(path: Path, offset: int) -> tuple[dict[tuple[str, str], int], int, int]:
     """Read back the rows of a CSV export from byte ``offset`` on (past its header and opening
     entry): ({(account code, commodity): net int minor units, debit positive}, entries, rows),
-    as `_Movements` counts them. A value that is not a number raises pyarrow.ArrowInvalid."""
+    as `_Movements` counts them. A value that is not a number raises pyarrow.ArrowInvalid.
+    The file and the reader are closed on every path, so no pyarrow thread outlives the call."""
+    import pyarrow as pa
+
     totals = _Movements()
     if os.path.getsize(path) > offset:  # (pyarrow refuses an empty input)
-        with open(path, "rb") as fh:
+        with pa.OSFile(str(path), "rb") as fh:
             fh.seek(offset)
-            for batch in _csv_stream(fh):
-                totals.add(batch)
+            reader = _csv_stream(fh)
+            try:
+                for batch in reader:
+                    totals.add(batch)
+            finally:
+                reader.close()
     return dict(totals.nets), totals.entries, totals.rows
-
-
-class _TieOut:
-    """A binary writer for the CSV export's rows: each chunk written goes to ``fh``, into ``sha``
-    and the byte and line counts, and to a thread that parses the rows (`_csv_stream`) into
-    ``movements`` while the next ones arrive. At most 8 chunks wait for the parser. `close`
-    waits for it and raises what it raised (pyarrow.ArrowInvalid for a value that is not a
-    number)."""
-
-    _END = b""
-
-    def __init__(self, fh: BinaryIO, sha) -> None:
-        self._fh, self._sha = fh, sha
-        self.bytes = self.lines = 0
-        self.movements = _Movements()
-        self._queue: queue.Queue[bytes] = queue.Queue(maxsize=8)
-        self._buffer = b""
-        self._done = False
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._parse, name="export-tie-out", daemon=True)
-        self._thread.start()
-
-    def write(self, data: bytes) -> int:
-        data = bytes(data)
-        self._fh.write(data)
-        self._sha.update(data)
-        self.bytes += len(data)
-        self.lines += data.count(b"\n")
-        if data and self._error is None:
-            self._queue.put(data)
-        return len(data)
-
-    def close(self, raising: bool = True) -> None:
-        if not self._done:
-            self._done = True
-            self._queue.put(self._END)
-            self._thread.join()
-        if raising and self._error is not None:
-            raise self._error
-
-    # the parser's side: pyarrow reads this object as a file
-    closed = False
-
-    def read(self, size: int = -1) -> bytes:
-        """Up to ``size`` bytes: what is waiting (blocking for the first chunk); b"" at the end."""
-        parts, have = [self._buffer] if self._buffer else [], len(self._buffer)
-        self._buffer = b""
-        while not have or (size < 0 or have < size) and not self._queue.empty():
-            chunk = self._queue.get()
-            if chunk == self._END:
-                self._queue.put(self._END)  # later reads see the end too
-                break
-            parts.append(chunk)
-            have += len(chunk)
-        data = b"".join(parts)
-        if 0 <= size < len(data):
-            data, self._buffer = data[:size], data[size:]
-        return data
-
-    def _parse(self) -> None:
-        try:
-            first = self.read(1)  # (pyarrow refuses an empty input)
-            if first:
-                self._buffer = first + self._buffer
-                for batch in _csv_stream(self):
-                    self.movements.add(batch)
-        except Exception as exc:  # noqa: BLE001 (re-raised by close(), in the writer's thread)
-            self._error = exc
-            while self._queue.get() != self._END:  # let the writer finish
-                pass
 
 
 def export_journal(session: Session, out: str | os.PathLike, fmt: str, *, start: date | None = None,
