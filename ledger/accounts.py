@@ -1,4 +1,4 @@
-"""The default chart of accounts (DESIGN section 3), seeded by `ledger init`.
+"""The default chart of accounts (docs/design.md §3), seeded by `ledger init`.
 
 Currency accounts hold integer minor units of the customer's currency; memo accounts (9xxx)
 hold ``CREDIT`` units, so the credit wallet is itself double-entry. Unit identity that every

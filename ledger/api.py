@@ -1,4 +1,4 @@
-"""The Python API for product backends (issue 6 point 4): every event of DESIGN 8.2 as a call.
+"""The Python API for product backends (docs/design.md §8.4): every event of docs/design.md §8.2 as a call.
 
 Each call validates its event exactly as a line of an event file is validated (same messages,
 naming the field and value), then posts it in its own transaction through the same engine path

@@ -1,4 +1,4 @@
-"""The catalog (`ledger.toml`, DESIGN 8.3): the company, the rate card, plans and top-up packs.
+"""The catalog (`ledger.toml`, docs/design.md §8.3): the company, the rate card, plans and top-up packs.
 
 Validated on load; a bad catalog raises CatalogError naming the file, the key and the value.
 Without a catalog file the built-in default company (UTC, net 30) is used.

@@ -1,4 +1,4 @@
-"""The month close (DESIGN section 6): every customer's time-driven steps due by the period end
+"""The month close (docs/design.md §6.4): every customer's time-driven steps due by the period end
 (platform revenue of subscription months ending, overage invoices in arrears, expiries with
 rollover and breakage true-ups, guarantee credits, next month's subscription bills, credit
 balances applied), invariants 1-5 as at the period end and the seals of earlier periods

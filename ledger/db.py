@@ -102,7 +102,7 @@ def init_database(engine: Engine) -> None:
 
 
 def seed_accounts(engine: Engine) -> None:
-    """Insert the accounts of DESIGN section 3 that are missing; existing rows are kept."""
+    """Insert the accounts of docs/design.md §3 that are missing; existing rows are kept."""
     from ledger.models import Account
 
     with Session(engine) as session:

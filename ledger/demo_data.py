@@ -4,7 +4,7 @@ The demo (``ledger demo``), the tests and the README all use this scenario. It t
 real production trace (``ledger/data/azure-llm-2023/``, Microsoft Azure LLM inference trace 2023,
 CC BY 4.0, see the README next to it) into a month of metered usage plus the business events
 that fund it. Standard library only, no database, no engine: the output is plain data (event
-dicts in the JSONL format of DESIGN.md section 8.2 and usage rows in the bulk CSV format).
+dicts in the JSONL format of docs/design.md §8.2 and usage rows in the bulk CSV format).
 Every value is a pure function of the trace files and the month ``M`` (default ``2026-10``):
 there is no randomness and no clock, so every build is identical and the written files are
 byte-identical.
@@ -294,7 +294,7 @@ class DemoCustomer:
 class DemoScenario:
     """The demo month M ("YYYY-MM").
 
-    events: JSON-ready dicts in the JSONL format of DESIGN.md 8.2 (rule 4), sorted by
+    events: JSON-ready dicts in the JSONL format of docs/design.md §8.2 (rule 4), sorted by
     (occurred_at, id); usage: one UsageRow per trace request, sorted by (occurred_at, event_id);
     customers: the 50 customers in rank order.
     """

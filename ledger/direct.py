@@ -1,5 +1,5 @@
 """One usage event in one transaction with one round trip (or two, and COMMIT): the PostgreSQL
-write path of `ledger.api.Ledger.record_usage` (issue 6, B3).
+write path of `ledger.api.Ledger.record_usage` (docs/design.md §8.4; benchmark B3).
 
 The general path (`engine.import_events`) sends about ten statements through SQLAlchemy for one
 usage event, and with two workers on two cores most of a call's time is that client-side work

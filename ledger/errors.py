@@ -116,7 +116,7 @@ class PeriodOrderError(LedgerError):
 
 @dataclass
 class InvariantError(LedgerError):
-    """One or more invariants of DESIGN section 7 failed; nothing was changed.
+    """One or more invariants of docs/design.md §7 failed; nothing was changed.
 
     violations: list of ledger.invariants.Violation.
     """

@@ -1,4 +1,4 @@
-"""Event schemas (DESIGN 8.2) and the readers for JSONL event files and CSV usage files.
+"""Event schemas (docs/design.md §8.2) and the readers for JSONL event files and CSV usage files.
 
 Parsing never raises on bad input: every problem becomes an InputProblem naming file, line,
 field and value, so an import can report them all and post nothing. Amounts stay decimal
@@ -296,7 +296,7 @@ class EventVoided(_Event):
 
 
 class GuaranteeEnrolled(_Event):
-    """A no-increase guarantee for a customer migrated from per-seat pricing (DESIGN 5):
+    """A no-increase guarantee for a customer migrated from per-seat pricing (docs/design.md §5.9):
     legacy_monthly_amount (positive decimal string, the customer's currency, pre-tax) for
     ``months`` months (1-36) from start_month ('YYYY-MM'); basis monthly or cumulative."""
 

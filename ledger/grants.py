@@ -1,7 +1,7 @@
 """Credit grants (lots): cost basis, relief by the cumulative formula, and drawdown order.
 
 Pure values and functions, no database. A grant of N units bought for A (minor units) has a
-cost basis of A / N per credit, kept exact by the cumulative formula (DESIGN section 4)::
+cost basis of A / N per credit, kept exact by the cumulative formula (docs/design.md §4.2)::
 
     relieved amount after R of N units have left = round(A x R / N)
 
@@ -12,10 +12,10 @@ Proportional breakage (ASC 606-10-55-48, IFRS 15 B46): with expected breakage ra
 expected redeemed units are E = N x (1 - b), and after C units consumed the total recognised
 is round(A x min(C, E) / E); each consumption recognises the increment, split into usage
 revenue (the cumulative formula) and breakage revenue (the rest, negative once C passes E).
-Worked check (DESIGN 5): A = 9,000.00, N = 10,000, b = 3%: after 4,500 consumed 4,175.26 is
+Worked check (docs/design.md §5.5): A = 9,000.00, N = 10,000, b = 3%: after 4,500 consumed 4,175.26 is
 recognised; the estimate becomes 1% and 4,000 more are consumed: 7,727.27 in total.
 
-Consumption order at time t, among grants effective at t and not expired at t (DESIGN 4):
+Consumption order at time t, among grants effective at t and not expired at t (docs/design.md §4.3):
 earliest expires_at first (never-expiring last), then lower cost basis first (promotional
 before paid), then the oldest grant first (rolled credits, bought in an earlier term, before the
 grant they rolled beside).
@@ -164,7 +164,7 @@ class GrantState:
 
 
 def drawdown_key(g: GrantState) -> tuple:
-    """Sort key of the consumption order of DESIGN section 4."""
+    """Sort key of the consumption order of docs/design.md §4.3."""
     # at equal expiry, cost and start, rolled credits (bought earlier) go before their renewal's
     return (g.expires_at is None, g.expires_at or datetime.max.replace(tzinfo=g.effective_at.tzinfo),
             g.cost_basis, g.effective_at, -g.generation, g.seq, g.id)
@@ -199,7 +199,7 @@ def due_expiries(grants: list[GrantState], until: datetime) -> list[GrantState]:
 
 
 def rollover_units(g: GrantState, unused: int) -> int:
-    """Units that roll over (DESIGN 5): floor(unused x percent / 100), capped by max_credits, and
+    """Units that roll over (docs/design.md §5.4): floor(unused x percent / 100), capped by max_credits, and
     none when the grant's generation has reached max_periods."""
     if g.rollover_percent <= 0 or unused <= 0:
         return 0

@@ -1,4 +1,4 @@
-"""The no-increase guarantee (DESIGN 5): what a migrated customer is charged per month.
+"""The no-increase guarantee (docs/design.md §5.9): what a migrated customer is charged per month.
 
 charges(m) = pre-tax amounts invoiced for service in month m:
 

@@ -1,4 +1,4 @@
-"""The invariants of DESIGN section 7 (1-5 here; 6, locks and seals, is enforced by the database and the close), checked by `ledger verify` and by the close.
+"""The invariants of docs/design.md §7 (1-5 here; 6, locks and seals, is enforced by the database and the close), checked by `ledger verify` and by the close.
 
 1. Every entry balances per commodity; so does the trial balance.
 2. For each grant: 0 <= outstanding units <= N; deferred balance = A - round(A x R / N) where R
@@ -38,7 +38,7 @@ from ledger.periods import start_of_day
 
 @dataclass(frozen=True)
 class Violation:
-    """invariant: int (DESIGN 7 numbering); subject: what broke (entry id, grant id, account)."""
+    """invariant: int (the numbering of docs/design.md §7); subject: what broke (entry id, grant id, account)."""
 
     invariant: int
     subject: str

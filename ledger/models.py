@@ -55,7 +55,7 @@ def _str(length: int, **kw) -> sa.Column:
 
 
 class Account(SQLModel, table=True):
-    """A ledger account of the chart (DESIGN section 3)."""
+    """A ledger account of the chart (docs/design.md §3)."""
 
     __tablename__ = "account"
     code: str = Field(sa_column=_str(16, primary_key=True))
@@ -86,7 +86,7 @@ class Customer(SQLModel, table=True):
     vat_id: Optional[str] = Field(default=None, sa_column=_str(20, nullable=True))  # EU VAT id with prefix
     created_at: datetime = Field(sa_column=sa.Column(UTCDateTime, nullable=False))
     # Event time through which this customer's time-driven steps (expiries) have run.
-    # A processing cursor, not a balance: usage older than it is late (DESIGN section 6).
+    # A processing cursor, not a balance: usage older than it is late (docs/design.md §6.3).
     steps_through: Optional[datetime] = Field(default=None, sa_column=sa.Column(UTCDateTime, nullable=True))
     # A random token written by every run that loaded this customer's book (0: none yet). A
     # process that kept the book in memory (books.BookCache) reuses it only while the token is
@@ -107,7 +107,7 @@ class ImportBatch(SQLModel, table=True):
 
 
 class Event(SQLModel, table=True):
-    """A business event as received (DESIGN 8.2), with its content hash for idempotency.
+    """A business event as received (docs/design.md §8.2), with its content hash for idempotency.
 
     status: posted | quarantined. payload: canonical JSON of the event object.
     Usage events live in ``usage_event`` instead; ids are unique across both tables.
@@ -177,7 +177,7 @@ class JournalLine(SQLModel, table=True):
 
 
 class Grant(SQLModel, table=True):
-    """A lot of credits (DESIGN section 4). Its balances are derived from journal lines.
+    """A lot of credits (docs/design.md §4). Its balances are derived from journal lines.
 
     units: int N credits; amount: int A, minor units of ``currency`` (0 for promotional);
     cost basis per credit is A / N, relieved by the cumulative formula.
@@ -251,7 +251,7 @@ class UsageEvent(SQLModel, table=True):
 
 
 class UsageDraw(SQLModel, table=True):
-    """How many units one usage event drew from one grant (drawdown order, DESIGN section 4)."""
+    """How many units one usage event drew from one grant (drawdown order, docs/design.md §4.3)."""
 
     __tablename__ = "usage_draw"
     usage_event_id: str = Field(sa_column=sa.Column(sa.String(128), sa.ForeignKey("usage_event.id"), primary_key=True))
@@ -339,7 +339,7 @@ class InvoiceLine(SQLModel, table=True):
 
 
 class Subscription(SQLModel, table=True):
-    """A customer's plan subscription, billed monthly in advance (DESIGN 5 and 8.2).
+    """A customer's plan subscription, billed monthly in advance (docs/design.md §5.3 and §8.2).
 
     id: the subscription.started event id. The plan's terms are copied at the start (fee: int
     minor units; SSPs and overage price: decimal strings), so later catalog edits do not change
@@ -389,7 +389,7 @@ class SubscriptionPeriod(SQLModel, table=True):
 
 
 class Guarantee(SQLModel, table=True):
-    """A no-increase guarantee for a customer migrated from per-seat pricing (DESIGN 5).
+    """A no-increase guarantee for a customer migrated from per-seat pricing (docs/design.md §5.9).
 
     id: the guarantee.enrolled event id. legacy_monthly_amount: int minor units of
     ``currency``, the pre-tax per-seat bill the customer paid each month. The window is

@@ -2,10 +2,10 @@
 
 Amounts are ``int`` minor units of an ISO 4217 currency whose exponent comes from Babel's CLDR
 data (USD 2, JPY 0, KWD 3); credits are ``int`` units of the ``CREDIT`` commodity. Rounding is
-half away from zero (DESIGN section 2.5), and every split uses cumulative rounding so the parts
+half away from zero (docs/design.md §2.5), and every split uses cumulative rounding so the parts
 add up exactly to the whole.
 
-Worked example of the cumulative formula (DESIGN section 4): $100.00 (A = 10000 minor units)
+Worked example of the cumulative formula (docs/design.md §4.2): $100.00 (A = 10000 minor units)
 for N = 3 credits, consumed one at a time, relieves
 ``round(10000*1/3) - 0 = 3333``, ``round(10000*2/3) - 3333 = 3334``, ``10000 - 6667 = 3333``.
 """

@@ -1,4 +1,4 @@
-"""Reports derived from the journal (DESIGN 8.1): every number is a sum of journal lines.
+"""Reports derived from the journal (docs/design.md §8.1): every number is a sum of journal lines.
 
 Each report is a ``Report`` value: ``rows`` and ``totals`` are dicts whose money fields are int
 minor units of the row's ``currency`` (or of ``commodity``) and whose credit fields are int
@@ -338,7 +338,7 @@ def customer_statement(session: Session, period: str | None = None, *, customer_
 
 # --------------------------------------------------------------------------- guarantees
 def guarantees(session: Session, period: str, *, tz: ZoneInfo = ZoneInfo("UTC")) -> Report:
-    """The no-increase guarantees (DESIGN 5) as at the end of ``period``: one row per enrolled
+    """The no-increase guarantees (docs/design.md §5.9) as at the end of ``period``: one row per enrolled
     customer and month of the window up to the period, with the legacy per-seat bill, the new
     bill (charges(m), by `ledger.guarantee.monthly_charges`), their difference, the running
     excess over the window, and the credit issued for that month (with its credit note) if it
@@ -478,7 +478,7 @@ def trends(session: Session, period: str, months: int = 12) -> list[Trend]:
 
 # --------------------------------------------------------------------------- late events
 def late_events(session: Session, period: str) -> Report:
-    """Events dated in a closed period and posted in ``period`` (DESIGN 6): business events and
+    """Events dated in a closed period and posted in ``period`` (docs/design.md §6.3): business events and
     usage, with their original occurred_at and the date they were posted at."""
     from ledger.models import Event, UsageEvent
 

@@ -1,4 +1,4 @@
-"""Least-privilege PostgreSQL roles for the ledger (DESIGN section 9): a writer and an auditor.
+"""Least-privilege PostgreSQL roles for the ledger (docs/design.md §9.5): a writer and an auditor.
 
 ``apply_roles`` creates (idempotently) two roles on the database an engine points at and makes
 their privileges exactly what the policy below says, revoking anything else they held there:
@@ -90,7 +90,7 @@ def _append(why: str) -> TablePolicy:
     return TablePolicy(("SELECT", "INSERT"), why=why)
 
 
-# The writer's privileges, table by table (issue 5 point 6). Found by reading engine.py,
+# The writer's privileges, table by table (docs/design.md §9.5). Found by reading engine.py,
 # close.py, invoicing.py and posting.py, and proved by tests/test_roles.py, which runs imports of
 # every event type and closes as the writer. Tables absent from the live schema are skipped.
 WRITER_POLICY: dict[str, TablePolicy] = {

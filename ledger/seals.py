@@ -1,4 +1,4 @@
-"""Tamper evidence for closed periods (DESIGN 9): a hash chain over each period's entries.
+"""Tamper evidence for closed periods (docs/design.md §9.2): a hash chain over each period's entries.
 
 At the close, the entries dated in the period are taken in id order, and each link is
 
@@ -10,7 +10,7 @@ Every link is stored (table entry_seal) and the last one is the period's seal, k
 close record (table period_close) with the journal head. Nothing is locked while the month
 runs: the chain is computed once, at the close. `verify_seals` recomputes every closed period
 and names the first entry that breaks: an amount or date changed, a line deleted, an entry
-inserted into or removed from a sealed period. It is invariant 6 of DESIGN section 7, together
+inserted into or removed from a sealed period. It is invariant 6 of docs/design.md §7, together
 with "no posting dated in a locked period" (an entry inserted behind the engine's back shows up
 as one that is not in the seal).
 """

@@ -37,7 +37,7 @@ def document_view(session: Session, catalog: Catalog, number: str) -> DocumentVi
     (Dr 2200 lines carrying this invoice number). Invoices and credit notes carry the customer's
     credits summary at the issue date (balance per grant from the 9100 lines, and credits
     expiring in the next 30 days); a guarantee credit note carries the month-by-month
-    calculation, legacy per-seat bill against the new bill (DESIGN 5).
+    calculation, legacy per-seat bill against the new bill (docs/design.md §5.9).
     """
     inv = session.get(Invoice, number)
     if inv is None:

@@ -1,4 +1,4 @@
-"""The close package (issue 5): everything a controller signs and an auditor takes away.
+"""The close package (docs/design.md §9.6): everything a controller signs and an auditor takes away.
 
 ``write_package(session, catalog, period, out_dir)`` writes, for a closed period:
 

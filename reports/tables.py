@@ -1,6 +1,6 @@
 """Rendering of ledger.reporting.Report values as a table (Rich), CSV or JSON.
 
-JSON shape (stable, DESIGN 8.1): {"report", "title", "period", "rows", "totals"}; money fields
+JSON shape (stable, docs/design.md §8.1): {"report", "title", "period", "rows", "totals"}; money fields
 are decimal strings in major units of the row's currency (or commodity), credits are integers.
 CSV has the same fields as JSON rows, with a blank line and then the totals.
 """

@@ -261,7 +261,7 @@ expires_after_months = 12
 
 @pytest.fixture
 def plans_catalog(tmp_path_factory) -> Catalog:
-    """DESIGN 8.3's example catalog: Starter and Professional plans, a 1,000-credit pack."""
+    """The plans catalog (docs/design.md §8.3): Starter and Professional plans, a 1,000-credit pack."""
     path = tmp_path_factory.mktemp("catalog") / "ledger.toml"
     path.write_text(PLANS_CATALOG, encoding="utf-8")
     return load_catalog(path, required=True)

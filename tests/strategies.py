@@ -1,6 +1,6 @@
 """Hypothesis strategies for the ledger, kept in one place (attrs/pluggy style).
 
-Histories draw every event type of DESIGN 8.2 for two customers (USD with sales tax, JPY
+Histories draw every event type of docs/design.md §8.2 for two customers (USD with sales tax, JPY
 without) over January-March 2026. References (renewals, refunds, estimate changes, voids) point
 at earlier events chosen at random, so some events are refused by the engine for business
 reasons (a refund beyond the unused credits, a void of a used purchase); the property harness

@@ -1,4 +1,4 @@
-"""The Python API (issue 6 point 4): the same validation and idempotency as event files, one
+"""The Python API (docs/design.md §8.4): the same validation and idempotency as event files, one
 transaction per call; concurrent callers on PostgreSQL never draw a credit twice."""
 
 from __future__ import annotations

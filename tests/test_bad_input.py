@@ -1,6 +1,6 @@
 """A corpus of bad inputs: each is refused with file, line, field and value, and nothing is posted.
 
-Every case is imported on top of a valid customer (with the plans catalog of DESIGN 8.3); the
+Every case is imported on top of a valid customer (with the plans catalog of docs/design.md §8.3); the
 expected text must appear in the error: a string, or a tuple of fragments that must all appear on
 one problem line. A fragment starting with ":" must follow the file's path (it gives the line).
 """

@@ -1,4 +1,4 @@
-"""The catalog (ledger.toml, DESIGN 8.3): validated on load, errors name file, key and value."""
+"""The catalog (ledger.toml, docs/design.md §8.3): validated on load, errors name file, key and value."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ expires_after_months = 12
 
 
 def test_the_design_example_catalog_loads(tmp_path):
-    """The catalog of DESIGN 8.3 loads with its timezone, plans and packs."""
+    """The example catalog (docs/design.md §8.3) loads with its timezone, plans and packs."""
     path = tmp_path / "ledger.toml"
     path.write_text(GOOD)
     cat = load_catalog(path, required=True)

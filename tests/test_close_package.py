@@ -1,4 +1,4 @@
-"""The close package (issue 5 point 3): reports, journal, documents, close-report.pdf and a
+"""The close package (docs/design.md §9.6): reports, journal, documents, close-report.pdf and a
 manifest with the sha256 of every file; closing the same month twice changes nothing, byte for
 byte. Runs on SQLite and PostgreSQL."""
 

@@ -1,4 +1,4 @@
-"""Concurrent posting on PostgreSQL (issue 6 point 2): four importer processes post usage for
+"""Concurrent posting on PostgreSQL (docs/design.md §6.6): four importer processes post usage for
 the same customers at once against hard-capped grants. Each import locks its customers (SELECT
 ... FOR UPDATE in customer id order) before it reads their grants, so no credit is drawn twice,
 nothing is lost, and nobody deadlocks.

@@ -1,4 +1,4 @@
-"""Crash safety of bulk imports on PostgreSQL (issue 6 point 3): `ledger import` killed with
+"""Crash safety of bulk imports on PostgreSQL (docs/design.md §6.6): `ledger import` killed with
 SIGKILL at random moments leaves the books as if the chunk in flight never started; importing
 the same file again finishes it, and every event is posted exactly once.
 

@@ -1,4 +1,4 @@
-"""Deferred-revenue waterfall and usage alerts (issue 5, point 4), on SQLite and PostgreSQL.
+"""Deferred-revenue waterfall and usage alerts (docs/design.md §8.1), on SQLite and PostgreSQL.
 
 Every expected number is worked out by hand in the docstring or beside it; the reports are read
 back through the builders and through `ledger report ... --format json`.

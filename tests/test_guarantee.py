@@ -1,4 +1,4 @@
-"""The no-increase guarantee (DESIGN 5, issue 4), worked examples on SQLite and PostgreSQL.
+"""The no-increase guarantee (docs/design.md §5.9), worked examples on SQLite and PostgreSQL.
 
 The pricing research example: a customer paid 750.00 a month per seat and moves to Professional
 (299.00 a month with 5,000 credits, overage 0.12 a credit). A month with 15,000 credits used

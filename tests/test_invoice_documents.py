@@ -1,4 +1,4 @@
-"""Invoices and credit notes rendered from the books (issue 4, point 4), on SQLite and PostgreSQL.
+"""Invoices and credit notes rendered from the books (docs/design.md §5.8), on SQLite and PostgreSQL.
 
 A catalog with the seller's tax and VAT ids, a logo and a template folder; a German customer
 with locale de_DE and a VAT id. Each PDF is read back: the Factur-X XML validates against the

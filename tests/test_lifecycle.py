@@ -1,4 +1,4 @@
-"""Worked examples of the credit lifecycle (issue 3), each on SQLite and PostgreSQL.
+"""Worked examples of the credit lifecycle (docs/design.md §5), each on SQLite and PostgreSQL.
 
 Subscriptions, overage, rollover, proportional breakage, refunds and voids, with the numbers
 written out as a textbook would: every amount below is derived by hand in the docstring or the
@@ -262,7 +262,7 @@ def test_rolled_credits_that_never_expire(books):
 
 # --------------------------------------------------------------------------- proportional breakage
 def test_proportional_breakage_worked_check(books):
-    """DESIGN 5: A = 9,000.00, N = 10,000, b = 3% (E = 9,700). After 4,500 consumed the total
+    """docs/design.md §5.5: A = 9,000.00, N = 10,000, b = 3% (E = 9,700). After 4,500 consumed the total
     recognised is round(900000 x 4500 / 9700) = 4,175.26: usage 4,050.00 + breakage 125.26.
     The estimate becomes 1% (E = 9,900) and 4,000 more are consumed: total 7,727.27, so that
     step (catch-up -84.35 and 3,636.36) recognises 3,552.01. At expiry the 1,500 unused credits

@@ -32,7 +32,7 @@ def test_alembic_check_is_clean(db_url):
 
 
 def test_init_is_idempotent_and_seeds_the_chart(db_url):
-    """Running init again changes nothing; the chart of DESIGN section 3 is seeded once."""
+    """Running init again changes nothing; the chart of docs/design.md §3 is seeded once."""
     engine = make_engine(db_url)
     init_database(engine)
     with engine.connect() as c:

@@ -1,8 +1,8 @@
 """Property: random histories over every event type (customers, subscriptions and cancellations,
 commitments with rollover, renewals, overage and proportional breakage, top-ups, promotional
 grants, usage in credits or actions, payments, refunds and concessions, estimate changes and
-voids), imported month by month with closes in between, keep every invariant of DESIGN
-section 7 checked here (1-5) after every import and close, and the unit identity per customer:
+voids), imported month by month with closes in between, keep every invariant of docs/design.md
+§7 checked here (1-5) after every import and close, and the unit identity per customer:
 issued + overage = outstanding + consumed + expired + refunded.
 
 Events the engine refuses for a business reason (a refund beyond the unused credits, a void of

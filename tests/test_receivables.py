@@ -1,4 +1,4 @@
-"""Receivables (issue 4, first part), on SQLite and PostgreSQL: an overpayment waits in 2200 and is
+"""Receivables (docs/design.md §5.8), on SQLite and PostgreSQL: an overpayment waits in 2200 and is
 applied to the next invoice automatically; AR aging buckets at a frozen date."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Least privilege on PostgreSQL (DESIGN section 9, issue 5 point 6): `ledger db roles`.
+"""Least privilege on PostgreSQL (docs/design.md §9.5): `ledger db roles`.
 
 Every test gets a fresh migrated database (conftest ``pg_url``) and two roles with unique names
 (roles are cluster-wide), created by the real command with ``--login`` (the test cluster trusts
@@ -50,7 +50,7 @@ def usage(eid: str, when: str, credits: int, customer: str = "acme") -> str:
     return ev(eid, "usage.recorded", when, customer_id=customer, credits=credits)
 
 
-# Every event type of DESIGN 8.2, so that the writer touches every table the engine writes:
+# Every event type of docs/design.md §8.2, so that the writer touches every table the engine writes:
 # a subscription (bills, overage in arrears), a guarantee (credit notes), a top-up and its
 # partial refund, a payment, a proportional commitment and its estimate change, promotional
 # credits, usage (JSONL and CSV), a void; in February a cancellation (UPDATE subscription) and a
@@ -337,7 +337,7 @@ def test_writer_imports_every_event_type_and_closes_three_months(roles, writer_l
         assert {("invoice", "subscription"), ("invoice", "overage"), ("invoice", "purchase"),
                 ("credit_note", "refund"), ("credit_note", "guarantee")} <= categories, categories
         assert s.execute(sa.select(sa.func.count()).select_from(SubscriptionPeriod)).scalar_one() == 2
-        if s.execute(sa.text("SELECT to_regclass('period_close')")).scalar_one():  # seals (issue 5)
+        if s.execute(sa.text("SELECT to_regclass('period_close')")).scalar_one():  # seals (docs/design.md §9.2)
             assert s.execute(sa.text("SELECT count(*) FROM period_close")).scalar_one() == 3
 
     reopen = getattr(close_module, "reopen_period", None)

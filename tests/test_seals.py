@@ -1,4 +1,4 @@
-"""Seals, the close record, reopen and the audit trail (issue 5 points 1-2; DESIGN 6 and 9).
+"""Seals, the close record, reopen and the audit trail (docs/design.md §6.4-6.5 and §9.2-9.3).
 
 The tamper tests change the database behind the engine's back, as a superuser with the journal
 triggers bypassed (session_replication_role = replica) on PostgreSQL, and `ledger verify` must

@@ -1,4 +1,4 @@
-"""Worked examples from the foundation issue, each on SQLite and PostgreSQL.
+"""Worked examples of the core posting rules (docs/design.md §4-5), each on SQLite and PostgreSQL.
 
 Every test posts events written inline as JSONL, closes periods like finance would, and checks
 the books with the numbers written out.

@@ -1,4 +1,4 @@
--- Database guards for the journal on PostgreSQL (DESIGN section 9), in the style of
+-- Database guards for the journal on PostgreSQL (docs/design.md §9.1), in the style of
 -- django-hordak: the database itself refuses what the application must never do.
 -- Statements are separated by lines reading exactly "-- split".
 

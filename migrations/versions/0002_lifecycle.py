@@ -1,4 +1,4 @@
-"""Lifecycle (issue 3): subscriptions and their billed months, grant policies (rollover expiry,
+"""Lifecycle (docs/design.md §5): subscriptions and their billed months, grant policies (rollover expiry,
 renewals, overage price), invoice categories and service periods, overage on usage rows.
 
 Revision ID: 0002

@@ -1,4 +1,4 @@
-"""Issue 4: the no-increase guarantee (enrolments and the months evaluated at each close), and
+"""docs/design.md §5.9: the no-increase guarantee (enrolments and the months evaluated at each close), and
 the customer's country and VAT id for e-invoices.
 
 Revision ID: 0003

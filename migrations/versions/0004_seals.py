@@ -1,4 +1,4 @@
-"""Issue 5: the close's audit trail (period_close) and the hash-chain seals of closed periods
+"""docs/design.md §6.5 and §9.2: the close's audit trail (period_close) and the hash-chain seals of closed periods
 (entry_seal), both append-only on PostgreSQL and SQLite.
 
 Revision ID: 0004

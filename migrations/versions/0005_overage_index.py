@@ -1,4 +1,4 @@
-"""Issue 6: a partial index of the usage that went to overage, per customer (what loading a
+"""Performance: a partial index of the usage that went to overage, per customer (what loading a
 customer's book reads; without it a large customer's usage rows were all scanned).
 
 Revision ID: 0005

@@ -1,4 +1,4 @@
-"""Issue 6: journal_line (customer_id, account_code) and journal_entry (customer_id, kind)
+"""Performance: journal_line (customer_id, account_code) and journal_entry (customer_id, kind)
 replace the indexes on customer_id alone. Loading a customer's book sums its lines of one
 account at a time (credits outstanding and deferred revenue per grant, receivables per invoice,
 customer credit) and reads its refund entries; with customer-only indexes a large customer's

@@ -1,4 +1,4 @@
-"""Issue 6: customer.book_version, the token that lets a process reuse a customer's book
+"""docs/design.md §8.4: customer.book_version, the token that lets a process reuse a customer's book
 between transactions (engine.BookCache). Every run that loads a book writes a new random
 token; a process reuses the book it kept only while the token is still its own.
 

@@ -1,4 +1,4 @@
-"""Issue 6: ``ledger_expect(ok, what)``, PostgreSQL only. It raises SQLSTATE LX001 unless ``ok``
+"""docs/design.md §8.4: ``ledger_expect(ok, what)``, PostgreSQL only. It raises SQLSTATE LX001 unless ``ok``
 is true (NULL counts as false), and returns nothing otherwise.
 
 `ledger.direct` uses it to post one usage event in one round trip. The call checks, under the

@@ -1,4 +1,4 @@
-"""Issue 6: the period lock of the journal checked once per statement on PostgreSQL.
+"""docs/design.md §9.1: the period lock of the journal checked once per statement on PostgreSQL.
 
 Migration 0001 refused a posting dated in a closed period with BEFORE INSERT row triggers on
 journal_entry and journal_line: one PL/pgSQL call, and one or two queries, per row. That was
