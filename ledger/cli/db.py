@@ -1,85 +1,22 @@
-"""`ledger db ...`: database administration commands (registered on the `ledger` group in cli.py).
+"""`ledger db ...`: database administration commands.
 
 ``ledger db roles`` sets up the least-privilege PostgreSQL roles of ``ledger.roles``: a writer
 that may import and close (INSERT and SELECT on the journal, nothing else there) and an auditor
 that may only read. Run it as the owner of the ledger's tables (with CREATEROLE) or a superuser,
 after ``ledger init`` and again after every migration; it is idempotent.
 
-``refused_message`` turns a privilege error (SQLSTATE 42501) into the one line the CLI prints
-before exiting 1, naming the table, the role and the privilege it lacks.
+A privilege error of any command becomes one line and exit 1: see ``ledger.cli._errors``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import re
 import sys
 
 import click
-import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 
-from ledger.db import make_engine, open_engine
-from ledger.roles import (
-    DEFAULT_AUDITOR,
-    DEFAULT_WRITER,
-    RolesError,
-    apply_roles,
-    check_role_name,
-    effective_privileges,
-)
-
-
-@sa.event.listens_for(Engine, "handle_error")
-def _note_role(context) -> None:  # pragma: no cover - exercised through the CLI subprocess
-    """On a privilege error, remember the connected role on the exception (for the message)."""
-    if getattr(context.original_exception, "sqlstate", None) != "42501" or context.sqlalchemy_exception is None:
-        return
-    with contextlib.suppress(AttributeError):  # no connection (e.g. a failed connect) or another driver
-        context.sqlalchemy_exception.ledger_role = context.connection.connection.driver_connection.info.user
-
-
-_DENIED = re.compile(r"permission denied for (table|view|materialized view|sequence|schema|function) (\S+)")
-
-
-def refused_message(exc: sa.exc.DBAPIError) -> str | None:
-    """The message for a database error the CLI reports as exit 1 instead of a traceback: a
-    privilege error (SQLSTATE 42501: permission denied, or a guard trigger raising it); None for
-    any other error. E.g. "permission denied for table import_batch: role ledger_auditor has no
-    INSERT privilege on it (...)"."""
-    orig = exc.orig
-    if getattr(orig, "sqlstate", None) != "42501":
-        return None
-    diag = getattr(orig, "diag", None)
-    primary = ((diag.message_primary if diag is not None else None) or str(orig)).strip().splitlines()[0]
-    role = getattr(exc, "ledger_role", None)
-    who = f"role {role}" if role else "the connected role"
-    m = _DENIED.match(primary)
-    if m is None:
-        if "row-level security" in primary and "accounting_period" in primary:
-            return (f"{primary}: {who} may close periods but not reopen them "
-                    "(reopening is for the owner of the ledger's tables)")
-        return f"the database refused the change: {primary}"
-    kind = m.group(1)
-    statement = " ".join((exc.statement or "").split())
-    verb = statement.split(" ", 1)[0].upper() if statement else ""
-    tail = ""
-    if kind in ("sequence", "schema"):
-        needs = "USAGE"
-    elif kind == "function":
-        needs = "EXECUTE"
-    elif verb == "LOCK":
-        needs, tail = "UPDATE, DELETE or TRUNCATE", f", one of which `{statement}` needs"
-    elif verb == "SELECT" and re.search(r"\bFOR (NO KEY )?UPDATE\b", statement, re.IGNORECASE):
-        needs, tail = "UPDATE", ", which SELECT ... FOR UPDATE needs"
-    elif verb in ("INSERT", "UPDATE", "DELETE", "TRUNCATE", "SELECT"):
-        needs = verb
-    else:
-        needs = "required"
-    return (f"{primary}: {who} has no {needs} privilege on it{tail} "
-            "(privileges are set by `ledger db roles`: the writer imports and closes, the auditor only reads)")
+from ledger.cli._common import DEFAULT_AUDITOR, DEFAULT_WRITER, install_db_error_hook
 
 
 def _password(var: str | None, option: str) -> str | None:
@@ -92,6 +29,8 @@ def _password(var: str | None, option: str) -> str | None:
 
 
 def _role(ctx, param, value: str) -> str:
+    from ledger.roles import RolesError, check_role_name
+
     try:
         return check_role_name(value)
     except RolesError as exc:
@@ -127,6 +66,12 @@ def roles(obj, writer: str, auditor: str, login: bool, writer_env: str | None, a
     every migration (a table without a policy is an error). New roles are NOLOGIN unless --login
     or a password is given; existing roles keep their login attributes unless one is given.
     """
+    import sqlalchemy as sa
+
+    from ledger.db import make_engine, open_engine
+    from ledger.roles import RolesError, apply_roles, effective_privileges
+
+    install_db_error_hook()
     writer_password = _password(writer_env, "--writer-password-env")
     auditor_password = _password(auditor_env, "--auditor-password-env")
     if make_engine(obj.url).dialect.name != "postgresql":

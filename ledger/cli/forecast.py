@@ -1,16 +1,17 @@
 """`ledger report waterfall` and `ledger report usage-alerts` (issue 5, point 4).
 
-Registered on the `report` group of ``ledger.cli`` when that module imports this one (its last
-import). Each takes ``--period YYYY-MM`` (required), ``--format table|csv|json`` and ``--out FILE``
-and uses the catalog's reporting timezone. Exit codes as every command: 0 ok, 1 invalid input,
-2 usage error (e.g. a malformed --period).
+Named in the lazy table of the `report` group (ledger.cli.report), which imports this module
+when one of them is first needed; this module imports neither that one nor ledger.cli. Each takes
+``--period YYYY-MM`` (required), ``--format table|csv|json`` and ``--out FILE`` and uses the
+catalog's reporting timezone. Exit codes as every command: 0 ok, 1 invalid input, 2 usage error
+(e.g. a malformed --period).
 """
 
 from __future__ import annotations
 
 import click
 
-from ledger.cli import FORMAT, OUT, PERIOD, Ctx, _emit, _fmt, _period, report
+from ledger.cli._common import FORMAT, OUT, PERIOD, Ctx, _emit, _fmt, _period
 
 
 def _render(rep, fmt: str) -> str:
@@ -24,7 +25,7 @@ def _render(rep, fmt: str) -> str:
     return to_table(rep, width=max(200, natural))
 
 
-@report.command("waterfall")
+@click.command("waterfall")
 @PERIOD
 @FORMAT
 @OUT
@@ -40,7 +41,7 @@ def waterfall_cmd(obj: Ctx, period: str, fmt: str | None, out: str | None) -> No
     _emit(_render(rep, _fmt(fmt)), out)
 
 
-@report.command("usage-alerts")
+@click.command("usage-alerts")
 @PERIOD
 @FORMAT
 @OUT

@@ -1,13 +1,10 @@
-"""`ledger export ...`: audit exports of the journal (click group registered by ledger.cli).
+"""`ledger export ...`: audit exports of the journal.
 
 ``ledger export journal [--from YYYY-MM-DD] [--to YYYY-MM-DD] --format csv|jsonl|beancount|hledger
 --out FILE`` writes FILE, FILE.manifest.json and FILE.sha256 (see ledger.export). Exit codes as
 everywhere: 0 ok; 1 invalid input (e.g. --from after --to, printed as ``error: ...`` by
 ``ledger.cli.main``) or a file that cannot be written; 2 usage error (unknown --format,
 malformed date, missing --out).
-
-This module does not import ledger.cli at import time, so ledger.cli can import it at its end
-without an import cycle.
 """
 
 from __future__ import annotations
@@ -15,14 +12,10 @@ from __future__ import annotations
 import re
 import time
 from datetime import date
-from typing import TYPE_CHECKING
 
 import click
 
-from ledger.export import FORMATS
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ledger.cli import Ctx
+from ledger.cli._common import EXPORT_FORMATS, Ctx
 
 
 def _date(ctx: click.Context, param: click.Parameter, value: str | None) -> date | None:
@@ -46,7 +39,7 @@ def export() -> None:
               help="First entry date (inclusive); the export then opens with the balances brought forward.")
 @click.option("--to", "end", callback=_date, default=None, metavar="YYYY-MM-DD",
               help="Last entry date (inclusive); default: the whole journal.")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), required=True,
+@click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), required=True,
               help="csv (one row per line), jsonl (one entry per line), beancount or hledger.")
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False, writable=True),
               help="File to write; FILE.manifest.json and FILE.sha256 are written beside it.")

@@ -1,0 +1,83 @@
+"""What every command module of the CLI shares: the context object, the common options, and
+the output helpers. Cheap to import (click only): the database, the catalog's pydantic models and
+the period parser are imported when a command uses them, not when the CLI starts.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sqlmodel import Session
+
+    from ledger.catalog import Catalog
+
+# Copies of constants whose modules import SQLAlchemy at module level (ledger.db, ledger.roles,
+# ledger.export); `ledger --help` and `ledger SUBCOMMAND --help` show them without importing
+# those modules. tests/test_cli_startup.py checks that each copy equals its original.
+DEFAULT_URL = "sqlite:///ledger.db"  # ledger.db.DEFAULT_URL
+DEFAULT_WRITER = "ledger_writer"  # ledger.roles.DEFAULT_WRITER
+DEFAULT_AUDITOR = "ledger_auditor"  # ledger.roles.DEFAULT_AUDITOR
+EXPORT_FORMATS = ("csv", "jsonl", "beancount", "hledger")  # ledger.export.FORMATS
+
+FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default=None,
+                      help="Output format (default: table on a terminal, json otherwise).")
+OUT = click.option("--out", "out", type=click.Path(dir_okay=False, writable=True), default=None,
+                   help="Write the output to this file instead of standard output.")
+PERIOD = click.option("--period", required=True, help="Accounting period YYYY-MM (reporting timezone).")
+
+
+class Ctx:
+    def __init__(self, url: str, catalog_path: str):
+        self.url = url
+        self.catalog_path = catalog_path
+        self._catalog: Catalog | None = None
+
+    @property
+    def catalog(self) -> Catalog:
+        if self._catalog is None:
+            from ledger.catalog import load_catalog
+
+            self._catalog = load_catalog(self.catalog_path)
+        return self._catalog
+
+    def session(self) -> Session:
+        from sqlmodel import Session
+
+        from ledger.db import open_engine
+
+        install_db_error_hook()
+        return Session(open_engine(self.url))
+
+
+def install_db_error_hook() -> None:
+    """Before a command's first database access: remember the connected role on privilege
+    errors, for the one-line message of ``ledger.cli.main`` (see ledger.cli._errors)."""
+    from ledger.cli._errors import install_role_hook
+
+    install_role_hook()
+
+
+def _fmt(fmt: str | None) -> str:
+    return fmt or ("table" if sys.stdout.isatty() else "json")
+
+
+def _emit(text: str, out: str | None) -> None:
+    if out:
+        Path(out).write_text(text, encoding="utf-8")
+        click.echo(f"wrote {out}", err=True)
+    else:
+        click.echo(text, nl=not text.endswith("\n"))
+
+
+def _period(value: str) -> str:
+    from ledger.periods import parse_period
+
+    try:
+        return parse_period(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None

@@ -1,0 +1,40 @@
+"""`ledger catalog show`: the catalog (ledger.toml), validated and printed back."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from ledger.cli._common import Ctx, _fmt
+
+
+@click.group()
+def catalog() -> None:
+    """The catalog (ledger.toml): company, rate card, plans, top-up packs."""
+
+
+@catalog.command("show")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default=None,
+              help="Output format (default: table on a terminal, json otherwise).")
+@click.pass_obj
+def catalog_show(obj: Ctx, fmt: str | None) -> None:
+    """Validate the catalog and print it back (exit 1 naming file, key and value if invalid)."""
+    from ledger.catalog import load_catalog
+
+    cat = load_catalog(obj.catalog_path, required=True)
+    data = cat.model.model_dump(mode="json")
+    if _fmt(fmt) == "json":
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        return
+    company = data["company"]
+    click.echo(f"{company['name']} ({cat.path}); reporting timezone {company['reporting_timezone']}, "
+               f"net {company['payment_terms_days']} days")
+    click.echo("rate card: " + (", ".join(f"{k} = {v} credits" for k, v in data["rate_card"].items()) or "none"))
+    for code, plan in data["plans"].items():
+        click.echo(f"plan {code}: {plan['name']}, {plan['monthly_fee']} {plan['currency']}/month, "
+                   f"{plan['included_credits']:,} credits, overage {plan['overage_price'] or 'none (hard cap)'}, "
+                   f"SSP credit {plan['credit_ssp']} / platform {plan['platform_ssp']}, rollover {plan['rollover']['percent']}%")
+    for code, pack in data["topups"].items():
+        click.echo(f"top-up {code}: {pack['credits']:,} credits for {pack['price']} {pack['currency']}"
+                   + (f", expires after {pack['expires_after_months']} months" if pack["expires_after_months"] else ""))

@@ -1,0 +1,71 @@
+"""`ledger close PERIOD [--out DIR]` and `ledger reopen PERIOD --reason TEXT`."""
+
+from __future__ import annotations
+
+import getpass
+import json
+
+import click
+
+from ledger.cli._common import Ctx, _period
+
+
+@click.command()
+@click.argument("period")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Folder for the close package: reports (CSV, JSON), journal, invoice PDFs, "
+                   "close-report.pdf, manifest.json.")
+@click.pass_obj
+def close(obj: Ctx, period: str, out_dir: str | None) -> None:
+    """Close PERIOD (YYYY-MM): every period-end step, invariant checks, seal, lock; with --out,
+    write the close package (again, identically, if PERIOD is already closed)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ledger.close import close_period
+    from reports.package import write_package
+
+    period = _period(period)
+    console = Console(stderr=True)
+    with obj.session() as session, Progress(TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(),
+                                            TimeElapsedColumn(), console=console, transient=True,
+                                            disable=not console.is_terminal) as bar:
+        tasks: dict[str, object] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        result = close_period(session, obj.catalog, period, closed_by=getpass.getuser(), progress=progress)
+        if result.already_closed:
+            click.echo(f"{period} is already closed; nothing to do")
+        else:
+            rec = result.record
+            click.echo(f"closed {period}: {result.entries} period-end entries posted; invariants 1-6 hold; "
+                       f"{rec.entries} entries sealed, seal {rec.seal[:16]}... (journal head {rec.journal_head})")
+            for event_id in result.late_events:
+                click.echo(f"  late: {event_id}")
+        if out_dir:
+            documents = bar.add_task("package: documents", total=None)
+            manifest = write_package(session, obj.catalog, period, out_dir,
+                                     on_document=lambda: bar.advance(documents))
+            count = len(json.loads(manifest.read_text(encoding="utf-8"))["files"])
+            click.echo(f"wrote the close package of {period} to {out_dir}: {count} files and manifest.json")
+
+
+@click.command()
+@click.argument("period")
+@click.option("--reason", required=True, help="Why the period is reopened (kept in the audit trail).")
+@click.pass_obj
+def reopen(obj: Ctx, period: str, reason: str) -> None:
+    """Reopen PERIOD (YYYY-MM), the last closed period, recording who, when and why."""
+    from ledger.close import reopen_period
+
+    period = _period(period)
+    with obj.session() as session:
+        try:
+            record = reopen_period(session, period, reason=reason, by=getpass.getuser())
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--reason") from None
+        click.echo(f"reopened {period} ({record.at.isoformat()}, by {record.by}): {record.reason}")
