@@ -23,7 +23,10 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from ledger.catalog import Catalog
-from ledger.engine import Run
+from ledger.core.posting import Posting
+from ledger.core.schedule import close_through
+from ledger.store.reader import SessionStore
+from ledger.store.writer import write_posting
 from ledger.errors import InvariantError, PeriodOrderError
 from ledger.invariants import Violation, check_all
 from ledger.models import AccountingPeriod, Customer, Event, JournalEntry, PeriodClose, UsageEvent
@@ -85,14 +88,15 @@ def close_period(session: Session, catalog: Catalog, period: str, *, closed_by: 
         raise PeriodOrderError(f"cannot close {period}: it is before the first open period {expected}")
     try:
         lock_journal(session)  # SHARE ROW EXCLUSIVE on journal_entry (PostgreSQL), also for the writer role
-        run = Run(session, catalog)
+        posting = Posting(catalog, SessionStore(session, catalog.tz), closed=closed)
         until = period_end(period, catalog.tz)
         customers = list(session.execute(sa.select(Customer.id).order_by(Customer.id)).scalars())
-        run.preload(customers)
+        posting.preload(customers)
         for i, cid in enumerate(customers, start=1):
-            run.close_through(run.book(cid), until)
+            close_through(posting, posting.book(cid), until)
             report("period-end steps", i, len(customers))
-        summary = run.finish()
+        write_posting(session, posting)
+        summary = posting.summary
         report("checks", 0, 1)
         violations = check_all(session, through=last_day(period), tz=catalog.tz)
         breaks = verify_seals(session, only=set(closed[-1:]))  # the seal this period's chain extends

@@ -61,10 +61,9 @@ import psycopg
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from ledger import engine
-from ledger.books import CustomerBook
 from ledger.catalog import Catalog
-from ledger.engine import ImportSummary, Run
+from ledger.core.book import CustomerBook
+from ledger.core.posting import ImportSummary, Posting
 from ledger.errors import InvalidInputError
 from ledger.events import SourcedEvent, UsageRecorded
 from ledger.models import (
@@ -76,7 +75,10 @@ from ledger.models import (
     UsageDraw,
     UsageEvent,
 )
-from ledger.posting import ENTRY_COLUMNS, LINE_COLUMNS, check_draft, line_values
+from ledger.store import books as kept
+from ledger.store.books import check_kept_book
+from ledger.store.reader import SessionStore
+from ledger.store.writer import LINE_COLUMNS, check_drafts, entry_values, line_values, new_token, usage_values, write_posting
 from ledger.validation import stored_conflict
 
 _CUSTOMER_COLUMNS = tuple(c.name for c in Customer.__table__.columns)
@@ -192,19 +194,17 @@ def _post_kept(session: Session, catalog: Catalog, se: SourcedEvent, ev: UsageRe
     dropped): the caller takes `_post`."""
     db = str(session.get_bind().url)
     closed = _CLOSED_SEEN.get(db)
-    token = engine.BOOKS.token_of(db, ev.customer_id)
+    token = kept.BOOKS.token_of(db, ev.customer_id)
     if closed is None or token is None:
         return None
-    book = engine.BOOKS.take(db, ev.customer_id, token)
+    book = kept.BOOKS.take(db, ev.customer_id, token)
     if book is None:
         return None
-    customer = book.customer
-    if (not sa.inspect(customer).transient  # kept by the general path: its row was a session's
-            or _general_path_reports(ev, customer, catalog)):  # through `_post`
-        engine.BOOKS.put(db, token, {ev.customer_id: book})
+    if _general_path_reports(ev, book.customer, catalog):  # through `_post`
+        kept.BOOKS.put(db, token, {ev.customer_id: book})
         return None
-    run = Run(session, catalog, None, closed=closed, db=db)
-    run.adopt(book, customer)
+    run = Posting(catalog, SessionStore(session, catalog.tz, cache=kept.BOOKS, db=db), closed=closed)
+    run.adopt(book)
     run.apply(se)
     if session.in_transaction():
         # the run used the database (it took an invoice number at a month end, ...): not under
@@ -216,12 +216,12 @@ def _post_kept(session: Session, catalog: Catalog, se: SourcedEvent, ev: UsageRe
         ATTEMPTS["not_usage"] += 1
         session.rollback()
         return None
-    new_token = _checked_drafts(run, closed)
+    token_now = _checked_drafts(run, closed)
     # a connection of the engine's pool, not the session's: the session never starts a
     # transaction here (nothing for SQLAlchemy to begin, commit or roll back)
     pooled = session.get_bind().raw_connection()
     try:
-        return _send_kept(pooled.driver_connection, session, catalog, se, sources, run, token, new_token, closed)
+        return _send_kept(pooled.driver_connection, session, catalog, se, sources, run, token, token_now, closed, db)
     finally:
         if pooled.driver_connection.broken:
             pooled.invalidate()  # not back into the pool
@@ -230,9 +230,8 @@ def _post_kept(session: Session, catalog: Catalog, se: SourcedEvent, ev: UsageRe
 
 
 def _send_kept(raw: psycopg.Connection, session: Session, catalog: Catalog, se: SourcedEvent, sources: list[str],
-               run: Run, token: int, new_token: int, closed: list[str]) -> ImportSummary | None:
+               run: Posting, token: int, new_token: int, closed: list[str], db: str) -> ImportSummary | None:
     """The pipeline of `_post_kept` on ``raw`` (a pooled connection, no transaction open)."""
-    db = run.db
     (book,) = run.books.values()
     customer = book.customer
     summary = run.summary
@@ -273,9 +272,9 @@ def _send_kept(raw: psycopg.Connection, session: Session, catalog: Catalog, se: 
     ATTEMPTS["posted"] += 1
     if os.environ.get("LEDGER_CHECK_BOOK_CACHE") == "1":
         _check_kept(session, catalog, book, new_token)
-    engine.BOOKS.put(db, new_token, run.books)
+    kept.BOOKS.put(db, new_token, run.books)
     summary.import_id = import_id
-    summary.entries = len(run.drafts)
+    summary.entries = len(run.entries().drafts)
     return summary
 
 
@@ -286,7 +285,7 @@ def _check_kept(session: Session, catalog: Catalog, book: CustomerBook, token: i
         current = check.execute(sa.text("SELECT book_version FROM customer WHERE id = :c FOR UPDATE"),
                                 {"c": book.customer.id}).scalar_one()
         if current == token:
-            engine.check_kept_book(check, catalog, book)
+            check_kept_book(check, book, catalog.tz)
         check.rollback()
 
 
@@ -317,8 +316,9 @@ def _post(session: Session, raw: psycopg.Connection, catalog: Catalog, se: Sourc
     if _general_path_reports(ev, customer, catalog):
         return None
 
-    run = Run(session, catalog, batch_id, cache=engine.BOOKS, closed=closed, db=db)
-    run.preload([customer.id], rows=[customer])  # the kept book, or the journal's (then kept after COMMIT)
+    run = Posting(catalog, SessionStore(session, catalog.tz, given=[customer], cache=kept.BOOKS, db=db),
+                  closed=closed, import_id=batch_id)
+    run.preload([customer.id])  # the kept book, or the journal's (then kept after COMMIT)
     run.apply(se)
     summary = run.summary
     batch_row = (batch_id, _sources(sources), summary.posted, 0, summary.quarantined, summary.late)
@@ -326,19 +326,17 @@ def _post(session: Session, raw: psycopg.Connection, catalog: Catalog, se: Sourc
         # a time-driven step wrote more than usage (an overage invoice, a rollover grant, ...):
         # the run's own finish writes it all, as on the general path
         raw.execute(_INSERT_BATCH, batch_row)
-        run.finish()
-        session.execute(sa.update(Customer).where(Customer.id == customer.id)  # ``customer`` is not in the session
-                        .values(steps_through=run.books[customer.id].steps_through))
+        token = write_posting(session, run)
         session.commit()
-        engine.BOOKS.put(run.db, run.token, run.books)
+        kept.BOOKS.put(db, token, run.books)
         return summary
     token = _checked_drafts(run, closed)
     with raw.pipeline(), raw.cursor() as cur:
         cur.execute(_INSERT_BATCH, batch_row)
         _send_rows(cur, run, run.books[customer.id].steps_through, token, {})
     session.commit()
-    engine.BOOKS.put(run.db, token, run.books)
-    summary.entries = len(run.drafts)
+    kept.BOOKS.put(db, token, run.books)
+    summary.entries = len(run.entries().drafts)
     return summary
 
 
@@ -348,49 +346,49 @@ def _general_path_reports(ev: UsageRecorded, customer: Customer, catalog: Catalo
     return ev.occurred_at < customer.created_at or (ev.action is not None and ev.action not in catalog.model.rate_card)
 
 
-def _only_usage(run: Run, session: Session) -> bool:
+def _only_usage(run: Posting, session: Session) -> bool:
     """True when the run writes nothing but what `_send_rows` sends: `Run.writes_only_usage`,
     and nothing added to, changed in or deleted from the session."""
     return run.writes_only_usage() and not (session.new or session.dirty or session.deleted)
 
 
-def _checked_drafts(run: Run, closed: list[str]) -> int:
-    """Fill the run's consumption entries and check every draft as `posting.post` does (balanced,
-    not in a ``closed`` period: raises UnbalancedEntryError, PeriodLockedError); returns the
-    book version token the run writes."""
-    run.fill_consumption()
-    closed_set = set(closed)
-    for d in run.drafts:
-        check_draft(d, closed_set)
-    return run.new_token()
+def _checked_drafts(run: Posting, closed: list[str]) -> int:
+    """Build the run's entries and check every one as the writer does (balanced, not in a
+    ``closed`` period: raises UnbalancedEntryError, PeriodLockedError); returns the book
+    version token the run writes."""
+    check_drafts(run.entries().drafts, closed)
+    return new_token()
 
 
-def _send_rows(cur: psycopg.Cursor, run: Run, steps_through: datetime | None, token: int,
+def _send_rows(cur: psycopg.Cursor, run: Posting, steps_through: datetime | None, token: int,
                batch_sql: dict[str, str]) -> None:
-    """Send, in the pipeline of ``cur``, every row of a run that writes only usage (one customer):
-    the customer's ``steps_through`` and ``book_version`` (``token``), each entry followed by its
-    lines and usage rows (naming it by currval), the quarantined usage rows, the draws and the
-    quarantine rows. ``batch_sql``: {"import_id": SQL} when the import batch id is drawn in the
-    pipeline (the rows then name it by currval), {} when the run carries it."""
+    """Send, in the pipeline of ``cur``, every row of a posting that writes only usage (one
+    customer), built by the writer's row builders: the customer's ``steps_through`` and
+    ``book_version`` (``token``), each entry followed by its lines and usage rows (naming it by
+    currval), the quarantined usage rows, the draws and the quarantine rows. ``batch_sql``:
+    {"import_id": SQL} when the import batch id is drawn in the pipeline (the rows then name it
+    by currval), {} when the posting carries it."""
     (customer_id,) = run.books
-    usage_of: dict[int, list[dict]] = defaultdict(list)  # id(draft) -> the usage rows it carries
+    journal = run.entries()
+    usage_of: dict[int, list] = defaultdict(list)  # entry index -> the usage rows it carries (-1: none)
     for usage in run.usage_rows:
-        bucket = run.usage_bucket.get(usage["id"])
-        usage_of[id(bucket.draft) if bucket is not None else 0].append(usage)
+        usage_of[journal.usage_entry.get(usage.id, -1)].append(usage)
     entry_sql = {**_ENTRY_JUST_INSERTED, **batch_sql}
     cur.execute(_CURSOR, (steps_through, token, customer_id))
-    for draft in run.drafts:  # each entry, then what names it by currval
-        _insert_row(cur, JournalEntry.__table__, {c: getattr(draft, c) for c in ENTRY_COLUMNS}, batch_sql)
+    for i, draft in enumerate(journal.drafts):  # each entry, then what names it by currval
+        _insert_row(cur, JournalEntry.__table__, entry_values(draft), batch_sql)
         if draft.lines:  # (an entry without lines is refused at COMMIT by the journal's trigger)
             cur.execute(_insert_lines(len(draft.lines)), [v for ln in draft.lines for v in line_values(0, ln)[1:]])
-        for usage in usage_of.pop(id(draft), ()):
-            _insert_row(cur, UsageEvent.__table__, usage, entry_sql)
-    for usage in usage_of.pop(0, ()):  # quarantined: in no entry
-        _insert_row(cur, UsageEvent.__table__, usage, batch_sql)
+        for usage in usage_of.pop(i, ()):
+            _insert_row(cur, UsageEvent.__table__, usage_values(usage, None), entry_sql)
+    for usage in usage_of.pop(-1, ()):  # quarantined: in no entry
+        _insert_row(cur, UsageEvent.__table__, usage_values(usage, None), batch_sql)
     if run.draw_rows:
-        cur.executemany(_INSERT_DRAW, [tuple(r[c] for c in _DRAW_COLUMNS) for r in run.draw_rows])
+        cur.executemany(_INSERT_DRAW, [tuple(getattr(r, c) for c in _DRAW_COLUMNS) for r in run.draw_rows])
     for q in run.quarantine_rows:
         _insert_row(cur, Quarantine.__table__, {c: getattr(q, c) for c in _QUARANTINE_COLUMNS}, batch_sql)
+    for b in run.books.values():
+        b.customer.steps_through, b.customer.book_version = b.steps_through, token
 
 
 def _sources(sources: list[str]) -> str:

@@ -210,7 +210,8 @@ def test_posting_path_refuses_unbalanced_and_locked(db_url):
 
     from ledger.errors import PeriodLockedError, UnbalancedEntryError
     from ledger.models import AccountingPeriod, JournalEntry
-    from ledger.posting import EntryDraft, post
+    from ledger.core.entries import EntryDraft
+    from ledger.store.writer import insert_entries as post
 
     engine = make_engine(db_url)
     t = datetime(2026, 1, 5, tzinfo=timezone.utc)

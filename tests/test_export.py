@@ -425,7 +425,8 @@ def test_postgres_copy_export_equals_the_python_writer(pg_url, plans_catalog, tm
     # lines must keep all 20 fields, with customer_id and customer_name empty
     from datetime import datetime
 
-    from ledger.posting import EntryDraft, post
+    from ledger.core.entries import EntryDraft
+    from ledger.store.writer import insert_entries as post
 
     with b.session() as s:
         draft = EntryDraft(date(2026, 2, 20), datetime(2026, 2, 20, 9, tzinfo=UTC), "adjustment",

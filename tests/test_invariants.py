@@ -6,7 +6,8 @@ from datetime import date, datetime, timezone
 
 from sqlmodel import Session
 
-from ledger.posting import EntryDraft, post
+from ledger.core.entries import EntryDraft
+from ledger.store.writer import insert_entries as post
 
 TOPUP = """
 {"id": "c1", "type": "customer.created", "occurred_at": "2026-01-01T00:00:00Z", "customer_id": "acme", "name": "Acme", "currency": "USD"}

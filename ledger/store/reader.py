@@ -1,0 +1,85 @@
+"""`SessionStore`: the accounting core's `LedgerStore` over a database session."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from ledger import guarantee as G
+from ledger.core.book import CustomerBook
+from ledger.core.entries import Line
+from ledger.core.ports import StoredDocument, StoredEntry, StoredUsage
+from ledger.models import Customer, Grant, Invoice, InvoiceLine, JournalEntry, JournalLine, UsageDraw, UsageEvent
+from ledger.store.books import BookCache, load_books
+from ledger.store.numbering import take_number
+
+
+class SessionStore:
+    """Reads for a posting in the session's transaction (see ``ledger.core.ports``).
+
+    given: customer rows already read (and locked) in this transaction; cache, db: the
+    process's kept books and the database's key in it (its URL), or None to derive every book
+    from the journal."""
+
+    def __init__(self, session: Session, tz: ZoneInfo, *, given: Sequence[Customer] = (),
+                 cache: BookCache | None = None, db: str = "") -> None:
+        self.session = session
+        self.tz = tz
+        self.given: Mapping[str, Customer] = {r.id: r for r in given}
+        self.cache = cache
+        self.db = db
+
+    def load_books(self, customer_ids: Sequence[str]) -> dict[str, CustomerBook]:
+        return load_books(self.session, customer_ids, self.tz, given=self.given, cache=self.cache, db=self.db)
+
+    def take_number(self, series: str, year: int) -> tuple[str, int]:
+        return take_number(self.session, series, year)
+
+    def invoice_customer(self, number: str) -> str | None:
+        known = self.session.get(Invoice, number)
+        return known.customer_id if known is not None else None
+
+    def stored_usage(self, event_id: str) -> StoredUsage | None:
+        s = self.session
+        row = s.get(UsageEvent, event_id)
+        if row is None:
+            return None
+        entry = s.get(JournalEntry, row.entry_id) if row.entry_id is not None else None
+        draws = [(gid, int(u)) for gid, u in s.execute(
+            sa.select(UsageDraw.grant_id, UsageDraw.units).where(UsageDraw.usage_event_id == event_id)
+            .order_by(UsageDraw.grant_id))]
+        return StoredUsage(row.id, row.customer_id, row.status, int(row.overage_units or 0), row.overage_price,
+                           entry.entry_date if entry is not None else None, draws)
+
+    def event_entries(self, event_id: str) -> list[StoredEntry]:
+        s = self.session
+        out = []
+        for e in s.execute(sa.select(JournalEntry).where(JournalEntry.event_id == event_id)
+                           .order_by(JournalEntry.id)).scalars():
+            lines = [Line(ln.account_code, ln.commodity, ln.debit, ln.credit, ln.customer_id, ln.grant_id,
+                          ln.invoice_number, ln.event_id)
+                     for ln in s.execute(sa.select(JournalLine).where(JournalLine.entry_id == e.id)
+                                         .order_by(JournalLine.id)).scalars()]
+            out.append(StoredEntry(e.kind, e.customer_id, lines))
+        return out
+
+    def document(self, number: str) -> StoredDocument:
+        s = self.session
+        inv = s.get(Invoice, number)
+        assert inv is not None
+        lines = [(ln.description, ln.quantity, ln.unit_price, ln.amount) for ln in s.execute(
+            sa.select(InvoiceLine).where(InvoiceLine.invoice_number == number).order_by(InvoiceLine.position)).scalars()]
+        return StoredDocument(lines, inv.tax, inv.tax_rate)
+
+    def charge_inputs(self, customer_id: str, tz: ZoneInfo) -> tuple[list[G.ChargeDocument], list[G.Sale]]:
+        s = self.session
+        docs = [G.ChargeDocument(*row) for row in s.execute(
+            sa.select(Invoice.number, Invoice.kind, Invoice.category, Invoice.service_period, Invoice.subtotal,
+                      Invoice.reference).where(Invoice.customer_id == customer_id))]
+        sales = [G.sale_of(g.invoice_number, g.source, g.effective_at, g.expires_at, tz) for g in s.execute(
+            sa.select(Grant).where(Grant.customer_id == customer_id, Grant.source.in_(["topup", "commitment"]),
+                                   Grant.invoice_number.is_not(None))).scalars()]
+        return docs, sales
