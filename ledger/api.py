@@ -5,8 +5,8 @@ naming the field and value), then posts it in its own transaction through the sa
 as ``ledger import``, with the same idempotency: calling again with the same ``event_id`` and
 the same content is a duplicate (nothing posted, ``summary.duplicates == 1``); the same id with
 different content raises InvalidInputError. Concurrent callers are safe on PostgreSQL: the call
-locks the customer's row first (see `ledger.validation.lock_customers`). On PostgreSQL one usage
-event per call takes the pipelined write path of `ledger.direct` (same engine, same books, fewer
+locks the customer's row first (see `ledger.store.events.lock_customers`). On PostgreSQL one usage
+event per call takes the pipelined write path of `ledger.store.pipeline` (same engine, same books, fewer
 round trips); everything else, and what that path hands back, takes `engine.import_events`.
 
 Example::
@@ -41,8 +41,8 @@ from typing import Any
 from sqlmodel import Session
 
 from ledger.catalog import Catalog, load_catalog
-from ledger.db import is_postgres, open_engine
-from ledger.direct import post_usage
+from ledger.store.db import is_postgres, open_engine
+from ledger.store.pipeline import post_usage
 from ledger.engine import ImportSummary, import_events
 from ledger.errors import InvalidInputError
 from ledger.events import SourcedEvent, UsageRecorded, parse_event
@@ -77,7 +77,7 @@ class Ledger:
 
     def __init__(self, database_url: str, catalog: str | os.PathLike | Catalog | None = None) -> None:
         self.engine = open_engine(database_url)
-        # one usage event per call on PostgreSQL: the pipelined path of ledger.direct, which
+        # one usage event per call on PostgreSQL: the pipelined path of ledger.store.pipeline, which
         # gives the same books (LEDGER_DIRECT=0 turns it off, for comparison)
         self._direct = is_postgres(self.engine) and os.environ.get("LEDGER_DIRECT", "1") != "0"
         self.catalog = catalog if isinstance(catalog, Catalog) else load_catalog(catalog, required=catalog is not None)

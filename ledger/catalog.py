@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
 
 from ledger.errors import CatalogError
-from ledger.money import is_currency, parse_decimal, to_minor
+from ledger.core.money import is_currency, parse_decimal, to_minor
 
 
 class _Strict(BaseModel):

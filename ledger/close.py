@@ -2,7 +2,7 @@
 (platform revenue of subscription months ending, overage invoices in arrears, expiries with
 rollover and breakage true-ups, guarantee credits, next month's subscription bills, credit
 balances applied), invariants 1-5 as at the period end and the seals of earlier periods
-(invariant 6), then the period is sealed (`ledger.seals`: a hash chain over its entries) and
+(invariant 6), then the period is sealed (`ledger.store.seals`: a hash chain over its entries) and
 locked, with a close record: who, when, journal head, seal, checks passed. `reopen_period`
 reopens the last closed period with a reason; both are in the audit trail (period_close).
 
@@ -28,11 +28,12 @@ from ledger.core.schedule import close_through
 from ledger.store.reader import SessionStore
 from ledger.store.writer import write_posting
 from ledger.errors import InvariantError, PeriodOrderError
-from ledger.invariants import Violation, check_all
-from ledger.models import AccountingPeriod, Customer, Event, JournalEntry, PeriodClose, UsageEvent
-from ledger.roles import lock_journal
-from ledger.seals import latest_closes, seal_period, verify_seals
-from ledger.periods import closed_periods, first_day, last_day, next_period, parse_period, period_end, period_of
+from ledger.store.invariants import Violation, check_all
+from ledger.store.models import AccountingPeriod, Customer, Event, JournalEntry, PeriodClose, UsageEvent
+from ledger.store.roles import lock_journal
+from ledger.store.seals import latest_closes, seal_period, verify_seals
+from ledger.store.periods import closed_periods
+from ledger.core.periods import first_day, last_day, next_period, parse_period, period_end, period_of
 
 
 CHECKS = (

@@ -20,10 +20,10 @@ from sqlmodel import Session
 from ledger import reporting
 from ledger.catalog import load_catalog
 from ledger.close import close_period
-from ledger.db import init_database, make_engine
+from ledger.store.db import init_database, make_engine
 from ledger.demo_data import build_demo_scenario, write_demo_inputs
-from ledger.models import Customer, Invoice, JournalEntry, Quarantine, UsageEvent
-from ledger.money import format_money
+from ledger.store.models import Customer, Invoice, JournalEntry, Quarantine, UsageEvent
+from ledger.core.money import format_money
 from ledger.service import import_files
 from reports.package import write_package
 

@@ -18,15 +18,16 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from ledger.catalog import Catalog
+from ledger.core.checks import check_batch
 from ledger.core.posting import ImportSummary, Posting, apply_order
 from ledger.errors import InputProblem, InvalidInputError
 from ledger.events import SourcedEvent
-from ledger.models import ImportBatch
-from ledger.periods import closed_periods
+from ledger.store.models import ImportBatch
+from ledger.store.periods import closed_periods
 from ledger.store import books as kept
+from ledger.store.events import batch_facts, lock_customers
 from ledger.store.reader import SessionStore
 from ledger.store.writer import write_posting
-from ledger.validation import lock_customers, validate_batch
 
 __all__ = ["ImportSummary", "import_events"]
 
@@ -40,7 +41,7 @@ def import_events(session: Session, catalog: Catalog, events: list[SourcedEvent]
     """
     problems = list(parse_problems)
     locked = lock_customers(session, events)
-    fresh, duplicates, more = validate_batch(session, catalog, events, customers=locked)
+    fresh, duplicates, more = check_batch(catalog, events, batch_facts(session, events, customers=locked))
     problems.extend(more)
     if problems:
         session.rollback()

@@ -118,7 +118,7 @@ class PeriodOrderError(LedgerError):
 class InvariantError(LedgerError):
     """One or more invariants of docs/design.md §7 failed; nothing was changed.
 
-    violations: list of ledger.invariants.Violation.
+    violations: list of ledger.store.invariants.Violation.
     """
 
     violations: list = field(default_factory=list)

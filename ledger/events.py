@@ -37,7 +37,7 @@ from pydantic import (
 )
 
 from ledger.errors import NO_VALUE, InputProblem
-from ledger.money import INT64_MAX, is_currency, parse_decimal
+from ledger.core.money import INT64_MAX, is_currency, parse_decimal
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$")]
 CustomerId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$")]

@@ -47,10 +47,10 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from ledger import __version__
-from ledger.db import is_postgres, one_snapshot
+from ledger.store.db import is_postgres, one_snapshot
 from ledger.errors import LedgerError
-from ledger.models import Account, Customer, JournalEntry, JournalLine
-from ledger.money import CREDIT, exponent
+from ledger.store.models import Account, Customer, JournalEntry, JournalLine
+from ledger.core.money import CREDIT, exponent
 
 FORMATS = ("csv", "jsonl", "beancount", "hledger")
 """The export formats, as given to ``--format``."""

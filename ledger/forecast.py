@@ -27,17 +27,17 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from ledger import accounts as A
-from ledger.grants import GrantState, drawdown_key
-from ledger.models import (
+from ledger.core import accounts as A
+from ledger.core.grants import GrantState, drawdown_key
+from ledger.store.models import (
     Grant,
     JournalEntry,
     JournalLine,
     SubscriptionPeriod,
     UsageEvent,
 )
-from ledger.money import CREDIT, cumulative_share, round_div
-from ledger.periods import (
+from ledger.core.money import CREDIT, cumulative_share, round_div
+from ledger.core.periods import (
     boundary_date,
     first_day,
     last_day,
@@ -163,7 +163,7 @@ def _bucket(month: str | None, period: str, months: list[str]) -> str:
 
 def _simulate(lots: list[_Lot], rate_units: int, months: list[str], tz: ZoneInfo) -> None:
     """Draw the customer's projected usage day by day over the horizon, in the engine's
-    consumption order (``ledger.grants.drawdown_key``: soonest expiry first, then lower cost
+    consumption order (``ledger.core.grants.drawdown_key``: soonest expiry first, then lower cost
     basis, earlier start, higher generation, creation order); fills each lot's ``draws``.
 
     Day k (1-based, from the first day after the period) draws floor(rate_units x k / 30) -

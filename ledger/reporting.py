@@ -20,11 +20,12 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from ledger import accounts as A
+from ledger.store.reader import SessionStore
+from ledger.core import accounts as A
 from ledger.errors import NotFoundError
-from ledger.models import Account, Customer, Grant, Invoice, JournalEntry, JournalLine, Quarantine
-from ledger.money import CREDIT
-from ledger.periods import first_day, last_day, parse_period
+from ledger.store.models import Account, Customer, Grant, Invoice, JournalEntry, JournalLine, Quarantine
+from ledger.core.money import CREDIT
+from ledger.core.periods import first_day, last_day, parse_period
 
 
 @dataclass(frozen=True)
@@ -340,7 +341,7 @@ def customer_statement(session: Session, period: str | None = None, *, customer_
 def guarantees(session: Session, period: str, *, tz: ZoneInfo = ZoneInfo("UTC")) -> Report:
     """The no-increase guarantees (docs/design.md §5.9) as at the end of ``period``: one row per enrolled
     customer and month of the window up to the period, with the legacy per-seat bill, the new
-    bill (charges(m), by `ledger.guarantee.monthly_charges`), their difference, the running
+    bill (charges(m), by `ledger.core.guarantee.monthly_charges`), their difference, the running
     excess over the window, and the credit issued for that month (with its credit note) if it
     was issued by the period end.
 
@@ -350,8 +351,8 @@ def guarantees(session: Session, period: str, *, tz: ZoneInfo = ZoneInfo("UTC"))
     at the period end, read from the journal (the two agree unless a credit was issued for a
     month after ``period``). Money: int minor units. ``tz``: the reporting timezone.
     """
-    from ledger import guarantee as G
-    from ledger.models import Guarantee, GuaranteeMonth
+    from ledger.core import guarantee as G
+    from ledger.store.models import Guarantee, GuaranteeMonth
 
     _, end = _window(period)
     names = _customer_names(session)
@@ -365,7 +366,7 @@ def guarantees(session: Session, period: str, *, tz: ZoneInfo = ZoneInfo("UTC"))
         months = [m for m in G.window(g.start_month, g.months) if m <= period]
         stored = {r.period: r for r in session.execute(
             sa.select(GuaranteeMonth).where(GuaranteeMonth.guarantee_id == g.id)).scalars()}
-        live = G.monthly_charges(*G.stored_inputs(session, g.customer_id, tz), months)
+        live = G.monthly_charges(*SessionStore(session, tz).charge_inputs(g.customer_id, tz), months)
         t = totals.setdefault(g.currency, {"currency": g.currency, "customers": 0, "legacy": 0, "charges": 0,
                                            "credit": 0, "cost": 0})
         t["customers"] += 1
@@ -410,7 +411,7 @@ def audit_trail(session: Session, period: str | None = None) -> Report:
     at the close), entries sealed, seal (sha256 head of the period's hash chain) and checks."""
     import json
 
-    from ledger.models import PeriodClose
+    from ledger.store.models import PeriodClose
 
     q = sa.select(PeriodClose).order_by(PeriodClose.id)
     if period is not None:
@@ -443,7 +444,7 @@ class Trend:
 def trends(session: Session, period: str, months: int = 12) -> list[Trend]:
     """Recognised revenue by stream and deferred revenue at month end for the ``months`` months
     ending with ``period``, per currency (one `Trend` each, sorted by currency)."""
-    from ledger.periods import previous_period
+    from ledger.core.periods import previous_period
 
     window = [period]
     while len(window) < months:
@@ -480,7 +481,7 @@ def trends(session: Session, period: str, months: int = 12) -> list[Trend]:
 def late_events(session: Session, period: str) -> Report:
     """Events dated in a closed period and posted in ``period`` (docs/design.md §6.3): business events and
     usage, with their original occurred_at and the date they were posted at."""
-    from ledger.models import Event, UsageEvent
+    from ledger.store.models import Event, UsageEvent
 
     d0, d1 = _window(period)
     rows = [{"event_id": i, "type": t, "customer_id": c, "occurred_at": at.isoformat(), "posted": p.isoformat()}

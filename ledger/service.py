@@ -12,14 +12,14 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from ledger.catalog import Catalog
-from ledger.db import copy_rows, is_postgres
+from ledger.store.db import copy_rows, is_postgres
 from ledger.engine import ImportSummary, import_events
 from ledger.errors import InputProblem, InvalidInputError, NotFoundError
 from ledger.events import SourcedEvent, iter_file
-from ledger.models import Customer, Invoice, InvoiceLine
-from ledger.money import major_str
+from ledger.store.models import Customer, Invoice, InvoiceLine
+from ledger.core.money import major_str
 from ledger.reporting import Column, Report
-from ledger.validation import existing_events
+from ledger.store.events import existing_events
 
 CHUNK = 40_000
 """Events per transaction when a bulk import is chunked (see `import_files`). A chunk in flight
@@ -49,7 +49,7 @@ def import_files(session: Session, catalog: Catalog, files: Sequence[str | Path]
     customers (balanced by their event counts from the first pass) in file order, in chunks of
     ``chunk_size // jobs`` events (the memory held stays that of one process's chunk), so each
     customer's events are applied exactly as in one process, and customers run in parallel
-    under their row locks (see `ledger.validation.lock_customers`). A spawned worker dies with this
+    under their row locks (see `ledger.store.events.lock_customers`). A spawned worker dies with this
     process (Linux), so a killed import still loses only chunks in flight. Elsewhere ``jobs``
     falls back to 1.
 
@@ -225,7 +225,7 @@ def _worker(url: str, catalog: Catalog, files: list[str], chunk_size: int, assig
     import traceback
 
     _die_with_parent()
-    from ledger.db import open_engine
+    from ledger.store.db import open_engine
 
     def chunk_done(n: int) -> None:
         send.send(("chunk", k, n))

@@ -7,8 +7,8 @@ import os
 from alembic import context
 from sqlmodel import SQLModel
 
-import ledger.models  # noqa: F401  (registers the tables on SQLModel.metadata)
-from ledger.db import make_engine
+import ledger.store.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from ledger.store.db import make_engine
 
 config = context.config
 target_metadata = SQLModel.metadata

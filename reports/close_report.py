@@ -21,9 +21,9 @@ from sqlmodel import Session
 
 from ledger import reporting
 from ledger.catalog import Catalog
-from ledger.models import Invoice, PeriodClose
-from ledger.money import format_amount
-from ledger.periods import first_day, last_day
+from ledger.store.models import Invoice, PeriodClose
+from ledger.core.money import format_amount
+from ledger.core.periods import first_day, last_day
 from reports.pdf import html_pdf_bytes, render_template
 
 STREAM_COLOURS = {"usage": "#2d4a8a", "overage": "#5b7bc0", "subscription": "#13a57b", "breakage": "#e0a040",
@@ -104,7 +104,7 @@ def _svg(fig) -> str:
 
 
 def _major(values: list[int], currency: str) -> list[float]:
-    from ledger.money import exponent
+    from ledger.core.money import exponent
 
     scale = 10 ** exponent(currency)
     return [v / scale for v in values]

@@ -19,10 +19,10 @@ from sqlmodel import Session
 
 from ledger.catalog import Catalog
 from ledger.errors import NotFoundError
-from ledger import accounts as A
-from ledger.models import Customer, Grant, Guarantee, GuaranteeMonth, Invoice, InvoiceLine, JournalEntry, JournalLine
-from ledger.money import format_money, format_price, format_units, to_major
-from ledger.periods import boundary_date
+from ledger.core import accounts as A
+from ledger.store.models import Customer, Grant, Guarantee, GuaranteeMonth, Invoice, InvoiceLine, JournalEntry, JournalLine
+from ledger.core.money import format_money, format_price, format_units, to_major
+from ledger.core.periods import boundary_date
 from reports.facturx import FacturXInvoice, FacturXLine, FacturXParty
 from reports.views import DocumentLine, DocumentView, Party, Table
 

@@ -32,8 +32,8 @@ from sqlmodel import Session
 from ledger import forecast, reporting
 from ledger.catalog import Catalog
 from ledger.errors import PeriodOrderError
-from ledger.models import Invoice
-from ledger.periods import first_day, last_day
+from ledger.store.models import Invoice
+from ledger.core.periods import first_day, last_day
 from reports.tables import to_csv, to_json
 
 UTC = ZoneInfo("UTC")

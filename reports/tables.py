@@ -16,7 +16,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from ledger.money import CREDIT, format_amount, format_units, major_str
+from ledger.core.money import CREDIT, format_amount, format_units, major_str
 from ledger.reporting import Column, Report
 
 FORMATS = ("table", "csv", "json")

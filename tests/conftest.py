@@ -21,9 +21,9 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from ledger import accounts as A
+from ledger.core import accounts as A
 from ledger.catalog import Catalog, load_catalog
-from ledger.db import init_database, make_engine
+from ledger.store.db import init_database, make_engine
 
 DEFAULT_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 # Every reuse of a kept customer book (books.BookCache) is checked against a fresh derivation
@@ -125,7 +125,7 @@ def sqlite_template(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def sqlite_url(sqlite_template, tmp_path) -> str:
-    path = tmp_path / "ledger.db"
+    path = tmp_path / "ledger.store.db"
     shutil.copyfile(sqlite_template, path)
     return f"sqlite:///{path}"
 
@@ -172,8 +172,8 @@ class Books:
 
     def balance(self, account: str, commodity: str = "USD", *, grant: str | None = None,
                 customer: str | None = None, period: str | None = None, through: str | None = None) -> int:
-        from ledger.models import JournalEntry, JournalLine
-        from ledger.periods import first_day, last_day
+        from ledger.store.models import JournalEntry, JournalLine
+        from ledger.core.periods import first_day, last_day
 
         q = (sa.select(sa.func.coalesce(sa.func.sum(JournalLine.debit - JournalLine.credit), 0))
              .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
@@ -195,14 +195,14 @@ class Books:
             return s.execute(sa.select(sa.func.count()).select_from(model)).scalar_one()
 
     def verify(self):
-        from ledger.invariants import check_all
+        from ledger.store.invariants import check_all
 
         with self.session() as s:
             return check_all(s)
 
     def journal(self) -> list[tuple]:
         """The journal as comparable values: (date, kind, sorted lines) per entry, sorted."""
-        from ledger.models import JournalEntry, JournalLine
+        from ledger.store.models import JournalEntry, JournalLine
 
         with self.session() as s:
             entries = {e.id: e for e in s.execute(sa.select(JournalEntry)).scalars()}

@@ -47,7 +47,7 @@ def test_calls_post_like_files_and_are_idempotent(api):
 
 def test_bad_calls_name_the_field_and_post_nothing(api):
     ledger, books = api
-    before = books.count(__import__("ledger.models", fromlist=["JournalEntry"]).JournalEntry)
+    before = books.count(__import__("ledger.store.models", fromlist=["JournalEntry"]).JournalEntry)
     with pytest.raises(InvalidInputError) as err:
         ledger.record_usage("u-x", customer_id="acme", credits=-5, occurred_at=T0)
     assert err.value.problems[0].field == "credits"
@@ -57,14 +57,14 @@ def test_bad_calls_name_the_field_and_post_nothing(api):
         ledger.record_usage("u-z", customer_id="nobody", credits=5, occurred_at=T0)
     with pytest.raises(TypeError, match="never float"):
         ledger.receive_payment("p-f", customer_id="acme", amount=21.65, occurred_at=T0)
-    assert books.count(__import__("ledger.models", fromlist=["JournalEntry"]).JournalEntry) == before
+    assert books.count(__import__("ledger.store.models", fromlist=["JournalEntry"]).JournalEntry) == before
 
 
 @pytest.mark.postgres
 def test_concurrent_callers_never_draw_a_credit_twice(pg_url, plans_catalog):
     """Four threads, each with its own calls, record 50 usage events of 10 credits for one
     customer holding 1,000: exactly 100 are posted (1,000 credits), 100 quarantined."""
-    from ledger.db import init_database, make_engine
+    from ledger.store.db import init_database, make_engine
 
     init_database(make_engine(pg_url))
     ledger = Ledger(pg_url, plans_catalog)

@@ -15,9 +15,9 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import Session, SQLModel
 
-from ledger.db import make_engine
+from ledger.store.db import make_engine
 from ledger.errors import InvalidInputError
-from ledger.models import Event, JournalEntry
+from ledger.store.models import Event, JournalEntry
 from ledger.service import import_files
 
 CUSTOMER = (b'{"id": "c1", "type": "customer.created", "occurred_at": "2026-01-01T00:00:00Z", '

@@ -15,12 +15,12 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, event, given, settings
 from strategies import histories
 
-from ledger import direct
+from ledger.store import pipeline as direct
 from ledger.core.posting import Posting
 from ledger.store import books as E
 from ledger.api import Ledger
 from ledger.errors import InvalidInputError
-from ledger.models import Customer
+from ledger.store.models import Customer
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
@@ -65,7 +65,7 @@ def test_books_are_reused_between_calls_and_equal_the_journal(make_books, fresh_
     with Ledger(cached.url, cached.catalog) as ledger:
         history(ledger)
     # every call after the first reused it; on PostgreSQL but one: at the month end the run of the
-    # one-round-trip path (ledger.direct) used the database (an overage invoice's number), so it
+    # one-round-trip path (ledger.store.pipeline) used the database (an overage invoice's number), so it
     # handed the call to the two-round-trip path, which derived the book again under the lock
     direct_path = cached.url.startswith("postgresql")
     assert fresh_cache.hits >= 40 and fresh_cache.misses == (1 if direct_path else 0)
@@ -147,7 +147,7 @@ def _post_one_by_one(url: str, catalog, events: list[dict], tmp) -> tuple[list, 
     from sqlmodel import Session
     from strategies import jsonl
 
-    from ledger.db import make_engine
+    from ledger.store.db import make_engine
     from ledger.engine import import_events
     from ledger.events import read_jsonl
 

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from ledger.errors import InvalidInputError
-from ledger.models import JournalEntry, UsageEvent
+from ledger.store.models import JournalEntry, UsageEvent
 from ledger.service import import_files
 
 SETUP = "\n".join(json.dumps(e) for e in [

@@ -117,7 +117,8 @@ def test_no_module_of_the_cli_package_imports_the_database_at_module_level():
 
 def test_copied_constants_equal_their_originals():
     """ledger.cli._common copies a few constants so that help needs no SQLAlchemy."""
-    from ledger import db, export, roles
+    from ledger import export
+    from ledger.store import db, roles
     from ledger.cli import _common
 
     assert _common.DEFAULT_URL == db.DEFAULT_URL

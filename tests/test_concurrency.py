@@ -31,7 +31,7 @@ def _usage(eid: str, customer: str, minute: int) -> str:
 
 @pytest.mark.postgres
 def test_four_importers_never_draw_more_than_granted(pg_url, tmp_path):
-    from ledger.db import make_engine
+    from ledger.store.db import make_engine
 
     setup = tmp_path / "setup.jsonl"
     lines = []
@@ -76,7 +76,7 @@ def test_four_importers_never_draw_more_than_granted(pg_url, tmp_path):
     engine.dispose()
     from sqlmodel import Session
 
-    from ledger.invariants import check_all
+    from ledger.store.invariants import check_all
 
     engine = make_engine(pg_url)
     with Session(engine) as s:

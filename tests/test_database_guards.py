@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from ledger.db import make_engine
+from ledger.store.db import make_engine
 
 pytestmark = []
 
@@ -209,7 +209,7 @@ def test_posting_path_refuses_unbalanced_and_locked(db_url):
     from sqlmodel import Session
 
     from ledger.errors import PeriodLockedError, UnbalancedEntryError
-    from ledger.models import AccountingPeriod, JournalEntry
+    from ledger.store.models import AccountingPeriod, JournalEntry
     from ledger.core.entries import EntryDraft
     from ledger.store.writer import insert_entries as post
 

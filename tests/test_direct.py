@@ -1,4 +1,4 @@
-"""ledger.direct, the pipelined PostgreSQL path of one usage event per API call, gives the books
+"""ledger.store.pipeline, the pipelined PostgreSQL path of one usage event per API call, gives the books
 the general path (engine.import_events) gives: the same calls made both ways (LEDGER_DIRECT=0
 turns the direct path off) leave the same journal, usage rows, draws, quarantine, import
 batches and customer cursors, and return the same summaries and refusals."""
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from strategies import histories
 
-from ledger import direct
+from ledger.store import pipeline as direct
 from ledger.core.posting import Posting
 from ledger.store import books as E
 from ledger.api import Ledger
@@ -311,7 +311,7 @@ def test_four_api_processes_never_draw_more_than_granted(pg_url, tmp_path):
 
     from conftest import PLANS_CATALOG, Books
 
-    from ledger.db import init_database, make_engine
+    from ledger.store.db import init_database, make_engine
 
     init_database(make_engine(pg_url))
     catalog_path = tmp_path / "ledger.toml"

@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger.accounts import CHART
+from ledger.core.accounts import CHART
 from ledger.export import (
     CSV_COLUMNS,
     FORMATS,
@@ -46,7 +46,7 @@ from ledger.export import (
     read_csv_movements,
     to_minor_units,
 )
-from ledger.models import JournalEntry, JournalLine
+from ledger.store.models import JournalEntry, JournalLine
 from ledger.reporting import trial_balance
 
 HYPERLINK = '=HYPERLINK("http://x")'
@@ -407,7 +407,7 @@ def test_postgres_copy_export_equals_the_python_writer(pg_url, plans_catalog, tm
     give the bytes the Python writer gives (the writer SQLite uses)."""
     from conftest import Books
 
-    from ledger.db import make_engine
+    from ledger.store.db import make_engine
 
     b = Books(pg_url, make_engine(pg_url), plans_catalog, tmp_path)
     b.post(JANUARY)
@@ -533,7 +533,7 @@ import sys
 from pathlib import Path
 import pyarrow as pa
 from sqlmodel import Session
-from ledger.db import make_engine
+from ledger.store.db import make_engine
 from ledger.export import export_journal, read_csv_movements
 url, out, bad, offset = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4])
 engine = make_engine(url)
@@ -553,7 +553,7 @@ def test_a_process_that_exported_exits(pg_url, plans_catalog, tmp_path):
     no pyarrow or export thread is left to hold the interpreter at exit."""
     from conftest import Books
 
-    from ledger.db import make_engine
+    from ledger.store.db import make_engine
 
     b = Books(pg_url, make_engine(pg_url), plans_catalog, tmp_path)
     b.post(JANUARY)
@@ -573,7 +573,7 @@ def test_a_csv_export_that_does_not_tie_is_refused(pg_url, plans_catalog, tmp_pa
     from conftest import Books
 
     from ledger import export as X
-    from ledger.db import make_engine
+    from ledger.store.db import make_engine
 
     b = Books(pg_url, make_engine(pg_url), plans_catalog, tmp_path)
     b.post(JANUARY)
@@ -603,7 +603,7 @@ def test_an_export_reads_one_snapshot_while_postings_go_on(pg_url, plans_catalog
     from conftest import Books
 
     from ledger import export as X
-    from ledger.db import make_engine
+    from ledger.store.db import make_engine
 
     b = Books(pg_url, make_engine(pg_url), plans_catalog, tmp_path)
     b.post(JANUARY)

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from test_lifecycle import ACME, TAXED, ev, usage
 
 from ledger.errors import InvalidInputError
-from ledger.models import GuaranteeMonth, Invoice, InvoiceLine
+from ledger.store.models import GuaranteeMonth, Invoice, InvoiceLine
 
 
 def enrol(basis: str = "monthly", months: int = 6, start: str = "2026-03", eid: str = "g-1") -> str:

@@ -56,7 +56,7 @@ def test_an_invoice_whose_receivable_differs_from_its_total_is_caught(books):
     """A document row changed behind the journal's back (total 1.00 higher) breaks invariant 5."""
     import sqlalchemy as sa
 
-    from ledger.models import Invoice
+    from ledger.store.models import Invoice
 
     books.post(TOPUP)
     with Session(books.engine) as s:

@@ -18,7 +18,7 @@ from lxml import etree
 from pypdf import PdfReader
 
 from ledger.catalog import load_catalog
-from ledger.models import Invoice
+from ledger.store.models import Invoice
 from reports.documents import facturx_invoice, render_invoice
 
 NS = {"rsm": "urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100",

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from ledger.errors import InvalidInputError
-from ledger.models import Grant, Invoice, InvoiceLine, SubscriptionPeriod
+from ledger.store.models import Grant, Invoice, InvoiceLine, SubscriptionPeriod
 
 ACME = ('{"id": "c-acme", "type": "customer.created", "occurred_at": "2026-01-01T00:00:00Z", '
         '"customer_id": "acme", "name": "Acme AI", "currency": "USD"}')

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger.grants import GrantState, plan_drawdown
-from ledger.money import apply_rate, cumulative_share, format_money, major_str, round_div, to_minor
+from ledger.core.grants import GrantState, plan_drawdown
+from ledger.core.money import apply_rate, cumulative_share, format_money, major_str, round_div, to_minor
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 

@@ -21,12 +21,12 @@ from sqlmodel import Session
 
 from ledger.catalog import load_catalog
 from ledger.close import close_period
-from ledger.db import make_engine
+from ledger.store.db import make_engine
 from ledger.engine import import_events
 from ledger.errors import InvalidInputError
 from ledger.events import read_jsonl
-from ledger.invariants import check_all
-from ledger.models import JournalEntry, JournalLine
+from ledger.store.invariants import check_all
+from ledger.store.models import JournalEntry, JournalLine
 from strategies import CATALOG, histories, jsonl
 
 MONTHS = ("2026-01", "2026-02", "2026-03")
@@ -97,8 +97,8 @@ def _run_history(url: str, events: list[dict], tmp) -> None:
 def test_invariants_hold_on_sqlite(events, sqlite_template, tmp_path_factory):
     """Random histories keep invariants 1-5 and the unit identity after every import and close (SQLite)."""
     tmp = tmp_path_factory.mktemp("prop")
-    shutil.copyfile(sqlite_template, tmp / "ledger.db")
-    _run_history(f"sqlite:///{tmp / 'ledger.db'}", events, tmp)
+    shutil.copyfile(sqlite_template, tmp / "ledger.store.db")
+    _run_history(f"sqlite:///{tmp / 'ledger.store.db'}", events, tmp)
 
 
 @pytest.mark.postgres

@@ -88,7 +88,7 @@ def _import_in_process(url: str, path: str) -> None:
     from sqlmodel import Session
 
     from ledger.catalog import load_catalog
-    from ledger.db import make_engine
+    from ledger.store.db import make_engine
     from ledger.service import import_files
 
     engine = make_engine(url)
@@ -108,8 +108,8 @@ def test_invoice_numbers_stay_gap_free_under_four_concurrent_importers(pg_url, t
 
     import sqlalchemy as sa
 
-    from ledger.db import make_engine
-    from ledger.models import Invoice
+    from ledger.store.db import make_engine
+    from ledger.store.models import Invoice
 
     paths = []
     for w in range(4):

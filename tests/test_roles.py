@@ -6,7 +6,7 @@ local connections), and dropped afterwards (DROP OWNED BY + DROP ROLE). The engi
 then run *as* those roles, with a --database-url whose user is the role:
 
 - the writer imports every event type, closes three months and reads everything back, and the
-  database grants it exactly ``ledger.roles.WRITER_POLICY``: on the journal INSERT and SELECT
+  database grants it exactly ``ledger.store.roles.WRITER_POLICY``: on the journal INSERT and SELECT
   only, so UPDATE, DELETE and TRUNCATE are refused by privileges before any trigger runs;
 - the auditor reads (reports, verify, invoices) and every write fails with exit 1 and a message
   naming the table, the role and the missing privilege.
@@ -30,9 +30,9 @@ from sqlmodel import Session, SQLModel
 
 from ledger import close as close_module
 from ledger.catalog import load_catalog
-from ledger.db import make_engine
-from ledger.models import Invoice, JournalEntry, SubscriptionPeriod
-from ledger.roles import (
+from ledger.store.db import make_engine
+from ledger.store.models import Invoice, JournalEntry, SubscriptionPeriod
+from ledger.store.roles import (
     JOURNAL_TABLES,
     WRITER_POLICY,
     RolesError,
@@ -156,7 +156,7 @@ def roles(fresh) -> Roles:
 
 @pytest.fixture
 def writer_lock_through_roles(monkeypatch):
-    """close_period as it will be once close.py takes its lock with ``ledger.roles.lock_journal``
+    """close_period as it will be once close.py takes its lock with ``ledger.store.roles.lock_journal``
     (through ledger_lock_journal(), since a writer cannot LOCK TABLE journal_entry IN SHARE ROW
     EXCLUSIVE MODE without UPDATE, DELETE or TRUNCATE on it): close.py calls ``is_postgres`` only
     to decide on that LOCK TABLE, so this takes the lock the new way and skips the old one."""
@@ -314,7 +314,7 @@ def test_writer_imports_every_event_type_and_closes_three_months(roles, writer_l
     expiries, seals), the invariants, a reopen refused by row-level security, the owner's reopen
     and the writer's close again (an UPDATE of the period row)."""
     from ledger.close import close_period
-    from ledger.invariants import check_all
+    from ledger.store.invariants import check_all
     from ledger.service import import_files
 
     catalog = load_catalog(roles.tmp / "ledger.toml", required=True)

@@ -22,8 +22,8 @@ from test_lifecycle import ACME, ev, usage
 from ledger.cli import cli
 from ledger.close import reopen_period
 from ledger.errors import PeriodOrderError
-from ledger.models import EntrySeal, JournalEntry, JournalLine, PeriodClose
-from ledger.seals import GENESIS, chain, chain_start, entry_digest_input, verify_seals
+from ledger.store.models import EntrySeal, JournalEntry, JournalLine, PeriodClose
+from ledger.store.seals import GENESIS, chain, chain_start, entry_digest_input, verify_seals
 
 HISTORY = "\n".join([
     ACME,
@@ -163,7 +163,7 @@ def pg_books(pg_url, plans_catalog, tmp_path):
     """Books on a fresh PostgreSQL database only (tampering needs a superuser and triggers off)."""
     from conftest import Books
 
-    from ledger.db import make_engine
+    from ledger.store.db import make_engine
 
     engine = make_engine(pg_url)
     yield Books(pg_url, engine, plans_catalog, tmp_path)
@@ -215,7 +215,7 @@ _ENTRY = st.fixed_dictionaries({
 def pg_raw(pg_url):
     """A psycopg connection to a fresh PostgreSQL database, with copies of the journal's two
     tables (their columns, types and indexes; none of their checks, foreign keys or triggers)."""
-    from ledger.db import make_engine
+    from ledger.store.db import make_engine
 
     engine = make_engine(pg_url)
     raw = engine.raw_connection()
@@ -236,7 +236,7 @@ def test_the_server_writes_each_entrys_canonical_bytes_as_python_does(pg_raw, en
     instants with and without microseconds, entries without lines, lines stored out of id
     order and entries outside the period, they are `entry_digest_input`'s bytes, entry by
     entry, in id order."""
-    from ledger.seals import chain_copy_sql, copy_bodies
+    from ledger.store.seals import chain_copy_sql, copy_bodies
 
     line_id = iter(range(1, 1000))
     rows, lines = [], []

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from ledger.errors import InvalidInputError, PeriodOrderError
-from ledger.models import JournalEntry, Quarantine, UsageEvent
+from ledger.store.models import JournalEntry, Quarantine, UsageEvent
 
 ACME = '{"id": "c-acme", "type": "customer.created", "occurred_at": "2026-01-01T00:00:00Z", "customer_id": "acme", "name": "Acme AI", "currency": "USD"}'
 
@@ -92,7 +92,7 @@ def test_one_file_spanning_months_equals_month_by_month(books, sqlite_template, 
 
     from conftest import Books
     from ledger.catalog import load_catalog
-    from ledger.db import make_engine
+    from ledger.store.db import make_engine
 
     books.post(COMMITMENT + "\n".join([JAN, FEB, MAR]))
     for p in ("2026-01", "2026-02", "2026-03"):
@@ -281,7 +281,7 @@ def test_jpy_customer_uses_zero_decimal_minor_units(books):
     assert books.balance("4000", "JPY") == 10_000 and books.balance("2100", "JPY") == 0
     with books.session() as s:
         import sqlalchemy as sa
-        from ledger.models import JournalLine
+        from ledger.store.models import JournalLine
         parts = s.execute(sa.select(JournalLine.credit).where(JournalLine.account_code == "4000")
                           .order_by(JournalLine.id)).scalars().all()
     assert parts == [3333, 3334, 3333]

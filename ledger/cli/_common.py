@@ -16,12 +16,12 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from ledger.catalog import Catalog
 
-# Copies of constants whose modules import SQLAlchemy at module level (ledger.db, ledger.roles,
+# Copies of constants whose modules import SQLAlchemy at module level (ledger.store.db, ledger.store.roles,
 # ledger.export); `ledger --help` and `ledger SUBCOMMAND --help` show them without importing
 # those modules. tests/test_cli_startup.py checks that each copy equals its original.
-DEFAULT_URL = "sqlite:///ledger.db"  # ledger.db.DEFAULT_URL
-DEFAULT_WRITER = "ledger_writer"  # ledger.roles.DEFAULT_WRITER
-DEFAULT_AUDITOR = "ledger_auditor"  # ledger.roles.DEFAULT_AUDITOR
+DEFAULT_URL = "sqlite:///ledger.store.db"  # ledger.store.db.DEFAULT_URL
+DEFAULT_WRITER = "ledger_writer"  # ledger.store.roles.DEFAULT_WRITER
+DEFAULT_AUDITOR = "ledger_auditor"  # ledger.store.roles.DEFAULT_AUDITOR
 EXPORT_FORMATS = ("csv", "jsonl", "beancount", "hledger")  # ledger.export.FORMATS
 
 FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default=None,
@@ -48,7 +48,7 @@ class Ctx:
     def session(self) -> Session:
         from sqlmodel import Session
 
-        from ledger.db import open_engine
+        from ledger.store.db import open_engine
 
         install_db_error_hook()
         return Session(open_engine(self.url))
@@ -75,7 +75,7 @@ def _emit(text: str, out: str | None) -> None:
 
 
 def _period(value: str) -> str:
-    from ledger.periods import parse_period
+    from ledger.core.periods import parse_period
 
     try:
         return parse_period(value)

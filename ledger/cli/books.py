@@ -13,7 +13,7 @@ from ledger.cli._common import FORMAT, Ctx, _fmt, install_db_error_hook
 @click.pass_obj
 def init(obj: Ctx) -> None:
     """Create or migrate the database (Alembic upgrade head) and seed the chart of accounts."""
-    from ledger.db import init_database, make_engine
+    from ledger.store.db import init_database, make_engine
 
     install_db_error_hook()
     init_database(make_engine(obj.url))
@@ -79,9 +79,9 @@ def import_(obj: Ctx, files: tuple[str, ...], dry_run: bool, chunk_size: int | N
 def verify(obj: Ctx) -> None:
     """Check invariants 1-6 of docs/design.md §7 over the whole journal, recomputing the seal of
     every closed period; exit 1 naming the first entry that breaks a seal, or any violation."""
-    from ledger.db import one_snapshot
-    from ledger.invariants import check_all
-    from ledger.seals import latest_closes, verify_seals
+    from ledger.store.db import one_snapshot
+    from ledger.store.invariants import check_all
+    from ledger.store.seals import latest_closes, verify_seals
 
     with obj.session() as session:
         one_snapshot(session)  # what is posted meanwhile is not half-seen by the checks

@@ -1,6 +1,6 @@
 """`ledger db ...`: database administration commands.
 
-``ledger db roles`` sets up the least-privilege PostgreSQL roles of ``ledger.roles``: a writer
+``ledger db roles`` sets up the least-privilege PostgreSQL roles of ``ledger.store.roles``: a writer
 that may import and close (INSERT and SELECT on the journal, nothing else there) and an auditor
 that may only read. Run it as the owner of the ledger's tables (with CREATEROLE) or a superuser,
 after ``ledger init`` and again after every migration; it is idempotent.
@@ -29,7 +29,7 @@ def _password(var: str | None, option: str) -> str | None:
 
 
 def _role(ctx, param, value: str) -> str:
-    from ledger.roles import RolesError, check_role_name
+    from ledger.store.roles import RolesError, check_role_name
 
     try:
         return check_role_name(value)
@@ -60,7 +60,7 @@ def db() -> None:
 def roles(obj, writer: str, auditor: str, login: bool, writer_env: str | None, auditor_env: str | None,
           dry_run: bool, fmt: str | None) -> None:
     """Create (idempotently) the least-privilege roles on the PostgreSQL database of --database-url
-    and set their privileges to the policy of ledger.roles, revoking anything else.
+    and set their privileges to the policy of ledger.store.roles, revoking anything else.
 
     Run it as the tables' owner (with CREATEROLE) or a superuser, after `ledger init` and after
     every migration (a table without a policy is an error). New roles are NOLOGIN unless --login
@@ -68,8 +68,8 @@ def roles(obj, writer: str, auditor: str, login: bool, writer_env: str | None, a
     """
     import sqlalchemy as sa
 
-    from ledger.db import make_engine, open_engine
-    from ledger.roles import RolesError, apply_roles, effective_privileges
+    from ledger.store.db import make_engine, open_engine
+    from ledger.store.roles import RolesError, apply_roles, effective_privileges
 
     install_db_error_hook()
     writer_password = _password(writer_env, "--writer-password-env")

@@ -1,4 +1,4 @@
-"""`ledger report waterfall` and `ledger report usage-alerts` (issue 5, point 4).
+"""`ledger report waterfall` and `ledger report usage-alerts`.
 
 Named in the lazy table of the `report` group (ledger.cli.report), which imports this module
 when one of them is first needed; this module imports neither that one nor ledger.cli. Each takes

@@ -52,8 +52,8 @@ def invoices_render(obj: Ctx, number: str | None, period: str | None, out: str) 
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ledger.models import Invoice
-    from ledger.periods import first_day, last_day
+    from ledger.store.models import Invoice
+    from ledger.core.periods import first_day, last_day
     from reports.documents import render_invoice, render_job, render_views
 
     if (number is None) == (period is None):

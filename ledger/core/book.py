@@ -19,9 +19,9 @@ from ledger.core.records import (
     SubscriptionPeriodRecord,
     SubscriptionRecord,
 )
-from ledger.grants import GrantState
-from ledger.guarantee import window
-from ledger.periods import first_day, next_period, period_of
+from ledger.core.grants import GrantState
+from ledger.core.guarantee import window
+from ledger.core.periods import first_day, next_period, period_of
 
 
 @dataclass

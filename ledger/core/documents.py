@@ -12,7 +12,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Protocol
 
-from ledger.money import exponent
+from ledger.core.money import exponent
 
 SERIES = {"invoice": "INV", "credit_note": "CN"}
 """Document kind -> number series."""

@@ -21,7 +21,7 @@ from datetime import date, datetime
 from enum import StrEnum
 
 from ledger.errors import PeriodLockedError, UnbalancedEntryError
-from ledger.periods import period_of
+from ledger.core.periods import period_of
 
 
 class EntryKind(StrEnum):

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from ledger.core.book import CustomerBook
 from ledger.core.documents import DocumentLine
 from ledger.core.entries import Line
-from ledger.guarantee import ChargeDocument, Sale
+from ledger.core.guarantee import ChargeDocument, Sale
 
 
 @dataclass

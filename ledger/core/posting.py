@@ -26,7 +26,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from fractions import Fraction
 
-from ledger import accounts as A
+from ledger.core import accounts as A
 from ledger.catalog import Catalog
 from ledger.core.book import ConsumptionBucket, CustomerBook
 from ledger.core.documents import InvoiceDraft
@@ -43,8 +43,8 @@ from ledger.core.records import (
 )
 from ledger.errors import InputProblem, InvalidInputError
 from ledger.events import SourcedEvent, canonical_json
-from ledger.grants import GrantState
-from ledger.periods import boundary_date, first_open_day, local_date
+from ledger.core.grants import GrantState
+from ledger.core.periods import boundary_date, first_open_day, local_date
 
 
 @dataclass

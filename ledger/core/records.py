@@ -74,7 +74,7 @@ class SubscriptionPeriodRecord:
 
 @dataclass
 class GrantRecord:
-    """A grant (lot) of ``units`` credits bought for ``amount``; see `ledger.grants.GrantState`
+    """A grant (lot) of ``units`` credits bought for ``amount``; see `ledger.core.grants.GrantState`
     for what is left of it. source: commitment | subscription | topup | promotional | rollover."""
 
     id: str

@@ -15,8 +15,8 @@ from enum import IntEnum
 from typing import TYPE_CHECKING
 
 from ledger.core.book import CustomerBook
-from ledger.grants import due_expiries
-from ledger.periods import first_day, period_end, start_of_day
+from ledger.core.grants import due_expiries
+from ledger.core.periods import first_day, period_end, start_of_day
 
 if TYPE_CHECKING:
     from ledger.core.posting import Posting

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from ledger import accounts as A
+from ledger.core import accounts as A
 from ledger.core.book import CustomerBook, GuaranteeState, Overage, SubState, book_view
 from ledger.core.posting import grant_state
 from ledger.core.records import (
@@ -34,9 +34,9 @@ from ledger.core.records import (
     SubscriptionPeriodRecord,
     SubscriptionRecord,
 )
-from ledger.db import chunks, in_values
-from ledger.grants import GrantState
-from ledger.models import (
+from ledger.store.db import chunks, in_values
+from ledger.core.grants import GrantState
+from ledger.store.models import (
     Customer,
     Event,
     Grant,
@@ -50,7 +50,7 @@ from ledger.models import (
     SubscriptionPeriod,
     UsageEvent,
 )
-from ledger.periods import period_of, start_of_day
+from ledger.core.periods import period_of, start_of_day
 
 R = TypeVar("R")
 

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
-from ledger.models import DocumentSequence
+from ledger.store.models import DocumentSequence
 
 
 def take_number(session: Session, series: str, year: int) -> tuple[str, int]:

@@ -8,11 +8,11 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from ledger import guarantee as G
+from ledger.core import guarantee as G
 from ledger.core.book import CustomerBook
 from ledger.core.entries import Line
 from ledger.core.ports import StoredDocument, StoredEntry, StoredUsage
-from ledger.models import Customer, Grant, Invoice, InvoiceLine, JournalEntry, JournalLine, UsageDraw, UsageEvent
+from ledger.store.models import Customer, Grant, Invoice, InvoiceLine, JournalEntry, JournalLine, UsageDraw, UsageEvent
 from ledger.store.books import BookCache, load_books
 from ledger.store.numbering import take_number
 

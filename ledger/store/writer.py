@@ -8,7 +8,7 @@ writes everything a `ledger.core.posting.Posting` produced, in the caller's tran
 service layer begins and commits it.
 
 The row builders (`entry_values`, `line_values`, `usage_values`, ...) are shared with the
-one-round-trip pipeline of ``ledger.direct``, so both strategies write the same rows.
+one-round-trip pipeline of ``ledger.store.pipeline``, so both strategies write the same rows.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from ledger.core.documents import InvoiceDraft
 from ledger.core.entries import EntryDraft, Line, check_draft
 from ledger.core.posting import Journal, Posting
 from ledger.core.records import UsageRecord
-from ledger.db import COPY_ROWS, bulk_insert, chunks, copy_rows, in_values, is_postgres
-from ledger.models import (
+from ledger.store.db import COPY_ROWS, bulk_insert, chunks, copy_rows, in_values, is_postgres
+from ledger.store.models import (
     Customer,
     Event,
     Grant,
@@ -41,7 +41,7 @@ from ledger.models import (
     UsageDraw,
     UsageEvent,
 )
-from ledger.periods import closed_periods
+from ledger.store.periods import closed_periods
 from ledger.store.books import values_of
 
 ENTRY_COLUMNS = ("entry_date", "occurred_at", "kind", "description", "customer_id", "event_id", "import_id")

@@ -11,7 +11,7 @@ from pathlib import Path
 from alembic import op
 import sqlalchemy as sa
 
-from ledger.db import run_sql_script
+from ledger.store.db import run_sql_script
 
 GUARDS = Path(__file__).resolve().parent.parent / "sql"
 

@@ -1,7 +1,7 @@
 """docs/design.md §8.4: ``ledger_expect(ok, what)``, PostgreSQL only. It raises SQLSTATE LX001 unless ``ok``
 is true (NULL counts as false), and returns nothing otherwise.
 
-`ledger.direct` uses it to post one usage event in one round trip. The call checks, under the
+`ledger.store.pipeline` uses it to post one usage event in one round trip. The call checks, under the
 customer's row lock, what the process assumed when it applied the event to its kept book: the
 book's token, the event id not stored yet, the same closed periods. A false check aborts the
 pipelined statements after it, so nothing is written, and the process takes its two-round-trip
@@ -30,7 +30,7 @@ def upgrade() -> None:
                    "RAISE EXCEPTION 'ledger: % changed', what USING ERRCODE = 'LX001'; "
                    "END IF; END $$")
         op.execute("COMMENT ON FUNCTION ledger_expect(boolean, text) IS 'Raises SQLSTATE LX001 unless ok is "
-                   "true: the check of ledger.direct''s one-round-trip posting'")
+                   "true: the check of ledger.store.pipeline''s one-round-trip posting'")
 
 
 def downgrade() -> None:

@@ -4,11 +4,13 @@ that post events to a `Posting` and read balances off its entries."""
 from __future__ import annotations
 
 import textwrap
+
+import pytest
 from collections import defaultdict
 from collections.abc import Sequence
 from zoneinfo import ZoneInfo
 
-from ledger.catalog import Catalog
+from ledger.catalog import Catalog, load_catalog
 from ledger.core.book import CustomerBook
 from ledger.core.entries import EntryDraft
 from ledger.core.ports import StoredDocument, StoredEntry, StoredUsage
@@ -71,3 +73,32 @@ def balance(drafts: Sequence[EntryDraft], account: str, commodity: str = "USD", 
     return sum(ln.debit - ln.credit for d in drafts for ln in d.lines
                if ln.account == account and ln.commodity == commodity and (grant is None or ln.grant_id == grant)
                and (period is None or d.entry_date.isoformat()[:7] == period))
+
+
+CATALOG = """
+[company]
+name = "Example AI, Inc."
+reporting_timezone = "UTC"
+payment_terms_days = 30
+
+[rate_card]
+EXTRACT_TEXT = 5
+
+[plans.professional]
+name = "Professional"
+currency = "USD"
+monthly_fee = "299.00"
+included_credits = 5000
+overage_price = "0.12"
+credit_ssp = "0.12"
+platform_ssp = "99.00"
+rollover = { percent = 25, max_periods = 1 }
+"""
+
+
+@pytest.fixture(scope="session")
+def catalog(tmp_path_factory) -> Catalog:
+    """A company in UTC with net-30 terms and the Professional plan ($299, 5,000 credits)."""
+    path = tmp_path_factory.mktemp("unit") / "ledger.toml"
+    path.write_text(CATALOG, encoding="utf-8")
+    return load_catalog(path, required=True)

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger.core.entries import EntryKind
-from memory_store import balance, post
+from memory_store import balance, catalog, post  # noqa: F401 (catalog: a fixture)
 
 ACME = '{"id": "c", "type": "customer.created", "occurred_at": "2026-01-01T00:00:00Z", "customer_id": "acme", "name": "Acme AI", "currency": "USD"}'
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import TYPE_CHECKING
 
-from ledger import accounts as A
+from ledger.core import accounts as A
 from ledger.core.entries import EntryDraft, EntryKind
 from ledger.core.posting import problem
 from ledger.events import BreakageEstimateChanged, SourcedEvent

@@ -17,13 +17,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from ledger import accounts as A
+from ledger.core import accounts as A
 from ledger.core.book import CustomerBook
 from ledger.core.entries import EntryKind
 from ledger.core.records import GrantRecord
-from ledger.grants import GrantState, rollover_units
-from ledger.money import CREDIT, format_units
-from ledger.periods import first_day, local_date, next_period, period_of, start_of_day
+from ledger.core.grants import GrantState, rollover_units
+from ledger.core.money import CREDIT, format_units
+from ledger.core.periods import first_day, local_date, next_period, period_of, start_of_day
 
 if TYPE_CHECKING:
     from ledger.core.posting import Posting

@@ -1,7 +1,7 @@
 """The no-increase guarantee for customers migrated from per-seat pricing (docs/design.md §5).
 
 For each month m of the window, charges(m) are the pre-tax amounts invoiced for service in m
-(`ledger.guarantee.monthly_charges`). Basis ``monthly``: at the close of m a credit of
+(`ledger.core.guarantee.monthly_charges`). Basis ``monthly``: at the close of m a credit of
 max(0, charges(m) - legacy). Basis ``cumulative``: one credit at the close of the window's last
 month of max(0, sum of charges - months x legacy). The credit G is a price concession, variable
 consideration (ASC 606-10-32-5..9), issued with a credit note::
@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ledger import accounts as A
-from ledger import guarantee as G
+from ledger.core import accounts as A
+from ledger.core import guarantee as G
 from ledger.core.book import CustomerBook, GuaranteeState
 from ledger.core.documents import new_document
 from ledger.core.entries import EntryKind
@@ -24,8 +24,8 @@ from ledger.core.posting import problem
 from ledger.core.records import GuaranteeMonthRecord, GuaranteeRecord
 from ledger.core.schedule import catch_up
 from ledger.events import GuaranteeEnrolled, SourcedEvent
-from ledger.money import apply_rate, major_str, parse_decimal, to_minor
-from ledger.periods import period_end
+from ledger.core.money import apply_rate, major_str, parse_decimal, to_minor
+from ledger.core.periods import period_end
 
 if TYPE_CHECKING:
     from ledger.core.posting import Posting

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ledger import accounts as A
+from ledger.core import accounts as A
 from ledger.core.entries import EntryKind
 from ledger.core.posting import problem
 from ledger.events import PaymentReceived, SourcedEvent
-from ledger.money import to_minor
+from ledger.core.money import to_minor
 
 if TYPE_CHECKING:
     from ledger.core.posting import Posting

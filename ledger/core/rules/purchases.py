@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from ledger import accounts as A
+from ledger.core import accounts as A
 from ledger.core.book import CustomerBook
 from ledger.core.documents import new_document, unit_price_text
 from ledger.core.entries import EntryKind
@@ -21,9 +21,9 @@ from ledger.core.posting import problem
 from ledger.core.records import GrantRecord
 from ledger.core.schedule import catch_up
 from ledger.events import CommitmentPurchased, CreditsGranted, SourcedEvent, TopupPurchased
-from ledger.grants import GrantState
-from ledger.money import CREDIT, apply_rate, format_units, major_str, parse_decimal, to_minor
-from ledger.periods import boundary_date, local_date, start_of_day
+from ledger.core.grants import GrantState
+from ledger.core.money import CREDIT, apply_rate, format_units, major_str, parse_decimal, to_minor
+from ledger.core.periods import boundary_date, local_date, start_of_day
 
 if TYPE_CHECKING:
     from ledger.core.posting import Posting

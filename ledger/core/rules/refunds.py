@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ledger import accounts as A
+from ledger.core import accounts as A
 from ledger.core.book import CustomerBook
 from ledger.core.documents import new_document, unit_price_text
 from ledger.core.entries import EntryKind
 from ledger.core.posting import problem
 from ledger.events import RefundIssued, SourcedEvent
-from ledger.grants import GrantState
-from ledger.money import CREDIT, apply_rate, format_units, major_str, parse_decimal, round_div
+from ledger.core.grants import GrantState
+from ledger.core.money import CREDIT, apply_rate, format_units, major_str, parse_decimal, round_div
 
 if TYPE_CHECKING:
     from ledger.core.posting import Posting

@@ -18,7 +18,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from ledger import accounts as A
+from ledger.core import accounts as A
 from ledger.core.book import CustomerBook, SubState
 from ledger.core.documents import new_document
 from ledger.core.entries import EntryKind
@@ -26,8 +26,8 @@ from ledger.core.posting import problem
 from ledger.core.records import GrantRecord, SubscriptionPeriodRecord, SubscriptionRecord
 from ledger.core.schedule import catch_up
 from ledger.events import SourcedEvent, SubscriptionCancelled, SubscriptionStarted
-from ledger.money import CREDIT, allocate, apply_rate, cumulative_share, format_units, major_str, parse_decimal, to_minor
-from ledger.periods import first_day, last_day, start_of_day
+from ledger.core.money import CREDIT, allocate, apply_rate, cumulative_share, format_units, major_str, parse_decimal, to_minor
+from ledger.core.periods import first_day, last_day, start_of_day
 
 if TYPE_CHECKING:
     from ledger.core.posting import Posting

@@ -2,7 +2,7 @@
 the hard cap, and overage invoiced in arrears (docs/design.md §4-5).
 
 A usage event of q credits at time t draws from the grants usable at t in consumption order
-(`ledger.grants.plan_drawdown`). Each grant's relief follows the cumulative formula, so the
+(`ledger.core.grants.plan_drawdown`). Each grant's relief follows the cumulative formula, so the
 revenue of every draw is exact. Usage is posted as one consumption entry per customer and
 accounting day per posting::
 
@@ -21,7 +21,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from ledger import accounts as A
+from ledger.core import accounts as A
 from ledger.core.book import ConsumptionBucket, CustomerBook, Overage
 from ledger.core.documents import new_document
 from ledger.core.entries import EntryDraft, EntryKind
@@ -29,9 +29,9 @@ from ledger.core.posting import problem
 from ledger.core.records import DrawRecord, QuarantineRecord, UsageRecord
 from ledger.core.schedule import run_steps
 from ledger.events import SourcedEvent, UsageRecorded
-from ledger.grants import plan_drawdown
-from ledger.money import CREDIT, INT64_MAX, apply_rate, format_units, parse_decimal, price_amount
-from ledger.periods import local_date, period_end, period_of, start_of_day
+from ledger.core.grants import plan_drawdown
+from ledger.core.money import CREDIT, INT64_MAX, apply_rate, format_units, parse_decimal, price_amount
+from ledger.core.periods import local_date, period_end, period_of, start_of_day
 
 if TYPE_CHECKING:
     from ledger.core.posting import Posting

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ledger import accounts as A
+from ledger.core import accounts as A
 from ledger.core.book import CustomerBook
 from ledger.core.documents import InvoiceDraft, new_document
 from ledger.core.entries import EntryKind, Line
@@ -15,8 +15,8 @@ from ledger.core.ports import StoredEntry, StoredUsage
 from ledger.core.posting import problem
 from ledger.core.schedule import catch_up
 from ledger.events import EventVoided, SourcedEvent
-from ledger.money import CREDIT, major_str, price_amount
-from ledger.periods import period_of
+from ledger.core.money import CREDIT, major_str, price_amount
+from ledger.core.periods import period_of
 
 if TYPE_CHECKING:
     from ledger.core.posting import Posting

@@ -12,11 +12,6 @@ from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-import sqlalchemy as sa
-from sqlmodel import Session
-
-from ledger.models import AccountingPeriod
-
 _PERIOD_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 _EPSILON = timedelta(microseconds=1)
 
@@ -68,14 +63,6 @@ def local_date(instant: datetime, tz: ZoneInfo) -> date:
 def boundary_date(instant: datetime, tz: ZoneInfo) -> date:
     """Accounting date of a step due at ``instant``: the local date just before it."""
     return (instant - _EPSILON).astimezone(tz).date()
-
-
-def closed_periods(session: Session) -> list[str]:
-    """Closed periods, oldest first."""
-    rows = session.exec(  # type: ignore[call-overload]
-        sa.select(AccountingPeriod.period).where(AccountingPeriod.status == "closed").order_by(AccountingPeriod.period)
-    ).scalars()
-    return list(rows)
 
 
 def first_open_day(closed: Sequence[str]) -> date | None:

@@ -26,10 +26,10 @@ from datetime import date
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from ledger.db import bulk_insert, is_postgres
+from ledger.store.db import bulk_insert, is_postgres
 from ledger.errors import LedgerError
-from ledger.models import EntrySeal, JournalEntry, JournalLine, PeriodClose
-from ledger.periods import first_day, last_day
+from ledger.store.models import EntrySeal, JournalEntry, JournalLine, PeriodClose
+from ledger.core.periods import first_day, last_day
 
 GENESIS = "0" * 64
 """The link before the first closed period's first entry."""

@@ -16,13 +16,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from ledger.accounts import CHART
+from ledger.core.accounts import CHART
 from ledger.errors import NotInitialisedError
 
 if TYPE_CHECKING:  # Alembic is imported where it is used: most commands only check the revision
     from alembic.config import Config
 
-DEFAULT_URL = "sqlite:///ledger.db"
+DEFAULT_URL = "sqlite:///ledger.store.db"
 
 
 def normalise_url(url: str) -> str:
@@ -103,7 +103,7 @@ def init_database(engine: Engine) -> None:
 
 def seed_accounts(engine: Engine) -> None:
     """Insert the accounts of docs/design.md §3 that are missing; existing rows are kept."""
-    from ledger.models import Account
+    from ledger.store.models import Account
 
     with Session(engine) as session:
         have = set(session.exec(sa.select(Account.code)).scalars())  # type: ignore[call-overload]

@@ -24,7 +24,7 @@ write after the database has confirmed, under the customer's lock, that it is th
 
 **Two round trips** (`_post`), otherwise:
 
-1. one round trip: lock the customer row (as `validation.lock_customers` does), look the event
+1. one round trip: lock the customer row (as `ledger.store.events.lock_customers` does), look the event
    id up in ``usage_event`` and ``event``, read the closed periods and draw the import batch id;
 2. in memory: the customer's book (kept by `engine.BOOKS` while the row still carries the token
    of the run that kept it, derived from the journal otherwise), the event applied to it, the
@@ -66,7 +66,7 @@ from ledger.core.book import CustomerBook
 from ledger.core.posting import ImportSummary, Posting
 from ledger.errors import InvalidInputError
 from ledger.events import SourcedEvent, UsageRecorded
-from ledger.models import (
+from ledger.store.models import (
     Customer,
     ImportBatch,
     JournalEntry,
@@ -79,11 +79,11 @@ from ledger.store import books as kept
 from ledger.store.books import check_kept_book
 from ledger.store.reader import SessionStore
 from ledger.store.writer import LINE_COLUMNS, check_drafts, entry_values, line_values, new_token, usage_values, write_posting
-from ledger.validation import stored_conflict
+from ledger.core.checks import stored_conflict
 
 _CUSTOMER_COLUMNS = tuple(c.name for c in Customer.__table__.columns)
 _LOCK = f"SELECT {', '.join(_CUSTOMER_COLUMNS)} FROM customer WHERE id = %s FOR UPDATE"
-# a later table wins in validation.existing_events (usage_event after event); ids are unique across both
+# a later table wins in ledger.store.events.existing_events (usage_event after event); ids are unique across both
 _STORED = ("SELECT content_hash, source FROM usage_event WHERE id = %(id)s "
            "UNION ALL SELECT content_hash, source FROM event WHERE id = %(id)s")
 _CLOSED = "SELECT period FROM accounting_period WHERE status = 'closed' ORDER BY period"

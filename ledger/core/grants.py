@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from fractions import Fraction
 
-from ledger.money import cumulative_share, round_fraction
+from ledger.core.money import cumulative_share, round_fraction
 
 
 @dataclass

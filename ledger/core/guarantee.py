@@ -24,12 +24,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from zoneinfo import ZoneInfo
 
-import sqlalchemy as sa
-from sqlmodel import Session
-
-from ledger.models import Grant, Invoice
-from ledger.money import cumulative_share
-from ledger.periods import first_day, last_day, local_date, next_period, period_of
+from ledger.core.money import cumulative_share
+from ledger.core.periods import first_day, last_day, local_date, next_period, period_of
 
 CHARGE_SOURCES = ("subscription", "overage", "topups", "commitments")
 
@@ -125,17 +121,6 @@ def commitment_share(amount: int, start: date, end: date, period: str) -> int:
 
     return (cumulative_share(amount, through(last_day(period)), days)
             - cumulative_share(amount, through(first_day(period) - timedelta(days=1)), days))
-
-
-def stored_inputs(session: Session, customer_id: str, tz: ZoneInfo) -> tuple[list[ChargeDocument], list[Sale]]:
-    """The customer's issued documents and purchase grants, read from the database."""
-    docs = [ChargeDocument(*row) for row in session.execute(
-        sa.select(Invoice.number, Invoice.kind, Invoice.category, Invoice.service_period, Invoice.subtotal,
-                  Invoice.reference).where(Invoice.customer_id == customer_id))]
-    sales = [sale_of(g.invoice_number, g.source, g.effective_at, g.expires_at, tz) for g in session.execute(
-        sa.select(Grant).where(Grant.customer_id == customer_id, Grant.source.in_(["topup", "commitment"]),
-                               Grant.invoice_number.is_not(None))).scalars()]
-    return docs, sales
 
 
 def sale_of(invoice_number, source, effective_at, expires_at, tz: ZoneInfo) -> Sale:

@@ -48,7 +48,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from ledger.db import is_postgres
+from ledger.store.db import is_postgres
 from ledger.errors import LedgerError
 
 DEFAULT_WRITER = "ledger_writer"
@@ -230,7 +230,7 @@ def plan_roles(conn: sa.Connection, writer: str = DEFAULT_WRITER, auditor: str =
     missing = [t for t in tables if t not in policy]
     if missing:
         raise RolesError(f"no privilege policy for table(s) {', '.join(missing)} in schema {schema}: add them to "
-                         "ledger.roles.WRITER_POLICY (the writer's privileges; the auditor reads every table)")
+                         "ledger.store.roles.WRITER_POLICY (the writer's privileges; the auditor reads every table)")
     for t in JOURNAL_TABLES:
         if t not in tables:
             raise RolesError(f"no {t} table in schema {schema}: run `ledger init` first")

@@ -29,11 +29,11 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from ledger import accounts as A
-from ledger.grants import GrantState
-from ledger.models import Customer, Event, Grant, Guarantee, GuaranteeMonth, Invoice, JournalEntry, JournalLine, SubscriptionPeriod
-from ledger.money import CREDIT, cumulative_share
-from ledger.periods import start_of_day
+from ledger.core import accounts as A
+from ledger.core.grants import GrantState
+from ledger.store.models import Customer, Event, Grant, Guarantee, GuaranteeMonth, Invoice, JournalEntry, JournalLine, SubscriptionPeriod
+from ledger.core.money import CREDIT, cumulative_share
+from ledger.core.periods import start_of_day
 
 
 @dataclass(frozen=True)
