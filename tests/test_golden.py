@@ -26,11 +26,11 @@ from sqlmodel import Session
 from ledger import reporting
 from ledger.catalog import Catalog, load_catalog
 from ledger.close import close_period, first_activity_period, reopen_period
-from ledger.db import make_engine
+from ledger.store.db import make_engine
 from ledger.errors import InvalidInputError, LedgerError
 from ledger.export import export_journal
-from ledger.invariants import check_all
-from ledger.models import (
+from ledger.store.invariants import check_all
+from ledger.store.models import (
     AccountingPeriod,
     Customer,
     DocumentSequence,
@@ -51,8 +51,8 @@ from ledger.models import (
     UsageDraw,
     UsageEvent,
 )
-from ledger.periods import next_period, period_end, period_of
-from ledger.seals import verify_seals
+from ledger.core.periods import next_period, period_end, period_of
+from ledger.store.seals import verify_seals
 from ledger.service import import_files
 from reports.documents import document_view, facturx_invoice
 
