@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from strategies import histories
 
 from ledger.store import pipeline as direct
+from ledger.store import writer
 from ledger.core.posting import Posting
 from ledger.store import books as E
 from ledger.api import Ledger
@@ -193,8 +194,8 @@ def test_a_refused_write_leaves_nothing_and_no_kept_book(make_books, monkeypatch
     with Ledger(books.url, books.catalog) as ledger:
         _acme_with_a_kept_book(ledger)
         before = tables(books)
-        good = direct._INSERT_DRAW
-        monkeypatch.setattr(direct, "_INSERT_DRAW", good.replace("units", "no_such_column"))
+        good = writer._INSERT_DRAW
+        monkeypatch.setattr(writer, "_INSERT_DRAW", good.replace("units", "no_such_column"))
         with pytest.raises(sa.exc.ProgrammingError, match="no_such_column"):
             ledger.record_usage("u-2", customer_id="acme", credits=100, occurred_at=_at(2))
         assert tables(books) == before
@@ -204,7 +205,7 @@ def test_a_refused_write_leaves_nothing_and_no_kept_book(make_books, monkeypatch
         with ledger.engine.connect() as a, ledger.engine.connect() as b:
             assert a.connection.driver_connection.autocommit is b.connection.driver_connection.autocommit is False
             assert ledger.engine.pool.checkedin() == 0  # (the two were all it had)
-        monkeypatch.setattr(direct, "_INSERT_DRAW", good)
+        monkeypatch.setattr(writer, "_INSERT_DRAW", good)
         hits = cache.hits
         summary = ledger.record_usage("u-2", customer_id="acme", credits=100, occurred_at=_at(2))
         assert summary.posted == 1 and cache.hits == hits  # read from the journal, not the dropped book
@@ -227,13 +228,13 @@ def test_a_stale_kept_book_is_refused_quietly_and_the_call_posts(make_books, mon
         _acme_with_a_kept_book(ledger)
         with ledger.engine.begin() as c:  # the other writer
             c.execute(sa.text("UPDATE customer SET book_version = book_version + 1 WHERE id = 'acme'"))
-        send_rows = direct._send_rows
+        send_rows = direct.send_posting
 
         def slow_send_rows(*args, **kw):
             time.sleep(0.3)  # the database has answered the check by now
             return send_rows(*args, **kw)
 
-        monkeypatch.setattr(direct, "_send_rows", slow_send_rows)
+        monkeypatch.setattr(direct, "send_posting", slow_send_rows)
         attempts.clear()
         summary = ledger.record_usage("u-2", customer_id="acme", credits=100, occurred_at=_at(2))
     assert summary.posted == 1 and attempts == Counter(changed=1)

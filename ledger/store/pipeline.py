@@ -1,21 +1,21 @@
 """One usage event in one transaction with one round trip (or two, and COMMIT): the PostgreSQL
-write path of `ledger.api.Ledger.record_usage` (docs/design.md §8.4; benchmark B3).
+path of `ledger.api.Ledger.record_usage`.
 
-The general path (`engine.import_events`) sends about ten statements through SQLAlchemy for one
-usage event, and with two workers on two cores most of a call's time is that client-side work
-per statement, not PostgreSQL's. This path applies the event with the same `engine.Run` (the
-same drawdown, time-driven steps, entries and rows) and talks to PostgreSQL through psycopg's
-pipeline mode instead.
+The general path (``import_events``) sends about ten statements through SQLAlchemy for one usage
+event, and with two workers on two cores most of a call's time is that client-side work per
+statement, not PostgreSQL's. This path applies the event with the same accounting core (a
+`ledger.core.posting.Posting`: the same drawdown, time-driven steps, entries and records) and
+sends the rows through the writer's pipelined strategy (`ledger.store.writer.send_posting`).
 
-**One round trip** (`_post_kept`), when this process keeps the customer's book from its own
-last call (`engine.BOOKS`) and knows the closed periods:
+**One round trip** (`_post_kept`), when this process keeps the customer's book from an earlier
+call (`ledger.store.books.BOOKS`) and knows the closed periods:
 
-1. in memory: the event applied to the kept book, the entry drafts checked (balanced, open
-   period) as `posting.post` checks them;
+1. in memory: the event applied to the kept book, the entries checked (balanced, open period)
+   as the writer checks them;
 2. one pipeline: BEGIN; lock the customer row (``SELECT ... FOR UPDATE``); check under the lock
-   what step 1 assumed (``ledger_expect``, migration 0008: the row still carries the token
-   the kept book was written with, so nobody else has written for the customer since; the event
-   id is stored in neither event table; the closed periods are the same); every row; COMMIT.
+   what step 1 assumed (``ledger_expect``, migration 0008: the row still carries the token the
+   kept book was written with, so nobody else has written for the customer since; the event id
+   is stored in neither event table; the closed periods are the same); every row; COMMIT.
 
 If the check fails, PostgreSQL raises SQLSTATE LX001 and skips the rest of the pipeline, so
 nothing is written; the kept book is dropped and the call takes the two-round-trip path below,
@@ -24,35 +24,28 @@ write after the database has confirmed, under the customer's lock, that it is th
 
 **Two round trips** (`_post`), otherwise:
 
-1. one round trip: lock the customer row (as `ledger.store.events.lock_customers` does), look the event
-   id up in ``usage_event`` and ``event``, read the closed periods and draw the import batch id;
-2. in memory: the customer's book (kept by `engine.BOOKS` while the row still carries the token
-   of the run that kept it, derived from the journal otherwise), the event applied to it, the
-   entry drafts checked;
-3. one round trip with every row (the import batch, the customer's ``steps_through`` and
-   ``book_version``, entries, lines, the usage row, its draws or its quarantine row), then
-   COMMIT.
-
-On both, the lines and usage rows of each entry follow it and name it by ``currval`` of the
-entry sequence (on the one-round-trip path, the rows name the import batch by ``currval`` of
-its sequence too). The database's triggers (closed periods, entries without lines) fire as on
-the general path.
+1. one round trip: lock the customer row (as `ledger.store.events.lock_customers` does), look
+   the event id up in ``usage_event`` and ``event``, read the closed periods and draw the import
+   batch id;
+2. in memory: the customer's book (kept while the row still carries the token of the posting
+   that kept it, derived from the journal otherwise), the event applied to it, the entries
+   checked;
+3. one round trip with every row, then COMMIT.
 
 When the event's time-driven steps write more than usage (an overage invoice at a month end, a
-rollover grant: `Run.writes_only_usage` is false), the run completes through `Run.finish`, the
-general path's writer, in the same transaction (on the one-round-trip path: the call goes to the
-two-round-trip path first). The path declines (returns None; rolled back, nothing written) when
-the general path has a problem to report: an unknown customer, usage before the customer was
-created, an unknown action; the caller then takes the general path. tests/test_direct.py posts
-the same calls both ways and compares the books.
+rollover grant: `Posting.writes_only_usage` is false), the posting is written by the writer's
+session strategy (`write_posting`) in the same transaction (on the one-round-trip path: the call
+goes to the two-round-trip path first). The path declines (returns None; rolled back, nothing
+written) when the general path has a problem to report: an unknown customer, usage before the
+customer was created, an unknown action; the caller then takes the general path.
+tests/test_direct.py posts the same calls both ways and compares the books.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import os
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -66,19 +59,19 @@ from ledger.core.book import CustomerBook
 from ledger.core.posting import ImportSummary, Posting
 from ledger.errors import InvalidInputError
 from ledger.events import SourcedEvent, UsageRecorded
-from ledger.store.models import (
-    Customer,
-    ImportBatch,
-    JournalEntry,
-    JournalLine,
-    Quarantine,
-    UsageDraw,
-    UsageEvent,
-)
+from ledger.store.models import Customer
 from ledger.store import books as kept
 from ledger.store.books import check_kept_book
 from ledger.store.reader import SessionStore
-from ledger.store.writer import LINE_COLUMNS, check_drafts, entry_values, line_values, new_token, usage_values, write_posting
+from ledger.store.writer import (
+    BATCH_JUST_INSERTED,
+    INSERT_BATCH,
+    INSERT_BATCH_FROM_SEQUENCE,
+    check_drafts,
+    new_token,
+    send_posting,
+    write_posting,
+)
 from ledger.core.checks import stored_conflict
 
 _CUSTOMER_COLUMNS = tuple(c.name for c in Customer.__table__.columns)
@@ -88,43 +81,6 @@ _STORED = ("SELECT content_hash, source FROM usage_event WHERE id = %(id)s "
            "UNION ALL SELECT content_hash, source FROM event WHERE id = %(id)s")
 _CLOSED = "SELECT period FROM accounting_period WHERE status = 'closed' ORDER BY period"
 _BATCH_ID = "SELECT nextval(pg_get_serial_sequence('import_batch', 'id'))"
-_CURSOR = "UPDATE customer SET steps_through = %s, book_version = %s WHERE id = %s"
-_BATCH_COLUMNS = ("id", "sources", "posted", "duplicates", "quarantined", "late")
-_QUARANTINE_COLUMNS = tuple(c.name for c in Quarantine.__table__.columns)
-_DRAW_COLUMNS = ("usage_event_id", "grant_id", "customer_id", "units")
-
-
-def _insert(table: sa.Table, columns: Sequence[str], sql: dict[str, str] | None = None, rows: int = 1) -> str:
-    """INSERT of ``rows`` rows of ``columns``: a parameter each, or the SQL expression ``sql[column]``."""
-    values = ", ".join((sql or {}).get(c, "%s") for c in columns)
-    return f'INSERT INTO "{table.name}" ({", ".join(columns)}) VALUES ' + ", ".join([f"({values})"] * rows)
-
-
-def _insert_row(cur: psycopg.Cursor, table: sa.Table, row: dict[str, Any], sql: dict[str, str]) -> None:
-    """Send the INSERT of ``row`` (column -> value); the columns of ``sql`` get its expressions."""
-    columns = tuple(c for c in row if c not in sql) + tuple(c for c in sql if c in row)
-    cur.execute(_insert(table, columns, sql), tuple(row[c] for c in columns if c not in sql))
-
-
-# Each entry takes its id from the sequence as it is inserted; its lines and usage rows, sent
-# right after it in the same pipeline, name it with currval: this connection's last value of
-# the sequence (no round trip to draw the ids first). Entries get their ids in draft order, as
-# `posting.post` gives them.
-_ENTRY_JUST_INSERTED = {"entry_id": "currval(pg_get_serial_sequence('journal_entry', 'id'))"}
-
-
-@functools.cache
-def _insert_lines(n: int) -> str:
-    """One INSERT of an entry's ``n`` lines, each naming the entry just inserted (currval)."""
-    return _insert(JournalLine.__table__, LINE_COLUMNS, _ENTRY_JUST_INSERTED, rows=n)
-
-
-_INSERT_BATCH = _insert(ImportBatch.__table__, _BATCH_COLUMNS)
-# the one-round-trip path (`_post_kept`) draws the batch id as it inserts the batch; the rows
-# after it name it by currval of its sequence, as lines name their entry
-_BATCH_JUST_INSERTED = {"import_id": "currval(pg_get_serial_sequence('import_batch', 'id'))"}
-_INSERT_BATCH_FROM_SEQUENCE = _insert(ImportBatch.__table__, _BATCH_COLUMNS,
-                                      {"id": "nextval(pg_get_serial_sequence('import_batch', 'id'))"}) + " RETURNING id"
 _LOCK_ROW = "SELECT 1 FROM customer WHERE id = %s FOR UPDATE"
 # Run after _LOCK_ROW, so under the customer's lock and with a snapshot taken after it (READ
 # COMMITTED: one per statement). ledger_expect (migration 0008) raises SQLSTATE LX001 unless
@@ -137,7 +93,6 @@ _EXPECT = ("SELECT ledger_expect("
            " WHERE status = 'closed') = %(closed)s,"
            " 'the kept book, the event id or the closed periods')")
 _CHANGED = "LX001"
-_INSERT_DRAW = _insert(UsageDraw.__table__, _DRAW_COLUMNS)
 
 
 def _utc(value: Any) -> Any:
@@ -156,12 +111,12 @@ _CLOSED_SEEN: dict[str, list[str]] = {}
 
 def post_usage(session: Session, catalog: Catalog, se: SourcedEvent, sources: Sequence[str]) -> ImportSummary | None:
     """Post one parsed ``usage.recorded`` event in the session's transaction and commit, as
-    `engine.import_events(session, catalog, [se], sources=sources)` would; PostgreSQL only.
+    `import_events(session, catalog, [se], sources=sources)` would; PostgreSQL only.
 
     Returns the summary, or None when this path declines (see the module docstring): then the
     transaction has been rolled back and nothing was written. raises InvalidInputError when the
     id is already stored with other content (nothing written), PeriodLockedError or
-    UnbalancedEntryError as `posting.post` does, sqlalchemy.exc.DBAPIError (IntegrityError, ...)
+    UnbalancedEntryError as the writer does, sqlalchemy.exc.DBAPIError (IntegrityError, ...)
     for what the database refuses; the transaction is rolled back on every error.
     """
     ev = se.event
@@ -250,9 +205,9 @@ def _send_kept(raw: psycopg.Connection, session: Session, catalog: Catalog, se: 
                     cur.execute(_LOCK_ROW, (customer.id,))
                     cur.execute(_EXPECT, {"customer": customer.id, "token": token, "id": se.id,
                                           "closed": ",".join(closed)})
-                    batch.execute(_INSERT_BATCH_FROM_SEQUENCE,
+                    batch.execute(INSERT_BATCH_FROM_SEQUENCE,
                                   (_sources(sources), summary.posted, 0, summary.quarantined, summary.late))
-                    _send_rows(cur, run, book.steps_through, new_token, _BATCH_JUST_INSERTED)
+                    send_posting(cur, run, book.steps_through, new_token, BATCH_JUST_INSERTED)
                     cur.execute("COMMIT")
                 except psycopg.Error as exc:
                     failed = exc
@@ -307,7 +262,7 @@ def _post(session: Session, raw: psycopg.Connection, catalog: Catalog, se: Sourc
         if stored_hash != se.content_hash:
             raise InvalidInputError([stored_conflict(se, stored_hash, stored_source)])
         with raw.pipeline():  # an identical re-post: counted as a duplicate, as the general path does
-            raw.execute(_INSERT_BATCH, (batch_id, _sources(sources), 0, 1, 0, 0))
+            raw.execute(INSERT_BATCH, (batch_id, _sources(sources), 0, 1, 0, 0))
         session.commit()
         return ImportSummary(import_id=batch_id, duplicates=1)
     if row is None:
@@ -325,15 +280,15 @@ def _post(session: Session, raw: psycopg.Connection, catalog: Catalog, se: Sourc
     if not _only_usage(run, session):
         # a time-driven step wrote more than usage (an overage invoice, a rollover grant, ...):
         # the run's own finish writes it all, as on the general path
-        raw.execute(_INSERT_BATCH, batch_row)
+        raw.execute(INSERT_BATCH, batch_row)
         token = write_posting(session, run)
         session.commit()
         kept.BOOKS.put(db, token, run.books)
         return summary
     token = _checked_drafts(run, closed)
     with raw.pipeline(), raw.cursor() as cur:
-        cur.execute(_INSERT_BATCH, batch_row)
-        _send_rows(cur, run, run.books[customer.id].steps_through, token, {})
+        cur.execute(INSERT_BATCH, batch_row)
+        send_posting(cur, run, run.books[customer.id].steps_through, token, {})
     session.commit()
     kept.BOOKS.put(db, token, run.books)
     summary.entries = len(run.entries().drafts)
@@ -347,7 +302,7 @@ def _general_path_reports(ev: UsageRecorded, customer: Customer, catalog: Catalo
 
 
 def _only_usage(run: Posting, session: Session) -> bool:
-    """True when the run writes nothing but what `_send_rows` sends: `Run.writes_only_usage`,
+    """True when the run writes nothing but what `send_posting` sends: `Posting.writes_only_usage`,
     and nothing added to, changed in or deleted from the session."""
     return run.writes_only_usage() and not (session.new or session.dirty or session.deleted)
 
@@ -360,37 +315,6 @@ def _checked_drafts(run: Posting, closed: list[str]) -> int:
     return new_token()
 
 
-def _send_rows(cur: psycopg.Cursor, run: Posting, steps_through: datetime | None, token: int,
-               batch_sql: dict[str, str]) -> None:
-    """Send, in the pipeline of ``cur``, every row of a posting that writes only usage (one
-    customer), built by the writer's row builders: the customer's ``steps_through`` and
-    ``book_version`` (``token``), each entry followed by its lines and usage rows (naming it by
-    currval), the quarantined usage rows, the draws and the quarantine rows. ``batch_sql``:
-    {"import_id": SQL} when the import batch id is drawn in the pipeline (the rows then name it
-    by currval), {} when the posting carries it."""
-    (customer_id,) = run.books
-    journal = run.entries()
-    usage_of: dict[int, list] = defaultdict(list)  # entry index -> the usage rows it carries (-1: none)
-    for usage in run.usage_rows:
-        usage_of[journal.usage_entry.get(usage.id, -1)].append(usage)
-    entry_sql = {**_ENTRY_JUST_INSERTED, **batch_sql}
-    cur.execute(_CURSOR, (steps_through, token, customer_id))
-    for i, draft in enumerate(journal.drafts):  # each entry, then what names it by currval
-        _insert_row(cur, JournalEntry.__table__, entry_values(draft), batch_sql)
-        if draft.lines:  # (an entry without lines is refused at COMMIT by the journal's trigger)
-            cur.execute(_insert_lines(len(draft.lines)), [v for ln in draft.lines for v in line_values(0, ln)[1:]])
-        for usage in usage_of.pop(i, ()):
-            _insert_row(cur, UsageEvent.__table__, usage_values(usage, None), entry_sql)
-    for usage in usage_of.pop(-1, ()):  # quarantined: in no entry
-        _insert_row(cur, UsageEvent.__table__, usage_values(usage, None), batch_sql)
-    if run.draw_rows:
-        cur.executemany(_INSERT_DRAW, [tuple(getattr(r, c) for c in _DRAW_COLUMNS) for r in run.draw_rows])
-    for q in run.quarantine_rows:
-        _insert_row(cur, Quarantine.__table__, {c: getattr(q, c) for c in _QUARANTINE_COLUMNS}, batch_sql)
-    for b in run.books.values():
-        b.customer.steps_through, b.customer.book_version = b.steps_through, token
-
-
 def _sources(sources: list[str]) -> str:
-    """import_batch.sources: the JSON list the general path writes (`engine.import_events`)."""
+    """import_batch.sources: the JSON list the general path writes (`import_events`)."""
     return json.dumps(sources)

@@ -14,8 +14,11 @@ one-round-trip pipeline of ``ledger.store.pipeline``, so both strategies write t
 from __future__ import annotations
 
 import secrets
+import functools
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlmodel import Session
@@ -28,6 +31,7 @@ from ledger.store.db import COPY_ROWS, bulk_insert, chunks, copy_rows, in_values
 from ledger.store.models import (
     Customer,
     Event,
+    ImportBatch,
     Grant,
     Guarantee,
     GuaranteeMonth,
@@ -43,6 +47,9 @@ from ledger.store.models import (
 )
 from ledger.store.periods import closed_periods
 from ledger.store.books import values_of
+
+if TYPE_CHECKING:
+    import psycopg
 
 ENTRY_COLUMNS = ("entry_date", "occurred_at", "kind", "description", "customer_id", "event_id", "import_id")
 """The journal_entry columns a draft fills (its attributes of the same names); the id comes from the sequence."""
@@ -201,3 +208,79 @@ def write_posting(session: Session, p: Posting) -> int:
 def _columns(row: Any) -> dict[str, Any]:
     """A table row object's column values."""
     return {c.name: getattr(row, c.name) for c in row.__table__.columns}
+
+
+# --------------------------------------------------------------------------- the pipelined strategy
+# The same rows as `write_posting`, sent by psycopg's pipeline mode in one round trip with the
+# transaction's other statements (``ledger.store.pipeline``): for a posting that writes only
+# usage (one customer, `Posting.writes_only_usage`). PostgreSQL only.
+
+_CURSOR = "UPDATE customer SET steps_through = %s, book_version = %s WHERE id = %s"
+_BATCH_COLUMNS = ("id", "sources", "posted", "duplicates", "quarantined", "late")
+_QUARANTINE_COLUMNS = tuple(c.name for c in Quarantine.__table__.columns)
+_DRAW_COLUMNS = ("usage_event_id", "grant_id", "customer_id", "units")
+
+
+def _insert(table: sa.Table, columns: Sequence[str], sql: dict[str, str] | None = None, rows: int = 1) -> str:
+    """INSERT of ``rows`` rows of ``columns``: a parameter each, or the SQL expression ``sql[column]``."""
+    values = ", ".join((sql or {}).get(c, "%s") for c in columns)
+    return f'INSERT INTO "{table.name}" ({", ".join(columns)}) VALUES ' + ", ".join([f"({values})"] * rows)
+
+
+def _insert_row(cur: psycopg.Cursor, table: sa.Table, row: dict[str, Any], sql: dict[str, str]) -> None:
+    """Send the INSERT of ``row`` (column -> value); the columns of ``sql`` get its expressions."""
+    columns = tuple(c for c in row if c not in sql) + tuple(c for c in sql if c in row)
+    cur.execute(_insert(table, columns, sql), tuple(row[c] for c in columns if c not in sql))
+
+
+# Each entry takes its id from the sequence as it is inserted; its lines and usage rows, sent
+# right after it in the same pipeline, name it with currval: this connection's last value of
+# the sequence (no round trip to draw the ids first). Entries get their ids in draft order, as
+# `insert_entries` gives them.
+_ENTRY_JUST_INSERTED = {"entry_id": "currval(pg_get_serial_sequence('journal_entry', 'id'))"}
+
+
+@functools.cache
+def _insert_lines(n: int) -> str:
+    """One INSERT of an entry's ``n`` lines, each naming the entry just inserted (currval)."""
+    return _insert(JournalLine.__table__, LINE_COLUMNS, _ENTRY_JUST_INSERTED, rows=n)
+
+
+INSERT_BATCH = _insert(ImportBatch.__table__, _BATCH_COLUMNS)
+# the one-round-trip path (`_post_kept`) draws the batch id as it inserts the batch; the rows
+# after it name it by currval of its sequence, as lines name their entry
+BATCH_JUST_INSERTED = {"import_id": "currval(pg_get_serial_sequence('import_batch', 'id'))"}
+INSERT_BATCH_FROM_SEQUENCE = _insert(ImportBatch.__table__, _BATCH_COLUMNS,
+                                      {"id": "nextval(pg_get_serial_sequence('import_batch', 'id'))"}) + " RETURNING id"
+_INSERT_DRAW = _insert(UsageDraw.__table__, _DRAW_COLUMNS)
+
+
+def send_posting(cur: psycopg.Cursor, run: Posting, steps_through: datetime | None, token: int,
+               batch_sql: dict[str, str]) -> None:
+    """Send, in the pipeline of ``cur``, every row of a posting that writes only usage (one
+    customer), built by the writer's row builders: the customer's ``steps_through`` and
+    ``book_version`` (``token``), each entry followed by its lines and usage rows (naming it by
+    currval), the quarantined usage rows, the draws and the quarantine rows. ``batch_sql``:
+    {"import_id": SQL} when the import batch id is drawn in the pipeline (the rows then name it
+    by currval), {} when the posting carries it."""
+    (customer_id,) = run.books
+    journal = run.entries()
+    usage_of: dict[int, list] = defaultdict(list)  # entry index -> the usage rows it carries (-1: none)
+    for usage in run.usage_rows:
+        usage_of[journal.usage_entry.get(usage.id, -1)].append(usage)
+    entry_sql = {**_ENTRY_JUST_INSERTED, **batch_sql}
+    cur.execute(_CURSOR, (steps_through, token, customer_id))
+    for i, draft in enumerate(journal.drafts):  # each entry, then what names it by currval
+        _insert_row(cur, JournalEntry.__table__, entry_values(draft), batch_sql)
+        if draft.lines:  # (an entry without lines is refused at COMMIT by the journal's trigger)
+            cur.execute(_insert_lines(len(draft.lines)), [v for ln in draft.lines for v in line_values(0, ln)[1:]])
+        for usage in usage_of.pop(i, ()):
+            _insert_row(cur, UsageEvent.__table__, usage_values(usage, None), entry_sql)
+    for usage in usage_of.pop(-1, ()):  # quarantined: in no entry
+        _insert_row(cur, UsageEvent.__table__, usage_values(usage, None), batch_sql)
+    if run.draw_rows:
+        cur.executemany(_INSERT_DRAW, [tuple(getattr(r, c) for c in _DRAW_COLUMNS) for r in run.draw_rows])
+    for q in run.quarantine_rows:
+        _insert_row(cur, Quarantine.__table__, {c: getattr(q, c) for c in _QUARANTINE_COLUMNS}, batch_sql)
+    for b in run.books.values():
+        b.customer.steps_through, b.customer.book_version = b.steps_through, token
