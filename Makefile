@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 DEMO_OUT ?= demo-out
 
-.PHONY: demo test install install-test bench clean
+.PHONY: demo test test-fast golden install install-test bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,17 @@ test: install-test
 	        DEBIAN_FRONTEND=noninteractive apt-get install -y -q hledger >/dev/null 2>&1; }; } ) || \
 	  echo "hledger not installed: the hledger export test will be skipped"
 	$(BIN)/python -m pytest -p no:cacheprovider
+
+# The unit tier: the accounting core on plain values, no database (well under a minute).
+test-fast: install-test
+	$(BIN)/python -m pytest -p no:cacheprovider -q tests/unit
+
+# The golden corpus: journals, documents, reports, exports and seals of 88 scenarios, byte for
+# byte, on SQLite and PostgreSQL. `make golden GOLDEN_UPDATE=1` rewrites it: explain every
+# changed file in the commit message.
+GOLDEN_UPDATE ?=
+golden: install-test
+	LEDGER_GOLDEN_UPDATE=$(GOLDEN_UPDATE) $(BIN)/python -m pytest -p no:cacheprovider -q tests/test_golden.py
 
 # Benchmarks are not part of `make test`. Each rewrites its own section of benchmarks/RESULTS.md.
 # B4: invoice/credit-note PDF rendering, WeasyPrint's defaults against reports.pdf (about a minute).
