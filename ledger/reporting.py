@@ -3,7 +3,8 @@
 Each report is a ``Report`` value: ``rows`` and ``totals`` are dicts whose money fields are int
 minor units of the row's ``currency`` (or of ``commodity``) and whose credit fields are int
 units. Rendering (table, CSV, JSON with decimal strings in major units) is done by
-``reports.tables``; nothing here formats.
+``reports.tables``; nothing here formats. The sums and rows come from the read models of
+``ledger.store.reports`` (and ``ledger.store.documents``); nothing here builds SQL.
 
 Movements are classified by the kind of the journal entry that made them (purchase, consumption,
 expiry, ...), so the deferred-revenue rollforward ties: opening + billed - recognised - breakage
@@ -15,17 +16,19 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-import sqlalchemy as sa
-from sqlmodel import Session
-
-from ledger.store.reader import SessionStore
 from ledger.core import accounts as A
-from ledger.errors import NotFoundError
-from ledger.store.models import Account, Customer, Grant, Invoice, JournalEntry, JournalLine, Quarantine
 from ledger.core.money import CREDIT
 from ledger.core.periods import first_day, last_day, parse_period
+from ledger.errors import NotFoundError
+from ledger.store import documents as docs
+from ledger.store import reports as store
+from ledger.store.reader import SessionStore
+
+if TYPE_CHECKING:
+    from ledger.store.db import Session
 
 
 @dataclass(frozen=True)
@@ -54,24 +57,13 @@ def _window(period: str) -> tuple[date, date]:
     return first_day(period), last_day(period)
 
 
-def _in(d0: date, d1: date):
-    return sa.and_(JournalEntry.entry_date >= d0, JournalEntry.entry_date <= d1)
-
-
 # --------------------------------------------------------------------------- trial balance
 def trial_balance(session: Session, period: str) -> Report:
     """Balances per account and commodity at the period end (life to date), debit or credit side."""
     _, end = _window(period)
-    q = (sa.select(JournalLine.account_code, Account.name, JournalLine.commodity,
-                   sa.func.sum(JournalLine.debit), sa.func.sum(JournalLine.credit))
-         .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
-         .join(Account, Account.code == JournalLine.account_code)
-         .where(JournalEntry.entry_date <= end)
-         .group_by(JournalLine.account_code, Account.name, JournalLine.commodity)
-         .order_by(JournalLine.commodity == CREDIT, JournalLine.commodity, JournalLine.account_code))
     rows, totals = [], defaultdict(lambda: [0, 0])
-    for code, name, commodity, d, c in session.execute(q):
-        net = int(d) - int(c)
+    for code, name, commodity, d, c in store.account_balances(session, end):
+        net = d - c
         if net == 0:
             continue
         rows.append({"account": code, "name": name, "commodity": commodity,
@@ -101,20 +93,13 @@ def deferred_revenue(session: Session, period: str) -> Report:
     (e.g. voids), kept visible so the row always ties to closing.
     """
     start, end = _window(period)
-    amount = JournalLine.credit - JournalLine.debit
-    q = (sa.select(JournalLine.customer_id, JournalLine.commodity, JournalEntry.kind,
-                   sa.func.sum(sa.case((JournalEntry.entry_date < start, amount), else_=0)),
-                   sa.func.sum(sa.case((_in(start, end), amount), else_=0)))
-         .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
-         .where(JournalLine.account_code.in_(A.DEFERRED_ACCOUNTS), JournalEntry.entry_date <= end)
-         .group_by(JournalLine.customer_id, JournalLine.commodity, JournalEntry.kind))
     acc: dict[tuple[str, str], dict[str, int]] = {}
-    for cid, cur, kind, before, during in session.execute(q):
+    for cid, cur, kind, before, during in store.deferred_movements(session, start, end):
         row = acc.setdefault((cid, cur), dict.fromkeys(_ROLL_COLUMNS, 0))
-        row["opening"] += int(before)
+        row["opening"] += before
         col = _ROLLFORWARD.get(kind, "other")
         sign = -1 if col in ("recognised", "breakage", "refunded") else 1
-        row[col] += sign * int(during)
+        row[col] += sign * during
     names = _customer_names(session)
     rows, totals = [], {}
     for (cid, cur), r in sorted(acc.items()):
@@ -132,7 +117,8 @@ def deferred_revenue(session: Session, period: str) -> Report:
 
 
 def _customer_names(session: Session) -> dict[str, str]:
-    return dict(session.execute(sa.select(Customer.id, Customer.name)).all())
+    """Every customer's name, by customer id."""
+    return store.customer_names(session)
 
 
 # --------------------------------------------------------------------------- revenue
@@ -145,11 +131,7 @@ def revenue(session: Session, period: str) -> Report:
     """Revenue by stream in the period, per currency; contra-revenue streams are negative; net per currency."""
     start, end = _window(period)
     codes = [code for code, _ in A.REVENUE_STREAMS]
-    q = (sa.select(JournalLine.account_code, JournalLine.commodity, sa.func.sum(JournalLine.credit - JournalLine.debit))
-         .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
-         .where(JournalLine.account_code.in_(codes), _in(start, end))
-         .group_by(JournalLine.account_code, JournalLine.commodity))
-    sums = {(code, cur): int(v) for code, cur, v in session.execute(q)}
+    sums = store.account_sums(session, codes, start, end)
     currencies = sorted({cur for _, cur in sums})
     rows, totals = [], []
     for cur in currencies:
@@ -174,19 +156,8 @@ def credits(session: Session, period: str, customer_id: str | None = None) -> Re
     """Per grant over the period: opening units, granted, consumed, rolled in/out, expired,
     refunded, remaining, expires_at and the deferred amount left at the period end."""
     start, end = _window(period)
-    units = JournalLine.credit - JournalLine.debit
-    q = (sa.select(JournalLine.grant_id, JournalLine.account_code, JournalEntry.kind,
-                   sa.func.sum(sa.case((JournalEntry.entry_date < start, units), else_=0)),
-                   sa.func.sum(sa.case((_in(start, end), JournalLine.credit), else_=0)),
-                   sa.func.sum(sa.case((_in(start, end), JournalLine.debit), else_=0)))
-         .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
-         .where(JournalLine.account_code.in_([A.CREDITS_OUTSTANDING, A.DEFERRED_CREDITS]),
-                JournalLine.grant_id.is_not(None), JournalEntry.entry_date <= end)
-         .group_by(JournalLine.grant_id, JournalLine.account_code, JournalEntry.kind))
-    if customer_id:
-        q = q.where(JournalLine.customer_id == customer_id)
     acc: dict[str, dict[str, int]] = {}
-    for gid, account, kind, before, cr, dr in session.execute(q):
+    for gid, account, kind, before, cr, dr in store.credit_movements(session, start, end, customer_id):
         row = acc.setdefault(gid, {**dict.fromkeys(_CREDIT_COLUMNS, 0), "deferred": 0})
         if account == A.DEFERRED_CREDITS:
             row["deferred"] += int(before) + int(cr) - int(dr)
@@ -203,7 +174,7 @@ def credits(session: Session, period: str, customer_id: str | None = None) -> Re
                 row[col] += int(cr) - int(dr)
             else:
                 row[col] += int(dr)
-    grants = {g.id: g for g in session.execute(sa.select(Grant).where(Grant.id.in_(list(acc)))).scalars()} if acc else {}
+    grants = docs.grants(session, list(acc))
     rows = []
     totals: dict[str, dict] = {}
     for gid in sorted(acc, key=lambda k: (grants[k].customer_id, grants[k].effective_at, k)):
@@ -226,9 +197,8 @@ def credits(session: Session, period: str, customer_id: str | None = None) -> Re
 # --------------------------------------------------------------------------- quarantine
 def quarantine(session: Session, period: str | None = None) -> Report:
     """Usage kept out of the books for a business reason, with the reason and the credits available."""
-    q = sa.select(Quarantine).order_by(Quarantine.occurred_at, Quarantine.event_id)
     rows = []
-    for item in session.execute(q).scalars():
+    for item in store.quarantined(session):
         if period and item.occurred_at.strftime("%Y-%m") != period:
             continue
         rows.append({"event_id": item.event_id, "customer_id": item.customer_id,
@@ -268,13 +238,8 @@ def ar_aging(session: Session, period: str | None = None, *, as_of: date | None 
         if period is None:
             raise ValueError("ar_aging needs a period or an as_of date")
         _, as_of = _window(period)
-    q = (sa.select(JournalLine.invoice_number, sa.func.sum(JournalLine.debit - JournalLine.credit))
-         .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
-         .where(JournalLine.account_code == A.RECEIVABLE, JournalLine.invoice_number.is_not(None),
-                JournalEntry.entry_date <= as_of)
-         .group_by(JournalLine.invoice_number))
-    open_amounts = {n: int(v) for n, v in session.execute(q) if int(v) != 0}
-    invoices = {i.number: i for i in session.execute(sa.select(Invoice).where(Invoice.number.in_(list(open_amounts)))).scalars()} if open_amounts else {}
+    open_amounts = store.open_receivables(session, as_of)
+    invoices = docs.invoices(session, list(open_amounts))
     names = _customer_names(session)
     acc: dict[tuple[str, str], dict[str, int]] = {}
     for number, amount in open_amounts.items():
@@ -301,24 +266,13 @@ def customer_statement(session: Session, period: str | None = None, *, customer_
     balance (2200) in date order, with the running balance owed (positive: the customer owes;
     negative: we owe the customer). With a period, the movements of that period after an
     opening balance. Money: int minor units of the customer's currency."""
-    customer = session.get(Customer, customer_id)
+    customer = docs.customer_record(session, customer_id)
     if customer is None:
         raise NotFoundError("customer", customer_id)
     start, end = _window(period) if period else (None, None)
-    q = (sa.select(JournalEntry.entry_date, JournalEntry.id, JournalEntry.kind, JournalEntry.description,
-                   JournalLine.invoice_number, sa.func.sum(JournalLine.debit), sa.func.sum(JournalLine.credit))
-         .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
-         .where(JournalLine.customer_id == customer_id,
-                JournalLine.account_code.in_([A.RECEIVABLE, A.CUSTOMER_CREDIT]))
-         .group_by(JournalEntry.entry_date, JournalEntry.id, JournalEntry.kind, JournalEntry.description,
-                   JournalLine.invoice_number)
-         .order_by(JournalEntry.entry_date, JournalEntry.id, JournalLine.invoice_number.is_(None),
-                   JournalLine.invoice_number))
-    if end is not None:
-        q = q.where(JournalEntry.entry_date <= end)
     rows, balance, opening = [], 0, 0
-    for d, entry_id, kind, text, number, debit, credit in session.execute(q):
-        net = int(debit) - int(credit)
+    for d, entry_id, kind, text, number, debit, credit in store.statement_movements(session, customer_id, end):
+        net = debit - credit
         if net == 0:
             continue
         balance += net
@@ -352,20 +306,16 @@ def guarantees(session: Session, period: str, *, tz: ZoneInfo = ZoneInfo("UTC"))
     month after ``period``). Money: int minor units. ``tz``: the reporting timezone.
     """
     from ledger.core import guarantee as G
-    from ledger.store.models import Guarantee, GuaranteeMonth
 
     _, end = _window(period)
     names = _customer_names(session)
-    notes = dict(session.execute(sa.select(Invoice.number, Invoice.issue_date).where(Invoice.category == "guarantee")).all())
+    notes = store.guarantee_note_dates(session)
     rows, totals = [], {}
-    enrolled = session.execute(sa.select(Guarantee).where(Guarantee.start_month <= period)
-                               .order_by(Guarantee.customer_id, Guarantee.start_month)).scalars().all()
-    for g in enrolled:
+    for g in store.guarantees_started(session, period):
         if g.enrolled_at.astimezone(tz).date() > end:
             continue
         months = [m for m in G.window(g.start_month, g.months) if m <= period]
-        stored = {r.period: r for r in session.execute(
-            sa.select(GuaranteeMonth).where(GuaranteeMonth.guarantee_id == g.id)).scalars()}
+        stored = {r.period: r for r in docs.guarantee_months(session, g.id)}
         live = G.monthly_charges(*SessionStore(session, tz).charge_inputs(g.customer_id, tz), months)
         t = totals.setdefault(g.currency, {"currency": g.currency, "customers": 0, "legacy": 0, "charges": 0,
                                            "credit": 0, "cost": 0})
@@ -386,13 +336,9 @@ def guarantees(session: Session, period: str, *, tz: ZoneInfo = ZoneInfo("UTC"))
             t["legacy"] += g.legacy_monthly_amount
             t["charges"] += charges
             t["credit"] += rows[-1]["credit"]
-    for cur, net in session.execute(
-            sa.select(JournalLine.commodity, sa.func.sum(JournalLine.debit - JournalLine.credit))
-            .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
-            .where(JournalLine.account_code == A.GUARANTEE_CREDITS, JournalEntry.entry_date <= end)
-            .group_by(JournalLine.commodity)):
+    for cur, net in store.account_balance(session, A.GUARANTEE_CREDITS, end).items():
         totals.setdefault(cur, {"currency": cur, "customers": 0, "legacy": 0, "charges": 0, "credit": 0, "cost": 0})
-        totals[cur]["cost"] = int(net)
+        totals[cur]["cost"] = net
     cols = [Column("customer_id", "Customer"), Column("customer", "Name"), Column("currency", "Cur"),
             Column("basis", "Basis"), Column("window", "Window"), Column("month", "Month"),
             Column("legacy", "Legacy bill", "money"), Column("charges", "New bill", "money"),
@@ -411,15 +357,10 @@ def audit_trail(session: Session, period: str | None = None) -> Report:
     at the close), entries sealed, seal (sha256 head of the period's hash chain) and checks."""
     import json
 
-    from ledger.store.models import PeriodClose
-
-    q = sa.select(PeriodClose).order_by(PeriodClose.id)
-    if period is not None:
-        q = q.where(PeriodClose.period == period)
     rows = [{"at": r.at.isoformat(), "period": r.period, "action": r.action, "by": r.by, "reason": r.reason or "",
              "journal_head": r.journal_head, "entries": r.entries, "seal": r.seal or "",
              "checks": len(json.loads(r.checks)) if r.checks else None}
-            for r in session.execute(q).scalars()]
+            for r in store.period_closes(session, period)]
     cols = [Column("at", "When (UTC)"), Column("period", "Period"), Column("action", "Action"), Column("by", "By"),
             Column("reason", "Reason"), Column("journal_head", "Journal head", "int"),
             Column("entries", "Entries sealed", "int"), Column("seal", "Seal (sha256)"),
@@ -451,20 +392,14 @@ def trends(session: Session, period: str, months: int = 12) -> list[Trend]:
         window.insert(0, previous_period(window[0]))
     end = last_day(period)
     codes = {code: stream for code, stream in A.REVENUE_STREAMS}
-    month_of = sa.func.substr(sa.cast(JournalEntry.entry_date, sa.String), 1, 7)
-    q = (sa.select(month_of, JournalLine.account_code, JournalLine.commodity,
-                   sa.func.sum(JournalLine.credit - JournalLine.debit))
-         .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
-         .where(JournalLine.account_code.in_([*codes, *A.DEFERRED_ACCOUNTS]), JournalEntry.entry_date <= end)
-         .group_by(month_of, JournalLine.account_code, JournalLine.commodity))
     revenue: dict[str, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
     deferred_moves: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for month, code, cur, net in session.execute(q):
+    for month, code, cur, net in store.monthly_sums(session, [*codes, *A.DEFERRED_ACCOUNTS], end):
         if code in codes:
             if month >= window[0]:
-                revenue[cur][codes[code]][month] = revenue[cur][codes[code]].get(month, 0) + int(net)
+                revenue[cur][codes[code]][month] = revenue[cur][codes[code]].get(month, 0) + net
         else:
-            deferred_moves[cur][month if month >= window[0] else ""] += int(net)
+            deferred_moves[cur][month if month >= window[0] else ""] += net
     out = []
     for cur in sorted(set(revenue) | set(deferred_moves)):
         balance = deferred_moves[cur].get("", 0)
@@ -481,19 +416,9 @@ def trends(session: Session, period: str, months: int = 12) -> list[Trend]:
 def late_events(session: Session, period: str) -> Report:
     """Events dated in a closed period and posted in ``period`` (docs/design.md §6.3): business events and
     usage, with their original occurred_at and the date they were posted at."""
-    from ledger.store.models import Event, UsageEvent
-
     d0, d1 = _window(period)
     rows = [{"event_id": i, "type": t, "customer_id": c, "occurred_at": at.isoformat(), "posted": p.isoformat()}
-            for i, t, c, at, p in session.execute(
-                sa.select(Event.id, Event.type, Event.customer_id, Event.occurred_at, Event.posted_date)
-                .where(Event.late.is_(True), Event.posted_date >= d0, Event.posted_date <= d1))]
-    rows += [{"event_id": i, "type": "usage.recorded", "customer_id": c, "occurred_at": at.isoformat(),
-              "posted": p.isoformat()}
-             for i, c, at, p in session.execute(
-                 sa.select(UsageEvent.id, UsageEvent.customer_id, UsageEvent.occurred_at, JournalEntry.entry_date)
-                 .join(JournalEntry, JournalEntry.id == UsageEvent.entry_id)
-                 .where(UsageEvent.late.is_(True), JournalEntry.entry_date >= d0, JournalEntry.entry_date <= d1))]
+            for i, t, c, at, p in store.late_postings(session, d0, d1)]
     rows.sort(key=lambda r: (r["occurred_at"], r["event_id"]))
     return Report("late-events", f"Late events posted in {period}", period,
                   [Column("event_id", "Event"), Column("type", "Type"), Column("customer_id", "Customer"),

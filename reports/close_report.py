@@ -14,17 +14,20 @@ from __future__ import annotations
 import io
 import json
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
 from markupsafe import Markup
-from sqlmodel import Session
 
 from ledger import reporting
 from ledger.catalog import Catalog
-from ledger.store.models import Invoice, PeriodClose
 from ledger.core.money import format_amount
 from ledger.core.periods import first_day, last_day
+from ledger.store import documents as store
+from ledger.store.reports import CloseRecord
 from reports.pdf import html_pdf_bytes, render_template
+
+if TYPE_CHECKING:
+    from ledger.store.db import Session
 
 STREAM_COLOURS = {"usage": "#2d4a8a", "overage": "#5b7bc0", "subscription": "#13a57b", "breakage": "#e0a040",
                   "guarantee_credits": "#c0504d", "refunds_and_concessions": "#8e6bb0"}
@@ -44,20 +47,17 @@ class KeyFigures:
     guarantee_cost: str
 
 
-def close_report_pdf(session: Session, catalog: Catalog, period: str, record: PeriodClose) -> bytes:
-    """The close report of ``period`` as PDF/A-3b bytes, for its close ``record``."""
+def close_report_pdf(session: Session, catalog: Catalog, period: str, record: CloseRecord) -> bytes:
+    """The close report of ``period`` as PDF/A-3b bytes, for its close ``record`` (a
+    `ledger.store.reports.CloseRecord` or the period_close row it mirrors: the page shows its
+    at, by, journal_head, entries, seal, previous_seal and checks)."""
     rollforward = reporting.deferred_revenue(session, period)
     revenue = reporting.revenue(session, period)
     aging = reporting.ar_aging(session, period)
     late = reporting.late_events(session, period)
     quarantined = reporting.quarantine(session, period)
     trends = reporting.trends(session, period)
-    d0, d1 = first_day(period), last_day(period)
-    billed: dict[tuple[str, str], int] = {}
-    for cur, kind, subtotal in session.execute(
-            sa.select(Invoice.currency, Invoice.kind, sa.func.sum(Invoice.subtotal))
-            .where(Invoice.issue_date >= d0, Invoice.issue_date <= d1).group_by(Invoice.currency, Invoice.kind)):
-        billed[(cur, kind)] = int(subtotal)
+    billed = store.billed(session, first_day(period), last_day(period))
     currencies = sorted({t.currency for t in trends} | {cur for cur, _ in billed})
     net = {t["currency"]: t["amount"] for t in revenue.totals}
     roll = {t["currency"]: t for t in rollforward.totals}

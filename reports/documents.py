@@ -2,7 +2,7 @@
 
 Money and dates are formatted here with Babel in the customer's locale; the template only lays
 the strings out. Every amount comes from the stored invoice, whose total equals the receivable
-lines posted with it (invariant 5).
+lines posted with it (invariant 5). The stored facts are read by ``ledger.store.documents``.
 """
 
 from __future__ import annotations
@@ -12,19 +12,21 @@ from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
 from babel.dates import format_date
-from sqlmodel import Session
 
 from ledger.catalog import Catalog
-from ledger.errors import NotFoundError
-from ledger.core import accounts as A
-from ledger.store.models import Customer, Grant, Guarantee, GuaranteeMonth, Invoice, InvoiceLine, JournalEntry, JournalLine
 from ledger.core.money import format_money, format_price, format_units, to_major
 from ledger.core.periods import boundary_date
+from ledger.errors import NotFoundError
+from ledger.store import documents as store
+from ledger.store.documents import DocumentFacts, InvoiceRecord
 from reports.facturx import FacturXInvoice, FacturXLine, FacturXParty
 from reports.views import DocumentLine, DocumentView, Party, Table
+
+if TYPE_CHECKING:
+    from ledger.store.db import Session
 
 TITLES = {"invoice": "Invoice", "credit_note": "Credit note"}
 
@@ -39,14 +41,9 @@ def document_view(session: Session, catalog: Catalog, number: str) -> DocumentVi
     expiring in the next 30 days); a guarantee credit note carries the month-by-month
     calculation, legacy per-seat bill against the new bill (docs/design.md §5.9).
     """
-    inv = session.get(Invoice, number)
-    if inv is None:
-        raise NotFoundError("invoice", number)
-    customer = session.get(Customer, inv.customer_id)
-    assert customer is not None
+    facts = _facts(session, number)
+    inv, customer, lines = facts.invoice, facts.customer, facts.lines
     loc = customer.locale or "en_US"
-    lines = session.execute(sa.select(InvoiceLine).where(InvoiceLine.invoice_number == number)
-                            .order_by(InvoiceLine.position)).scalars()
     cur = inv.currency
     company = catalog.company
 
@@ -61,7 +58,7 @@ def document_view(session: Session, catalog: Catalog, number: str) -> DocumentVi
     notes = ["Prepaid credits are non-refundable except as stated in your agreement; "
              "unused credits expire on the date shown."]
     if inv.kind == "invoice":
-        applied = _credit_applied(session, number)
+        applied = facts.credit_applied
         if applied:
             adjustments.append(("Credit balance applied", money(-applied)))
             amount_due -= applied
@@ -108,23 +105,19 @@ def document_view(session: Session, catalog: Catalog, number: str) -> DocumentVi
     )
 
 
-def _credit_applied(session: Session, number: str) -> int:
-    """The customer credit balance applied to invoice ``number`` (Dr 2200 lines carrying it)."""
-    return int(session.execute(
-        sa.select(sa.func.coalesce(sa.func.sum(JournalLine.debit - JournalLine.credit), 0))
-        .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
-        .where(JournalLine.invoice_number == number, JournalLine.account_code == A.CUSTOMER_CREDIT,
-               JournalEntry.kind == "credit_applied")).scalar_one())
+def _facts(session: Session, number: str) -> DocumentFacts:
+    """The stored facts of document ``number``; raises NotFoundError."""
+    facts = store.document_facts(session, number)
+    if facts is None:
+        raise NotFoundError("invoice", number)
+    return facts
 
 
-def _guarantee_table(session: Session, inv: Invoice, money) -> Table:
+def _guarantee_table(session: Session, inv: InvoiceRecord, money) -> Table:
     """Legacy per-seat bill against the new bill, month by month, for a guarantee credit note."""
-    g = session.get(Guarantee, inv.event_id)
+    g = store.guarantee(session, inv.event_id)
     assert g is not None, inv.event_id
-    months = list(session.execute(
-        sa.select(GuaranteeMonth).where(GuaranteeMonth.guarantee_id == g.id,
-                                        GuaranteeMonth.period <= (inv.service_period or "9999-12"))
-        .order_by(GuaranteeMonth.period)).scalars())
+    months = store.guarantee_months(session, g.id, inv.service_period or "9999-12")
     if g.basis == "monthly":
         months = [m for m in months if m.period == inv.service_period]
     rows = tuple((m.period, money(m.legacy), money(m.subscription), money(m.overage), money(m.topups + m.commitments),
@@ -145,19 +138,14 @@ def _guarantee_table(session: Session, inv: Invoice, money) -> Table:
         note=f"{basis} Credit: {money(inv.subtotal)} before tax.")
 
 
-def _credits_table(session: Session, catalog: Catalog, inv: Invoice, loc: str) -> Table | None:
+def _credits_table(session: Session, catalog: Catalog, inv: InvoiceRecord, loc: str) -> Table | None:
     """The customer's credits at the end of the issue date: remaining units per grant (9100
     balance), with the expiry date; credits expiring within 30 days are flagged. None if none."""
-    q = (sa.select(JournalLine.grant_id, sa.func.sum(JournalLine.credit - JournalLine.debit))
-         .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
-         .where(JournalLine.customer_id == inv.customer_id, JournalLine.account_code == A.CREDITS_OUTSTANDING,
-                JournalLine.grant_id.is_not(None), JournalEntry.entry_date <= inv.issue_date)
-         .group_by(JournalLine.grant_id))
-    balances = {gid: int(units) for gid, units in session.execute(q) if int(units) > 0}
+    balances = store.credit_balances(session, inv.customer_id, inv.issue_date)
     if not balances:
         return None
     tz = catalog.tz
-    grants = {g.id: g for g in session.execute(sa.select(Grant).where(Grant.id.in_(sorted(balances)))).scalars()}
+    grants = store.grants(session, sorted(balances))
     soon = inv.issue_date + timedelta(days=30)
     rows, expiring = [], 0
     for gid in sorted(balances, key=lambda k: (grants[k].expires_at is None, grants[k].expires_at or 0, k)):
@@ -189,15 +177,10 @@ def facturx_invoice(session: Session, catalog: Catalog, number: str) -> FacturXI
     company = catalog.company
     if not (company.tax_id or company.vat_id):
         return None
-    inv = session.get(Invoice, number)
-    if inv is None:
-        raise NotFoundError("invoice", number)
-    customer = session.get(Customer, inv.customer_id)
-    assert customer is not None
+    facts = _facts(session, number)
+    inv, customer, lines = facts.invoice, facts.customer, facts.lines
     cur = inv.currency
-    lines = session.execute(sa.select(InvoiceLine).where(InvoiceLine.invoice_number == number)
-                            .order_by(InvoiceLine.position)).scalars()
-    applied = _credit_applied(session, number) if inv.kind == "invoice" else 0
+    applied = facts.credit_applied
     return FacturXInvoice(
         number=inv.number, type_code="380" if inv.kind == "invoice" else "381", issue_date=inv.issue_date,
         currency=cur,

@@ -24,17 +24,18 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
-
-import sqlalchemy as sa
-from sqlmodel import Session
 
 from ledger import forecast, reporting
 from ledger.catalog import Catalog
-from ledger.errors import PeriodOrderError
-from ledger.store.models import Invoice
 from ledger.core.periods import first_day, last_day
+from ledger.errors import PeriodOrderError
+from ledger.store.documents import issued_numbers
 from reports.tables import to_csv, to_json
+
+if TYPE_CHECKING:
+    from ledger.store.db import Session
 
 UTC = ZoneInfo("UTC")
 
@@ -99,9 +100,7 @@ def write_package(session: Session, catalog: Catalog, period: str, out_dir: str 
     out.mkdir(parents=True, exist_ok=True)
     files = write_reports(session, period, out / "reports", catalog.tz)
     files += _journal(session, period, out / "journal")
-    numbers = list(session.execute(
-        sa.select(Invoice.number).where(Invoice.issue_date >= first_day(period), Invoice.issue_date <= last_day(period))
-        .order_by(Invoice.number)).scalars())
+    numbers = issued_numbers(session, first_day(period), last_day(period))
     with _source_date(int(record.at.timestamp())):
         if numbers:
             (out / "invoices").mkdir(exist_ok=True)
