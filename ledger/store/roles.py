@@ -210,7 +210,21 @@ def plan_roles(conn: sa.Connection, writer: str = DEFAULT_WRITER, auditor: str =
     check_role_name(auditor)
     if writer == auditor:
         raise RolesError(f"the writer and the auditor must be different roles (both are {writer!r})")
-    q = conn.dialect.identifier_preparer.quote
+    schema, owner, me = _schema_owner_and_me(conn)
+    tables, sequences = _checked_relations(conn, schema, policy)
+    plan = RolesPlan(schema, owner, writer, auditor, {t: policy[t] for t in tables})
+    plan.sequences = {s: t for s, t in sequences.items() if "INSERT" in policy[t].privileges}  # type: ignore[index]
+    plan.statements.append("SELECT pg_advisory_xact_lock(hashtext('ledger db roles'))")
+    _plan_role_statements(conn, plan, login, {writer: writer_password, auditor: auditor_password})
+    _plan_grants(conn, plan)
+    _plan_lock_function(conn, plan, me)
+    return plan
+
+
+def _schema_owner_and_me(conn: sa.Connection) -> tuple[str, str, str]:
+    """(the current schema, the owner of its journal_entry, the connected role); raises
+    RolesError when there is no schema or no journal_entry, or when the connected role neither is
+    a superuser nor may act as the owner."""
     schema = conn.execute(sa.text("SELECT current_schema()")).scalar_one()
     if schema is None:
         raise RolesError("no schema on the search_path: cannot find the ledger's tables")
@@ -225,7 +239,14 @@ def plan_roles(conn: sa.Connection, writer: str = DEFAULT_WRITER, auditor: str =
                                        {"o": owner}).scalar_one():
         raise RolesError(f"connected as {me}, which neither owns the ledger's tables ({owner}) nor is a superuser: "
                          "connect as the owner (who also needs CREATEROLE) or a superuser")
+    return schema, owner, me
 
+
+def _checked_relations(conn: sa.Connection, schema: str, policy: dict[str, TablePolicy]
+                       ) -> tuple[dict[str, str], dict[str, str | None]]:
+    """``live_relations`` of ``schema``, after checking that the policy covers them: every table
+    has a policy naming only columns it has, the journal tables exist, and every sequence belongs
+    to a live table (raises RolesError otherwise)."""
     tables, sequences = live_relations(conn, schema)
     missing = [t for t in tables if t not in policy]
     if missing:
@@ -246,22 +267,27 @@ def plan_roles(conn: sa.Connection, writer: str = DEFAULT_WRITER, auditor: str =
     if orphans:
         raise RolesError(f"no privilege policy for sequence(s) {', '.join(orphans)} in schema {schema}: "
                          "only sequences owned by a table's column are granted (USAGE when the writer may INSERT)")
+    return tables, sequences
 
-    plan = RolesPlan(schema, owner, writer, auditor, {t: policy[t] for t in tables})
-    plan.sequences = {s: t for s, t in sequences.items() if "INSERT" in policy[t].privileges}  # type: ignore[index]
+
+def _plan_role_statements(conn: sa.Connection, plan: RolesPlan, login: bool, passwords: dict[str, str | None]
+                          ) -> None:
+    """Add the CREATE/ALTER ROLE statements of the writer and the auditor (``passwords``: role ->
+    password or None) to ``plan``; raises RolesError for an existing role that privileges would
+    not bind (superuser, BYPASSRLS, member of the owner)."""
+    q = conn.dialect.identifier_preparer.quote
     add = plan.statements.append
-    add("SELECT pg_advisory_xact_lock(hashtext('ledger db roles'))")
-
     existing = {r.rolname: r for r in conn.execute(sa.text(
         "SELECT rolname, rolsuper, rolbypassrls, rolcanlogin, pg_has_role(rolname, :o, 'MEMBER') AS owns "
-        "FROM pg_roles WHERE rolname IN (:w, :a)"), {"o": owner, "w": writer, "a": auditor})}
+        "FROM pg_roles WHERE rolname IN (:w, :a)"), {"o": plan.owner, "w": plan.writer, "a": plan.auditor})}
     driver = conn.connection.driver_connection
-    for role, password in ((writer, writer_password), (auditor, auditor_password)):
+    for role in (plan.writer, plan.auditor):
+        password = passwords[role]
         r = existing.get(role)
         if r is not None and (r.rolsuper or r.rolbypassrls):
             raise RolesError(f"role {role} is a superuser or has BYPASSRLS: privileges would not bind it")
         if r is not None and r.owns:
-            raise RolesError(f"role {role} is (a member of) {owner}, the owner of the ledger's tables: "
+            raise RolesError(f"role {role} is (a member of) {plan.owner}, the owner of the ledger's tables: "
                              "privileges would not bind it")
         if password is not None:
             verifier = driver.pgconn.encrypt_password(password.encode(), role.encode(), None).decode()
@@ -275,6 +301,14 @@ def plan_roles(conn: sa.Connection, writer: str = DEFAULT_WRITER, auditor: str =
         if r is None:
             plan.created.append(role)
 
+
+def _plan_grants(conn: sa.Connection, plan: RolesPlan) -> None:
+    """Add to ``plan`` the statements that revoke everything from PUBLIC and the two roles, then
+    grant the database, schema, table, column and sequence privileges of the policy, and the
+    row-level security policies of the tables that have a ``rows`` check."""
+    q = conn.dialect.identifier_preparer.quote
+    add = plan.statements.append
+    schema, writer, auditor = plan.schema, plan.writer, plan.auditor
     both = f"{q(writer)}, {q(auditor)}"
     db = conn.execute(sa.text("SELECT current_database()")).scalar_one()
     add(f"GRANT CONNECT ON DATABASE {q(db)} TO {both}")
@@ -300,17 +334,22 @@ def plan_roles(conn: sa.Connection, writer: str = DEFAULT_WRITER, auditor: str =
             add(f"DROP POLICY IF EXISTS {q('ledger_write_' + writer)} ON {table}")
             add(f"CREATE POLICY {q('ledger_write_' + writer)} ON {table} TO {q(writer)} USING (true) WITH CHECK ({p.rows})")
 
-    fn = f"{q(schema)}.{LOCK_FUNCTION}()"
+
+def _plan_lock_function(conn: sa.Connection, plan: RolesPlan, me: str) -> None:
+    """Add to ``plan`` the statements that (re)create ``ledger_lock_journal()``, owned by the
+    tables' owner and executable by the writer only (the close's lock, see the module docstring)."""
+    q = conn.dialect.identifier_preparer.quote
+    add = plan.statements.append
+    fn = f"{q(plan.schema)}.{LOCK_FUNCTION}()"
     add(f"CREATE OR REPLACE FUNCTION {fn} RETURNS void LANGUAGE plpgsql SECURITY DEFINER "
         f"SET search_path = pg_catalog, pg_temp AS $$ BEGIN "
-        f"LOCK TABLE {q(schema)}.journal_entry IN SHARE ROW EXCLUSIVE MODE; END $$")
-    if me != owner:
-        add(f"ALTER FUNCTION {fn} OWNER TO {q(owner)}")
+        f"LOCK TABLE {q(plan.schema)}.journal_entry IN SHARE ROW EXCLUSIVE MODE; END $$")
+    if me != plan.owner:
+        add(f"ALTER FUNCTION {fn} OWNER TO {q(plan.owner)}")
     add(f"COMMENT ON FUNCTION {fn} IS 'The close''s SHARE ROW EXCLUSIVE lock on journal_entry, for a writer "
         "role without UPDATE, DELETE or TRUNCATE on it (ledger db roles)'")
     add(f"REVOKE ALL ON FUNCTION {fn} FROM PUBLIC")
-    add(f"GRANT EXECUTE ON FUNCTION {fn} TO {q(writer)}")
-    return plan
+    add(f"GRANT EXECUTE ON FUNCTION {fn} TO {q(plan.writer)}")
 
 
 def apply_roles(engine: Engine, writer: str = DEFAULT_WRITER, auditor: str = DEFAULT_AUDITOR, *,

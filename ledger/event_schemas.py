@@ -1,0 +1,434 @@
+"""Event schemas (docs/design.md §8.2): one pydantic model per event type, and the validation
+and content hash of one event.
+
+``EventType`` lists every event type string; each model's ``type`` field is the ``Literal`` of
+its string, and ``AnyEvent`` tells them apart by it. Validation never raises on bad input:
+``parse_event`` turns every problem into an InputProblem naming file, line, field and value.
+Amounts stay decimal strings here; they are converted to minor units once the customer's
+currency is known. The readers of JSONL and CSV files are in ``ledger.events``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+from typing import Annotated, Literal, Union, get_args
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from ledger.errors import NO_VALUE, InputProblem
+from ledger.core.money import INT64_MAX, is_currency, parse_decimal
+
+
+class EventType(StrEnum):
+    """Every event type string (the ``type`` field of a JSONL line), in the order error messages
+    list them. A member equals its string: ``EventType.USAGE_RECORDED == "usage.recorded"``."""
+
+    CUSTOMER_CREATED = "customer.created"
+    SUBSCRIPTION_STARTED = "subscription.started"
+    SUBSCRIPTION_CANCELLED = "subscription.cancelled"
+    COMMITMENT_PURCHASED = "commitment.purchased"
+    TOPUP_PURCHASED = "topup.purchased"
+    CREDITS_GRANTED = "credits.granted"
+    USAGE_RECORDED = "usage.recorded"
+    PAYMENT_RECEIVED = "payment.received"
+    REFUND_ISSUED = "refund.issued"
+    BREAKAGE_ESTIMATE_CHANGED = "breakage.estimate_changed"
+    GUARANTEE_ENROLLED = "guarantee.enrolled"
+    EVENT_VOIDED = "event.voided"
+
+
+Id = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$")]
+CustomerId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$")]
+Credits = Annotated[int, Field(gt=0, le=INT64_MAX)]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+def _decimal(value: str) -> str:
+    parse_decimal(value)
+    return value
+
+
+def _positive_decimal(value: str) -> str:
+    if parse_decimal(value) <= 0:
+        raise ValueError("must be positive")
+    return value
+
+
+MAX_UNIT_PRICE = 1_000_000
+
+
+def _unit_price(value: str) -> str:
+    """A per-credit price: positive, at most 1,000,000 major units."""
+    _positive_decimal(value)
+    if parse_decimal(value) > MAX_UNIT_PRICE:
+        raise ValueError(f"must be at most {MAX_UNIT_PRICE} per credit")
+    return value
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    id: Id
+    occurred_at: AwareDatetime
+
+
+class CustomerCreated(_Event):
+    """A customer with one currency (ISO 4217) and a sales tax rate (decimal string, 0 <= r < 1)."""
+
+    type: Literal["customer.created"]
+    customer_id: CustomerId
+    name: Text
+    currency: str
+    tax_rate: str = "0"
+    address: list[Annotated[str, StringConstraints(max_length=200)]] = Field(default_factory=list, max_length=10)
+    email: Annotated[str, StringConstraints(max_length=200)] | None = None
+    locale: str = "en_US"
+    country: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] | None = None  # ISO 3166-1 alpha-2
+    vat_id: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}[0-9A-Za-z+*.]{2,13}$")] | None = None  # with prefix
+
+    @field_validator("currency")
+    @classmethod
+    def _currency(cls, v: str) -> str:
+        if not is_currency(v):
+            raise ValueError("is not an ISO 4217 currency")
+        return v
+
+    @field_validator("tax_rate")
+    @classmethod
+    def _rate(cls, v: str) -> str:
+        r = parse_decimal(v)
+        if not 0 <= r < 1:
+            raise ValueError("must be between 0 and 1 (e.g. \"0.0825\")")
+        return v
+
+    @field_validator("locale")
+    @classmethod
+    def _locale(cls, v: str) -> str:
+        from babel import Locale, UnknownLocaleError
+
+        try:
+            Locale.parse(v)
+        except (UnknownLocaleError, ValueError):
+            raise ValueError("is not a known locale (e.g. en_US, de_DE)") from None
+        return v
+
+
+class RolloverPolicy(BaseModel):
+    """percent of the unused units (floored) rolls into a new grant, capped by max_credits, for at
+    most max_periods generations; ``expires: false`` makes rolled credits never expire."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    percent: int = Field(ge=0, le=100)
+    max_periods: int | None = Field(default=None, ge=1, le=1200)
+    max_credits: int | None = Field(default=None, ge=0, le=INT64_MAX)
+    expires: bool = True
+
+
+def _breakage_rate(v: str) -> str:
+    r = parse_decimal(v)
+    if not 0 <= r < 1:
+        raise ValueError("must be between 0 and 1, 1 excluded (e.g. \"0.03\")")
+    return v
+
+
+class BreakagePolicy(BaseModel):
+    """at_expiry (remote method) or proportional with an expected breakage rate (ASC 606-10-55-48)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    method: Literal["at_expiry", "proportional"] = "at_expiry"
+    expected_rate: str | None = None
+
+    _r = field_validator("expected_rate")(classmethod(lambda cls, v: v if v is None else _breakage_rate(v)))
+
+    @model_validator(mode="after")
+    def _needs_rate(self):
+        if self.method == "proportional" and self.expected_rate is None:
+            raise ValueError("the proportional method needs expected_rate")
+        if self.method == "at_expiry" and self.expected_rate is not None:
+            raise ValueError("expected_rate applies to the proportional method only")
+        return self
+
+
+class CommitmentPurchased(_Event):
+    """A prepaid commitment invoiced now: amount (decimal string) for credits over a term.
+
+    term_end is inclusive: the grant expires at the start of the next day (reporting timezone).
+    """
+
+    type: Literal["commitment.purchased"]
+    customer_id: CustomerId
+    commitment_id: Id
+    amount: str
+    credits: Credits
+    term_start: date
+    term_end: date
+    rollover: RolloverPolicy | None = None
+    renews: Id | None = None
+    overage_price: str | None = None
+    breakage: BreakagePolicy | None = None
+
+    _amount = field_validator("amount")(classmethod(lambda cls, v: _decimal(v)))
+    _price = field_validator("overage_price")(classmethod(lambda cls, v: v if v is None else _unit_price(v)))
+
+    @field_validator("term_end")
+    @classmethod
+    def _term_end(cls, v: date) -> date:
+        if v.year >= 9999:
+            raise ValueError("is out of range (a term must end before 9999-12-31)")
+        return v
+
+    @model_validator(mode="after")
+    def _term(self):
+        if self.term_end < self.term_start:
+            raise ValueError(f"term_end {self.term_end} is before term_start {self.term_start}")
+        return self
+
+
+class TopupPurchased(_Event):
+    """A top-up pack invoiced now: a catalog ``pack``, or ``credits`` + ``amount``."""
+
+    type: Literal["topup.purchased"]
+    customer_id: CustomerId
+    topup_id: Id
+    pack: Id | None = None
+    credits: Credits | None = None
+    amount: str | None = None
+    expires_at: AwareDatetime | None = None
+
+    _amount = field_validator("amount")(classmethod(lambda cls, v: v if v is None else _decimal(v)))
+
+    @model_validator(mode="after")
+    def _shape(self):
+        if self.pack is None and (self.credits is None or self.amount is None):
+            raise ValueError("needs either 'pack' or both 'credits' and 'amount'")
+        if self.pack is not None and (self.credits is not None or self.amount is not None):
+            raise ValueError("give either 'pack' or 'credits' + 'amount', not both")
+        return self
+
+
+class CreditsGranted(_Event):
+    """Promotional credits at zero cost basis (CREDIT lines only)."""
+
+    type: Literal["credits.granted"]
+    customer_id: CustomerId
+    grant_id: Id
+    credits: Credits
+    expires_at: AwareDatetime | None = None
+    reason: Text = "promotional"
+
+
+class UsageRecorded(_Event):
+    """Metered usage in credits (``action`` + ``quantity`` is priced through the rate card)."""
+
+    type: Literal["usage.recorded"]
+    customer_id: CustomerId
+    credits: Credits | None = None
+    action: Id | None = None
+    quantity: Credits | None = None
+
+    @model_validator(mode="after")
+    def _shape(self):
+        if (self.credits is None) == (self.action is None):
+            raise ValueError("needs either 'credits' or 'action' + 'quantity'")
+        if self.action is not None and self.quantity is None:
+            raise ValueError("'action' needs a 'quantity'")
+        return self
+
+
+class PaymentReceived(_Event):
+    """Cash received: amount (positive decimal string), optionally for one invoice."""
+
+    type: Literal["payment.received"]
+    customer_id: CustomerId
+    amount: str
+    invoice_number: Annotated[str, StringConstraints(max_length=32)] | None = None
+
+    _amount = field_validator("amount")(classmethod(lambda cls, v: _positive_decimal(v)))
+
+
+class SubscriptionStarted(_Event):
+    """A catalog plan billed monthly in advance from start_date (the first month prorated by days)."""
+
+    type: Literal["subscription.started"]
+    customer_id: CustomerId
+    plan: Id
+    start_date: date
+
+
+class SubscriptionCancelled(_Event):
+    """Billing stops after end_date (inclusive); a month already billed is not reversed."""
+
+    type: Literal["subscription.cancelled"]
+    customer_id: CustomerId
+    end_date: date
+
+
+class RefundIssued(_Event):
+    """Money back for credits of a grant: all unused units by default. Units beyond the unused
+    ones need ``concession: true`` (posted to 4910 Refunds and concessions)."""
+
+    type: Literal["refund.issued"]
+    customer_id: CustomerId
+    grant_ref: Id
+    credits: Credits | None = None
+    concession: bool = False
+    reason: Text | None = None
+
+
+class BreakageEstimateChanged(_Event):
+    """A new expected breakage rate for a proportional grant: a cumulative catch-up is posted."""
+
+    type: Literal["breakage.estimate_changed"]
+    customer_id: CustomerId
+    grant_ref: Id
+    expected_rate: str
+
+    _r = field_validator("expected_rate")(classmethod(lambda cls, v: _breakage_rate(v)))
+
+
+class EventVoided(_Event):
+    """Reverse an earlier event: the mirror of its journal entries, in the first open period."""
+
+    type: Literal["event.voided"]
+    target_event_id: Id
+    reason: Text
+
+
+class GuaranteeEnrolled(_Event):
+    """A no-increase guarantee for a customer migrated from per-seat pricing (docs/design.md §5.9):
+    legacy_monthly_amount (positive decimal string, the customer's currency, pre-tax) for
+    ``months`` months (1-36) from start_month ('YYYY-MM'); basis monthly or cumulative."""
+
+    type: Literal["guarantee.enrolled"]
+    customer_id: CustomerId
+    legacy_monthly_amount: str
+    start_month: Annotated[str, StringConstraints(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")]
+    months: Annotated[int, Field(ge=1, le=36)] = 6
+    basis: Literal["monthly", "cumulative"] = "monthly"
+
+    _amount = field_validator("legacy_monthly_amount")(classmethod(lambda cls, v: _positive_decimal(v)))
+
+
+AnyEvent = Annotated[
+    Union[CustomerCreated, CommitmentPurchased, TopupPurchased, CreditsGranted, UsageRecorded, PaymentReceived,
+          SubscriptionStarted, SubscriptionCancelled, RefundIssued, BreakageEstimateChanged, GuaranteeEnrolled,
+          EventVoided],
+    Field(discriminator="type"),
+]
+EVENT_TYPES: tuple[str, ...] = tuple(t.value for t in EventType)
+"""The event type strings as plain str, in EventType's order."""
+if sorted(get_args(model.model_fields["type"].annotation)[0]
+          for model in get_args(get_args(AnyEvent)[0])) != sorted(EVENT_TYPES):
+    raise AssertionError("EventType and the event models' type literals differ")  # checked once, at import
+_ADAPTER: TypeAdapter = TypeAdapter(AnyEvent)
+
+
+@dataclass(frozen=True, slots=True)
+class SourcedEvent:
+    """A validated event with where it came from and its content hash (sha256 hex)."""
+
+    event: BaseModel
+    file: str
+    line: int
+    content_hash: str
+
+    @property
+    def source(self) -> str:
+        return f"{self.file}:{self.line}"
+
+    @property
+    def id(self) -> str:
+        return self.event.id  # type: ignore[attr-defined]
+
+
+def canonical_json(event: BaseModel) -> str:
+    """The event as canonical JSON (sorted keys, defaults filled in, no whitespace)."""
+    return json.dumps(event.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+_INSTANT: TypeAdapter = TypeAdapter(AwareDatetime)
+
+
+def _json_scalar(value: str | int | None) -> str:
+    # only for values whose JSON needs no escaping: ints, None and the pattern-checked Id strings
+    return "null" if value is None else str(value) if isinstance(value, int) else f'"{value}"'
+
+
+def _usage_canonical_json(event: UsageRecorded) -> str:
+    """`canonical_json` of a usage event, written directly (a bulk import hashes every line,
+    twice): its strings match the Id patterns, which admit nothing JSON escapes, and the
+    instant is serialised by pydantic as in ``model_dump(mode="json")``. Equality with
+    `canonical_json` is a property test (tests/test_events.py)."""
+    at = _INSTANT.dump_python(event.occurred_at, mode="json")
+    return (f'{{"action":{_json_scalar(event.action)},"credits":{_json_scalar(event.credits)},'
+            f'"customer_id":"{event.customer_id}","id":"{event.id}","occurred_at":"{at}",'
+            f'"quantity":{_json_scalar(event.quantity)},"type":"usage.recorded"}}')
+
+
+def content_hash(event: BaseModel) -> str:
+    """sha256 of the canonical JSON: the same event from JSONL or CSV hashes the same."""
+    text = _usage_canonical_json(event) if type(event) is UsageRecorded else canonical_json(event)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _problems_from(exc: ValidationError, file: str, line: int) -> list[InputProblem]:
+    out = []
+    for err in exc.errors():
+        loc = [str(x) for x in err["loc"]]
+        if loc and loc[0] in EVENT_TYPES:
+            loc = loc[1:]
+        kind = err["type"]
+        value = err.get("input", NO_VALUE)
+        msg = err["msg"].removeprefix("Value error, ")
+        if kind == "json_invalid":
+            msg = f"is not valid JSON ({err.get('ctx', {}).get('error', msg)})"
+            value = NO_VALUE
+        elif kind == "union_tag_invalid":
+            loc, msg = ["type"], f"unknown event type; expected one of {', '.join(EVENT_TYPES)}"
+            value = err.get("ctx", {}).get("tag", value)
+        elif kind == "union_tag_not_found":
+            loc, msg, value = ["type"], "is missing", NO_VALUE
+        elif kind == "missing":
+            value = NO_VALUE
+            msg = "is missing"
+        elif kind == "extra_forbidden":
+            msg = "is not a field of this event type"
+        elif kind == "model_type" and not loc:
+            msg = "each line must be a JSON object"
+        elif kind == "string_type" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            msg = "must be a string (amounts are decimal strings such as \"100.00\", not JSON numbers)"
+        elif kind == "timezone_aware":
+            msg = "needs an RFC 3339 offset such as Z or +01:00 (naive timestamps are refused)"
+        if isinstance(value, dict) and kind not in ("model_type",):
+            value = NO_VALUE
+        out.append(InputProblem(file, line, ".".join(loc), value, msg))
+    return out
+
+
+def parse_event(obj_or_text: str | dict, file: str, line: int, *, adapter: TypeAdapter | None = None
+                ) -> tuple[SourcedEvent | None, list[InputProblem]]:
+    """Validate one event (JSON text or an already decoded dict) against ``adapter`` (default:
+    any event type, told apart by ``type``)."""
+    adapter = adapter or _ADAPTER
+    try:
+        if isinstance(obj_or_text, str):
+            event = adapter.validate_json(obj_or_text)
+        else:
+            event = adapter.validate_python(obj_or_text)
+    except ValidationError as exc:
+        return None, _problems_from(exc, file, line)
+    return SourcedEvent(event, file, line, content_hash(event)), []
+
