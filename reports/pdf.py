@@ -47,12 +47,13 @@ from urllib.request import url2pathname
 
 import pydyf
 from jinja2 import (
+    BaseLoader,
     ChoiceLoader,
-    Environment,
     FileSystemLoader,
     PackageLoader,
     StrictUndefined,
 )
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 from weasyprint import CSS, HTML, Attachment
 from weasyprint.pdf.metadata import DocumentMetadata
 from weasyprint.text.fonts import FontConfiguration
@@ -76,11 +77,17 @@ PDF_OPTIONS: dict[str, object] = {"pdf_variant": "pdf/a-3b", "full_fonts": True}
 """WeasyPrint options of every render: PDF/A-3b (which implies PDF 1.7, an sRGB output
 intent and a file identifier), fonts embedded whole instead of subset per document."""
 
-_TEMPLATES = Environment(
-    loader=PackageLoader("reports", "templates"),
-    autoescape=True,
-    undefined=StrictUndefined,
-)
+
+def _environment(loader: BaseLoader) -> ImmutableSandboxedEnvironment:
+    """A Jinja environment for our templates: autoescaped, strict (StrictUndefined) and
+    sandboxed (`jinja2.sandbox.ImmutableSandboxedEnvironment`): a template can read the
+    attributes of what it is given, but not private or dunder attributes (no walk from
+    ``cycler`` or ``view`` to ``__globals__`` and ``os``), not the internals of functions,
+    and cannot mutate lists, dicts or sets; trying raises jinja2.exceptions.SecurityError."""
+    return ImmutableSandboxedEnvironment(loader=loader, autoescape=True, undefined=StrictUndefined)
+
+
+_TEMPLATES = _environment(PackageLoader("reports", "templates"))
 
 _FONT_CONFIG = FontConfiguration()
 """Shared Fontconfig configuration: system fonts are scanned once per process, not per render,
@@ -160,22 +167,21 @@ def render_document_html(view: DocumentView, templates: pathlib.Path | None = No
     when it has one; a custom template may extend or include the bundled ones by name.
 
     Relative URLs in the result (the stylesheet ``document.css``) resolve against `STATIC_DIR`.
-    Every string of the view is HTML-escaped (autoescape, also in custom templates).
-    Deterministic: no clock, no environment.
-    raises jinja2.UndefinedError if ``view`` lacks a field the template uses.
+    Every string of the view is HTML-escaped (autoescape, also in custom templates), and every
+    template runs in Jinja's sandbox (`_environment`). Deterministic: no clock, no environment.
+    raises jinja2.UndefinedError if ``view`` lacks a field the template uses;
+    jinja2.exceptions.SecurityError if the template reaches for an unsafe attribute or call
+    (e.g. ``cycler.__init__.__globals__``).
     """
     env = _TEMPLATES if templates is None else _override_environment(str(templates))
     return env.get_template("document.html").render(view=view)
 
 
 @functools.lru_cache(maxsize=8)
-def _override_environment(folder: str) -> Environment:
-    """Templates from ``folder`` first, then the bundled ones (same escaping and strictness)."""
-    return Environment(
-        loader=ChoiceLoader([FileSystemLoader(folder), PackageLoader("reports", "templates")]),
-        autoescape=True,
-        undefined=StrictUndefined,
-    )
+def _override_environment(folder: str) -> ImmutableSandboxedEnvironment:
+    """Templates from ``folder`` first, then the bundled ones (same escaping, strictness and
+    sandbox as the bundled environment, `_environment`)."""
+    return _environment(ChoiceLoader([FileSystemLoader(folder), PackageLoader("reports", "templates")]))
 
 
 def render_document_pdf(
@@ -255,7 +261,9 @@ def html_pdf_bytes(html: str) -> bytes:
 
 
 def render_template(name: str, **context: object) -> str:
-    """Render the bundled Jinja template ``name`` (autoescaped, strict) with ``context``."""
+    """Render the bundled Jinja template ``name`` (autoescaped, strict, sandboxed) with ``context``.
+
+    raises jinja2.UndefinedError if ``context`` lacks a name the template uses."""
     return _TEMPLATES.get_template(name).render(**context)
 
 

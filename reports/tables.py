@@ -3,6 +3,11 @@
 JSON shape (stable, docs/design.md §8.1): {"report", "title", "period", "rows", "totals"}; money fields
 are decimal strings in major units of the row's currency (or commodity), credits are integers.
 CSV has the same fields as JSON rows, with a blank line and then the totals.
+
+Tables are for people at a terminal: every text in them (title, headers, cells, totals) is a
+`rich.text.Text`, so Rich markup (``[bold]``), emoji codes (``:smile:``) and backslashes in
+names from the books are printed literally, and control characters are shown as visible
+escapes (`printable`). CSV and JSON are files for machines and carry the text unchanged.
 """
 
 from __future__ import annotations
@@ -10,11 +15,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from typing import Any
 
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from ledger.core.money import CREDIT, format_amount, format_units, major_str
 from ledger.reporting import Column, Report
@@ -81,6 +88,29 @@ def _is_number(text: str) -> bool:
         return False
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+"""C0 controls (U+0000-U+001F, newline and tab included), DEL (U+007F) and C1 (U+0080-U+009F)."""
+
+
+def printable(text: str) -> str:
+    r"""``text`` with every control character replaced by a visible escape, for a terminal.
+
+    C0 (U+0000-U+001F, including newline, carriage return and tab), DEL (U+007F) and C1
+    (U+0080-U+009F, e.g. the 8-bit CSI U+009B) become the four characters ``\xNN`` (two
+    lowercase hex digits): ``"\x1b[2Jx"`` -> ``"\\x1b[2Jx"``, printed as ``\x1b[2Jx``. So no
+    escape sequence (cursor moves, screen clears, colours, OSC 8 hyperlinks, title changes)
+    reaches the terminal, and a name stays on its row. Every other character, a backslash
+    included, is kept as it is (a name that literally contains ``\x1b`` prints the same).
+    Pure; returns ``text`` unchanged when it holds no control character.
+    """
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def _text(value: object) -> Text:
+    """A table text printed literally: no markup, no emoji codes, control characters escaped."""
+    return Text(printable(str(value)))
+
+
 def _cell(col: Column, row: dict, commodity: str | None) -> str:
     v = row.get(col.key)
     if v is None:
@@ -95,13 +125,18 @@ def _cell(col: Column, row: dict, commodity: str | None) -> str:
 
 
 def to_table(report: Report, console: Console | None = None, width: int | None = None) -> str:
-    """A boxed table for people; totals as a footer per currency/commodity."""
-    table = Table(title=report.title, box=box.SIMPLE_HEAVY, show_footer=False, title_justify="left")
+    """A boxed table for people; totals as a footer per currency/commodity.
+
+    Every text is printed literally (`_text`: no Rich markup or emoji codes, control characters
+    escaped by `printable`). width: characters per line (default 200); long cells fold.
+    Returns plain text (no ANSI styles), ending in a newline.
+    """
+    table = Table(title=_text(report.title), box=box.SIMPLE_HEAVY, show_footer=False, title_justify="left")
     for c in report.columns:
-        table.add_column(c.title, justify="right" if c.kind in ("money", "credits", "int") else "left",
+        table.add_column(_text(c.title), justify="right" if c.kind in ("money", "credits", "int") else "left",
                          overflow="fold")
     for r in report.rows:
-        table.add_row(*[_cell(c, r, r.get(report.currency_key)) for c in report.columns])
+        table.add_row(*[_text(_cell(c, r, r.get(report.currency_key))) for c in report.columns])
     if report.totals:
         table.add_section()
         for t in report.totals:
@@ -114,14 +149,14 @@ def to_table(report: Report, console: Console | None = None, width: int | None =
                     cells.append(str(commodity or ""))
                 else:
                     cells.append("Total" if i == 0 else "")
-            table.add_row(*cells, style="bold")
+            table.add_row(*map(_text, cells), style="bold")
     out = Console(file=io.StringIO(), width=width or 200, record=True, force_terminal=False)
     out.print(table)
     for t in report.totals:
         commodity = t.get(report.currency_key)
         for c in report.total_columns:
             if c.key in t:
-                out.print(f"{c.title}{f', {commodity}' if commodity else ''}: {_cell(c, t, commodity)}")
+                out.print(_text(f"{c.title}{f', {commodity}' if commodity else ''}: {_cell(c, t, commodity)}"))
     return out.export_text()
 
 
