@@ -15,6 +15,9 @@ the billed subscription months (``subscription_period.service_end``):
 The consumption rate of the last 30 days is the consumed units (as above) of entries dated in the
 30 days ending on the period's last day, divided by 30 (credits per day). Overage units (9050) are
 not drawn from grants and do not count.
+
+The sums are read through ``ledger.store.lots`` (the lot balances: the one derivation the engine's
+books and ``ledger verify`` use too) and ``ledger.store.journal``; nothing here queries.
 """
 
 from __future__ import annotations
@@ -22,20 +25,11 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
-
-import sqlalchemy as sa
-from sqlmodel import Session
 
 from ledger.core import accounts as A
 from ledger.core.grants import GrantState, drawdown_key
-from ledger.store.models import (
-    Grant,
-    JournalEntry,
-    JournalLine,
-    SubscriptionPeriod,
-    UsageEvent,
-)
 from ledger.core.money import CREDIT, cumulative_share, round_div
 from ledger.core.periods import (
     boundary_date,
@@ -47,7 +41,13 @@ from ledger.core.periods import (
     period_of,
     start_of_day,
 )
-from ledger.reporting import Column, Report, _customer_names
+from ledger.core.records import GrantRecord
+from ledger.reporting import Column, Report
+from ledger.store.journal import customer_names, deferred_fees, deferred_on_ledger
+from ledger.store.lots import consumed_units, grant_records, lot_balances, unlotted_balances
+
+if TYPE_CHECKING:
+    from ledger.store.db import Session
 
 UTC = ZoneInfo("UTC")
 RATE_DAYS = 30
@@ -62,7 +62,7 @@ class _Lot:
     """A grant's position at the period end, from the journal. deferred: int minor units (2100);
     outstanding, consumed: int units (9100); voided: its issue was voided."""
 
-    grant: Grant | None  # None: 2100 lines without a grant (never expected; kept so totals tie)
+    grant: GrantRecord | None  # None: 2100 lines without a grant (never expected; kept so totals tie)
     customer_id: str
     currency: str
     deferred: int = 0
@@ -72,56 +72,28 @@ class _Lot:
     draws: list[int] = field(default_factory=list)  # rate method: units drawn per horizon month
 
 
-def _usage_units(session: Session, through: date, since: date | None = None) -> dict[tuple[str, str], int]:
-    """Units drawn from grants by usage, net of voided usage, per (customer_id, grant_id), in
-    entries dated ``since``..``through`` (inclusive; life to date without ``since``)."""
-    out: dict[tuple[str, str], int] = defaultdict(int)
-    usage_ids = sa.select(UsageEvent.id)
-    for kind, side, extra in (("consumption", JournalLine.debit, None),
-                              ("void", -JournalLine.credit, JournalLine.event_id.in_(usage_ids))):
-        q = (sa.select(JournalLine.customer_id, JournalLine.grant_id, sa.func.sum(side))
-             .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
-             .where(JournalLine.account_code == A.CREDITS_OUTSTANDING, JournalEntry.kind == kind,
-                    JournalLine.grant_id.is_not(None), JournalEntry.entry_date <= through)
-             .group_by(JournalLine.customer_id, JournalLine.grant_id))
-        if since is not None:
-            q = q.where(JournalEntry.entry_date >= since)
-        if extra is not None:
-            q = q.where(extra)
-        for cid, gid, units in session.execute(q):
-            out[(cid, gid)] += int(units)
-    return dict(out)
-
-
 def _lots(session: Session, through: date) -> dict[tuple[str, str | None], _Lot]:
-    """Every grant with journal lines dated on or before ``through``: deferred, outstanding,
-    consumed (life to date) and whether its issue was voided. Keyed by (customer_id, grant_id)."""
-    q = (sa.select(JournalLine.customer_id, JournalLine.grant_id, JournalLine.account_code, JournalLine.commodity,
-                   JournalEntry.kind, sa.func.sum(JournalLine.debit), sa.func.sum(JournalLine.credit))
-         .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
-         .where(JournalLine.account_code.in_([A.DEFERRED_CREDITS, A.CREDITS_OUTSTANDING]),
-                JournalEntry.entry_date <= through)
-         .group_by(JournalLine.customer_id, JournalLine.grant_id, JournalLine.account_code, JournalLine.commodity,
-                   JournalEntry.kind))
-    raw = session.execute(q).all()
-    ids = sorted({gid for _, gid, *_ in raw if gid is not None})
-    grants: dict[str, Grant] = {}
-    for i in range(0, len(ids), 500):
-        grants.update((g.id, g) for g in session.execute(sa.select(Grant).where(Grant.id.in_(ids[i:i + 500]))).scalars())
+    """Every grant with journal lines dated on or before ``through``: deferred, outstanding
+    (`ledger.store.lots.lot_balances`), consumed (life to date, `consumed_units`) and whether its
+    issue was voided. Keyed by (customer_id, grant_id); lines naming no grant row are kept per
+    (customer_id, grant_id or None) with the currency of their 2100 lines, so totals tie."""
+    balances = lot_balances(session, through=through, voids=True)
+    grants = grant_records(session, balances)
     lots: dict[tuple[str, str | None], _Lot] = {}
-    for cid, gid, account, commodity, kind, debit, credit in raw:
-        g = grants.get(gid) if gid is not None else None
-        key = (g.customer_id if g else cid, gid)
-        lot = lots.get(key)
+    for gid, bal in balances.items():
+        g = grants.get(gid)
+        if g is not None:
+            lots[(g.customer_id, gid)] = _Lot(g, g.customer_id, g.currency, bal.deferred, bal.outstanding,
+                                              voided=bool(bal.voided_units))
+    for cid, gid, account, commodity, net in unlotted_balances(session, through):
+        lot = lots.get((cid, gid))
         if lot is None:
-            lot = lots[key] = _Lot(g, key[0], g.currency if g else commodity)
+            lot = lots[(cid, gid)] = _Lot(None, cid, commodity)
         if account == A.DEFERRED_CREDITS:
-            lot.deferred += int(credit) - int(debit)
+            lot.deferred += net
         else:
-            lot.outstanding += int(credit) - int(debit)
-            if kind == "void" and int(debit):
-                lot.voided = True
-    for (cid, gid), units in _usage_units(session, through).items():
+            lot.outstanding += net
+    for (cid, gid), units in consumed_units(session, through).items():
         if (cid, gid) in lots:
             lots[(cid, gid)].consumed += units
     return lots
@@ -232,26 +204,72 @@ def _schedule_at_rate(lot: _Lot, period: str, months: list[str], tz: ZoneInfo, r
     return dict(out)
 
 
-def _subscription_fees(session: Session, through: date) -> list[tuple[str, str, date | None, int]]:
-    """(customer_id, currency, service_end, amount) of every 2150 balance per invoice at ``through``."""
-    q = (sa.select(JournalLine.customer_id, JournalLine.commodity, JournalLine.invoice_number,
-                   sa.func.sum(JournalLine.credit - JournalLine.debit))
-         .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
-         .where(JournalLine.account_code == A.DEFERRED_SUBSCRIPTIONS, JournalEntry.entry_date <= through)
-         .group_by(JournalLine.customer_id, JournalLine.commodity, JournalLine.invoice_number))
-    balances = [(cid, cur, number, int(v)) for cid, cur, number, v in session.execute(q) if int(v)]
-    ends = dict(session.execute(sa.select(SubscriptionPeriod.invoice_number, SubscriptionPeriod.service_end)).all()) if balances else {}
-    return [(cid, cur, ends.get(number), amount) for cid, cur, number, amount in balances]
-
-
 def ledger_deferred(session: Session, period: str) -> dict[str, int]:
     """Deferred revenue on the ledger (2100 + 2150, credit - debit) at the period's last day, per
-    currency: int minor units. The waterfall's totals equal it."""
-    q = (sa.select(JournalLine.commodity, sa.func.sum(JournalLine.credit - JournalLine.debit))
-         .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
-         .where(JournalLine.account_code.in_(A.DEFERRED_ACCOUNTS), JournalEntry.entry_date <= last_day(period))
-         .group_by(JournalLine.commodity))
-    return {cur: int(v) for cur, v in session.execute(q) if cur != CREDIT}
+    currency: int minor units (`ledger.store.journal.deferred_on_ledger`). The waterfall's
+    totals equal it."""
+    return {cur: v for cur, v in deferred_on_ledger(session, last_day(period)).items() if cur != CREDIT}
+
+
+@dataclass(frozen=True)
+class _Frame:
+    """The waterfall's frame: the period, its 12 following months and the row's money keys."""
+
+    period: str
+    months: list[str]
+    tz: ZoneInfo
+
+    @property
+    def keys(self) -> list[str]:
+        return ["due", *self.months, "later", "no_expiry", "total"]
+
+
+def _schedule_row(frame: _Frame, method: str, money: list[_Lot], fees: list[tuple[date | None, int]],
+                  rate_units: int) -> dict[str, int]:
+    """One customer's and currency's deferred revenue scheduled by ``method`` into the frame's
+    keys: its grants' balances ``money`` and its platform fees still deferred ``fees``."""
+    period, months, tz, keys = frame.period, frame.months, frame.tz, frame.keys
+    row = dict.fromkeys(keys, 0)
+    for lot in money:
+        parts = (_schedule_by_expiry(lot, period, months, tz) if method == "by_expiry"
+                 else _schedule_at_rate(lot, period, months, tz, rate_units))
+        for k, v in parts.items():
+            row[k] += v
+    for service_end, amount in fees:  # a balance not tied to a billed month (none expected): due
+        row[_bucket(period_of(service_end) if service_end else period, period, months)] += amount
+    row["total"] = sum(row[k] for k in keys[:-1])
+    return row
+
+
+def _waterfall_rows(frame: _Frame, by_customer: dict[tuple[str, str], list[_Lot]],
+                    fees: dict[tuple[str, str], list[tuple[date | None, int]]], rate: dict[str, int],
+                    names: dict[str, str]) -> tuple[list[dict], dict[tuple[str, str], dict]]:
+    """The waterfall's rows (two per customer and currency with anything deferred) and its
+    totals per (currency, method)."""
+    rows: list[dict] = []
+    totals: dict[tuple[str, str], dict] = {}
+    keys = frame.keys
+    for cid, cur in sorted(set(by_customer) | set(fees)):
+        money = [lot for lot in by_customer.get((cid, cur), []) if lot.deferred]
+        sub = fees.get((cid, cur), [])
+        if not money and not sub:
+            continue
+        for method in METHODS:
+            row = _schedule_row(frame, method, money, sub, rate[cid])
+            rows.append({"customer_id": cid, "customer": names.get(cid, cid), "currency": cur, "method": method,
+                         "rate_per_day": _rate_text(rate[cid]) if method == "at_rate" else None, **row})
+            t = totals.setdefault((cur, method), {"currency": cur, "method": method, **dict.fromkeys(keys, 0)})
+            for k in keys:
+                t[k] += row[k]
+    return rows, totals
+
+
+def _waterfall_columns(period: str, months: list[str]) -> list[Column]:
+    cols = [Column("customer_id", "Customer"), Column("customer", "Name"), Column("currency", "Cur"),
+            Column("method", "Schedule"), Column("rate_per_day", "Credits/day"), Column("due", f"Due {period}", "money")]
+    cols += [Column(m, m, "money") for m in months]
+    cols += [Column("later", "Later", "money"), Column("no_expiry", "No expiry", "money"), Column("total", "Total", "money")]
+    return cols
 
 
 def waterfall(session: Session, period: str, *, tz: ZoneInfo = UTC) -> Report:
@@ -287,58 +305,31 @@ def waterfall(session: Session, period: str, *, tz: ZoneInfo = UTC) -> Report:
     """
     parse_period(period)
     end = last_day(period)
-    months = _horizon(period)
-    keys = ["due", *months, "later", "no_expiry", "total"]
+    frame = _Frame(period, _horizon(period), tz)
     lots = _lots(session, end)
-    rate = defaultdict(int)
-    for (cid, _gid), units in _usage_units(session, end, _window_start(period)).items():
+    rate: dict[str, int] = defaultdict(int)
+    for (cid, _gid), units in consumed_units(session, end, _window_start(period)).items():
         rate[cid] += units
     by_customer: dict[tuple[str, str], list[_Lot]] = defaultdict(list)
-    for lot in lots.values():
-        by_customer[(lot.customer_id, lot.currency)].append(lot)
     drawing: dict[str, list[_Lot]] = defaultdict(list)  # all of a customer's grants draw, whatever the currency
     for lot in lots.values():
+        by_customer[(lot.customer_id, lot.currency)].append(lot)
         drawing[lot.customer_id].append(lot)
     for cid, group in drawing.items():
-        _simulate(group, rate[cid], months, tz)
+        _simulate(group, rate[cid], frame.months, tz)
     fees: dict[tuple[str, str], list[tuple[date | None, int]]] = defaultdict(list)
-    for cid, cur, service_end, amount in _subscription_fees(session, end):
+    for cid, cur, service_end, amount in deferred_fees(session, end):
         fees[(cid, cur)].append((service_end, amount))
-    names = _customer_names(session)
-    rows: list[dict] = []
-    totals: dict[tuple[str, str], dict] = {}
-    for cid, cur in sorted(set(by_customer) | set(fees)):
-        money = [lot for lot in by_customer.get((cid, cur), []) if lot.deferred]
-        sub = fees.get((cid, cur), [])
-        if not money and not sub:
-            continue
-        for method in METHODS:
-            row = dict.fromkeys(keys, 0)
-            for lot in money:
-                parts = (_schedule_by_expiry(lot, period, months, tz) if method == "by_expiry"
-                         else _schedule_at_rate(lot, period, months, tz, rate[cid]))
-                for k, v in parts.items():
-                    row[k] += v
-            for service_end, amount in sub:  # a balance not tied to a billed month (none expected): due
-                row[_bucket(period_of(service_end) if service_end else period, period, months)] += amount
-            row["total"] = sum(row[k] for k in keys[:-1])
-            rows.append({"customer_id": cid, "customer": names.get(cid, cid), "currency": cur, "method": method,
-                         "rate_per_day": _rate_text(rate[cid]) if method == "at_rate" else None, **row})
-            t = totals.setdefault((cur, method), {"currency": cur, "method": method, **dict.fromkeys(keys, 0)})
-            for k in keys:
-                t[k] += row[k]
+    rows, totals = _waterfall_rows(frame, by_customer, fees, rate, customer_names(session))
     on_ledger = ledger_deferred(session, period)
     for cur in on_ledger:
         for method in METHODS:
-            totals.setdefault((cur, method), {"currency": cur, "method": method, **dict.fromkeys(keys, 0)})
+            totals.setdefault((cur, method), {"currency": cur, "method": method, **dict.fromkeys(frame.keys, 0)})
     for (cur, _), t in totals.items():
         t["ledger"] = on_ledger.get(cur, 0)
-    cols = [Column("customer_id", "Customer"), Column("customer", "Name"), Column("currency", "Cur"),
-            Column("method", "Schedule"), Column("rate_per_day", "Credits/day"), Column("due", f"Due {period}", "money")]
-    cols += [Column(m, m, "money") for m in months]
-    cols += [Column("later", "Later", "money"), Column("no_expiry", "No expiry", "money"), Column("total", "Total", "money")]
     return Report("waterfall", f"Deferred revenue waterfall at {end.isoformat()}: by expiry and at the last 30 days' rate",
-                  period, cols, rows, [totals[k] for k in sorted(totals, key=lambda k: (k[0], METHODS.index(k[1])))],
+                  period, _waterfall_columns(period, frame.months), rows,
+                  [totals[k] for k in sorted(totals, key=lambda k: (k[0], METHODS.index(k[1])))],
                   total_columns=[Column("ledger", "Deferred revenue on the ledger (2100 + 2150)", "money")])
 
 
@@ -360,6 +351,66 @@ def _exhaustion(end: date, outstanding: int, window_units: int) -> date | None:
     if outstanding <= 0 or window_units <= 0:
         return None
     return end + timedelta(days=-(-outstanding * RATE_DAYS // window_units))
+
+
+def _held(lots: dict[tuple[str, str | None], _Lot], period: str, tz: ZoneInfo) -> dict[str, list[_Lot]]:
+    """The grants in force on the period's last day (effective before the period ends, expiring
+    after that day starts) whose issue was not voided, per customer, each customer's in
+    (effective_at, id) order."""
+    ends_at, last_starts = period_end(period, tz), start_of_day(last_day(period), tz)
+    held: dict[str, list[_Lot]] = defaultdict(list)
+    for lot in lots.values():
+        g = lot.grant
+        if g is None or lot.voided:
+            continue
+        if g.effective_at < ends_at and (g.expires_at is None or g.expires_at > last_starts):
+            held[g.customer_id].append(lot)
+    return {cid: sorted(group, key=lambda lot: (lot.grant.effective_at, lot.grant.id))  # type: ignore[union-attr]
+            for cid, group in held.items()}
+
+
+def _measures(cid: str, group: list[_Lot], window: dict[tuple[str, str], int], customer_units: int,
+              tz: ZoneInfo) -> list[tuple[str, str, int, int, int, int, date | None]]:
+    """What `usage_alerts` measures for one customer's grants in force: (scope, grant_id, granted,
+    consumed, outstanding, units drawn in the window, last valid day) per commitment or
+    subscription grant, then for ``all`` of them unless the only grant already has its own."""
+    out = []
+    own = [lot for lot in group if lot.grant.source in ("commitment", "subscription")]  # type: ignore[union-attr]
+    for lot in own:
+        g = lot.grant
+        assert g is not None
+        out.append((g.source, g.id, g.units, lot.consumed, lot.outstanding, window.get((cid, g.id), 0),
+                    _last_valid_day(g.expires_at, tz)))
+    if len(group) == 1 and own:
+        return out
+    expiries = [_last_valid_day(lot.grant.expires_at, tz) for lot in group]  # type: ignore[union-attr]
+    out.append(("all", "", sum(lot.grant.units for lot in group), sum(lot.consumed for lot in group),  # type: ignore[union-attr]
+                sum(lot.outstanding for lot in group), customer_units,
+                None if any(e is None for e in expiries) else max(expiries)))  # type: ignore[type-var]
+    return out
+
+
+def _alert_row(end: date, cid: str, name: str, scope: str, grant_id: str, granted: int, consumed: int,
+               outstanding: int, units: int, expires: date | None) -> dict | None:
+    """The usage alert row of one measure (see `usage_alerts`), None below every threshold."""
+    threshold = _threshold(consumed, granted)
+    if threshold is None:
+        return None
+    exhaustion = _exhaustion(end, outstanding, units)
+    return {"customer_id": cid, "customer": name, "scope": scope, "grant_id": grant_id,
+            "granted": granted, "consumed": consumed, "percent": _percent_text(consumed, granted),
+            "threshold": threshold, "outstanding": outstanding, "rate_per_day": _rate_text(units),
+            "exhaustion": exhaustion.isoformat() if exhaustion else None,
+            "expires": expires.isoformat() if expires else None,
+            "before_expiry": exhaustion is not None and (expires is None or exhaustion <= expires)}
+
+
+_ALERT_COLUMNS = [
+    Column("customer_id", "Customer"), Column("customer", "Name"), Column("scope", "Scope"),
+    Column("grant_id", "Grant"), Column("granted", "Granted", "credits"), Column("consumed", "Consumed", "credits"),
+    Column("percent", "%"), Column("threshold", "Alert %", "int"), Column("outstanding", "Left", "credits"),
+    Column("rate_per_day", "Credits/day (30 d)"), Column("exhaustion", "Exhausted on"),
+    Column("expires", "Expires (last day)"), Column("before_expiry", "Before expiry")]
 
 
 def usage_alerts(session: Session, period: str, *, tz: ZoneInfo = UTC) -> Report:
@@ -390,57 +441,22 @@ def usage_alerts(session: Session, period: str, *, tz: ZoneInfo = UTC) -> Report
     """
     parse_period(period)
     end = last_day(period)
-    ends_at, last_starts = period_end(period, tz), start_of_day(end, tz)
     lots = _lots(session, end)
-    window = _usage_units(session, end, _window_start(period))
+    window = consumed_units(session, end, _window_start(period))
     customer_window: dict[str, int] = defaultdict(int)
     for (cid, _), units in window.items():
         customer_window[cid] += units
-    held: dict[str, list[_Lot]] = defaultdict(list)
-    for lot in lots.values():
-        g = lot.grant
-        if g is None or lot.voided:
-            continue
-        if g.effective_at < ends_at and (g.expires_at is None or g.expires_at > last_starts):
-            held[g.customer_id].append(lot)
-    names = _customer_names(session)
+    held = _held(lots, period, tz)
+    names = customer_names(session)
     rows: list[dict] = []
     highest: dict[str, int] = {}
-
-    def add(cid: str, scope: str, grant_id: str, granted: int, consumed: int, outstanding: int, units: int,
-            expires: date | None) -> None:
-        threshold = _threshold(consumed, granted)
-        if threshold is None:
-            return
-        exhaustion = _exhaustion(end, outstanding, units)
-        rows.append({"customer_id": cid, "customer": names.get(cid, cid), "scope": scope, "grant_id": grant_id,
-                     "granted": granted, "consumed": consumed, "percent": _percent_text(consumed, granted),
-                     "threshold": threshold, "outstanding": outstanding, "rate_per_day": _rate_text(units),
-                     "exhaustion": exhaustion.isoformat() if exhaustion else None,
-                     "expires": expires.isoformat() if expires else None,
-                     "before_expiry": exhaustion is not None and (expires is None or exhaustion <= expires)})
-        highest[cid] = max(highest.get(cid, 0), threshold)
-
     for cid in sorted(held):
-        group = sorted(held[cid], key=lambda lot: (lot.grant.effective_at, lot.grant.id))  # type: ignore[union-attr]
-        own = [lot for lot in group if lot.grant.source in ("commitment", "subscription")]  # type: ignore[union-attr]
-        for lot in own:
-            g = lot.grant
-            assert g is not None
-            add(cid, g.source, g.id, g.units, lot.consumed, lot.outstanding, window.get((cid, g.id), 0),
-                _last_valid_day(g.expires_at, tz))
-        if len(group) == 1 and own:
-            continue
-        expiries = [_last_valid_day(lot.grant.expires_at, tz) for lot in group]  # type: ignore[union-attr]
-        add(cid, "all", "", sum(lot.grant.units for lot in group), sum(lot.consumed for lot in group),  # type: ignore[union-attr]
-            sum(lot.outstanding for lot in group), customer_window.get(cid, 0),
-            None if any(e is None for e in expiries) else max(expiries))  # type: ignore[type-var]
+        for measure in _measures(cid, held[cid], window, customer_window.get(cid, 0), tz):
+            row = _alert_row(end, cid, names.get(cid, cid), *measure)
+            if row is not None:
+                rows.append(row)
+                highest[cid] = max(highest.get(cid, 0), row["threshold"])
     totals = [{"threshold": t, "customers": sum(1 for v in highest.values() if v == t)} for t in THRESHOLDS]
-    cols = [Column("customer_id", "Customer"), Column("customer", "Name"), Column("scope", "Scope"),
-            Column("grant_id", "Grant"), Column("granted", "Granted", "credits"), Column("consumed", "Consumed", "credits"),
-            Column("percent", "%"), Column("threshold", "Alert %", "int"), Column("outstanding", "Left", "credits"),
-            Column("rate_per_day", "Credits/day (30 d)"), Column("exhaustion", "Exhausted on"),
-            Column("expires", "Expires (last day)"), Column("before_expiry", "Before expiry")]
     return Report("usage-alerts", f"Usage alerts at {end.isoformat()}: 70% / 90% / 100% of credits used", period,
-                  cols, rows, totals, currency_key="threshold",
+                  list(_ALERT_COLUMNS), rows, totals, currency_key="threshold",
                   total_columns=[Column("customers", "Customers at alert %", "int")])

@@ -35,6 +35,7 @@ from ledger.core.records import (
     SubscriptionRecord,
 )
 from ledger.store.db import chunks, in_values
+from ledger.store.lots import LotBalance, lot_balances
 from ledger.core.grants import GrantState
 from ledger.store.models import (
     Customer,
@@ -197,17 +198,10 @@ def _load_chunk(session: Session, ids: list[str], tz, given: Mapping[str, Custom
 
 def _grant_states(s: Session, ids: list[str], customers: Mapping[str, Customer]
                   ) -> tuple[dict[str, dict[str, GrantState]], dict[str, set[str]]]:
-    """Each customer's grants with units relieved and amount released from the journal's
-    9100 and 2100 lines, breakage estimates and voids applied; and each customer's voided
-    event ids."""
-    by_grant: dict[str, dict[str, int]] = {}
-    for gid, account, d, c in s.execute(
-            sa.select(JournalLine.grant_id, JournalLine.account_code, sa.func.sum(JournalLine.debit),
-                      sa.func.sum(JournalLine.credit))
-            .where(in_values(s, JournalLine.customer_id, ids), JournalLine.grant_id.is_not(None),
-                   JournalLine.account_code.in_([A.CREDITS_OUTSTANDING, A.DEFERRED_CREDITS]))
-            .group_by(JournalLine.grant_id, JournalLine.account_code)):
-        by_grant.setdefault(gid, {})[account] = int(c) - int(d)
+    """Each customer's grants with units relieved and amount released from their lot balances
+    (`ledger.store.lots.lot_balances`: the journal's 9100 and 2100 lines), breakage estimates and
+    voids applied; and each customer's voided event ids."""
+    lots = lot_balances(s, customer_ids=ids)
     estimates: dict[str, list[tuple[datetime, str, str]]] = {}
     voided: dict[str, set[str]] = defaultdict(set)
     for eid, cid, kind, at, payload in s.execute(
@@ -220,9 +214,9 @@ def _grant_states(s: Session, ids: list[str], customers: Mapping[str, Customer]
             estimates.setdefault(body["grant_ref"], []).append((at, eid, body["expected_rate"]))
     out: dict[str, dict[str, GrantState]] = defaultdict(dict)
     for g in s.execute(sa.select(Grant).where(in_values(s, Grant.customer_id, ids)).order_by(Grant.effective_at, Grant.id)).scalars():
-        bal = by_grant.get(g.id, {})
-        state = grant_state(record_of(g, GrantRecord), relieved=g.units - bal.get(A.CREDITS_OUTSTANDING, 0),
-                            released=g.amount - bal.get(A.DEFERRED_CREDITS, 0))
+        lot = lots.get(g.id) or LotBalance(g.id)
+        state = grant_state(record_of(g, GrantRecord), relieved=g.units - lot.outstanding,
+                            released=g.amount - lot.deferred)
         if g.id in estimates:
             state.rate = Fraction(Decimal(max(estimates[g.id])[2]))
         state.voided = g.event_id in voided[g.customer_id] and g.source in ("commitment", "topup", "promotional")

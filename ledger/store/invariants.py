@@ -34,6 +34,8 @@ from ledger.core.grants import GrantState
 from ledger.store.models import Customer, Event, Grant, Guarantee, GuaranteeMonth, Invoice, JournalEntry, JournalLine, SubscriptionPeriod
 from ledger.core.money import CREDIT, cumulative_share
 from ledger.core.periods import start_of_day
+from ledger.store.journal import deferred_on_ledger
+from ledger.store.lots import lot_balances
 
 
 @dataclass(frozen=True)
@@ -112,25 +114,13 @@ class GrantBalances:
 
 
 def grant_balances(session: Session, through: date | None = None, tz: ZoneInfo = ZoneInfo("UTC")) -> GrantBalances:
-    """Every grant with lines through ``through``, with balances summed from the journal."""
+    """Every grant with lines through ``through`` (inclusive; None: the whole journal), with its
+    lot balances (`ledger.store.lots.lot_balances`) and the breakage estimate in force; grant ids
+    the lines name that no grant row has go to ``unknown``."""
     grants = {g.id: g for g in session.execute(sa.select(Grant)).scalars()}
-    out: dict[str, GrantBalance] = {}
-    unknown: set[str] = set()
-    q = (sa.select(JournalLine.grant_id, JournalLine.account_code, sa.func.sum(JournalLine.debit), sa.func.sum(JournalLine.credit))
-         .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
-         .where(JournalLine.account_code.in_([A.DEFERRED_CREDITS, A.CREDITS_OUTSTANDING]), JournalLine.grant_id.is_not(None)))
-    if through:
-        q = q.where(JournalEntry.entry_date <= through)
-    for grant_id, account, d, c in session.execute(q.group_by(JournalLine.grant_id, JournalLine.account_code)):
-        g = grants.get(grant_id)
-        if g is None:
-            unknown.add(grant_id)
-            continue
-        b = out.setdefault(grant_id, GrantBalance(g))
-        if account == A.CREDITS_OUTSTANDING:
-            b.outstanding = int(c) - int(d)
-        else:
-            b.deferred = int(c) - int(d)
+    lots = lot_balances(session, through=through)
+    out = {gid: GrantBalance(grants[gid], lot.outstanding, lot.deferred) for gid, lot in lots.items() if gid in grants}
+    unknown = set(lots) - set(grants)
     for b in out.values():
         if b.grant.expected_breakage_rate:
             b.rate = Fraction(Decimal(b.grant.expected_breakage_rate))
@@ -181,14 +171,7 @@ def check_grants(balances: GrantBalances) -> list[Violation]:
 
 def check_deferred_total(session: Session, balances: GrantBalances, through: date | None = None) -> list[Violation]:
     """Invariant 3: ledger deferred revenue (2100 + 2150) = the sum over grants, per currency."""
-    ledger_total: dict[str, int] = defaultdict(int)
-    q = (sa.select(JournalLine.commodity, sa.func.sum(JournalLine.credit - JournalLine.debit))
-         .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
-         .where(JournalLine.account_code.in_(A.DEFERRED_ACCOUNTS)))
-    if through:
-        q = q.where(JournalEntry.entry_date <= through)
-    for commodity, v in session.execute(q.group_by(JournalLine.commodity)):
-        ledger_total[commodity] += int(v)
+    ledger_total: dict[str, int] = defaultdict(int, deferred_on_ledger(session, through))
     untagged = session.execute(
         sa.select(sa.func.count()).select_from(JournalLine)
         .where(JournalLine.account_code == A.DEFERRED_CREDITS, JournalLine.grant_id.is_(None))).scalar_one()
