@@ -25,6 +25,7 @@ from ledger.core.periods import first_day, last_day, parse_period
 from ledger.errors import NotFoundError
 from ledger.store import documents as docs
 from ledger.store import reports as store
+from ledger.store.journal import customer_names
 from ledger.store.reader import SessionStore
 
 if TYPE_CHECKING:
@@ -118,7 +119,7 @@ def deferred_revenue(session: Session, period: str) -> Report:
 
 def _customer_names(session: Session) -> dict[str, str]:
     """Every customer's name, by customer id."""
-    return store.customer_names(session)
+    return customer_names(session)
 
 
 # --------------------------------------------------------------------------- revenue

@@ -21,7 +21,6 @@ from ledger.core.records import GuaranteeRecord, QuarantineRecord
 from ledger.store.books import record_of
 from ledger.store.models import (
     Account,
-    Customer,
     Event,
     Guarantee,
     Invoice,
@@ -53,11 +52,6 @@ class CloseRecord:
 
 def _in(d0: date, d1: date):
     return sa.and_(JournalEntry.entry_date >= d0, JournalEntry.entry_date <= d1)
-
-
-def customer_names(session: Session) -> dict[str, str]:
-    """Every customer's name, by customer id."""
-    return dict(session.execute(sa.select(Customer.id, Customer.name)).all())
 
 
 def account_balances(session: Session, end: date) -> list[tuple[str, str, str, int, int]]:
