@@ -27,10 +27,14 @@ folder, five ways:
 
 Throughput is documents / wall-clock seconds of the whole batch (including warm-up and, for
 4, starting the pool); "median ms" is the median time of one render inside its process.
-Prints a Rich table with the machine (cores, CPU model from /proc/cpuinfo, date) and, with
-``--results FILE``, replaces the section "B4 invoice rendering" of that Markdown file (or
-appends it). Targets: ours (W processes) at least 4x defaults and at least 15 invoices/s.
-Exit code 0 whether or not the targets are met.
+Prints a Rich table with the machine (cores, CPU model from /proc/cpuinfo, date) and writes
+every mode (median, ratio, PDF size) and where the speed comes from to
+``benchmarks/work/profile-<stamp>-render.md`` (ignored by git). With ``--results FILE`` it
+replaces the section "B4 invoice rendering" of that Markdown file (or appends it) with the
+compact form: the targets met or not, the defaults of the same run as the reference, two
+sentences, the detail file's name; and says whether the file is still under 10 KB.
+Targets: ours (W processes) at least 4x defaults and at least 15 invoices/s. Exit code 0
+whether or not the targets are met.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ from pathlib import Path
 
 from babel.dates import format_date
 from babel.numbers import format_currency, format_decimal
+from results_md import Row, file_stamp, replace_section, shown, size_note, target_table, write_details
 from rich.console import Console
 from rich.table import Table
 
@@ -84,6 +89,8 @@ SELLER_FX = FacturXParty(
 
 @dataclass(frozen=True)
 class Customer:
+    """A buyer of the benchmark's documents: locale, currency (ISO 4217) and tax rate (fraction)."""
+
     id: str
     name: str
     address: tuple[str, ...]
@@ -202,6 +209,7 @@ def legacy_static(folder: Path) -> Path:
 
 
 def run_defaults(docs, static: Path, out: Path) -> list[float]:
+    """Render ``docs`` with WeasyPrint's defaults in this process; return each render's seconds."""
     times = []
     for view, _fx in docs:
         start = time.perf_counter()
@@ -238,6 +246,7 @@ def run_ours(docs, out: Path, workers: int, extra_css: str | None = None, **opti
 
 
 def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo), else platform.processor(), else "unknown"."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -248,6 +257,7 @@ def cpu_model() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Render every mode, print and write the results (module docstring); always 0."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=100, help="documents per mode (default 100)")
     parser.add_argument("--workers", type=int, default=2, help="processes of the parallel mode")
@@ -282,10 +292,34 @@ def main(argv: list[str] | None = None) -> int:
             rows.append((label, processes, len(docs) / wall, statistics.median(times) * 1000,
                          sum(p.stat().st_size for p in out.iterdir()) / len(docs) / 1024))
 
+    report(args, rows, len(docs), console)
+    return 0
+
+
+def target_rows(rows: list[tuple], workers: int) -> list[Row]:
+    """The section's table: the defaults (the reference), ours in one process, and the targets
+    (ours in ``workers`` processes: invoices/s and the ratio to the defaults), met or not."""
+    base, (_, _, best, best_median, _), (_, _, one, one_median, _) = rows[0][2], rows[1], rows[2]
+    return [
+        Row(f"reference: WeasyPrint's defaults ({rows[0][0].split(': ', 1)[1]}), 1 process",
+            f"{base:.1f} invoices/s (median {rows[0][3]:.0f} ms)"),
+        Row("ours, 1 process", f"{one:.1f} invoices/s (median {one_median:.0f} ms, {one / base:.1f}x defaults)"),
+        Row(f"B4 ours, {workers} processes", f"{best:.1f} invoices/s (median {best_median:.0f} ms)",
+            f">= {TARGET_RATE:.0f}/s", bool(best >= TARGET_RATE)),
+        Row(f"B4 ours, {workers} processes / defaults", f"{best / base:.1f}x", f">= {TARGET_RATIO:.0f}x",
+            bool(best / base >= TARGET_RATIO)),
+    ]
+
+
+def report(args: argparse.Namespace, rows: list[tuple], count: int, console: Console) -> None:
+    """Print the modes and the verdict, write the detail file under benchmarks/work/ and, with
+    ``--results``, the compact section of that file (its size against the 10 KB limit printed).
+    ``rows``: (mode, processes, invoices/s, median ms, KiB per PDF) in the order of main's modes."""
     base = rows[0][2]
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    now = datetime.now(UTC)
+    stamp = now.strftime("%Y-%m-%d %H:%M UTC")
     machine = f"{os.cpu_count()} cores, {cpu_model()}, Python {platform.python_version()}, WeasyPrint {weasyprint.__version__}"
-    table = Table(title=f"B4 invoice rendering: {len(docs)} documents per mode")
+    table = Table(title=f"B4 invoice rendering: {count} documents per mode")
     for column in ("mode", "processes", "invoices/s", "median ms/doc", "x defaults", "KiB/PDF"):
         table.add_column(column, justify="left" if column == "mode" else "right")
     for label, processes, rate, median, size in rows:
@@ -299,37 +333,60 @@ def main(argv: list[str] | None = None) -> int:
         + ("met" if best / base >= TARGET_RATIO and best >= TARGET_RATE else "NOT met")
     )
     console.print(verdict)
-
+    table_rows = target_rows(rows, args.workers)
+    details = write_details(file_stamp(now), "render",
+                            detail_lines(rows, table_rows, machine, stamp, count, verdict, args.results))
+    console.print(f"details of the run: {shown(details)}")
     if args.results:
-        write_results(args.results, rows, base, machine, stamp, len(docs), verdict)
+        size = replace_section(args.results, SECTION,
+                               section_lines(rows, table_rows, machine, stamp, count, shown(details)))
         console.print(f"wrote section {SECTION!r} of {args.results}")
-    return 0
+        console.print(size_note(args.results, size))
 
 
-def write_results(path: Path, rows, base: float, machine: str, stamp: str, count: int, verdict: str) -> None:
-    parallel = rows[1][2] / rows[2][2]
-    lines = [
-        f"## {SECTION}",
-        "",
-        f"`make bench` (benchmarks/bench_render.py), {stamp}. Machine: {machine}.",
-        f"{count} documents per mode (invoices with 1-6 lines and credit notes, 12 customers in 5 locales);",
-        "ours = reports.pdf: PDF/A-3b with the Factur-X EN 16931 XML embedded. Throughput counts",
-        "the whole batch's wall clock (warm-up and pool start included); median is one render.",
-        "A single run: consecutive runs on a shared VM can differ by several percent.",
-        "",
+def _run_line(machine: str, stamp: str, count: int) -> str:
+    return (f"`make bench` (benchmarks/bench_render.py), {stamp}. Machine: {machine}. {count} documents per mode "
+            "(invoices with 1-6 lines and credit notes, 12 customers in 5 locales); ours = reports.pdf (PDF/A-3b, "
+            "Factur-X XML embedded); a rate counts the whole batch's wall clock, warm-up and pool start "
+            "included; one run.")
+
+
+def section_lines(rows: list[tuple], table_rows: list[Row], machine: str, stamp: str, count: int,
+                  details: str) -> list[str]:
+    """The Markdown section of RESULTS.md, heading first: the run, the table of targets, two
+    sentences on where the speed comes from, and the detail file's name."""
+    base = rows[0][2]
+    return [
+        f"## {SECTION}", "", _run_line(machine, stamp, count), "", *target_table(table_rows), "",
+        (f"One process of ours renders {rows[2][2] / base:.1f}x as fast as the defaults (bundled font embedded "
+         "whole, one font configuration per process, gc.freeze), although it also writes PDF/A-3b and the "
+         f"Factur-X XML, and {rows[1][1]} processes add {rows[1][2] / rows[2][2]:.2f}x; subsetting the font per "
+         f"document would cost {rows[3][3] - rows[2][3]:.0f} ms more a document, the previous layout "
+         f"{rows[4][3] - rows[1][3]:.0f} ms more. Every mode, with PDF sizes: `{details}` (not committed)."),
+    ]
+
+
+def detail_lines(rows: list[tuple], table_rows: list[Row], machine: str, stamp: str, count: int, verdict: str,
+                 results: Path | None) -> list[str]:
+    """The detail file of the run (Markdown): the table of targets, every mode (median, ratio,
+    PDF size) and where the speed comes from."""
+    base = rows[0][2]
+    return [
+        f"# B4 invoice rendering, {stamp}", "",
+        (f"The details of the run summarised in the section \"{SECTION}\" of "
+         f"{shown(results) if results else 'the results (not written: no --results)'}."),
+        "", _run_line(machine, stamp, count), "", *target_table(table_rows), "",
         "| mode | processes | invoices/s | median ms/doc | x defaults | KiB/PDF |",
         "|---|---:|---:|---:|---:|---:|",
-        *(
-            f"| {label} | {processes} | {rate:.1f} | {median:.0f} | {rate / base:.1f}x | {size:.0f} |"
-            for label, processes, rate, median, size in rows
-        ),
+        *(f"| {label} | {processes} | {rate:.1f} | {median:.0f} | {rate / base:.1f}x | {size:.0f} |"
+          for label, processes, rate, median, size in rows),
         "",
         *textwrap.wrap(
             f"Where the speed comes from: one process of ours renders {rows[2][2] / base:.1f}x as "
             "fast as the defaults (bundled 43 KB font embedded whole instead of DejaVu Sans "
             "subset per document, one font configuration per process, fonts deflated once, "
             "gc.freeze in the worker), although it also writes PDF/A-3b and the Factur-X XML; "
-            f"{rows[1][1]} processes add {parallel:.2f}x. Subsetting the bundled font per "
+            f"{rows[1][1]} processes add {rows[1][2] / rows[2][2]:.2f}x. Subsetting the bundled font per "
             f"document instead costs {rows[3][3] - rows[2][3]:.0f} ms a document. The last row "
             "is the layout before this benchmark (overflow-wrap: anywhere on everything makes "
             "WeasyPrint measure min-content widths character by character; document.css now "
@@ -337,18 +394,8 @@ def write_results(path: Path, rows, base: float, machine: str, stamp: str, count
             f"{rows[4][3] - rows[1][3]:.0f} ms more a document.",
             width=95,
         ),
-        "",
-        verdict + ".",
-        "",
+        "", verdict + ".",
     ]
-    section = "\n".join(lines)
-    text = path.read_text() if path.exists() else "# Benchmark results\n\n"
-    pattern = re.compile(rf"^## {re.escape(SECTION)}\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
-    if pattern.search(text):
-        text = pattern.sub(lambda _match: section + "\n", text).rstrip("\n") + "\n"
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text)
 
 
 if __name__ == "__main__":

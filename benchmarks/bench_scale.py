@@ -26,12 +26,14 @@ with the data, outputs and profiles for inspection):
    occurred_at timestamptz, credits bigint)`` and the usage CSV streamed into it with psycopg's
    ``COPY bare FROM STDIN (FORMAT csv, HEADER true)``, committed (wall clock, this process);
    the table is dropped afterwards.
-2. The business events: ``ledger import events.jsonl`` (timed, no target).
-3. **B1**: ``ledger import usage.csv`` with the default chunk size (`ledger.service.CHUNK`),
-   a subprocess: wall clock from start to exit (interpreter start included), events/s =
-   usage rows / wall, ratio to the COPY time, and the peak RSS of that process
+2. The business events: ``ledger import events.jsonl``, a subprocess; events/s = business
+   events in the file / wall clock of the command.
+3. **B1**: ``ledger import usage.csv`` with the default chunk size (``CHUNK`` of the import
+   service), a subprocess: wall clock from start to exit (interpreter start included),
+   events/s = usage rows / wall, ratio to the COPY time, and the peak RSS of that process
    (``ru_maxrss`` from ``os.wait4`` on its pid; VmRSS is also sampled every 0.1 s to say when
-   the peak came).
+   the peak came). Then, untimed by the targets, the floor: B1's usage rows and draws written
+   again server-side (`write_floor`).
 4. **B2**: ``ledger close <month>``, subprocess, seconds and peak RSS.
 5. **B5**: ``ledger export journal --format csv`` of the whole journal, lines/s = journal
    lines exported / wall clock of the command; then ``ledger verify`` seconds.
@@ -53,24 +55,29 @@ with the data, outputs and profiles for inspection):
 For every step the PostgreSQL CPU of the benchmark database's backends is sampled from /proc
 (when the server runs on this machine), with the machine's busy CPU (/proc/stat) and the load
 average: other work on the machine (a test suite, another benchmark) slows the numbers down,
-and the results show how much there was.
+and the results show how much there was (`scale_measure`).
 
 Profile (default when py-spy is installed: ``.venv/bin/pip install py-spy``; ``--no-profile``
 turns it off): B1 and B2 run under `ledger_sqlstats` (every SQL statement timed, client side)
-with py-spy attached (``record --function --idle --nonblocking``, 100 samples/s, so waits on
-the database count). The timed B1 and B2 are the profiled runs (about 3% and 10% slower than
-unprofiled at 200,000 events); B3 is profiled in an extra 1-worker run after the timed ones.
-Cumulative % = share of samples whose stack holds the function.
+with py-spy attached (``record --function --full-filenames --idle --nonblocking``, 100
+samples/s, so waits on the database count). The timed B1 and B2 are the profiled runs (about
+3% and 10% slower than unprofiled at 200,000 events); B3 is profiled in an extra 1-worker run
+after the timed ones. Cumulative % = share of samples whose stack holds the function; time is
+also attributed to the engine's layers (ledger/cli/, services/, core/, store/) by path prefix
+(`scale_profile`).
 
-Prints a Rich table (benchmark, measured, target, met?) and, with ``--results FILE``, replaces
-the section "Scale (B1-B3, B5)" of that Markdown file (or appends it). Exit code 0 whether or
-not the targets are met; 1 if a step fails (143 on SIGTERM), after the clean-up.
+Prints a Rich table (benchmark, measured, target, met?) and writes the details of the run
+(per-step CPU and memory, B3's latencies, the data and books, the profiles) to
+``benchmarks/work/profile-<stamp>-scale.md`` (ignored by git). With ``--results FILE`` it
+replaces the section "Scale (B1-B3, B5)" of that Markdown file (or appends it) with the compact
+form (`scale_report`: targets met or not, the machine, the COPY and floor of the same run, two
+sentences, the detail file's name) and says whether the file is still under 10 KB. Exit code 0
+whether or not the targets are met; 1 if a step fails (143 on SIGTERM), after the clean-up.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import hashlib
 import io
@@ -79,16 +86,13 @@ import multiprocessing as mp
 import os
 import platform
 import queue
-import re
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -97,315 +101,32 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
-from typing import Self
-
 import psycopg
 import scale_data
+from results_md import file_stamp, replace_section, shown, size_note, write_details
 from rich.console import Console
 from rich.table import Table
+from scale_measure import (CATALOG, CHILDREN, BackendCpu, cpu_model, kill_children, loadavg, machine_busy,
+                           pyspy_command, ram_gib, run_ledger)
+from scale_profile import print_profile, summarise_pyspy
+from scale_report import B3_POOL, PROFILED_B3, SECTION, Run, b3_measured, detail_lines, section_lines, table_rows
 
-SECTION = "Scale (B1-B3, B5)"
-CATALOG = ROOT / "ledger" / "data" / "demo-catalog.toml"
-SQLSTATS = HERE / "ledger_sqlstats.py"
-TARGET_B1_RATE = 100_000
-TARGET_B1_RATIO = 2.5
-TARGET_B1_RSS_MB = 400
-TARGET_B2_SECONDS = 30
-TARGET_B3_RATE = 1_000
-TARGET_B5_RATE = 200_000
-B3_POOL = 500
-PROFILED_B3 = "1 worker, profiled (no target: py-spy and SQL timing slow it down)"
 B3_WARMUP = 10
 B3_KEPT = "books kept: "
-ENTRY_FRAMES = ("click/", "runpy", "<frozen", "ledger_sqlstats.py", "ledger/__main__.py", "<module>", "ledger/cli.py",
-                "ledger/cli_export.py", "bench_scale.py")
 
 console = Console(width=max(Console().width, 120))
-_children: set[subprocess.Popen] = set()
-
-
-# --------------------------------------------------------------------------- machine
-def cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
-def ram_gib() -> float:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return int(line.split()[1]) / 1024 / 1024
-    return 0.0
-
-
-def machine_busy() -> float:
-    """CPU seconds the whole machine has been busy since boot (all cores; /proc/stat: user, nice,
-    system, irq, softirq, steal)."""
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-        return (fields[0] + fields[1] + fields[2] + fields[5] + fields[6] + fields[7]) / os.sysconf("SC_CLK_TCK")
-    return 0.0
-
-
-def loadavg() -> str:
-    with contextlib.suppress(OSError):
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    return "?"
-
-
-# --------------------------------------------------------------------------- measuring subprocesses
-class BackendCpu:
-    """Samples the CPU seconds (utime + stime) of the PostgreSQL backends of one database,
-    reading /proc every 0.2 s while a subprocess runs; the total counts each backend's last
-    sample (a backend that exits loses at most its last 0.2 s)."""
-
-    def __init__(self, dbname: str):
-        self.marker = f" {dbname} "
-        self.ticks = os.sysconf("SC_CLK_TCK")
-        self.seen: dict[int, float] = {}
-        self.start: dict[int, float] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _scan(self) -> dict[int, float]:
-        out = {}
-        for entry in os.scandir("/proc"):
-            if not entry.name.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry.name}/cmdline", "rb") as fh:
-                    cmd = fh.read().replace(b"\0", b" ").decode(errors="replace")
-                if not cmd.startswith("postgres:") or self.marker not in cmd:
-                    continue
-                with open(f"/proc/{entry.name}/stat") as fh:
-                    fields = fh.read().rsplit(")", 1)[1].split()
-                out[int(entry.name)] = (int(fields[11]) + int(fields[12])) / self.ticks
-            except (OSError, IndexError, ValueError):
-                continue
-        return out
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            for pid, cpu in self._scan().items():
-                self.start.setdefault(pid, cpu)
-                self.seen[pid] = cpu
-            self._stop.wait(0.2)
-
-    def __enter__(self) -> Self:
-        self.start = self._scan()  # backends already alive: count only what they do from now
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    @property
-    def seconds(self) -> float:
-        return sum(cpu - self.start.get(pid, 0.0) for pid, cpu in self.seen.items())
-
-
-def _tree(pid: int) -> list[int]:
-    """pid and its descendants (Linux /proc/<pid>/task/<tid>/children)."""
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        try:
-            for task in os.listdir(f"/proc/{p}/task"):
-                with open(f"/proc/{p}/task/{task}/children") as fh:
-                    todo += [int(c) for c in fh.read().split()]
-        except (OSError, ValueError):
-            pass
-    return out
-
-
-def _rss_kb(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return 0
-
-
-class RssWatch:
-    """Samples the resident set (VmRSS) of a process and its child processes together (an
-    import with --jobs has workers) every 0.1 s: the peak, and when it was reached, in seconds
-    from the start, so the peak can be placed in a phase of the run."""
-
-    def __init__(self, pid: int, start: float):
-        self.pid, self.start = pid, start
-        self.peak_kb, self.peak_at = 0, 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            kb = sum(_rss_kb(p) for p in _tree(self.pid))
-            if kb > self.peak_kb:
-                self.peak_kb, self.peak_at = kb, time.perf_counter() - self.start
-            self._stop.wait(0.1)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-@dataclass
-class Measured:
-    label: str
-    wall: float
-    user: float
-    sys: float
-    rss_mb: float
-    returncode: int
-    stdout: str
-    stderr: str
-    pg_cpu: float
-    load: str
-    machine_cpu: float = 0.0
-    rss_peak_at: float = 0.0
-    sql: dict | None = None
-    profile: dict | None = None
-
-    @property
-    def cpu(self) -> float:
-        return self.user + self.sys
-
-    @property
-    def other_cpu(self) -> float:
-        """CPU the rest of the machine used meanwhile (this script, py-spy, other work)."""
-        return max(0.0, self.machine_cpu - self.cpu - self.pg_cpu)
-
-
-def run_ledger(args: list[str], *, label: str, url: str, dbname: str, work: Path,
-               pyspy: str | None = None, sqlstats: bool = False) -> Measured:
-    """Run ``ledger --database-url URL --catalog CATALOG ARGS`` as a subprocess and measure it;
-    raises RuntimeError on a non-zero exit."""
-    base = [sys.executable, str(SQLSTATS)] if sqlstats else [sys.executable, "-m", "ledger"]
-    cmd = [*base, "--database-url", url, "--catalog", str(CATALOG), *args]
-    slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
-    out_path, err_path = work / f"{slug}.out", work / f"{slug}.err"
-    stats_path, spy_path = work / f"{slug}.sql.json", work / f"{slug}.pyspy.txt"
-    env = dict(os.environ, LEDGER_BENCH_SQLSTATS=str(stats_path), PYTHONUNBUFFERED="1",
-               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-    load = loadavg()
-    busy = machine_busy()
-    with (open(out_path, "wb") as out, open(err_path, "wb") as err, open(work / f"{slug}.pyspy.err", "wb") as spy_err,
-          BackendCpu(dbname) as pg):
-        start = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=work)
-        _children.add(proc)
-        rss = RssWatch(proc.pid, start)
-        spy = None
-        if pyspy:
-            spy = subprocess.Popen([pyspy, "record", "--pid", str(proc.pid), "--subprocesses", "--format", "raw",
-                                    "--function",
-                                    "--idle", "--nonblocking", "--rate", str(PYSPY_RATE), "-o", str(spy_path)],
-                                   stdout=subprocess.DEVNULL, stderr=spy_err)
-            _children.add(spy)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - start
-        rss.stop()
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        _children.discard(proc)
-        if spy is not None:
-            try:
-                spy.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                spy.kill()
-                spy.wait()
-            _children.discard(spy)
-    # the sampled peak of the process tree; ru_maxrss (the largest single process) if higher
-    m = Measured(label, wall, usage.ru_utime, usage.ru_stime, max(usage.ru_maxrss, rss.peak_kb) / 1024, proc.returncode,
-                 out_path.read_text(errors="replace"), err_path.read_text(errors="replace"), pg.seconds, load,
-                 machine_busy() - busy, rss.peak_at)
-    if m.returncode != 0:
-        raise RuntimeError(f"{label}: ledger {' '.join(args)} exited {m.returncode}:\n{m.stderr[-3000:]}")
-    if sqlstats and stats_path.exists():
-        m.sql = json.loads(stats_path.read_text())
-    if pyspy and spy_path.exists():
-        m.profile = summarise_pyspy(spy_path)
-    return m
-
-
-# --------------------------------------------------------------------------- profiles
-def _frame(frame: str) -> tuple[str, str]:
-    """'name (path/file.py:12)' -> (name, short location)."""
-    name, _, where = frame.partition(" (")
-    where = where.rstrip(")")
-    path, _, line = where.rpartition(":")
-    for marker in ("site-packages/", "/work/main/", str(ROOT) + "/"):
-        if marker in path:
-            path = path.split(marker, 1)[1]
-    return name, f"{path}:{line}" if line else path
-
-
-PYSPY_RATE = 100
-"""py-spy samples per second and process."""
-
-
-def summarise_pyspy(path: Path) -> dict:
-    """Per function: cumulative share (stacks containing it) and own share (leaf frame) of the
-    samples of a py-spy raw (collapsed stacks) file."""
-    cumulative: Counter[str] = Counter()
-    own: Counter[str] = Counter()
-    total = psycopg_samples = 0
-    processes: set[str] = set()
-    for line in path.read_text(errors="replace").splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not stack or not count.isdigit() or "resource_tracker" in stack:
-            continue  # (the resource tracker: multiprocessing's idle helper of an import with --jobs)
-        n = int(count)
-        total += n
-        parts = stack.split(";")
-        processes.update(f.split(":", 1)[0] for f in parts if f.startswith("process "))
-        frames = [f"{a} ({b})" for a, b in (_frame(f) for f in parts if not f.startswith("process "))]
-        if not frames:  # a process sampled before its first Python frame
-            total -= n
-            continue
-        for f in set(frames):
-            cumulative[f] += n
-        own[frames[-1]] += n
-        if any("(psycopg/" in f for f in frames):
-            psycopg_samples += n
-    if not total:
-        return {"samples": 0, "ledger": [], "own": [], "db_wait": 0.0, "psycopg": 0.0, "all_cumulative": {}}
-    ours = [(f, c / total) for f, c in cumulative.most_common()
-            if re.search(r"\((ledger|reports)/", f) and not any(e in f for e in ENTRY_FRAMES)]
-    return {
-        "samples": total,
-        "processes": max(1, len(processes)),
-        "ledger": ours[:15],
-        "own": [(f, c / total) for f, c in own.most_common(15)],
-        "db_wait": sum(c for f, c in cumulative.items() if f.startswith("Connection.wait (psycopg/")) / total,
-        "psycopg": psycopg_samples / total,
-        "all_cumulative": {f: c / total for f, c in cumulative.items()},
-    }
-
-
-def share(profile: dict | None, name: str, file_part: str) -> float | None:
-    """Cumulative share of the function ``name`` defined in a file containing ``file_part``."""
-    if not profile:
-        return None
-    return sum(v for f, v in profile["all_cumulative"].items()
-               if f.startswith(name + " (") and file_part in f)
 
 
 # --------------------------------------------------------------------------- database
 def admin_url(args: argparse.Namespace) -> str:
+    """The URL to CREATE/DROP the benchmark's database from: --admin-url, $LEDGER_BENCH_PG_ADMIN_URL,
+    $LEDGER_TEST_PG_ADMIN_URL, else the local server's postgres database."""
     return (args.admin_url or os.environ.get("LEDGER_BENCH_PG_ADMIN_URL")
             or os.environ.get("LEDGER_TEST_PG_ADMIN_URL") or "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 def db_url(admin: str, dbname: str) -> str:
+    """``admin`` with its database name replaced by ``dbname`` (query string kept)."""
     head, _, tail = admin.rpartition("/")
     query = ""
     if "?" in tail:
@@ -458,6 +179,7 @@ def write_floor(url: str) -> float:
 
 
 def book_counts(url: str) -> dict[str, int]:
+    """Rows per table of the books ({table: count}) and "database_mb" (pg_database_size, MiB)."""
     tables = ("customer", "event", "usage_event", "usage_draw", "quarantine", "journal_entry", "journal_line",
               "invoice", "credit_grant")
     with psycopg.connect(url) as conn:
@@ -467,6 +189,7 @@ def book_counts(url: str) -> dict[str, int]:
 
 
 def server_info(url: str) -> dict[str, str]:
+    """The server's version and the settings that bear on the timings ({name: SHOW value})."""
     with psycopg.connect(url) as conn:
         return {k: conn.execute(f"SHOW {k}").fetchone()[0]
                 for k in ("server_version", "shared_buffers", "work_mem", "synchronous_commit", "max_wal_size")}
@@ -561,10 +284,9 @@ def run_b3(url: str, label: str, run: int, pools: list[list[str]], plan: list[tu
             p.start()
         barrier.wait(timeout=600)
         if pyspy:
-            spy = subprocess.Popen([pyspy, "record", "--pid", str(procs[0].pid), "--format", "raw", "--function",
-                                    "--idle", "--nonblocking", "--rate", str(PYSPY_RATE), "-o", str(spy_path)],
+            spy = subprocess.Popen(pyspy_command(pyspy, procs[0].pid, spy_path, subprocesses=False),
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            _children.add(spy)
+            CHILDREN.add(spy)
         out = []
         deadline = time.monotonic() + 3600
         while len(out) < len(procs):
@@ -580,7 +302,7 @@ def run_b3(url: str, label: str, run: int, pools: list[list[str]], plan: list[tu
             p.join()
         if spy is not None:
             spy.wait(timeout=120)
-            _children.discard(spy)
+            CHILDREN.discard(spy)
     wall = max(r["finished"] for r in out) - min(r["started"] for r in out)
     calls = sum(r["calls"] for r in out)
     return {"label": label, "workers": len(pools), "calls": calls, "wall": wall, "rate": calls / wall,
@@ -619,45 +341,14 @@ def check_b3_demand(data: scale_data.ScaleData, plans: list[list[tuple[int, list
 
 
 # --------------------------------------------------------------------------- main
-@dataclass
-class Row:
-    name: str
-    measured: str
-    target: str = ""
-    met: bool | None = None
-    note: str = ""
-
-
-@dataclass
-class Run:
-    args: argparse.Namespace
-    data: scale_data.ScaleData | None = None
-    copy_seconds: float = 0.0
-    floor_seconds: float = 0.0
-    business: Measured | None = None
-    b1: Measured | None = None
-    b1_summary: dict = field(default_factory=dict)
-    counts: dict = field(default_factory=dict)
-    b2: Measured | None = None
-    export: Measured | None = None
-    export_postings: int = 0
-    export_bytes: int = 0
-    verify: Measured | None = None
-    b3: list[dict] = field(default_factory=list)
-    server: dict = field(default_factory=dict)
-    profiled: bool = False
-    chunk: int = 0
-    source: str = ""
-    csv_mb: float = 0.0
-
-
-def source_description(note: str | None) -> str:
-    """Which engine is measured: where `ledger` is imported from, its git commit and whether
-    ledger/, reports/ or migrations/ have uncommitted changes."""
+def source_description(note: str | None) -> tuple[str, str]:
+    """Which engine is measured, in full and short: where `ledger` is imported from, its git
+    commit and whether ledger/, reports/ or migrations/ have uncommitted changes (in full: which
+    paths; short: how many), then ``note``."""
     import ledger
 
     where = Path(ledger.__file__).resolve().parent.parent
-    text = f"engine from {where}"
+    text = short = f"engine from {where}"
     try:
         head = subprocess.run(["git", "-C", str(where), "rev-parse", "--short", "HEAD"], capture_output=True,
                               text=True, check=True).stdout.strip()
@@ -665,12 +356,16 @@ def source_description(note: str | None) -> str:
                                 "migrations"], capture_output=True, text=True, check=True).stdout.split("\n")
         changed = sorted({line[3:] for line in dirty if line.strip()})
         text += f", commit {head}" + (f" with uncommitted changes in {', '.join(changed)}" if changed else " (clean)")
+        short += f", commit {head}" + (f" with uncommitted changes in {len(changed)} paths" if changed else " (clean)")
     except (OSError, subprocess.CalledProcessError):
         text += " (not a git checkout)"
-    return text + (f"; {note}" if note else "")
+        short += " (not a git checkout)"
+    tail = f"; {note}" if note else ""
+    return text + tail, short + tail
 
 
 def find_pyspy() -> str | None:
+    """py-spy next to this interpreter (.venv/bin), else on PATH; None if neither."""
     local = Path(sys.executable).parent / "py-spy"
     return str(local) if local.exists() else shutil.which("py-spy")
 
@@ -680,6 +375,7 @@ def _terminate(signum, _frame) -> None:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line (see the module's docstring), with the sizes of --quick or the defaults."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=None, help="usage events (default 1,000,000)")
     parser.add_argument("--customers", type=int, default=None, help="customers (default 10,000)")
@@ -703,11 +399,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark (module docstring); 0 whether or not the targets are met. A failing step
+    raises (exit 1) after the clean-up; SIGTERM exits 143."""
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
-    from ledger.service import CHUNK
+    from ledger.services.importing import CHUNK
 
-    run = Run(args, chunk=CHUNK, source=source_description(args.note))
+    run = Run(args, chunk=CHUNK)
+    run.source, run.source_short = source_description(args.note)
     console.print(f"[dim]{run.source}[/dim]")
     pyspy = None if args.no_profile else find_pyspy()
     run.profiled = pyspy is not None
@@ -726,104 +425,94 @@ def main(argv: list[str] | None = None) -> int:
         run.server = server_info(url)
         measure = {"url": url, "dbname": dbname, "work": work}
         run_ledger(["init"], label="init", **measure)
-
-        console.print(f"[dim]building {args.events:,} usage events across {args.customers:,} customers "
-                      f"({args.month}) from the trace[/dim]")
-        t0 = time.perf_counter()
-        run.data = data = scale_data.build(work / "data", args.events, args.customers, args.month)
-        run.csv_mb = data.usage_path.stat().st_size / 2**20
-        console.print(f"[dim]  {time.perf_counter() - t0:.1f} s; {data.usage_path.stat().st_size / 2**20:.0f} MiB "
-                      f"of CSV, {data.business_events:,} business events[/dim]")
-
-        console.print("[dim]COPY baseline[/dim]")
-        run.copy_seconds = copy_baseline(url, data.usage_path)
-        console.print(f"[dim]  {run.copy_seconds:.2f} s[/dim]")
-
-        console.print("[dim]importing the business events[/dim]")
-        run.business = run_ledger(["import", "--format", "csv", str(data.events_path)], label="business events",
-                                  **measure)
-
-        console.print(f"[dim]B1 ledger import of {data.usage_events:,} usage events"
-                      f"{' (profiled)' if pyspy else ''}[/dim]")
-        run.b1 = run_ledger(["import", "--format", "csv", "--jobs", str(args.b1_jobs), str(data.usage_path)],
-                            label="B1 import",
-                            pyspy=pyspy, sqlstats=run.profiled, **measure)
-        run.b1_summary = next(csv.DictReader(io.StringIO(run.b1.stdout)))
-        console.print(f"[dim]  {run.b1.wall:.1f} s, {data.usage_events / run.b1.wall:,.0f} events/s: "
-                      f"{run.b1_summary}[/dim]")
-        run.counts = book_counts(url)
-        console.print("[dim]writing the usage rows and draws alone (the floor of any import that keeps them)[/dim]")
-        run.floor_seconds = write_floor(url)
-        console.print(f"[dim]  {run.floor_seconds:.1f} s[/dim]")
-
-        console.print(f"[dim]B2 ledger close {args.month}[/dim]")
-        run.b2 = run_ledger(["close", args.month], label="B2 close", pyspy=pyspy, sqlstats=run.profiled, **measure)
-        console.print(f"[dim]  {run.b2.wall:.1f} s: {run.b2.stdout.strip()}[/dim]")
-
-        console.print("[dim]B5 ledger export journal --format csv, ledger verify[/dim]")
-        out = work / "journal.csv"
-        run.export = run_ledger(["export", "journal", "--format", "csv", "--out", str(out)], label="B5 export",
-                                **measure)
-        manifest = json.loads((work / "journal.csv.manifest.json").read_text())
-        run.export_postings, run.export_bytes = manifest["postings"], manifest["bytes"]
-        console.print(f"[dim]  {run.export.wall:.1f} s, {run.export_postings:,} lines[/dim]")
-        out.unlink()
-        run.verify = run_ledger(["verify"], label="B5 verify", **measure)
-        console.print(f"[dim]  verify {run.verify.wall:.1f} s[/dim]")
-
-        pools = b3_pools(data, B3_POOL)
-        if not pools[1]:
-            raise RuntimeError("B3: not enough annual-commitment customers for two pools")
-        first, _ = scale_data._parse_month(args.month)
-        nxt = scale_data._add_months(first, 1)
-        base = datetime(nxt.year, nxt.month, 1, tzinfo=UTC)
-        trace = scale_data.load_trace()
-        runs = [("1 worker", [pools[0]], False), ("2 workers, different customers", pools, False),
-                ("2 workers, same customers", [pools[0], pools[0]], False),
-                (B3_KEPT + "1 worker", [pools[0]], True), (B3_KEPT + "2 workers, different customers", pools, True)]
-        if pyspy:
-            runs.append((PROFILED_B3, [pools[0]], False))
-        plans = [[b3_jobs(n, w, pool, args.b3_events, base, trace, kept) for w, pool in enumerate(p)]
-                 for n, (_, p, kept) in enumerate(runs)]
-        check_b3_demand(data, plans)
-        for n, ((label, p, _), plan) in enumerate(zip(runs, plans, strict=True)):
-            console.print(f"[dim]B3 Python API, {label}: {args.b3_events:,} calls per worker[/dim]")
-            result = run_b3(url, label, n, p, plan, dbname, work, pyspy=pyspy if label == PROFILED_B3 else None)
-            run.b3.append(result)
-            console.print(f"[dim]  {result['rate']:,.0f} events/s[/dim]")
+        measure_commands(run, measure, pyspy)
+        measure_api(run, url, dbname, work, pyspy)
     finally:  # also on an error or SIGTERM (the traceback follows, exit 1)
-        for proc in list(_children):
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        kill_children()
         cleanup(admin, dbname, created, args.keep_db, work)
-
-    rows = table_rows(run)
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    machine = (f"{os.cpu_count()} cores, {cpu_model()}, {ram_gib():.0f} GiB RAM, Python {platform.python_version()}, "
-               f"PostgreSQL {run.server.get('server_version', '?').split()[0]} on the same machine")
-    table = Table(title=f"Scale: {run.data.usage_events:,} usage events, {run.data.customers:,} customers, "
-                        f"{args.month}")
-    for column in ("benchmark", "measured", "target", "met?"):
-        table.add_column(column, justify="left" if column in ("benchmark", "measured") else "right")
-    for r in rows:
-        table.add_row(r.name, r.measured, r.target,
-                      "" if r.met is None else ("[green]yes[/green]" if r.met else "[red]no[/red]"))
-    console.print(table)
-    console.print(f"machine: {machine}; run {stamp}")
-    met = [r.name for r in rows if r.met]
-    missed = [r.name for r in rows if r.met is False]
-    console.print(f"targets met: {', '.join(met) or 'none'}; not met: {', '.join(missed) or 'none'}")
-    if run.profiled:
-        for m in (run.b1, run.b2, b3_measured(run)):
-            print_profile(m)
-    if args.results:
-        write_results(args.results, run, rows, machine, stamp)
-        console.print(f"wrote section {SECTION!r} of {args.results}")
+    report(run)
     return 0
 
 
+def measure_commands(run: Run, measure: dict, pyspy: str | None) -> None:
+    """Steps 0-5 of the module's docstring: the data, the COPY, the business events, B1 (then
+    the books' counts and the floor), B2, B5's export and verify; fills ``run``. ``measure``:
+    url, dbname and work folder for `run_ledger`."""
+    args, url, work = run.args, measure["url"], measure["work"]
+    console.print(f"[dim]building {args.events:,} usage events across {args.customers:,} customers "
+                  f"({args.month}) from the trace[/dim]")
+    t0 = time.perf_counter()
+    run.data = data = scale_data.build(work / "data", args.events, args.customers, args.month)
+    run.csv_mb = data.usage_path.stat().st_size / 2**20
+    console.print(f"[dim]  {time.perf_counter() - t0:.1f} s; {run.csv_mb:.0f} MiB of CSV, "
+                  f"{data.business_events:,} business events[/dim]")
+
+    console.print("[dim]COPY baseline[/dim]")
+    run.copy_seconds = copy_baseline(url, data.usage_path)
+    console.print(f"[dim]  {run.copy_seconds:.2f} s[/dim]")
+
+    console.print("[dim]importing the business events[/dim]")
+    run.business = run_ledger(["import", "--format", "csv", str(data.events_path)], label="business events",
+                              **measure)
+    console.print(f"[dim]  {run.business.wall:.1f} s, {data.business_events / run.business.wall:,.0f} events/s[/dim]")
+
+    console.print(f"[dim]B1 ledger import of {data.usage_events:,} usage events"
+                  f"{' (profiled)' if pyspy else ''}[/dim]")
+    run.b1 = run_ledger(["import", "--format", "csv", "--jobs", str(args.b1_jobs), str(data.usage_path)],
+                        label="B1 import", pyspy=pyspy, sqlstats=run.profiled, **measure)
+    run.b1_summary = next(csv.DictReader(io.StringIO(run.b1.stdout)))
+    console.print(f"[dim]  {run.b1.wall:.1f} s, {data.usage_events / run.b1.wall:,.0f} events/s: "
+                  f"{run.b1_summary}[/dim]")
+    run.counts = book_counts(url)
+    console.print("[dim]writing the usage rows and draws alone (the floor of any import that keeps them)[/dim]")
+    run.floor_seconds = write_floor(url)
+    console.print(f"[dim]  {run.floor_seconds:.1f} s[/dim]")
+
+    console.print(f"[dim]B2 ledger close {args.month}[/dim]")
+    run.b2 = run_ledger(["close", args.month], label="B2 close", pyspy=pyspy, sqlstats=run.profiled, **measure)
+    console.print(f"[dim]  {run.b2.wall:.1f} s: {run.b2.stdout.strip()}[/dim]")
+
+    console.print("[dim]B5 ledger export journal --format csv, ledger verify[/dim]")
+    out = work / "journal.csv"
+    run.export = run_ledger(["export", "journal", "--format", "csv", "--out", str(out)], label="B5 export",
+                            **measure)
+    manifest = json.loads((work / "journal.csv.manifest.json").read_text())
+    run.export_postings, run.export_bytes = manifest["postings"], manifest["bytes"]
+    console.print(f"[dim]  {run.export.wall:.1f} s, {run.export_postings:,} lines[/dim]")
+    out.unlink()
+    run.verify = run_ledger(["verify"], label="B5 verify", **measure)
+    console.print(f"[dim]  verify {run.verify.wall:.1f} s[/dim]")
+
+
+def measure_api(run: Run, url: str, dbname: str, work: Path, pyspy: str | None) -> None:
+    """Step 6 of the module's docstring: the B3 runs (and the profiled one with ``pyspy``),
+    appended to ``run.b3``; raises RuntimeError if the pools or the customers' credits are short."""
+    args, data = run.args, run.data
+    assert data
+    pools = b3_pools(data, B3_POOL)
+    if not pools[1]:
+        raise RuntimeError("B3: not enough annual-commitment customers for two pools")
+    first, _ = scale_data._parse_month(args.month)
+    nxt = scale_data._add_months(first, 1)
+    base = datetime(nxt.year, nxt.month, 1, tzinfo=UTC)
+    trace = scale_data.load_trace()
+    runs = [("1 worker", [pools[0]], False), ("2 workers, different customers", pools, False),
+            ("2 workers, same customers", [pools[0], pools[0]], False),
+            (B3_KEPT + "1 worker", [pools[0]], True), (B3_KEPT + "2 workers, different customers", pools, True)]
+    if pyspy:
+        runs.append((PROFILED_B3, [pools[0]], False))
+    plans = [[b3_jobs(n, w, pool, args.b3_events, base, trace, kept) for w, pool in enumerate(p)]
+             for n, (_, p, kept) in enumerate(runs)]
+    check_b3_demand(data, plans)
+    for n, ((label, p, _), plan) in enumerate(zip(runs, plans, strict=True)):
+        console.print(f"[dim]B3 Python API, {label}: {args.b3_events:,} calls per worker[/dim]")
+        result = run_b3(url, label, n, p, plan, dbname, work, pyspy=pyspy if label == PROFILED_B3 else None)
+        run.b3.append(result)
+        console.print(f"[dim]  {result['rate']:,.0f} events/s[/dim]")
+
+
 def cleanup(admin: str, dbname: str, created: bool, keep: bool, work: Path) -> None:
+    """Remove the work folder and drop the database (if this run created it), unless ``keep``."""
     if keep:
         console.print(f"kept the work folder {work}" + (f" and the database {dbname}" if created else ""))
         return
@@ -835,252 +524,37 @@ def cleanup(admin: str, dbname: str, created: bool, keep: bool, work: Path) -> N
     console.print(f"[dim]dropped database {dbname}[/dim]")
 
 
-# --------------------------------------------------------------------------- reporting
-def table_rows(run: Run) -> list[Row]:
-    d = run.data
-    assert d and run.b1 and run.b2 and run.export and run.verify and run.business
-    b1_rate = d.usage_events / run.b1.wall
-    ratio = run.b1.wall / run.copy_seconds
-    rows = [
-        Row("COPY of the usage CSV into a bare table with a primary key",
-            f"{run.copy_seconds:.2f} s ({d.usage_events / run.copy_seconds:,.0f} rows/s)"),
-        Row("business events import (customers, purchases, payments)",
-            f"{run.business.wall:.1f} s for {d.business_events:,} events"),
-        Row("floor: writing only B1's usage rows and draws (INSERT ... SELECT into copies with the same keys, "
-            "indexes and foreign keys)", f"{run.floor_seconds:.1f} s ({run.floor_seconds / run.copy_seconds:.1f}x COPY)"),
-        Row(f"B1 ledger import --jobs {run.args.b1_jobs} of the usage CSV", f"{b1_rate:,.0f} events/s ({run.b1.wall:.1f} s)",
-            f">= {TARGET_B1_RATE:,}/s", bool(b1_rate >= TARGET_B1_RATE)),
-        Row("B1 time / COPY time", f"{ratio:.1f}x", f"<= {TARGET_B1_RATIO}x", bool(ratio <= TARGET_B1_RATIO)),
-        Row("B1 peak RSS of the import (importer and its workers together)", f"{run.b1.rss_mb:.0f} MB",
-            f"< {TARGET_B1_RSS_MB} MB",
-            bool(run.b1.rss_mb < TARGET_B1_RSS_MB)),
-        Row(f"B2 ledger close {d.month}", f"{run.b2.wall:.1f} s", f"< {TARGET_B2_SECONDS} s",
-            bool(run.b2.wall < TARGET_B2_SECONDS)),
-        Row("B2 peak RSS of the close process", f"{run.b2.rss_mb:.0f} MB"),
-    ]
-    for r in run.b3:
-        if r["label"] != PROFILED_B3:
-            rows.append(Row(f"B3 API record_usage, {r['label']}", f"{r['rate']:,.0f} events/s",
-                            f">= {TARGET_B3_RATE:,}/s", bool(r["rate"] >= TARGET_B3_RATE)))
-    export_rate = run.export_postings / run.export.wall
-    rows += [
-        Row("B5 ledger export journal --format csv", f"{export_rate:,.0f} lines/s ({run.export.wall:.1f} s)",
-            f">= {TARGET_B5_RATE:,}/s", bool(export_rate >= TARGET_B5_RATE)),
-        Row("B5 ledger verify", f"{run.verify.wall:.1f} s"),
-    ]
-    return rows
-
-
-def b3_measured(run: Run) -> Measured | None:
-    """The profiled B3 run (1 worker) as a Measured, for the profile tables."""
-    r = next((r for r in run.b3 if r.get("profile")), None)
-    if r is None:
-        return None
-    return Measured("B3 API, 1 worker (a separate profiled run)", r["wall"], 0.0, 0.0, 0.0, 0, "", "", r["pg_cpu"], r["load"],
-                    sql={"statements": r["sql"]} if r["sql"] else None, profile=r["profile"])
-
-
-def print_profile(m: Measured | None) -> None:
-    if m is None or not m.profile:
-        return
-    p = m.profile
-    table = Table(title=f"{m.label}: {p['samples']:,} samples, {p['db_wait']:.0%} waiting on PostgreSQL")
-    for column in ("ledger function", "cumulative", "any function", "own time"):
-        table.add_column(column, justify="right" if column in ("cumulative", "own time") else "left")
-    for i in range(10):
-        c = p["ledger"][i] if i < len(p["ledger"]) else ("", 0)
-        o = p["own"][i] if i < len(p["own"]) else ("", 0)
-        table.add_row(c[0], f"{c[1]:.1%}", o[0], f"{o[1]:.1%}")
+def report(run: Run) -> None:
+    """Print the table and the profiles, write the detail file under benchmarks/work/ and, with
+    ``--results``, the compact section of that file (its size against the 10 KB limit printed)."""
+    args, data = run.args, run.data
+    assert data
+    rows = table_rows(run)
+    now = datetime.now(UTC)
+    run.stamp = now.strftime("%Y-%m-%d %H:%M UTC")
+    run.machine = (f"{os.cpu_count()} cores, {cpu_model()}, {ram_gib():.0f} GiB RAM, Python "
+                   f"{platform.python_version()}, PostgreSQL {run.server.get('server_version', '?').split()[0]} "
+                   "on the same machine")
+    table = Table(title=f"Scale: {data.usage_events:,} usage events, {data.customers:,} customers, {args.month}")
+    for column in ("benchmark", "measured", "target", "met?"):
+        table.add_column(column, justify="left" if column in ("benchmark", "measured") else "right")
+    for r in rows:
+        table.add_row(r.name, r.measured, r.target,
+                      "" if r.met is None else ("[green]yes[/green]" if r.met else "[red]no[/red]"))
     console.print(table)
-
-
-def _md_escape(text: str) -> str:
-    return text.replace("|", "\\|")
-
-
-def _sql_rows(m: Measured, k: int = 8) -> list[str]:
-    if not m.sql:
-        return []
-    total = sum(s["seconds"] for s in m.sql["statements"])
-    calls = sum(s["calls"] for s in m.sql["statements"])
-    lines = [
-        (f"SQL ({m.label}): {calls:,} statements executed through SQLAlchemy took {total:.1f} s client side, "
-         f"{total / m.wall:.0%} of the wall clock (COPY through the raw psycopg connection and commits are not "
-         f"counted here; PostgreSQL backend CPU {m.pg_cpu:.1f} s"
-         + ("; with --jobs only the importer's own process is timed, not the workers it spawns"
-            if m.profile and m.profile.get("processes", 1) > 1 else "")
-         + "). The most expensive:"),
-        "",
-        "| statement | calls | seconds | share of wall |",
-        "|---|---:|---:|---:|",
-    ]
-    for s in m.sql["statements"][:k]:
-        sql = s["sql"] if len(s["sql"]) <= 140 else s["sql"][:137] + "..."
-        lines.append(f"| `{_md_escape(sql)}` | {s['calls']:,} | {s['seconds']:.1f} | "
-                     f"{s['seconds'] / m.wall:.1%} |")
-    return lines
-
-
-def _profile_rows(m: Measured) -> list[str]:
-    if not m.profile or not m.profile["samples"]:
-        return [f"{m.label}: no profile (py-spy not installed)."]
-    p = m.profile
-    lines = [
-        (f"{m.label} ({m.wall:.1f} s): {p['samples']:,} py-spy samples (100/s, waits included"
-         + (f", of {p['processes']} processes: the importer and its workers" if p.get("processes", 1) > 1 else "")
-         + "); "
-         f"{p['psycopg']:.1%} of them are inside psycopg (statements, COPY, commits), {p['db_wait']:.1%} in its "
-         "`Connection.wait` (waiting for PostgreSQL's answer). The engine's functions by cumulative share "
-         "(the command-line wrappers left out), and every function by own time (the frame on top of the "
-         "stack):"),
-        "",
-        "| ledger function | cumulative | any function | own time |",
-        "|---|---:|---|---:|",
-    ]
-    for i in range(10):
-        c = p["ledger"][i] if i < len(p["ledger"]) else ("", 0)
-        o = p["own"][i] if i < len(p["own"]) else ("", 0)
-        lines.append(f"| {_md_escape(c[0])} | {c[1]:.1%} | {_md_escape(o[0])} | {o[1]:.1%} |")
-    return lines
-
-
-def write_results(path: Path, run: Run, rows: list[Row], machine: str, stamp: str) -> None:
-    d = run.data
-    assert d and run.b1 and run.b2 and run.export and run.verify and run.business
-    shape = d.shape()
-    c = run.counts
-    s = run.server
-    q = run.b1_summary
-    lines = [
-        f"## {SECTION}",
-        "",
-        (f"`make bench` (benchmarks/bench_scale.py{' --quick' if run.args.quick else ''}), {stamp}. "
-        f"Machine: {machine}; PostgreSQL shared_buffers {s.get('shared_buffers')}, work_mem {s.get('work_mem')}, "
-        f"synchronous_commit {s.get('synchronous_commit')}, max_wal_size {s.get('max_wal_size')}. "
-        "A single run on a shared VM: other work on the machine (load average at the start of each step "
-        f"below) slows it down. Measured: {run.source}."),
-        "",
-        f"Data (benchmarks/scale_data.py): {d.usage_events:,} usage events (the Azure LLM trace replayed "
-        f"{d.replays}x with whole-hour shifts) across {d.customers:,} customers in {d.month}, "
-        f"{d.credits:,} credits; the top customer has {shape['top_customer_share']:.1%} of the events "
-        f"({shape['top_customer_events']:,}), the top 1% of customers {shape['top1pct_share']:.1%}, "
-        f"{shape['customers_without_usage']} have none. {d.business_events:,} business events: profiles "
-        + ", ".join(f"{k} {v:,}" for k, v in shape["profiles"].items())
-        + f". Usage CSV {run.csv_mb:.0f} MiB. Import chunk size {run.chunk:,} "
-        f"(the default).",
-        "",
-        (f"After B1 the books hold {c.get('journal_entry', 0):,} journal entries with {c.get('journal_line', 0):,} "
-        f"lines, {c.get('usage_event', 0):,} usage rows, {c.get('usage_draw', 0):,} draws, "
-        f"{c.get('quarantine', 0):,} quarantined events ({q.get('quarantined')} reported by the import: the "
-        f"hard-capped customers), {c.get('invoice', 0):,} invoices; database {c.get('database_mb', 0):,} MB."),
-        "",
-        "| benchmark | measured | target | met? |",
-        "|---|---|---:|:---:|",
-        *(f"| {r.name} | {r.measured} | {r.target} | {'' if r.met is None else ('yes' if r.met else '**no**')} |"
-          for r in rows),
-        "",
-        ("Per process (wall clock includes starting Python; CPU = user + system of the process; PostgreSQL = CPU "
-         "of the database's backends, sampled from /proc; other = the rest of the machine's busy CPU meanwhile "
-         "(/proc/stat): this script, py-spy, and work that is not the benchmark's, such as a test suite; RSS "
-         "peak at = when the sampled resident set (every 0.1 s) was highest, seconds from the start):"),
-        "",
-        ("| step | wall s | process CPU s | PostgreSQL CPU s | other CPU s | peak RSS MB | RSS peak at s | "
-         "load avg at start |"),
-        "|---|---:|---:|---:|---:|---:|---:|---|",
-    ]
-    for m in (run.business, run.b1, run.b2, run.export, run.verify):
-        lines.append(f"| {m.label} | {m.wall:.1f} | {m.cpu:.1f} | {m.pg_cpu:.1f} | {m.other_cpu:.1f} | "
-                     f"{m.rss_mb:.0f} | {m.rss_peak_at:.1f} | {m.load} |")
-    lines += [
-        "",
-        ("B3 (`Ledger.record_usage`, one transaction per call, in the month after the closed one, on the books "
-        "above; customers: annual-commitment customers with credits left, two disjoint pools of up to "
-        f"{B3_POOL} interleaved by rank, each call's customer drawn from its pool by the Zipf rule):"),
-        "",
-        ("| run | calls | customers | events/s | p50 ms | p99 ms | posted | quarantined | PostgreSQL CPU s | "
-         "machine CPU s | load |"),
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
-        *(f"| {r['label']} | {r['calls']:,} | {r['distinct_customers']} | {r['rate']:,.0f} | {r['p50_ms']:.1f} | "
-          f"{r['p99_ms']:.1f} | {r['posted']:,} | {r['quarantined']} | {r['pg_cpu']:.1f} | "
-          f"{r['machine_cpu']:.1f} | {r['load']} |"
-          for r in run.b3),
-        "",
-        f"B5: {run.export_postings:,} journal lines exported ({run.export_bytes / 2**20:.0f} MiB of CSV).",
-        "",
-    ]
+    console.print(f"machine: {run.machine}; run {run.stamp}")
     met = [r.name for r in rows if r.met]
     missed = [r.name for r in rows if r.met is False]
-    lines += [f"Targets met: {'; '.join(met) or 'none'}.", "", f"Targets **not** met: {'; '.join(missed) or 'none'}.",
-              ""]
-    lines += ["### Where the time goes (profile of this run)", ""]
+    console.print(f"targets met: {', '.join(met) or 'none'}; not met: {', '.join(missed) or 'none'}")
     if run.profiled:
-        lines += [
-            ("B1 and B2 above are the profiled runs: `ledger` ran under benchmarks/ledger_sqlstats.py (each SQL "
-             "statement timed) with py-spy attached (`--nonblocking`, 100 samples/s, idle included): at 200,000 "
-             "events that cost about 3% on B1 and 10% on B2 against unprofiled runs (one run each). B3 was "
-             "profiled in an extra 1-worker run (last row of the B3 table), from its barrier on; the B3 rows "
-             "with targets are unprofiled."),
-            "",
-        ]
         for m in (run.b1, run.b2, b3_measured(run)):
-            if m is not None:
-                lines += _profile_rows(m) + [""] + _sql_rows(m) + [""]
-        lines += phase_lines(run)
-    else:
-        lines += ["Not profiled in this run (py-spy not installed or --no-profile).", ""]
-    text_section = "\n".join(lines).rstrip("\n") + "\n"
-    text = path.read_text() if path.exists() else "# Benchmark results\n\n"
-    pattern = re.compile(rf"^## {re.escape(SECTION)}\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
-    if pattern.search(text):
-        text = pattern.sub(lambda _m: text_section + "\n", text).rstrip("\n") + "\n"
-    else:
-        text = text.rstrip("\n") + "\n\n" + text_section
-    path.write_text(text)
-
-
-PHASES_B1 = (
-    ("count the lines (service._count_lines)", "_count_lines", "ledger/service.py"),
-    ("first pass: parse and check every line (service._scan)", "_scan", "ledger/service.py"),
-    ("read and parse the lines, both passes (events.iter_file)", "iter_file", "ledger/events.py"),
-    ("post the chunks (engine.import_events)", "import_events", "ledger/engine.py"),
-    ("- lock the chunk's customers (lock_customers)", "lock_customers", "ledger/engine.py"),
-    ("- validate the chunk (validate_batch)", "validate_batch", "ledger/engine.py"),
-    ("- apply the events (Run.apply)", "Run.apply", "ledger/engine.py"),
-    ("- load the customers' books (Run.preload, Run._load)", "Run.preload|Run._load_many|Run._load",
-     "ledger/engine.py"),
-    ("- write entries and rows (Run.finish)", "Run.finish", "ledger/engine.py"),
-    ("- commit (Session.commit)", "Session.commit", "sqlalchemy/orm/session.py"),
-    ("inside psycopg (statements, COPY, commits)", "*", "psycopg/"),
-)
-PHASES_B2 = (
-    ("period-end steps per customer (Run.close_through)", "Run.close_through", "ledger/engine.py"),
-    ("load the customers' books (Run.preload, Run._load)", "Run.preload|Run._load_many|Run._load",
-     "ledger/engine.py"),
-    ("write the period-end entries (Run.finish)", "Run.finish", "ledger/engine.py"),
-    ("invariants 1-5 (invariants.check_all)", "check_all", "ledger/store/invariants.py"),
-    ("seal the period (seals.seal_period)", "seal_period", "ledger/store/seals.py"),
-    ("seals of earlier periods (seals.verify_seals)", "verify_seals", "ledger/store/seals.py"),
-    ("late events (close.late_events)", "late_events", "ledger/close.py"),
-    ("commit (Session.commit)", "Session.commit", "sqlalchemy/orm/session.py"),
-    ("inside psycopg (statements, COPY, commits)", "*", "psycopg/"),
-)
-
-
-def phase_lines(run: Run) -> list[str]:
-    out = []
-    for m, phases in ((run.b1, PHASES_B1), (run.b2, PHASES_B2)):
-        if not m or not m.profile:
-            continue
-        cells = []
-        for label, name, file_part in phases:
-            v = (m.profile["psycopg"] if name == "*"
-                 else max(share(m.profile, n, file_part) or 0.0 for n in name.split("|")))
-            if v:
-                cells.append(f"| {label} | {v:.1%} | {v * m.profile['samples'] / PYSPY_RATE:.1f} |")
-        out += [f"{m.label} by phase (cumulative share of samples, and the seconds they stand for, summed over "
-                f"its {m.profile.get('processes', 1)} process(es)):", "",
-                "| phase | share | process-seconds |", "|---|---:|---:|", *cells, ""]
-    return out
+            print_profile(console, m)
+    details = write_details(file_stamp(now), "scale", detail_lines(run, rows, args.results))
+    console.print(f"details of the run: {shown(details)}")
+    if args.results:
+        size = replace_section(args.results, SECTION, section_lines(run, rows, shown(details)))
+        console.print(f"wrote section {SECTION!r} of {args.results}")
+        console.print(size_note(args.results, size))
 
 
 if __name__ == "__main__":
