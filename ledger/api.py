@@ -7,7 +7,8 @@ the same content is a duplicate (nothing posted, ``summary.duplicates == 1``); t
 different content raises InvalidInputError. Concurrent callers are safe on PostgreSQL: the call
 locks the customer's row first (see `ledger.store.events.lock_customers`). On PostgreSQL one usage
 event per call takes the pipelined write path of `ledger.store.pipeline` (same engine, same books, fewer
-round trips); everything else, and what that path hands back, takes `engine.import_events`.
+round trips); everything else, and what that path hands back, takes
+`ledger.services.importing.import_events` (see `ledger.services.recording`).
 
 Example::
 
@@ -25,7 +26,7 @@ Example::
 
 Amounts are decimal strings or `decimal.Decimal` in the customer's currency ("20.00"; never a
 float); ``occurred_at`` is an aware `datetime` or an RFC 3339 string with an offset.
-Every method returns the `ledger.engine.ImportSummary` of its transaction and raises
+Every method returns the `ledger.core.posting.ImportSummary` of its transaction and raises
 InvalidInputError (nothing posted) for an invalid event or one the books refuse.
 """
 
@@ -38,14 +39,9 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlmodel import Session
-
 from ledger.catalog import Catalog, load_catalog
-from ledger.store.db import is_postgres, open_engine
-from ledger.store.pipeline import post_usage
-from ledger.engine import ImportSummary, import_events
-from ledger.errors import InvalidInputError
-from ledger.events import SourcedEvent, UsageRecorded, parse_event
+from ledger.core.posting import ImportSummary
+from ledger.services.recording import open_books, record_events
 
 SOURCE = "api"
 """The ``file`` part of the source recorded for API events (``api:<n>``)."""
@@ -76,10 +72,9 @@ class Ledger:
     """
 
     def __init__(self, database_url: str, catalog: str | os.PathLike | Catalog | None = None) -> None:
-        self.engine = open_engine(database_url)
         # one usage event per call on PostgreSQL: the pipelined path of ledger.store.pipeline, which
         # gives the same books (LEDGER_DIRECT=0 turns it off, for comparison)
-        self._direct = is_postgres(self.engine) and os.environ.get("LEDGER_DIRECT", "1") != "0"
+        self.engine, self._direct = open_books(database_url)
         self.catalog = catalog if isinstance(catalog, Catalog) else load_catalog(catalog, required=catalog is not None)
         self._n = 0
 
@@ -96,23 +91,12 @@ class Ledger:
     # ------------------------------------------------------------------ generic
     def post(self, events: Iterable[Mapping[str, Any]]) -> ImportSummary:
         """Post several events (dicts shaped as the lines of an event file) atomically."""
-        parsed: list[SourcedEvent] = []
-        problems = []
+        lines = []
         for body in events:
             self._n += 1
             # as JSON text, so that validation is exactly that of a line of an event file
-            se, found = parse_event(json.dumps(_plain(dict(body)), ensure_ascii=False), SOURCE, self._n)
-            problems.extend(found)
-            if se is not None:
-                parsed.append(se)
-        if problems:
-            raise InvalidInputError(problems)
-        with Session(self.engine) as session:
-            if self._direct and len(parsed) == 1 and isinstance(parsed[0].event, UsageRecorded):
-                summary = post_usage(session, self.catalog, parsed[0], [SOURCE])
-                if summary is not None:
-                    return summary
-            return import_events(session, self.catalog, parsed, sources=[SOURCE])
+            lines.append((json.dumps(_plain(dict(body)), ensure_ascii=False), self._n))
+        return record_events(self.engine, self.catalog, lines, source=SOURCE, direct=self._direct)
 
     def _one(self, kind: str, event_id: str, occurred_at: datetime | str, **fields: Any) -> ImportSummary:
         body = {"id": event_id, "type": kind, "occurred_at": occurred_at}

@@ -12,19 +12,17 @@ from importlib import resources
 from pathlib import Path
 
 import click
-import sqlalchemy as sa
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from sqlmodel import Session
 
 from ledger import reporting
 from ledger.catalog import load_catalog
-from ledger.close import close_period
-from ledger.store.db import init_database, make_engine
-from ledger.demo_data import build_demo_scenario, write_demo_inputs
-from ledger.store.models import Customer, Invoice, JournalEntry, Quarantine, UsageEvent
 from ledger.core.money import format_money
-from ledger.service import import_files
+from ledger.demo_data import build_demo_scenario, write_demo_inputs
+from ledger.services.closing import close_period
+from ledger.services.importing import import_files
+from ledger.services.setup import init_books
+from ledger.store.admin import book_counts, session_at
 from reports.package import write_package
 
 
@@ -40,8 +38,7 @@ def run_demo(out: Path, month: str = "2026-10") -> dict:
     if db.exists():
         db.unlink()
     url = f"sqlite:///{db}"
-    engine = make_engine(url)
-    init_database(engine)
+    init_books(url)
     catalog = load_catalog(demo_catalog_path(), required=True)
 
     console.print(f"[bold]1/4[/] building {month} from the Azure LLM inference trace (50 customers)")
@@ -49,38 +46,38 @@ def run_demo(out: Path, month: str = "2026-10") -> dict:
     events_path, usage_path = write_demo_inputs(scenario, out / "inputs")
 
     console.print(f"[bold]2/4[/] importing {len(scenario.events)} business events and {len(scenario.usage):,} usage events")
-    with Session(engine) as session:
+    with session_at(url) as session:
         summary = import_files(session, catalog, [events_path, usage_path])
 
     console.print(f"[bold]3/4[/] closing {month}")
     close_dir = out / f"close-{month}"
-    with Session(engine) as session:
+    with session_at(url) as session:
         close_period(session, catalog, month, closed_by="ledger demo")
 
-    with Session(engine) as session:
-        numbers = list(session.execute(sa.select(Invoice.number).order_by(Invoice.number)).scalars())
+    with session_at(url) as session:
+        counts = book_counts(session)
         with Progress(TextColumn("[bold]4/4[/] writing the close package"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=console) as progress:
-            task = progress.add_task("package", total=len(numbers))
+            task = progress.add_task("package", total=counts["invoices"])
             manifest = write_package(session, catalog, month, close_dir, on_document=lambda: progress.advance(task))
 
         rev = reporting.revenue(session, month)
         deferred = reporting.deferred_revenue(session, month)
-        stats = {
-            "customers": session.execute(sa.select(sa.func.count()).select_from(Customer)).scalar_one(),
-            "usage_events": session.execute(sa.select(sa.func.count()).select_from(UsageEvent)).scalar_one(),
-            "journal_entries": session.execute(sa.select(sa.func.count()).select_from(JournalEntry)).scalar_one(),
-            "quarantined": session.execute(sa.select(sa.func.count()).select_from(Quarantine)).scalar_one(),
-            "invoices": len(numbers),
+        stats = counts | {
             "recognised": {t["currency"]: t["amount"] for t in rev.totals},
             "deferred_at_close": {t["currency"]: t["closing"] for t in deferred.totals},
         }
+    _print_summary(stats, summary.posted, month, url, out, close_dir, manifest)
+    return stats
+
+
+def _print_summary(stats: dict, posted: int, month: str, url: str, out: Path, close_dir: Path, manifest: Path) -> None:
     click.echo("")
     click.echo(f"Demo month {month} closed on {url}")
     click.echo(f"  customers            {stats['customers']}")
     click.echo(f"  usage events         {stats['usage_events']:,} ({stats['usage_events'] - stats['quarantined']:,} posted, "
                f"{stats['quarantined']} quarantined at the hard cap)")
-    click.echo(f"  business events      {summary.posted - (stats['usage_events'] - stats['quarantined'])}")
+    click.echo(f"  business events      {posted - (stats['usage_events'] - stats['quarantined'])}")
     click.echo(f"  journal entries      {stats['journal_entries']:,}")
     click.echo(f"  invoices             {stats['invoices']}")
     for cur, amount in stats["recognised"].items():
@@ -94,4 +91,3 @@ def run_demo(out: Path, month: str = "2026-10") -> dict:
     click.echo(f"  reports              {close_dir / 'reports'}  (.csv and .json)")
     click.echo(f"  invoice PDFs         {close_dir / 'invoices'}")
     click.echo(f"  explore              ledger --database-url {url} report trial-balance --period {month}")
-    return stats

@@ -159,13 +159,13 @@ class Books:
         return path
 
     def post(self, text: str, suffix: str = ".jsonl", **kw):
-        from ledger.service import import_files
+        from ledger.services.importing import import_files
 
         with self.session() as s:
             return import_files(s, self.catalog, [self.write(text, suffix)], **kw)
 
     def close(self, period: str):
-        from ledger.close import close_period
+        from ledger.services.closing import close_period
 
         with self.session() as s:
             return close_period(s, self.catalog, period)

@@ -18,7 +18,7 @@ from sqlmodel import Session, SQLModel
 from ledger.store.db import make_engine
 from ledger.errors import InvalidInputError
 from ledger.store.models import Event, JournalEntry
-from ledger.service import import_files
+from ledger.services.importing import import_files
 
 CUSTOMER = (b'{"id": "c1", "type": "customer.created", "occurred_at": "2026-01-01T00:00:00Z", '
             b'"customer_id": "acme", "name": "Acme", "currency": "USD"}\n')

@@ -148,7 +148,7 @@ def _post_one_by_one(url: str, catalog, events: list[dict], tmp) -> tuple[list, 
     from strategies import jsonl
 
     from ledger.store.db import make_engine
-    from ledger.engine import import_events
+    from ledger.services.importing import import_events
     from ledger.events import read_jsonl
 
     engine = make_engine(url)

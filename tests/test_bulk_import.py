@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from ledger.errors import InvalidInputError
 from ledger.store.models import JournalEntry, UsageEvent
-from ledger.service import import_files
+from ledger.services.importing import import_files
 
 SETUP = "\n".join(json.dumps(e) for e in [
     {"id": "c1", "type": "customer.created", "occurred_at": "2026-03-01T00:00:00Z", "customer_id": "cus_1",
@@ -116,7 +116,7 @@ def _outcome(books) -> dict:
 
 def test_jobs_post_what_one_process_posts(make_books, db_url, monkeypatch):
     """Two processes on PostgreSQL (one on SQLite, which has one writer) give the same books."""
-    from ledger import service
+    from ledger.services import importing as service
 
     parallel = []
     real = service._import_parallel

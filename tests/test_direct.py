@@ -133,7 +133,7 @@ def test_direct_path_gives_the_books_of_the_general_path(make_books, monkeypatch
         used["finish"] += not only
         return only
 
-    monkeypatch.setattr("ledger.api.post_usage", counting_post)
+    monkeypatch.setattr("ledger.services.recording.post_usage", counting_post)
     monkeypatch.setattr(Posting, "writes_only_usage", counting_check)
     attempts = Counter()
     monkeypatch.setattr(direct, "ATTEMPTS", attempts)
@@ -281,17 +281,17 @@ def _api_worker(url: str, catalog_path: str, worker: int, calls: int, barrier, r
     """One API client process with its own kept books: usage of 7 credits, alternating between
     two customers, from the moment all workers are ready; reports (posted, quarantined, calls the
     direct path took, what its one-round-trip path did)."""
-    import ledger.api
+    from ledger.services import recording
 
     taken = [0]
-    post_usage = ledger.api.post_usage
+    post_usage = recording.post_usage
 
     def counting(*args, **kw):
         summary = post_usage(*args, **kw)
         taken[0] += summary is not None
         return summary
 
-    ledger.api.post_usage = counting
+    recording.post_usage = counting
     posted = quarantined = 0
     with Ledger(url, catalog_path) as books:
         barrier.wait(120)

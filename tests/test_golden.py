@@ -25,7 +25,7 @@ from sqlmodel import Session
 
 from ledger import reporting
 from ledger.catalog import Catalog, load_catalog
-from ledger.close import close_period, first_activity_period, reopen_period
+from ledger.services.closing import close_period, first_activity_period, reopen_period
 from ledger.store.db import make_engine
 from ledger.errors import InvalidInputError, LedgerError
 from ledger.export import export_journal
@@ -53,7 +53,7 @@ from ledger.store.models import (
 )
 from ledger.core.periods import next_period, period_end, period_of
 from ledger.store.seals import verify_seals
-from ledger.service import import_files
+from ledger.services.importing import import_files
 from reports.documents import document_view, facturx_invoice
 
 GOLDEN = Path(__file__).resolve().parent / "golden"

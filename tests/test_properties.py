@@ -20,9 +20,9 @@ from hypothesis import HealthCheck, given, settings
 from sqlmodel import Session
 
 from ledger.catalog import load_catalog
-from ledger.close import close_period
+from ledger.services.closing import close_period
 from ledger.store.db import make_engine
-from ledger.engine import import_events
+from ledger.services.importing import import_events
 from ledger.errors import InvalidInputError
 from ledger.events import read_jsonl
 from ledger.store.invariants import check_all

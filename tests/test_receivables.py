@@ -89,7 +89,7 @@ def _import_in_process(url: str, path: str) -> None:
 
     from ledger.catalog import load_catalog
     from ledger.store.db import make_engine
-    from ledger.service import import_files
+    from ledger.services.importing import import_files
 
     engine = make_engine(url)
     try:

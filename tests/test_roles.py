@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from conftest import _SUFFIX, PLANS_CATALOG
 from sqlmodel import Session, SQLModel
 
-from ledger import close as close_module
+from ledger.services import closing as close_module
 from ledger.catalog import load_catalog
 from ledger.store.db import make_engine
 from ledger.store.models import Invoice, JournalEntry, SubscriptionPeriod
@@ -313,9 +313,9 @@ def test_writer_imports_every_event_type_and_closes_three_months(roles, writer_l
     with their period-end steps (subscription bills, overage invoice, guarantee credit notes,
     expiries, seals), the invariants, a reopen refused by row-level security, the owner's reopen
     and the writer's close again (an UPDATE of the period row)."""
-    from ledger.close import close_period
+    from ledger.services.closing import close_period
     from ledger.store.invariants import check_all
-    from ledger.service import import_files
+    from ledger.services.importing import import_files
 
     catalog = load_catalog(roles.tmp / "ledger.toml", required=True)
     engine = make_engine(roles.writer_url)

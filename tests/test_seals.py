@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from test_lifecycle import ACME, ev, usage
 
 from ledger.cli import cli
-from ledger.close import reopen_period
+from ledger.services.closing import reopen_period
 from ledger.errors import PeriodOrderError
 from ledger.store.models import EntrySeal, JournalEntry, JournalLine, PeriodClose
 from ledger.store.seals import GENESIS, chain, chain_start, entry_digest_input, verify_seals

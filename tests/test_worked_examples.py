@@ -221,7 +221,7 @@ def test_sales_tax_and_gap_free_invoice_numbers(books):
     """)
     assert books.balance("1100") == 2 * 21_65
     assert books.balance("2400") == 2 * 1_65
-    from ledger.service import invoice_register
+    from ledger.services.documents import invoice_register
     with books.session() as s:
         numbers = [r["number"] for r in invoice_register(s).rows]
     assert numbers == ["INV-2026-000001", "INV-2026-000002"]

@@ -12,9 +12,8 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:  # pragma: no cover
-    from sqlmodel import Session
-
     from ledger.catalog import Catalog
+    from ledger.store.db import Session
 
 # Copies of constants whose modules import SQLAlchemy at module level (ledger.store.db, ledger.store.roles,
 # ledger.export); `ledger --help` and `ledger SUBCOMMAND --help` show them without importing
@@ -46,18 +45,18 @@ class Ctx:
         return self._catalog
 
     def session(self) -> Session:
-        from sqlmodel import Session
-
-        from ledger.store.db import open_engine
+        """A new session on the database of --database-url, for one service call (which begins
+        and ends its transactions); raises NotInitialisedError."""
+        from ledger.store.admin import open_session
 
         install_db_error_hook()
-        return Session(open_engine(self.url))
+        return open_session(self.url)
 
 
 def install_db_error_hook() -> None:
     """Before a command's first database access: remember the connected role on privilege
     errors, for the one-line message of ``ledger.cli.main`` (see ledger.cli._errors)."""
-    from ledger.cli._errors import install_role_hook
+    from ledger.store.admin import install_role_hook
 
     install_role_hook()
 

@@ -1,47 +1,25 @@
 """Database errors the CLI reports as one line and exit 1 instead of a traceback.
 
 ``refused_message`` turns a privilege error (SQLSTATE 42501) into the one line the CLI prints
-before exiting 1, naming the table, the role and the privilege it lacks; ``install_role_hook``
-(called before a command's first database access) makes SQLAlchemy remember the connected role
-on such an error. Importing this module imports no SQLAlchemy: a database error can only be
-raised once a command has imported it.
+before exiting 1, naming the table, the role and the privilege it lacks; the role is the one
+`ledger.store.admin.install_role_hook` (called before a command's first database access) makes
+SQLAlchemy remember on such an error. Importing this module imports no SQLAlchemy: a database
+error can only be raised once a command has imported it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import re
 import sys
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # pragma: no cover
-    import sqlalchemy as sa
-
-
-def _note_role(context) -> None:  # pragma: no cover - exercised through the CLI subprocess
-    """On a privilege error, remember the connected role on the exception (for the message)."""
-    if getattr(context.original_exception, "sqlstate", None) != "42501" or context.sqlalchemy_exception is None:
-        return
-    with contextlib.suppress(AttributeError):  # no connection (e.g. a failed connect) or another driver
-        context.sqlalchemy_exception.ledger_role = context.connection.connection.driver_connection.info.user
-
-
-def install_role_hook() -> None:
-    """Listen for "handle_error" on every Engine (once per process; idempotent)."""
-    import sqlalchemy as sa
-    from sqlalchemy.engine import Engine
-
-    if not sa.event.contains(Engine, "handle_error", _note_role):
-        sa.event.listen(Engine, "handle_error", _note_role)
-
+from typing import Any
 
 _DENIED = re.compile(r"permission denied for (table|view|materialized view|sequence|schema|function) (\S+)")
 
 
-def refused_message(exc: sa.exc.DBAPIError) -> str | None:
-    """The message for a database error the CLI reports as exit 1 instead of a traceback: a
-    privilege error (SQLSTATE 42501: permission denied, or a guard trigger raising it); None for
-    any other error. E.g. "permission denied for table import_batch: role ledger_auditor has no
+def refused_message(exc: Any) -> str | None:
+    """The message for a database error (a sqlalchemy.exc.DBAPIError) the CLI reports as exit 1
+    instead of a traceback: a privilege error (SQLSTATE 42501: permission denied, or a guard
+    trigger raising it); None for any other error. E.g. "permission denied for table import_batch: role ledger_auditor has no
     INSERT privilege on it (...)"."""
     orig = exc.orig
     if getattr(orig, "sqlstate", None) != "42501":

@@ -13,10 +13,10 @@ from ledger.cli._common import FORMAT, Ctx, _fmt, install_db_error_hook
 @click.pass_obj
 def init(obj: Ctx) -> None:
     """Create or migrate the database (Alembic upgrade head) and seed the chart of accounts."""
-    from ledger.store.db import init_database, make_engine
+    from ledger.services.setup import init_books
 
     install_db_error_hook()
-    init_database(make_engine(obj.url))
+    init_books(obj.url)
     click.echo(f"database ready: {obj.url}")
 
 
@@ -39,7 +39,7 @@ def import_(obj: Ctx, files: tuple[str, ...], dry_run: bool, chunk_size: int | N
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ledger.service import CHUNK, import_files
+    from ledger.services.importing import CHUNK, import_files
 
     console = Console(stderr=True)
     with obj.session() as session, Progress(TextColumn("importing"), BarColumn(), MofNCompleteColumn(),
@@ -79,20 +79,15 @@ def import_(obj: Ctx, files: tuple[str, ...], dry_run: bool, chunk_size: int | N
 def verify(obj: Ctx) -> None:
     """Check invariants 1-6 of docs/design.md §7 over the whole journal, recomputing the seal of
     every closed period; exit 1 naming the first entry that breaks a seal, or any violation."""
-    from ledger.store.db import one_snapshot
-    from ledger.store.invariants import check_all
-    from ledger.store.seals import latest_closes, verify_seals
+    from ledger.services.verifying import verify_books
 
     with obj.session() as session:
-        one_snapshot(session)  # what is posted meanwhile is not half-seen by the checks
-        violations = check_all(session, tz=obj.catalog.tz)
-        breaks = verify_seals(session)
-        sealed = len(latest_closes(session))
-    for v in violations:
+        found = verify_books(session, obj.catalog)
+    for v in found.violations:
         click.echo(str(v), err=True)
-    for b in breaks:
+    for b in found.breaks:
         click.echo(f"invariant 6 (seal): {b}", err=True)
-    if violations or breaks:
+    if not found.ok:
         raise SystemExit(1)
     click.echo("ok: invariants 1-6 hold: every entry and the trial balance balance per commodity; grants, deferred "
-               f"revenue, billing and documents tie; the seals of {sealed} closed period(s) hold")
+               f"revenue, billing and documents tie; the seals of {found.sealed} closed period(s) hold")

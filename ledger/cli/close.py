@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import getpass
-import json
 
 import click
 
@@ -22,8 +21,7 @@ def close(obj: Ctx, period: str, out_dir: str | None) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ledger.close import close_period
-    from reports.package import write_package
+    from ledger.services.closing import close_month
 
     period = _period(period)
     console = Console(stderr=True)
@@ -37,21 +35,23 @@ def close(obj: Ctx, period: str, out_dir: str | None) -> None:
                 tasks[stage] = bar.add_task(stage, total=total)
             bar.update(tasks[stage], completed=done, total=total)
 
-        result = close_period(session, obj.catalog, period, closed_by=getpass.getuser(), progress=progress)
-        if result.already_closed:
-            click.echo(f"{period} is already closed; nothing to do")
-        else:
-            rec = result.record
-            click.echo(f"closed {period}: {result.entries} period-end entries posted; invariants 1-6 hold; "
-                       f"{rec.entries} entries sealed, seal {rec.seal[:16]}... (journal head {rec.journal_head})")
-            for event_id in result.late_events:
-                click.echo(f"  late: {event_id}")
-        if out_dir:
-            documents = bar.add_task("package: documents", total=None)
-            manifest = write_package(session, obj.catalog, period, out_dir,
-                                     on_document=lambda: bar.advance(documents))
-            count = len(json.loads(manifest.read_text(encoding="utf-8"))["files"])
-            click.echo(f"wrote the close package of {period} to {out_dir}: {count} files and manifest.json")
+        def closed(result) -> None:
+            if result.already_closed:
+                click.echo(f"{period} is already closed; nothing to do")
+            else:
+                rec = result.record
+                click.echo(f"closed {period}: {result.entries} period-end entries posted; invariants 1-6 hold; "
+                           f"{rec.entries} entries sealed, seal {rec.seal[:16]}... (journal head {rec.journal_head})")
+                for event_id in result.late_events:
+                    click.echo(f"  late: {event_id}")
+            if out_dir:
+                tasks["package: documents"] = bar.add_task("package: documents", total=None)
+
+        outcome = close_month(session, obj.catalog, period, out_dir=out_dir, closed_by=getpass.getuser(),
+                              progress=progress, on_closed=closed,
+                              on_document=lambda: bar.advance(tasks["package: documents"]))
+    if out_dir:
+        click.echo(f"wrote the close package of {period} to {out_dir}: {outcome.files} files and manifest.json")
 
 
 @click.command()
@@ -60,7 +60,7 @@ def close(obj: Ctx, period: str, out_dir: str | None) -> None:
 @click.pass_obj
 def reopen(obj: Ctx, period: str, reason: str) -> None:
     """Reopen PERIOD (YYYY-MM), the last closed period, recording who, when and why."""
-    from ledger.close import reopen_period
+    from ledger.services.closing import reopen_period
 
     period = _period(period)
     with obj.session() as session:

@@ -29,7 +29,7 @@ def _password(var: str | None, option: str) -> str | None:
 
 
 def _role(ctx, param, value: str) -> str:
-    from ledger.store.roles import RolesError, check_role_name
+    from ledger.services.roles import RolesError, check_role_name
 
     try:
         return check_role_name(value)
@@ -66,43 +66,27 @@ def roles(obj, writer: str, auditor: str, login: bool, writer_env: str | None, a
     every migration (a table without a policy is an error). New roles are NOLOGIN unless --login
     or a password is given; existing roles keep their login attributes unless one is given.
     """
-    import sqlalchemy as sa
-
-    from ledger.store.db import make_engine, open_engine
-    from ledger.store.roles import RolesError, apply_roles, effective_privileges
+    from ledger.services.roles import create_roles
 
     install_db_error_hook()
     writer_password = _password(writer_env, "--writer-password-env")
     auditor_password = _password(auditor_env, "--auditor-password-env")
-    if make_engine(obj.url).dialect.name != "postgresql":
-        raise RolesError(f"roles need PostgreSQL: {obj.url} is SQLite, which has no roles or privileges "
-                         "(an embedded database trusts whoever can open its file)")
-    engine = open_engine(obj.url)
-    try:
-        plan = apply_roles(engine, writer, auditor, login=login, writer_password=writer_password,
-                           auditor_password=auditor_password, dry_run=dry_run)
-        if dry_run:
-            for statement in plan.statements:
-                click.echo(statement + ";")
-            return
-        with engine.connect() as conn:
-            have = {r: effective_privileges(conn, r, plan.schema) for r in (writer, auditor)}
-            logins = dict(conn.execute(sa.text("SELECT rolname, rolcanlogin FROM pg_roles WHERE rolname IN (:w, :a)"),
-                                       {"w": writer, "a": auditor}).all())
-    finally:
-        engine.dispose()
-    where = engine.url.render_as_string(hide_password=True)
-    state = {r: ("created" if r in plan.created else "existed") + (", LOGIN" if logins.get(r) else ", NOLOGIN")
-             for r in (writer, auditor)}
+    done = create_roles(obj.url, writer, auditor, login=login, writer_password=writer_password,
+                        auditor_password=auditor_password, dry_run=dry_run)
+    plan, have, state = done.plan, done.have, done.state
+    if dry_run:
+        for statement in plan.statements:
+            click.echo(statement + ";")
+        return
     if (fmt or ("table" if sys.stdout.isatty() else "json")) == "json":
-        click.echo(json.dumps({"database": where, "schema": plan.schema, "owner": plan.owner,
+        click.echo(json.dumps({"database": done.where, "schema": plan.schema, "owner": plan.owner,
                                "roles": {writer: {"role": "writer", "state": state[writer]},
                                          auditor: {"role": "auditor", "state": state[auditor]}},
                                "tables": [{"table": t, "writer": have[writer][t], "auditor": have[auditor][t],
                                            "writer_rows": p.rows or None} for t, p in plan.tables.items()],
                                "sequences": {s: {"writer": "USAGE"} for s in plan.sequences}}, indent=2))
         return
-    click.echo(f"roles ready on {where} (schema {plan.schema}, owner {plan.owner}): "
+    click.echo(f"roles ready on {done.where} (schema {plan.schema}, owner {plan.owner}): "
                f"writer {writer} ({state[writer]}), auditor {auditor} ({state[auditor]})")
     cells = {t: have[writer][t] + (f"; rows: {p.rows}" if p.rows else "") for t, p in plan.tables.items()}
     width = max(len(t) for t in plan.tables)

@@ -1,0 +1,88 @@
+"""Invoices and credit notes (docs/design.md §5.8, §8.1): the register, one document as JSON, and
+their PDFs (`reports.documents`: PDF/A-3b, with Factur-X XML when the seller has a tax id).
+Reads only, in the caller's session."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ledger.catalog import Catalog
+from ledger.core.money import major_str
+from ledger.errors import NotFoundError
+from ledger.reporting import Column, Report
+from ledger.store import invoices
+
+if TYPE_CHECKING:
+    from ledger.store.db import Session
+
+_REGISTER = [Column("number", "Number"), Column("kind", "Kind"), Column("customer_id", "Customer"),
+             Column("customer", "Name"), Column("issue_date", "Issued"), Column("due_date", "Due"),
+             Column("currency", "Cur"), Column("subtotal", "Subtotal", "money"), Column("tax", "Tax", "money"),
+             Column("total", "Total", "money")]
+
+
+def invoice_register(session: Session) -> Report:
+    """Every invoice: number, customer, dates, subtotal, tax, total (minor units of its currency),
+    with totals per currency."""
+    rows = []
+    totals: dict[str, dict] = {}
+    for inv in invoices.register(session):
+        rows.append({"number": inv["number"], "kind": inv["kind"], "customer_id": inv["customer_id"],
+                     "customer": inv["customer"], "issue_date": inv["issue_date"].isoformat(),
+                     "due_date": inv["due_date"].isoformat(), "currency": inv["currency"],
+                     "subtotal": inv["subtotal"], "tax": inv["tax"], "total": inv["total"]})
+        t = totals.setdefault(inv["currency"], {"currency": inv["currency"], "subtotal": 0, "tax": 0, "total": 0})
+        for k in ("subtotal", "tax", "total"):
+            t[k] += inv[k]
+    return Report("invoices", "Invoices", None, list(_REGISTER), rows, [totals[k] for k in sorted(totals)])
+
+
+def invoice_document(session: Session, number: str) -> dict:
+    """One invoice with its lines; amounts as decimal strings in major units. raises NotFoundError."""
+    found = invoices.with_lines(session, number)
+    if found is None:
+        raise NotFoundError("invoice", number)
+    inv, lines = found
+    cur = inv["currency"]
+    return {"number": inv["number"], "kind": inv["kind"], "customer_id": inv["customer_id"], "currency": cur,
+            "issue_date": inv["issue_date"].isoformat(), "due_date": inv["due_date"].isoformat(),
+            "tax_rate": inv["tax_rate"],
+            "lines": [{"description": ln["description"], "quantity": ln["quantity"], "unit_price": ln["unit_price"],
+                       "amount": major_str(ln["amount"], cur)} for ln in lines],
+            "subtotal": major_str(inv["subtotal"], cur), "tax": major_str(inv["tax"], cur),
+            "total": major_str(inv["total"], cur), "event_id": inv["event_id"], "entry_id": inv["entry_id"]}
+
+
+def render_document(session: Session, catalog: Catalog, number: str, out: str | Path) -> Path:
+    """Render invoice or credit note ``number`` to a PDF at ``out``; returns its path. raises
+    NotFoundError."""
+    from reports.documents import render_invoice
+
+    return render_invoice(session, catalog, number, out)
+
+
+def render_period(session: Session, catalog: Catalog, period: str, folder: str | Path, *,
+                  progress: Callable[[int, int], None] | None = None) -> int:
+    """Render every invoice and credit note issued in ``period`` ('YYYY-MM') to
+    ``folder``/<number>.pdf (the folder is created), in parallel processes; returns how many.
+    ``progress(done, total)``: once before the first document is rendered, then after each."""
+    from reports.documents import render_job, render_views
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    jobs = [render_job(session, catalog, n, folder / f"{n}.pdf") for n in invoices.issued_in(session, period)]
+    session.rollback()  # what the renders need is read: no connection held while they run
+    done = 0
+
+    def one_done() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, len(jobs))
+
+    if progress is not None:
+        progress(0, len(jobs))
+    render_views(jobs, on_done=one_done)
+    return len(jobs)

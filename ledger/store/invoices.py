@@ -1,0 +1,46 @@
+"""The issued invoices and credit notes as ``ledger invoices list|show|render`` read them, as plain
+dicts keyed by column name (table ``invoice``: subtotal, tax, total int minor units of
+``currency``; issue_date, due_date local dates; table ``invoice_line``: quantity int, unit_price
+a decimal string in major units, amount int minor units). Reads only, in the caller's
+transaction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from ledger.core.periods import first_day, last_day
+from ledger.store.models import Customer, Invoice, InvoiceLine
+
+
+def _columns(row: Any) -> dict[str, Any]:
+    return {c.name: getattr(row, c.name) for c in row.__table__.columns}
+
+
+def register(session: Session) -> list[dict[str, Any]]:
+    """Every document's columns and its customer's name (key ``customer``), in series, year and
+    sequence order."""
+    q = (sa.select(Invoice, Customer.name).join(Customer, Customer.id == Invoice.customer_id)
+         .order_by(Invoice.series, Invoice.year, Invoice.sequence))
+    return [_columns(inv) | {"customer": name} for inv, name in session.execute(q)]
+
+
+def with_lines(session: Session, number: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+    """Document ``number``'s columns and its lines' columns in position order; None if no such
+    document."""
+    inv = session.get(Invoice, number)
+    if inv is None:
+        return None
+    lines = session.execute(sa.select(InvoiceLine).where(InvoiceLine.invoice_number == number)
+                            .order_by(InvoiceLine.position)).scalars()
+    return _columns(inv), [_columns(ln) for ln in lines]
+
+
+def issued_in(session: Session, period: str) -> list[str]:
+    """Numbers of the documents issued in ``period`` ('YYYY-MM'), in number order."""
+    return list(session.execute(sa.select(Invoice.number).where(
+        Invoice.issue_date >= first_day(period), Invoice.issue_date <= last_day(period))
+        .order_by(Invoice.number)).scalars())
