@@ -89,7 +89,7 @@ def write_package(session: Session, catalog: Catalog, period: str, out_dir: str 
 
     raises PeriodOrderError if ``period`` is not closed (a package belongs to a close record).
     """
-    from ledger.close import close_record
+    from ledger.store.closing import close_record
     from reports.close_report import close_report_pdf
     from reports.documents import render_job, render_views
 

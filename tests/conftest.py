@@ -125,7 +125,7 @@ def sqlite_template(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def sqlite_url(sqlite_template, tmp_path) -> str:
-    path = tmp_path / "ledger.store.db"
+    path = tmp_path / "ledger.db"
     shutil.copyfile(sqlite_template, path)
     return f"sqlite:///{path}"
 

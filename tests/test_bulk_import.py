@@ -1,4 +1,4 @@
-"""The first pass of a chunked import (`ledger.service.import_files` over ``chunk_size``
+"""The first pass of a chunked import (`ledger.services.importing.import_files` over ``chunk_size``
 events), on SQLite (an id -> digest map in memory) and PostgreSQL (events staged with COPY
 into a temporary table): every problem of the whole input is reported, with file, line, field
 and value, before anything is posted; identical repeats are duplicates, not problems.

@@ -89,7 +89,7 @@ def script(books, ledger: Ledger) -> list[tuple]:
     c.record_usage("u-jan-late", customer_id="acme", credits=7, occurred_at=_at(28))  # into February
     for i in range(5):  # past the 1,700 credits held: overage at 0.50 a credit
         c.record_usage(f"u-over-{i}", customer_id="acme", credits=150, occurred_at=_at(40 + i))
-    # the first March usage runs February's steps: the overage invoice (Run.finish writes it)
+    # the first March usage runs February's steps: the overage invoice (write_posting writes it)
     c.record_usage("u-mar", customer_id="acme", credits=10, occurred_at=_at(60))
     c.record_usage("u-mar-2", customer_id="acme", credits=10, occurred_at=_at(61))
     return c.outcomes

@@ -97,8 +97,8 @@ def _run_history(url: str, events: list[dict], tmp) -> None:
 def test_invariants_hold_on_sqlite(events, sqlite_template, tmp_path_factory):
     """Random histories keep invariants 1-5 and the unit identity after every import and close (SQLite)."""
     tmp = tmp_path_factory.mktemp("prop")
-    shutil.copyfile(sqlite_template, tmp / "ledger.store.db")
-    _run_history(f"sqlite:///{tmp / 'ledger.store.db'}", events, tmp)
+    shutil.copyfile(sqlite_template, tmp / "ledger.db")
+    _run_history(f"sqlite:///{tmp / 'ledger.db'}", events, tmp)
 
 
 @pytest.mark.postgres

@@ -13,7 +13,7 @@ whose ``reference`` is that invoice), so a cancelled purchase charges nothing. G
 notes themselves are not charges. All amounts are int minor units of the customer's currency;
 months are 'YYYY-MM' in the reporting timezone.
 
-The engine evaluates a month at its close (``ledger.engine.Run``); the report
+The core evaluates a month at its close (``ledger.core.rules.guarantee``); the report
 (``ledger.reporting.guarantees``) uses the same function on the stored documents.
 """
 

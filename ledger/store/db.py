@@ -22,7 +22,7 @@ from ledger.errors import NotInitialisedError
 if TYPE_CHECKING:  # Alembic is imported where it is used: most commands only check the revision
     from alembic.config import Config
 
-DEFAULT_URL = "sqlite:///ledger.store.db"
+DEFAULT_URL = "sqlite:///ledger.db"
 
 
 def normalise_url(url: str) -> str:

@@ -105,7 +105,7 @@ WRITER_POLICY: dict[str, TablePolicy] = {
     "usage_draw": _append("which grants each usage event drew from"),
     "quarantine": _append("usage kept out of the books"),
     "customer": TablePolicy(("SELECT", "INSERT"), ("steps_through", "book_version"),
-                            "customer.created; Run.finish moves the steps_through cursor and the book version"),
+                            "customer.created; the writer moves the steps_through cursor and the book version"),
     "credit_grant": _append("grants (lots) are written once"),
     "subscription": TablePolicy(("SELECT", "INSERT"), ("end_date", "cancel_event_id"),
                                 "subscription.started; subscription.cancelled sets the end"),
