@@ -46,7 +46,7 @@ test-fast: install-test
 # changed file in the commit message.
 GOLDEN_UPDATE ?=
 golden: install-test
-	LEDGER_GOLDEN_UPDATE=$(GOLDEN_UPDATE) $(BIN)/python -m pytest -p no:cacheprovider -q tests/test_golden.py
+	LEDGER_GOLDEN_UPDATE=$(GOLDEN_UPDATE) $(BIN)/python -m pytest -p no:cacheprovider -q tests/examples/test_golden.py
 
 # Benchmarks are not part of `make test`. Each rewrites its own section of benchmarks/RESULTS.md.
 # B4: invoice/credit-note PDF rendering, WeasyPrint's defaults against reports.pdf (about a minute).

@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 # Copies of constants whose modules import SQLAlchemy at module level (ledger.store.db, ledger.store.roles,
 # ledger.export); `ledger --help` and `ledger SUBCOMMAND --help` show them without importing
-# those modules. tests/test_cli_startup.py checks that each copy equals its original.
+# those modules. tests/e2e/test_cli_startup.py checks that each copy equals its original.
 DEFAULT_URL = "sqlite:///ledger.db"  # ledger.store.db.DEFAULT_URL
 DEFAULT_WRITER = "ledger_writer"  # ledger.store.roles.DEFAULT_WRITER
 DEFAULT_AUDITOR = "ledger_auditor"  # ledger.store.roles.DEFAULT_AUDITOR

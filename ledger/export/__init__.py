@@ -106,7 +106,7 @@ __all__ = [
     "read_jsonl_balances", "to_minor_units", "write_beancount", "write_csv", "write_hledger", "write_jsonl",
 ]
 
-_CountingWriter = CountingWriter  # the name tests/test_export.py imports
+_CountingWriter = CountingWriter  # the name tests/integration/test_export.py imports
 
 
 def iter_entries(session: Session, start: date | None = None, end: date | None = None,

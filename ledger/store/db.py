@@ -70,7 +70,7 @@ def alembic_config(connection: sa.Connection | None = None, url: str | None = No
 SCHEMA_HEAD = "0009"
 """The head revision of migrations/versions, which `open_engine` requires, kept here so that a
 command need not import Alembic and read every migration script to learn it
-(tests/test_migrations.py checks it against the scripts)."""
+(tests/integration/test_migrations.py checks it against the scripts)."""
 
 
 def head_revision() -> str:

@@ -23,7 +23,7 @@ from ledger.store.models import Account, Customer, JournalEntry, JournalLine, Su
 
 CSV_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\n", "'")
 """The first characters that ``ledger.export.csv_cell`` neutralises with a leading ``'``; the
-server-side CSV rows (`copy_csv_sql`) do the same (tests/test_export.py compares their bytes
+server-side CSV rows (`copy_csv_sql`) do the same (tests/integration/test_export.py compares their bytes
 with the Python writer's)."""
 
 

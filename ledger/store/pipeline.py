@@ -38,7 +38,7 @@ session strategy (`write_posting`) in the same transaction (on the one-round-tri
 goes to the two-round-trip path first). The path declines (returns None; rolled back, nothing
 written) when the general path has a problem to report: an unknown customer, usage before the
 customer was created, an unknown action; the caller then takes the general path.
-tests/test_direct.py posts the same calls both ways and compares the books.
+tests/integration/test_direct.py posts the same calls both ways and compares the books.
 """
 
 from __future__ import annotations

@@ -91,7 +91,7 @@ def _append(why: str) -> TablePolicy:
 
 
 # The writer's privileges, table by table (docs/design.md §9.5). Found by reading engine.py,
-# close.py, invoicing.py and posting.py, and proved by tests/test_roles.py, which runs imports of
+# close.py, invoicing.py and posting.py, and proved by tests/integration/test_roles.py, which runs imports of
 # every event type and closes as the writer. Tables absent from the live schema are skipped.
 WRITER_POLICY: dict[str, TablePolicy] = {
     "alembic_version": TablePolicy(("SELECT",), why="open_engine reads the schema revision"),

@@ -73,7 +73,7 @@ def chain(session: Session, period: str, previous: str) -> Iterator[Link]:
     """The chain over the entries dated in ``period`` (id order), starting from ``previous``.
 
     On PostgreSQL the server writes each entry's canonical bytes (`chain_copy_sql`, the bytes of
-    `entry_digest_input`: tests/test_seals.py checks them against it on arbitrary text) and
+    `entry_digest_input`: tests/integration/test_seals.py checks them against it on arbitrary text) and
     Python only hashes them; elsewhere `_chain_rows` makes them here. Memory stays bounded by
     the links (about 150 bytes an entry), never the entries.
     """

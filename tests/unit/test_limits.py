@@ -12,7 +12,7 @@
 (e) no file tracked by git (``git ls-files``) mentions the old design document's name (upper-case
     stem, ``.md``; the current one is docs/design.md) or an issue number (``\\bissue \\d+``,
     case-insensitive). Binary files (holding a NUL byte) are not read, as ``grep -I``; no other
-    file is excluded (tests/golden/ holds no such text).
+    file is excluded (tests/examples/golden/ holds no such text).
 
 Each check reports every offender as ``path:line`` with its size. The checkers take the root
 and the files, so ``test_each_check_catches_a_violation`` proves them on a synthetic tree.
@@ -180,7 +180,7 @@ def test_each_check_catches_a_violation(tmp_path):
         "reports/leak.py": "from sqlmodel import Session\n",
         "ledger/store/fine.py": "import sqlalchemy as sa\nfrom sqlmodel import Session\nimport psycopg\n",
         "docs/notes.md": "See docs/design.md §3.\nSee " + OLD_DESIGN_DOC + " and Issue " + "42, not issue-7.\n",
-        "tests/golden/blob.bin": "issue " + "9\0",
+        "tests/examples/golden/blob.bin": "issue " + "9\0",
     }
     for name, text in files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)

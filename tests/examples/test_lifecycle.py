@@ -12,23 +12,7 @@ import sqlalchemy as sa
 
 from ledger.errors import InvalidInputError
 from ledger.store.models import Grant, Invoice, InvoiceLine, SubscriptionPeriod
-
-ACME = ('{"id": "c-acme", "type": "customer.created", "occurred_at": "2026-01-01T00:00:00Z", '
-        '"customer_id": "acme", "name": "Acme AI", "currency": "USD"}')
-TAXED = ('{"id": "c-acme", "type": "customer.created", "occurred_at": "2026-01-01T00:00:00Z", '
-         '"customer_id": "acme", "name": "Acme AI", "currency": "USD", "tax_rate": "0.0825"}')
-
-
-def usage(eid: str, when: str, credits: int, customer: str = "acme") -> str:
-    return (f'{{"id": "{eid}", "type": "usage.recorded", "occurred_at": "{when}", '
-            f'"customer_id": "{customer}", "credits": {credits}}}')
-
-
-def ev(eid: str, kind: str, when: str, **fields) -> str:
-    import json
-
-    return json.dumps({"id": eid, "type": kind, "occurred_at": when, **fields})
-
+from builders import ACME, TAXED, ev, usage  # noqa: F401 (shared with other tests)
 
 @pytest.fixture
 def books(make_books):

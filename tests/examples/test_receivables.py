@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from freezegun import freeze_time
 
 from ledger.cli import cli
+from builders import import_in_process
 
 TAXED = ('{"id": "c-acme", "type": "customer.created", "occurred_at": "2026-01-01T00:00:00Z", '
          '"customer_id": "acme", "name": "Acme AI", "currency": "USD", "tax_rate": "0.0825"}')
@@ -84,21 +85,6 @@ def test_statement_of_account_runs_the_balance(books):
     assert str(missing.exception) == "no customer 'nobody'"  # ledger.cli.main turns it into exit 1
 
 
-def _import_in_process(url: str, path: str) -> None:
-    from sqlmodel import Session
-
-    from ledger.catalog import load_catalog
-    from ledger.store.db import make_engine
-    from ledger.services.importing import import_files
-
-    engine = make_engine(url)
-    try:
-        with Session(engine) as s:
-            import_files(s, load_catalog(None), [path])
-    finally:
-        engine.dispose()
-
-
 @pytest.mark.postgres
 def test_invoice_numbers_stay_gap_free_under_four_concurrent_importers(pg_url, tmp_path):
     """Four processes post 15 top-ups each, for their own customers, at the same time: the 60
@@ -122,7 +108,7 @@ def test_invoice_numbers_stay_gap_free_under_four_concurrent_importers(pg_url, t
         p.write_text("\n".join(lines) + "\n")
         paths.append(str(p))
     ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_import_in_process, args=(pg_url, p)) for p in paths]
+    procs = [ctx.Process(target=import_in_process, args=(pg_url, p)) for p in paths]
     for p in procs:
         p.start()
     for p in procs:

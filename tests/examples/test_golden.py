@@ -1,5 +1,5 @@
-"""Golden corpus: every scenario under tests/golden/scenarios is replayed on a fresh database and
-every canonical output file must equal the stored one byte for byte (see tests/golden/README.md).
+"""Golden corpus: every scenario under tests/examples/golden/scenarios is replayed on a fresh database and
+every canonical output file must equal the stored one byte for byte (see tests/examples/golden/README.md).
 
 A scenario is a folder with ``scenario.json`` (catalog and steps) and its input files; its
 expected outputs are in ``expected/``. ``LEDGER_GOLDEN_UPDATE=1`` rewrites them from the SQLite

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 CUSTOMERS = ("cus0", "cus1", "cus2")
 
 
-from test_receivables import _import_in_process as _import
+from builders import import_in_process as _import
 
 
 def _usage(eid: str, customer: str, minute: int) -> str:

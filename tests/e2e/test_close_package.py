@@ -10,8 +10,7 @@ import json
 import pytest
 from click.testing import CliRunner
 from pypdf import PdfReader
-from test_guarantee import PRO, enrol
-from test_lifecycle import ACME, ev, usage
+from builders import ACME, PRO, enrol, ev, usage
 
 from ledger.cli import cli
 from ledger.errors import PeriodOrderError

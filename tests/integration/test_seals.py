@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_lifecycle import ACME, ev, usage
+from builders import ACME, ev, usage
 
 from ledger.cli import cli
 from ledger.services.closing import reopen_period

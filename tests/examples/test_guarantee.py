@@ -10,19 +10,10 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
-from test_lifecycle import ACME, TAXED, ev, usage
+from builders import ACME, PRO, TAXED, enrol, ev, usage
 
 from ledger.errors import InvalidInputError
 from ledger.store.models import GuaranteeMonth, Invoice, InvoiceLine
-
-
-def enrol(basis: str = "monthly", months: int = 6, start: str = "2026-03", eid: str = "g-1") -> str:
-    return ev(eid, "guarantee.enrolled", "2026-03-01T00:00:00Z", customer_id="acme",
-              legacy_monthly_amount="750.00", start_month=start, months=months, basis=basis)
-
-
-PRO = ev("sub-1", "subscription.started", "2026-03-01T00:00:00Z", customer_id="acme", plan="professional",
-         start_date="2026-03-01")
 
 
 def lines(*items: str) -> str:
