@@ -23,6 +23,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
@@ -87,17 +88,50 @@ def write_package(session: Session, catalog: Catalog, period: str, out_dir: str 
     """Write the close package of ``period`` into ``out_dir`` (see the module docstring) and
     return the path of its manifest.json. on_document: called once per PDF rendered.
 
-    raises PeriodOrderError if ``period`` is not closed (a package belongs to a close record).
+    Read from the books in the caller's session, in transactions of its own (the documents are
+    read and the transaction ended before the PDFs are rendered in worker processes). The parts
+    are written into a sibling folder ``.<name>.part`` first, then moved into ``out_dir``
+    (replacing the parts of an earlier package there, manifest.json last; other files are
+    kept): a failed write leaves ``out_dir`` as it was and removes the folder it wrote in, so a
+    folder with a manifest.json always holds the complete package it lists.
+
+    raises PeriodOrderError if ``period`` is not closed (a package belongs to a close record);
+    whatever the writing raised (OSError, a renderer's error), with nothing moved into ``out_dir``.
     """
     from ledger.store.closing import close_record
-    from reports.close_report import close_report_pdf
-    from reports.documents import render_job, render_views
 
     record = close_record(session, period)
     if record is None:
         raise PeriodOrderError(f"{period} is not closed: close it first (the package carries its close record)")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    part = out.parent / f".{out.name}.part"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(part, ignore_errors=True)  # what a killed earlier write left
+    part.mkdir()
+    try:
+        files = _write_parts(session, catalog, period, record, part, on_document)
+        manifest = {
+            "period": period,
+            "close": {"id": record.id, "at": record.at.isoformat(), "by": record.by,
+                      "journal_head": record.journal_head, "entries": record.entries, "seal": record.seal,
+                      "previous_seal": record.previous_seal, "checks": json.loads(record.checks or "[]")},
+            "files": [{"path": p.relative_to(part).as_posix(), "sha256": _sha256(p), "bytes": p.stat().st_size}
+                      for p in sorted(files, key=lambda p: p.relative_to(part).as_posix())],
+        }
+        (part / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n",
+                                            encoding="utf-8")
+        _move_in(part, out)
+    finally:
+        shutil.rmtree(part, ignore_errors=True)
+    return out / "manifest.json"
+
+
+def _write_parts(session: Session, catalog: Catalog, period: str, record, out: Path, on_document) -> list[Path]:
+    """Every file of the package but manifest.json, written into ``out``; returns their paths."""
+    from ledger.services.documents import render_jobs
+    from reports.close_report import close_report_pdf
+    from reports.documents import render_job
+
     files = write_reports(session, period, out / "reports", catalog.tz)
     files += _journal(session, period, out / "journal")
     numbers = issued_numbers(session, first_day(period), last_day(period))
@@ -105,21 +139,32 @@ def write_package(session: Session, catalog: Catalog, period: str, out_dir: str 
         if numbers:
             (out / "invoices").mkdir(exist_ok=True)
             jobs = [render_job(session, catalog, n, out / "invoices" / f"{n}.pdf") for n in numbers]
-            files += render_views(jobs, on_done=on_document)
+            session.rollback()  # what the renders need is read: no worker inherits an open transaction
+            files += render_jobs(jobs, on_done=on_document)
         report = out / "close-report.pdf"
         report.write_bytes(close_report_pdf(session, catalog, period, record))
         files.append(report)
-    manifest = {
-        "period": period,
-        "close": {"id": record.id, "at": record.at.isoformat(), "by": record.by, "journal_head": record.journal_head,
-                  "entries": record.entries, "seal": record.seal, "previous_seal": record.previous_seal,
-                  "checks": json.loads(record.checks or "[]")},
-        "files": [{"path": p.relative_to(out).as_posix(), "sha256": _sha256(p), "bytes": p.stat().st_size}
-                  for p in sorted(files, key=lambda p: p.relative_to(out).as_posix())],
-    }
-    path = out / "manifest.json"
-    path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return path
+    return files
+
+
+def _move_in(part: Path, out: Path) -> None:
+    """Move the package written in ``part`` to ``out``: a rename when ``out`` does not exist;
+    else its manifest.json is removed first, each part replaces its namesake, and the new
+    manifest.json comes last."""
+    if not out.exists():
+        os.rename(part, out)
+        return
+    (out / "manifest.json").unlink(missing_ok=True)
+    for entry in sorted(part.iterdir()):
+        if entry.name == "manifest.json":
+            continue
+        target = out / entry.name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        elif entry.is_dir() and target.exists():
+            target.unlink()
+        os.replace(entry, target)
+    os.replace(part / "manifest.json", out / "manifest.json")
 
 
 def _journal(session: Session, period: str, folder: Path) -> list[Path]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import sys
 
 import click
 
@@ -25,6 +26,7 @@ def close(obj: Ctx, period: str, out_dir: str | None) -> None:
 
     period = _period(period)
     console = Console(stderr=True)
+    failed: Exception | None = None
     with obj.session() as session, Progress(TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(),
                                             TimeElapsedColumn(), console=console, transient=True,
                                             disable=not console.is_terminal) as bar:
@@ -47,11 +49,30 @@ def close(obj: Ctx, period: str, out_dir: str | None) -> None:
             if out_dir:
                 tasks["package: documents"] = bar.add_task("package: documents", total=None)
 
-        outcome = close_month(session, obj.catalog, period, out_dir=out_dir, closed_by=getpass.getuser(),
-                              progress=progress, on_closed=closed,
-                              on_document=lambda: bar.advance(tasks["package: documents"]))
+        try:
+            outcome = close_month(session, obj.catalog, period, out_dir=out_dir, closed_by=getpass.getuser(),
+                                  progress=progress, on_closed=closed,
+                                  on_document=lambda: bar.advance(tasks["package: documents"]))
+        except Exception as exc:
+            if "package: documents" not in tasks:  # the close itself failed: nothing is committed
+                raise
+            failed = exc
+    if failed is not None:
+        _package_failed(period, out_dir, failed)
     if out_dir:
         click.echo(f"wrote the close package of {period} to {out_dir}: {outcome.files} files and manifest.json")
+
+
+def _package_failed(period: str, out_dir: str | None, exc: Exception) -> None:
+    """The close committed but its package could not be written: one clear message, exit 1."""
+    from ledger.errors import LedgerError
+
+    reason = str(exc) if isinstance(exc, LedgerError) else f"{type(exc).__name__}: {exc}"
+    click.echo(f"error: {period} is closed, but its close package could not be written to {out_dir}: "
+               f"{' '.join(reason.split())}\n"
+               f"  {out_dir} is as it was; once fixed, run `ledger close {period} --out {out_dir}` again: "
+               "it writes the package of the closed period", err=True)
+    sys.exit(1)
 
 
 @click.command()

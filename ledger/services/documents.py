@@ -1,6 +1,7 @@
 """Invoices and credit notes (docs/design.md §5.8, §8.1): the register, one document as JSON, and
 their PDFs (`reports.documents`: PDF/A-3b, with Factur-X XML when the seller has a tax id).
-Reads only, in the caller's session."""
+Reads only, in the caller's session; the PDFs are rendered in worker processes that hold no
+transaction and die with the calling process."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from ledger.store import invoices
 
 if TYPE_CHECKING:
     from ledger.store.db import Session
+    from reports.documents import RenderJob
 
 _REGISTER = [Column("number", "Number"), Column("kind", "Kind"), Column("customer_id", "Customer"),
              Column("customer", "Name"), Column("issue_date", "Issued"), Column("due_date", "Due"),
@@ -68,7 +70,7 @@ def render_period(session: Session, catalog: Catalog, period: str, folder: str |
     """Render every invoice and credit note issued in ``period`` ('YYYY-MM') to
     ``folder``/<number>.pdf (the folder is created), in parallel processes; returns how many.
     ``progress(done, total)``: once before the first document is rendered, then after each."""
-    from reports.documents import render_job, render_views
+    from reports.documents import render_job
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -84,5 +86,17 @@ def render_period(session: Session, catalog: Catalog, period: str, folder: str |
 
     if progress is not None:
         progress(0, len(jobs))
-    render_views(jobs, on_done=one_done)
+    render_jobs(jobs, on_done=one_done)
     return len(jobs)
+
+
+def render_jobs(jobs: list[RenderJob], *, on_done: Callable[[], None] | None = None) -> list[Path]:
+    """Render ``jobs`` (`reports.documents.render_views`: PDFs, in parallel processes; returns
+    their paths in job order; ``on_done()`` once per document) with workers that die with this
+    process, even when it is killed with SIGKILL (Linux). The workers read no database: end the
+    session's transaction before calling, so that none inherits a connection in a transaction."""
+    from ledger.services.importing import children_die_with_this_process
+    from reports.documents import render_views
+
+    with children_die_with_this_process():
+        return render_views(jobs, on_done=on_done)

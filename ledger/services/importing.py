@@ -15,9 +15,11 @@ one transaction each, in one process or several.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,7 +39,7 @@ from ledger.store.writer import write_posting
 if TYPE_CHECKING:
     from ledger.store.db import Session
 
-__all__ = ["CHUNK", "ImportSummary", "import_events", "import_files"]
+__all__ = ["CHUNK", "ImportSummary", "children_die_with_this_process", "import_events", "import_files"]
 
 CHUNK = 40_000
 """Events per transaction when a bulk import is chunked (see `import_files`). A chunk in flight
@@ -320,12 +322,51 @@ def _die_with_parent() -> None:
     """Linux: have the kernel SIGKILL this process when its parent dies (prctl PR_SET_PDEATHSIG),
     so a worker of a killed import stops at once and its chunk in flight rolls back."""
     try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+        _libc().prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
     except (OSError, AttributeError):
         pass
+
+
+@functools.cache
+def _libc():
+    """The C library (loaded once, so that a forked child need not load it), or raises OSError."""
+    import ctypes
+
+    return ctypes.CDLL("libc.so.6", use_errno=True)
+
+
+_TIED: int | None = None  # the pid whose forked children die with it (in `children_die_with_this_process`)
+_HOOKED = False
+
+
+def _tie_forked_child() -> None:
+    """In a child forked inside `children_die_with_this_process`: die with the parent, or at
+    once if it is already gone."""
+    global _TIED
+    parent, _TIED = _TIED, None
+    if parent is not None:
+        _die_with_parent()
+        if os.getppid() != parent:
+            os._exit(1)
+
+
+@contextlib.contextmanager
+def children_die_with_this_process() -> Iterator[None]:
+    """Every process forked by this one inside the ``with`` (e.g. a ProcessPoolExecutor's
+    workers, fork start method) is SIGKILLed by the kernel when this process dies, even by
+    SIGKILL (Linux; elsewhere nothing changes): a killed command leaves no worker behind, nor
+    the database connections they inherited."""
+    global _TIED, _HOOKED
+    if not _HOOKED and hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_tie_forked_child)
+        _HOOKED = True
+    with contextlib.suppress(OSError):
+        _libc()
+    outer, _TIED = _TIED, os.getpid()
+    try:
+        yield
+    finally:
+        _TIED = outer
 
 
 def _add(total: ImportSummary, part: ImportSummary) -> None:
