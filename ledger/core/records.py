@@ -170,7 +170,7 @@ class UsageRecord:
     overage_price: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass
 class DrawRecord:
     """Units of one usage event drawn from one grant."""
 

@@ -9,6 +9,7 @@ transaction for the same customers need not derive them again.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import threading
@@ -56,14 +57,20 @@ from ledger.core.periods import period_of, start_of_day
 R = TypeVar("R")
 
 
+@functools.cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))
+
+
 def record_of(row: Any, cls: type[R]) -> R:
     """The plain record ``cls`` of a stored row (fields taken by name)."""
-    return cls(**{f.name: getattr(row, f.name) for f in fields(cls)})  # type: ignore[arg-type]
+    return cls(**{name: getattr(row, name) for name in _field_names(cls)})  # type: ignore[arg-type]
 
 
 def values_of(record: Any) -> dict[str, Any]:
-    """A record's fields as a dict, for the table of the same shape."""
-    return {f.name: getattr(record, f.name) for f in fields(record)}
+    """A record's fields as a dict, for the table of the same shape (its instance dict: the
+    records are plain dataclasses, so it holds exactly their fields, in order)."""
+    return dict(vars(record))
 
 
 class BookCache:
