@@ -2,17 +2,18 @@
 
 JSON shape (stable, docs/design.md §8.1): {"report", "title", "period", "rows", "totals"}; money fields
 are decimal strings in major units of the row's currency (or commodity), credits are integers.
-CSV has the same fields as JSON rows, with a blank line and then the totals.
+CSV has the same fields as JSON rows, with a blank line and then the totals; its text cells are
+neutralised against spreadsheet formulas as the journal export's are (`to_csv`).
 
 Tables are for people at a terminal: every text in them (title, headers, cells, totals) is a
 `rich.text.Text`, so Rich markup (``[bold]``), emoji codes (``:smile:``) and backslashes in
 names from the books are printed literally, and control characters are shown as visible
-escapes (`printable`). CSV and JSON are files for machines and carry the text unchanged.
+escapes (`printable`). CSV and JSON are files for machines and carry the text unchanged, but
+for the ``'`` a CSV text cell starts with where a spreadsheet would read a formula.
 """
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import re
@@ -24,6 +25,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ledger.core.money import CREDIT, format_amount, format_units, major_str
+from ledger.export.text import csv_cell, csv_line
 from ledger.reporting import Column, Report
 
 FORMATS = ("table", "csv", "json")
@@ -52,40 +54,38 @@ def to_json(report: Report) -> str:
 
 
 def to_csv(report: Report) -> str:
-    """Rows as CSV with a header; then a blank line and the totals with their own header."""
-    buf = io.StringIO()
+    """Rows as CSV with a header; then a blank line and the totals with their own header.
+
+    "\\n" line ends; every record is written by ``ledger.export.text.csv_line`` (a field with a
+    comma, quote, CR or LF is quoted) and every text cell goes through ``csv_cell`` (`_csv_cell`),
+    the journal export's own functions, so no cell starts a spreadsheet formula.
+    """
     keys = [c.key for c in report.columns]
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(keys)
-    for r in report.rows:
-        p = _plain(report, r)
-        w.writerow([_csv_cell(p.get(k)) for k in keys])
+    lines = [csv_line(keys, "\n")]
+    lines += [csv_line(_csv_cells(report, r, keys), "\n") for r in report.rows]
     if report.totals:
         tkeys = list(report.totals[0].keys())
-        w.writerow([])
-        w.writerow(["total:" + k for k in tkeys])
-        for t in report.totals:
-            p = _plain(report, t)
-            w.writerow([_csv_cell(p.get(k)) for k in tkeys])
-    return buf.getvalue()
+        lines.append("\n")
+        lines.append(csv_line(["total:" + k for k in tkeys], "\n"))
+        lines += [csv_line(_csv_cells(report, t, tkeys), "\n") for t in report.totals]
+    return "".join(lines)
 
 
-def _csv_cell(v: Any) -> str:
-    if v is None:
+def _csv_cells(report: Report, row: dict, keys: list[str]) -> list[str]:
+    """The CSV cells of ``row`` for ``keys``, from its JSON values (`_plain`)."""
+    plain = _plain(report, row)
+    return [_csv_cell(row.get(k), plain.get(k)) for k in keys]
+
+
+def _csv_cell(value: Any, plain: Any) -> str:
+    """One CSV cell: "" for None; text (a str in the report's row: names, descriptions, ids, all
+    possibly from users) through ``csv_cell``, so a user's ``"-3.50"`` is written ``'-3.50``;
+    anything else (an int, a money amount written as a decimal string by `_money_json`, a date)
+    was made by the engine and is written as it is: a negative amount stays the number
+    ``-3.50``."""
+    if plain is None:
         return ""
-    text = str(v)
-    # Spreadsheet formula injection: a text cell starting with = + - @ is neutralised.
-    if text[:1] in ("=", "+", "@") or (text[:1] == "-" and not _is_number(text)):
-        return "'" + text
-    return text
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
+    return csv_cell(plain) if isinstance(value, str) else str(plain)
 
 
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")

@@ -8,14 +8,29 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 
 from ledger.core.money import CREDIT, exponent
 
-CSV_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\n", "'")
-"""The first characters `csv_cell` neutralises (``ledger.store.journal`` keeps the same tuple
-for the server-side CSV rows)."""
+CSV_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\n", "'", "\x00")
+"""The characters `csv_cell` neutralises at the start of a text cell, also after `CSV_BLANKS`:
+the OWASP "CSV Injection" set (``= + - @``, tab, carriage return, line feed), NUL (OWASP ASVS),
+and ``'`` so that `csv_uncell` can undo it. ``ledger.store.journal`` keeps the same tuple for
+the server-side CSV rows."""
+
+CSV_BLANKS = ("\x00\x01\x02\x03\x04\x05\x06\x07\x08\t\n\x0b\x0c\r\x0e\x0f\x10\x11\x12\x13\x14\x15\x16\x17"
+              "\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
+              "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
+"""The characters a spreadsheet may skip before a formula: the C0 controls (U+0000-U+001F), the
+space and every other Unicode whitespace character (``str.isspace``). ``ledger.store.journal``
+keeps the same string."""
+
+_LEADS = frozenset(CSV_TRIGGERS) | frozenset(CSV_BLANKS)
+_FORMULA_RE = re.compile(f"[{re.escape(CSV_BLANKS)}]*[{re.escape(''.join(CSV_TRIGGERS))}]")
+_QUOTE_RE = re.compile('[,"\r\n]')
+_SPECIAL_RE = re.compile('["\r\n]')
 
 _ROOTS = {"asset": "Assets", "liability": "Liabilities", "equity": "Equity", "revenue": "Income",
           "contra-revenue": "Income:Contra", "expense": "Expenses"}
@@ -52,15 +67,40 @@ def ledger_account_name(code: str, name: str, type_: str, normal: str) -> str:
 
 
 def csv_cell(value: str) -> str:
-    """Neutralise a text cell against spreadsheet formula injection (OWASP "CSV Injection"):
-    a value starting with ``= + - @``, tab, carriage return, line feed or ``'`` gets a leading
-    ``'``. Reversible with ``csv_uncell``. Amount cells never go through it (they are unsigned)."""
-    return "'" + value if value and value.startswith(CSV_TRIGGERS) else value
+    """A text cell of a CSV file, neutralised against spreadsheet formula injection (OWASP
+    "CSV Injection"): ``value`` with a leading ``'`` when it starts with one of `CSV_TRIGGERS`,
+    also after leading `CSV_BLANKS` (``"=1+1"``, ``"\\t=cmd"``, ``"\\r=1+1"``, ``" @x"``,
+    ``"'x"``), else ``value`` unchanged. The one cell function of every CSV the product writes
+    (the journal export, ``reports.tables.to_csv``); quoting is `csv_line`'s. Only text goes
+    through it: amounts written by the engine stay numbers (``"-3.50"`` from the engine is
+    written as is; the same text from a user becomes ``"'-3.50"``). Reversed by `csv_uncell`."""
+    if value and value[0] in _LEADS and _FORMULA_RE.match(value):
+        return "'" + value
+    return value
 
 
 def csv_uncell(value: str) -> str:
-    """The text ``csv_cell`` was given: drops one leading ``'``."""
+    """The text ``csv_cell`` was given: drops one leading ``'`` (every text starting with ``'``
+    gets one, so ``csv_uncell(csv_cell(t)) == t`` for every string ``t``)."""
     return value.removeprefix("'")
+
+
+def csv_field(value: str) -> str:
+    """``value`` as an RFC 4180 field: in double quotes, each ``"`` doubled, when it holds a
+    comma, a double quote, a carriage return or a line feed; else as it is. Python's csv writer
+    with ``lineterminator="\\r\\n"`` quotes the same fields."""
+    return '"' + value.replace('"', '""') + '"' if _QUOTE_RE.search(value) else value
+
+
+def csv_line(fields: Sequence[str], end: str) -> str:
+    """One CSV record: `csv_field` of each field, joined by commas, then ``end`` (``"\\r\\n"`` or
+    ``"\\n"``). A CR or LF inside a field is always quoted, whatever ``end`` is (Python's csv
+    writer quotes only the characters of its line terminator). As Python's csv writer, a record
+    of one empty field is written ``""`` and a record of no field is just ``end``."""
+    line = ",".join(fields)
+    if line.count(",") == len(fields) - 1 and not _SPECIAL_RE.search(line):  # nothing to quote: the usual case
+        return (line or ('""' if fields else "")) + end
+    return ",".join(map(csv_field, fields)) + end
 
 
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")

@@ -3,7 +3,6 @@ entries and an `ExportContext` writing to a text stream (see ``ledger.export`` f
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Iterable
 from typing import TextIO
@@ -11,7 +10,7 @@ from typing import TextIO
 from ledger import __version__
 from ledger.core.money import CREDIT
 from ledger.export.model import CSV_COLUMNS, AccountInfo, ExportContext, ExportEntry, ExportLine
-from ledger.export.text import beancount_string, csv_cell, decimals, hledger_text, iso, major
+from ledger.export.text import beancount_string, csv_cell, csv_line, decimals, hledger_text, iso, major
 
 _AMOUNT_COLUMNS = frozenset({"debit", "credit", "debit_minor", "credit_minor"})
 
@@ -21,10 +20,12 @@ def _amounts(ln: ExportLine) -> tuple[str, str]:
 
 
 def write_csv(out: TextIO, entries: Iterable[ExportEntry], ctx: ExportContext) -> None:
-    """CSV (RFC 4180, CRLF): the ``CSV_COLUMNS`` header, then one row per line. Text cells go
-    through ``csv_cell``; amounts are unsigned decimal strings (never starting with '-')."""
-    w = csv.writer(out, lineterminator="\r\n")
-    w.writerow(CSV_COLUMNS)
+    """CSV (RFC 4180, CRLF): the ``CSV_COLUMNS`` header, then one row per line, each written by
+    ``csv_line`` (a field with a comma, quote, CR or LF is quoted). Text cells go through
+    ``csv_cell``; amounts are unsigned decimal strings (never starting with '-') and ids are
+    ints, written as they are."""
+    w = out.write
+    w(csv_line(CSV_COLUMNS, "\r\n"))
     for e in entries:
         for ln in e.lines:
             debit, credit = _amounts(ln)
@@ -38,8 +39,8 @@ def write_csv(out: TextIO, entries: Iterable[ExportEntry], ctx: ExportContext) -
                 "customer_name": ctx.names.get(ln.customer_id) if ln.customer_id else None,
                 "grant_id": ln.grant_id, "invoice_number": ln.invoice_number, "line_event_id": ln.event_id,
             }
-            w.writerow(["" if v is None else (str(v) if k in _AMOUNT_COLUMNS or not isinstance(v, str) else csv_cell(v))
-                        for k, v in row.items()])
+            w(csv_line(["" if v is None else (str(v) if k in _AMOUNT_COLUMNS or not isinstance(v, str) else csv_cell(v))
+                        for k, v in row.items()], "\r\n"))
 
 
 def entry_object(e: ExportEntry, ctx: ExportContext | None = None) -> dict:

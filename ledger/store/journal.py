@@ -21,10 +21,15 @@ from ledger.core.money import CREDIT, exponent
 from ledger.store.db import one_snapshot
 from ledger.store.models import Account, Customer, JournalEntry, JournalLine, SubscriptionPeriod
 
-CSV_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\n", "'")
-"""The first characters that ``ledger.export.csv_cell`` neutralises with a leading ``'``; the
-server-side CSV rows (`copy_csv_sql`) do the same (tests/integration/test_export.py compares their bytes
-with the Python writer's)."""
+CSV_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\n", "'", "\x00")
+CSV_BLANKS = ("\x00\x01\x02\x03\x04\x05\x06\x07\x08\t\n\x0b\x0c\r\x0e\x0f\x10\x11\x12\x13\x14\x15\x16\x17"
+              "\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
+              "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
+"""Copies of ``ledger.export.text``'s constants (the store imports no export module): the
+characters ``csv_cell`` neutralises with a leading ``'`` at the start of a text cell, also
+after leading blanks. The server-side CSV rows (`copy_csv_sql`) do the same
+(tests/integration/test_export.py and test_csv_injection.py compare their bytes with the
+Python writer's, and these constants with the export's)."""
 
 
 def read_snapshot(session: Session) -> None:
@@ -127,15 +132,25 @@ def journal_entries(session: Session, start: date | None = None, end: date | Non
 
 
 # --------------------------------------------------------------------------- CSV rows by the server
-_SQL_TRIGGERS = ", ".join({"\t": "E'\\t'", "\r": "E'\\r'", "\n": "E'\\n'", "'": "''''"}.get(t, f"'{t}'")
-                          for t in CSV_TRIGGERS)
+def _sql_chars(chars: str) -> str:
+    """``chars`` as the body of a bracket expression in an E'' literal: NUL left out (PostgreSQL
+    text holds none), ``-`` last, ``'`` doubled, every character but an ASCII letter, digit or
+    one of ``=+@-`` as a ``\\uXXXX`` escape (the server's encoding is UTF-8)."""
+    body = sorted(set(chars) - {"\x00"}, key=lambda c: (c == "-", c))
+    return "".join("''" if c == "'" else c if c.isascii() and (c.isalnum() or c in "=+@-") else f"\\u{ord(c):04x}"
+                   for c in body)
+
+
+_SQL_FORMULA = f"E'^[{_sql_chars(CSV_BLANKS)}]*[{_sql_chars(''.join(CSV_TRIGGERS))}]'"
+"""What ``csv_cell`` neutralises, as a POSIX regular expression: blanks (maybe none), then a
+trigger, at the start of the text."""
 
 
 def _sql_text(expr: str) -> str:
     """SQL for the CSV field ``write_csv`` writes for a text cell: ``csv_cell``, then quoted as
-    Python's csv writer quotes (QUOTE_MINIMAL: a comma, double quote, CR or LF inside); NULL
-    and '' give an empty field."""
-    cell = f"CASE WHEN left({expr}, 1) IN ({_SQL_TRIGGERS}) THEN '''' || {expr} ELSE {expr} END"
+    ``csv_line`` quotes (a comma, double quote, CR or LF inside); NULL and '' give an empty
+    field."""
+    cell = f"CASE WHEN {expr} ~ {_SQL_FORMULA} THEN '''' || {expr} ELSE {expr} END"
     quoted = f"'\"' || replace({cell}, '\"', '\"\"') || '\"'"  # csv_cell adds no comma, quote, CR or LF
     return f"coalesce(CASE WHEN {expr} ~ '[,\"\\r\\n]' THEN {quoted} ELSE {cell} END, '')"
 
