@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -134,7 +135,7 @@ def test_bundled_environments_are_sandboxed():
 
 EVENTS = (
     {"id": "c1", "type": "customer.created", "occurred_at": "2026-01-01T00:00:00Z", "customer_id": "acme",
-     "name": "[/bold]\x1b[31m\x1b]8;;http://x\x1b\\", "currency": "USD", "tax_rate": "0", "address": ["1 Main St"]},
+     "name": "[/bold] [red]Acme[/red]", "currency": "USD", "tax_rate": "0", "address": ["1 Main St"]},
     {"id": "t1", "type": "topup.purchased", "occurred_at": "2026-01-02T10:00:00Z", "customer_id": "acme",
      "topup_id": "top-1", "credits": 100, "amount": "100.00"},
 )
@@ -146,15 +147,22 @@ def _ledger(tmp: Path, url: str, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_cli_table_report_prints_a_hostile_customer_name_literally(tmp_path, sqlite_url):
+    """Rich markup enters through an event file and prints literally; a name with terminal escapes
+    (refused at input today, but possibly in books written before that rule) is shown escaped."""
     (tmp_path / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in EVENTS), encoding="utf-8")
     r = _ledger(tmp_path, sqlite_url, "import", "events.jsonl")
     assert r.returncode == 0, r.stderr
     r = _ledger(tmp_path, sqlite_url, "report", "deferred-revenue", "--period", "2026-01", "--format", "table")
-    assert r.returncode == 0, r.stderr
-    assert "Traceback" not in r.stderr
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    assert "[/bold] [red]Acme[/red]" in r.stdout, r.stdout
+    legacy = "[/bold]\x1b[31m\x1b]8;;http://x\x1b\\"
+    with sqlite3.connect(sqlite_url.removeprefix("sqlite:///")) as db:
+        db.execute("UPDATE customer SET name = ? WHERE id = 'acme'", (legacy,))
+    r = _ledger(tmp_path, sqlite_url, "report", "deferred-revenue", "--period", "2026-01", "--format", "table")
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
     assert "[/bold]\\x1b[31m\\x1b]8;;http://x\\x1b\\" in r.stdout, r.stdout
     assert "\x1b" not in r.stdout
     r = _ledger(tmp_path, sqlite_url, "report", "credits", "--period", "2026-01", "--format", "table")
     assert r.returncode == 0 and "acme" in r.stdout, r.stderr
     r = _ledger(tmp_path, sqlite_url, "report", "deferred-revenue", "--period", "2026-01", "--format", "json")
-    assert json.loads(r.stdout)["rows"][0]["customer"] == EVENTS[0]["name"]
+    assert json.loads(r.stdout)["rows"][0]["customer"] == legacy
