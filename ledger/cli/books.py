@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import click
 
@@ -39,9 +40,11 @@ def import_(obj: Ctx, files: tuple[str, ...], dry_run: bool, chunk_size: int | N
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from ledger.errors import LedgerError
     from ledger.services.importing import CHUNK, import_files
 
     console = Console(stderr=True)
+    failed: LedgerError | None = None
     with obj.session() as session, Progress(TextColumn("importing"), BarColumn(), MofNCompleteColumn(),
                                             TextColumn("{task.fields[rate]} events/s"), TimeElapsedColumn(),
                                             console=console, transient=True,
@@ -52,8 +55,18 @@ def import_(obj: Ctx, files: tuple[str, ...], dry_run: bool, chunk_size: int | N
             elapsed = bar.tasks[0].elapsed or 0
             bar.update(task, completed=done, total=total, rate=f"{done / elapsed:,.0f}" if elapsed else "-")
 
-        summary = import_files(session, obj.catalog, list(files), dry_run=dry_run, chunk_size=chunk_size or CHUNK,
-                               progress=progress, jobs=jobs)
+        try:
+            summary = import_files(session, obj.catalog, list(files), dry_run=dry_run,
+                                   chunk_size=chunk_size or CHUNK, progress=progress, jobs=jobs)
+        except LedgerError as exc:
+            if not getattr(exc, "__notes__", None):
+                raise
+            failed = exc  # refused after some chunks committed: the note says which, and how to resume
+    if failed is not None:
+        click.echo(f"error: {failed}", err=True)
+        for note in failed.__notes__:
+            click.echo(note, err=True)
+        sys.exit(1)
     data = {"posted": summary.posted, "duplicates": summary.duplicates, "quarantined": summary.quarantined,
             "late": summary.late, "journal_entries": summary.entries, "invoices": len(summary.invoices),
             "dry_run": summary.dry_run}

@@ -20,13 +20,14 @@ import functools
 import os
 import signal
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ledger.catalog import Catalog
 from ledger.core.checks import check_batch
 from ledger.core.posting import ImportSummary, Posting, apply_order
-from ledger.errors import InputProblem, InvalidInputError
+from ledger.errors import InputProblem, InvalidInputError, LedgerError
 from ledger.events import SourcedEvent, iter_file
 from ledger.services.scanning import count_lines, scan
 from ledger.store import books as kept
@@ -113,6 +114,12 @@ def import_files(session: Session, catalog: Catalog, files: Sequence[str | Path]
     process (Linux), so a killed import still loses only chunks in flight. Elsewhere ``jobs``
     falls back to 1.
 
+    The first pass also rehearses the posting's checks on the chunks to come
+    (`ledger.services.scanning.scan`), so a chunk is refused only for what applying its events
+    finds (a business rule, such as a refund of a promotional grant). Then the earlier chunks
+    stay committed, and the error carries a note (``__notes__``, PEP 678) saying exactly what
+    was: chunks, events, first and last line (per worker with ``jobs``), and how to resume.
+
     raises InvalidInputError listing every problem (file, line, field, value); nothing posted by
     the failing chunk (with chunks, the message says how many were committed before it).
     """
@@ -130,27 +137,86 @@ def import_files(session: Session, catalog: Catalog, files: Sequence[str | Path]
         if progress:
             progress(total, total)
         return summary
-    total, problems, loads = scan(session, files)
+    total, problems, loads = scan(session, files, catalog, chunk_size)
     if problems:
         raise InvalidInputError(sorted(problems, key=lambda p: (p.file, p.line)))
     if jobs > 1 and loads is not None:
         summary = _import_parallel(session, catalog, files, chunk_size, _assign(loads, jobs), progress, total)
     else:
-        done = 0
+        share = _Share(1)
 
         def chunk_done(n: int) -> None:
-            nonlocal done
-            done += n
             if progress:
-                progress(done, total)
+                progress(share.events, total)
 
         try:
-            summary = _post_share(session, catalog, files, chunk_size, None, 0, chunk_done)
-        except InvalidInputError as exc:
-            raise InvalidInputError(exc.problems, committed=done) from None
+            summary = _post_share(session, catalog, files, chunk_size, None, 0, chunk_done, share)
+        except LedgerError as exc:
+            raise _refusal(exc, share.events, [share]) from None
     if imports.analyze_after_bulk_load(session):
         session.commit()
     return summary
+
+
+@dataclass
+class _Share:
+    """What one process of a chunked import committed (``worker``: 1-based, as shown to the
+    user; ``customers``: how many it posts for, None for all): ``chunks`` transactions holding
+    ``events`` events, from line ``first`` through line ``last`` (file:line); ``refused``: the
+    first and last line of the chunk that was refused, if one was."""
+
+    worker: int
+    customers: int | None = None
+    chunks: int = 0
+    events: int = 0
+    first: str | None = None
+    last: str | None = None
+    refused: tuple[str, str] | None = None
+
+    def committed(self, n: int, first: str, last: str) -> None:
+        self.chunks += 1
+        self.events += n
+        self.first = self.first or first
+        self.last = last
+
+    def describe(self) -> str:
+        if self.customers is None:
+            done = (f"chunks 1-{self.chunks} ({self.first} through {self.last})" if self.chunks
+                    else "no chunk")
+            if self.refused is None:
+                return done
+            return (f"{done}; not posted: chunk {self.chunks + 1} ({self.refused[0]} through {self.refused[1]}) "
+                    "and everything after it")
+        who = f"worker {self.worker}: "
+        if not self.chunks:
+            done = who + f"no chunk committed (of {self.customers} customers)"
+        else:
+            done = who + (f"chunks 1-{self.chunks} ({self.events} events of {self.customers} customers, "
+                          f"from {self.first} through {self.last})")
+        if self.refused is not None:
+            done += (f"; not posted: its chunk {self.chunks + 1} ({self.refused[0]} through {self.refused[1]}) "
+                     "and its events after it")
+        return done
+
+
+def _refusal(exc: LedgerError, committed: int, shares: Sequence[_Share], more: Sequence[InputProblem] = ()
+             ) -> LedgerError:
+    """The error of a chunked import refused while posting: an InvalidInputError counting the
+    ``committed`` events (with ``more`` problems, from other workers), with a note saying what
+    each share committed and how to resume; another LedgerError gets the same note."""
+    if isinstance(exc, InvalidInputError):
+        exc = InvalidInputError(list(exc.problems) + list(more), committed=committed)
+    if committed:
+        chunks = sum(s.chunks for s in shares)
+        lines = [f"committed before the refusal: {committed} events in {chunks} chunks, one transaction each"
+                 + (f", by {len(shares)} processes, each posting its own customers' events in file order:"
+                    if len(shares) > 1 else ": " + shares[0].describe())]
+        if len(shares) > 1:
+            lines += [f"  {s.describe()}" for s in shares]
+        lines.append("to resume: fix the refused line(s), then run the same import again: the events committed "
+                     "count as duplicates (each event is posted exactly once, by its id)")
+        exc.add_note("\n".join(lines))
+    return exc
 
 
 def _assign(loads: dict[str, int], jobs: int) -> dict[str, int]:
@@ -167,43 +233,45 @@ def _assign(loads: dict[str, int], jobs: int) -> dict[str, int]:
 
 class _Workers:
     """The spawned workers of `_import_parallel`, their pipes, and what they and this process
-    have reported: events committed (``done``) and the summary of the finished ones."""
+    have reported: events committed (``done``), each worker's `_Share`, and the summary of the
+    finished ones."""
 
-    def __init__(self, progress: Callable[[int, int], None] | None, total: int) -> None:
+    def __init__(self, progress: Callable[[int, int], None] | None, total: int, assignment: dict[str, int]) -> None:
         self.progress, self.total = progress, total
+        jobs = max(assignment.values(), default=0) + 1
+        self.shares = [_Share(k + 1, sum(1 for w in assignment.values() if w == k)) for k in range(jobs)]
         self.workers: dict = {}
         self.pipes: dict = {}
         self.summary = ImportSummary()
         self.done = 0
         self.finished: set[int] = set()
+        self.more: list[InputProblem] = []  # problems of workers refused after the first refusal
+        self.stop = None
 
     def spawn(self, url: str, catalog: Catalog, files: Sequence[str | Path], chunk_size: int,
-              assignment: dict[str, int], jobs: int) -> None:
+              assignment: dict[str, int]) -> None:
         """Start workers 1..jobs-1 (a fresh interpreter each, with its own connection)."""
         import multiprocessing as mp
 
         ctx = mp.get_context("spawn")
-        for k in range(1, jobs):
+        self.stop = ctx.Event()
+        for k in range(1, len(self.shares)):
             receive, send = ctx.Pipe(duplex=False)
             self.workers[k] = ctx.Process(target=_worker, daemon=True, name=f"ledger-import-{k}",
                                           args=(url, catalog, [str(f) for f in files], chunk_size, assignment, k,
-                                                send, os.getpid()))
+                                                send, os.getpid(), self.stop))
             self.workers[k].start()
             send.close()
             self.pipes[receive] = k
 
-    def _committed(self, n: int) -> None:
-        self.done += n
-        if self.progress:
-            self.progress(self.done, self.total)
-
     def own_chunk(self, n: int) -> None:
         """After each chunk this process commits: count it, then take the workers' messages."""
-        self._committed(n)
+        self._count(n)
         self.drain(0.0)
 
-    def drain(self, timeout: float) -> None:
-        """Take the spawned workers' messages; raises what a worker failed with."""
+    def drain(self, timeout: float, *, halting: bool = False) -> None:
+        """Take the spawned workers' messages; raises what a worker failed with (unless
+        ``halting``: then a refusal only adds its problems, and a worker may end early)."""
         from multiprocessing.connection import wait
 
         for conn in wait(list(self.pipes), timeout):
@@ -212,21 +280,41 @@ class _Workers:
                 kind, _, body = conn.recv()
             except EOFError:
                 del self.pipes[conn]
-                if k not in self.finished:
+                if k not in self.finished and not halting:
                     self.workers[k].join(1.0)
                     raise RuntimeError(f"import worker {k} exited with code {self.workers[k].exitcode}") from None
                 continue
             if kind == "chunk":
-                self._committed(body)
+                self.shares[k].committed(*body)
+                self._count(body[0])
             elif kind == "summary":
                 _add(self.summary, body)
                 self.finished.add(k)
             elif kind == "refused":
-                raise InvalidInputError(body.problems, committed=self.done)
-            else:
+                exc, self.shares[k].refused = body
+                if not halting:
+                    raise exc
+                self.more += exc.problems
+            elif not halting:
                 raise RuntimeError(f"import worker {k} failed:\n{body}")
 
-    def stop(self, failed: bool) -> None:
+    def _count(self, n: int) -> None:
+        self.done += n
+        if self.progress:
+            self.progress(self.done, self.total)
+
+    def halt(self, wait: float = 600.0) -> None:
+        """After a refusal: have every worker stop once its chunk in flight is committed (or
+        refused), and take their last messages, so that ``done`` and the shares are exact. A
+        worker still running after ``wait`` seconds is terminated."""
+        import time
+
+        self.stop.set()
+        deadline = time.monotonic() + wait
+        while self.pipes and time.monotonic() < deadline:
+            self.drain(1.0, halting=True)
+
+    def stop_all(self, failed: bool) -> None:
         """Wait for every worker; after a failure, terminate those still running first."""
         for w in self.workers.values():
             if failed and w.is_alive():
@@ -240,32 +328,35 @@ def _import_parallel(session: Session, catalog: Catalog, files: Sequence[str | P
     """The second pass of `import_files` in ``jobs = max(assignment) + 1`` processes: worker 0 is
     this process, with ``session``; workers 1.. are spawned (a fresh interpreter each, with its
     own connection). Each posts chunks of ``chunk_size // jobs`` events, so that about
-    ``chunk_size`` events are in memory at once whatever ``jobs``. Raises InvalidInputError
-    (with the events committed by all workers before it) if a worker's chunk is refused; the
-    other workers are stopped and their chunks in flight roll back."""
+    ``chunk_size`` events are in memory at once whatever ``jobs``. If a worker's chunk is refused,
+    the others stop after their chunk in flight, and the InvalidInputError counts the events
+    committed by all of them, with a note of each one's chunks (see `_refusal`)."""
     jobs = max(assignment.values(), default=0) + 1
     per = max(1, chunk_size // jobs)
-    run = _Workers(progress, total)
-    run.spawn(imports.connect_url(session), catalog, files, per, assignment, jobs)
+    run = _Workers(progress, total, assignment)
+    run.spawn(imports.connect_url(session), catalog, files, per, assignment)
     failed = True
     try:
         try:
-            _add(run.summary, _post_share(session, catalog, files, per, assignment, 0, run.own_chunk))
-        except InvalidInputError as exc:
-            raise InvalidInputError(exc.problems, committed=run.done) from None
-        while run.pipes:
-            run.drain(1.0)
+            _add(run.summary, _post_share(session, catalog, files, per, assignment, 0, run.own_chunk, run.shares[0]))
+            while run.pipes:
+                run.drain(1.0)
+        except LedgerError as exc:
+            run.halt()
+            raise _refusal(exc, run.done, run.shares, run.more) from None
         failed = False
     finally:
-        run.stop(failed)
+        run.stop_all(failed)
     return run.summary
 
 
 def _post_share(session: Session, catalog: Catalog, files: Sequence[str | Path], chunk_size: int,
-                assignment: dict[str, int] | None, k: int, chunk_done: Callable[[int], None]) -> ImportSummary:
+                assignment: dict[str, int] | None, k: int, chunk_done: Callable[[int], None],
+                share: _Share) -> ImportSummary:
     """Post, in chunks of ``chunk_size`` (one transaction each), the events of the customers
-    assigned to worker ``k`` (all events when ``assignment`` is None), in file order;
-    ``chunk_done(n)`` after each committed chunk."""
+    assigned to worker ``k`` (all events when ``assignment`` is None), in file order; each
+    committed chunk is counted in ``share``, then ``chunk_done(n)`` is called; a refused one is
+    noted in ``share.refused`` before its error propagates."""
     summary = ImportSummary()
     sources = [str(f) for f in files]
     chunk: list[SourcedEvent] = []
@@ -273,8 +364,13 @@ def _post_share(session: Session, catalog: Catalog, files: Sequence[str | Path],
     mine = None if assignment is None else {cid for cid, w in assignment.items() if w == k}
 
     def flush() -> None:
-        _add(summary, import_events(session, catalog, chunk, sources=sources))
+        try:
+            _add(summary, import_events(session, catalog, chunk, sources=sources))
+        except LedgerError:
+            share.refused = (chunk[0].source, chunk[-1].source)
+            raise
         n = len(chunk)
+        share.committed(n, chunk[0].source, chunk[-1].source)
         chunk.clear()
         chunk_done(n)
 
@@ -290,27 +386,33 @@ def _post_share(session: Session, catalog: Catalog, files: Sequence[str | Path],
 
 
 def _worker(url: str, catalog: Catalog, files: list[str], chunk_size: int, assignment: dict[str, int], k: int,
-            send, parent: int) -> None:
+            send, parent: int, stop) -> None:
     """A spawned process of `_import_parallel` (worker ``k`` > 0): `_post_share`, sending
-    ("chunk", k, n) per chunk, then ("summary", k, ImportSummary), or ("refused", k,
-    InvalidInputError) / ("error", k, traceback) through the pipe ``send``."""
+    ("chunk", k, (n, first line, last line)) per chunk, then ("summary", k, ImportSummary), or
+    ("refused", k, (InvalidInputError, (first line, last line))) / ("error", k, traceback)
+    through the pipe ``send``; stops after a chunk once the event ``stop`` is set."""
     import traceback
 
     _die_with_parent()
     from ledger.store.admin import session_on
     from ledger.store.db import open_engine
 
+    share = _Share(k + 1)
+
     def chunk_done(n: int) -> None:
-        send.send(("chunk", k, n))
+        send.send(("chunk", k, (n, share.first, share.last)))
         if os.getppid() != parent:  # the importer is gone (where the kernel did not stop us)
             raise SystemExit(1)
+        if stop.is_set():  # another worker was refused: stop here, this chunk committed and counted
+            raise SystemExit(0)
 
     engine = open_engine(url)
     try:
         with session_on(engine) as session:
-            send.send(("summary", k, _post_share(session, catalog, files, chunk_size, assignment, k, chunk_done)))
+            send.send(("summary", k, _post_share(session, catalog, files, chunk_size, assignment, k, chunk_done,
+                                                 share)))
     except InvalidInputError as exc:
-        send.send(("refused", k, exc))
+        send.send(("refused", k, (exc, share.refused)))
     except Exception:  # noqa: BLE001 -- any failure goes to the parent, which stops the others and raises
         send.send(("error", k, traceback.format_exc()))
     finally:
