@@ -104,8 +104,9 @@ def write_package(session: Session, catalog: Catalog, period: str, out_dir: str 
     if record is None:
         raise PeriodOrderError(f"{period} is not closed: close it first (the package carries its close record)")
     out = Path(out_dir)
-    part = out.parent / f".{out.name}.part"
-    out.parent.mkdir(parents=True, exist_ok=True)
+    where = out.resolve()  # "." has no name of its own
+    part = where.parent / f".{where.name}.part"
+    where.parent.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(part, ignore_errors=True)  # what a killed earlier write left
     part.mkdir()
     try:
