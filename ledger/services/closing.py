@@ -8,9 +8,12 @@ reopens the last closed period with a reason; both are in the audit trail (perio
 `close_month` closes and writes the close package (docs/design.md §9.6).
 
 Periods close in order, starting with the earliest period with activity; closing a closed
-period again is a no-op. On PostgreSQL the close takes a SHARE ROW EXCLUSIVE lock on
-journal_entry for its (short) transaction (`ledger.store.roles.lock_journal`), so no posting can
-slip into the period between the invariant checks and the lock.
+period again is a no-op. Before its period-end steps the close takes its locks in the order of
+docs/design.md §6.6 (`ledger.store.closing.lock_for_close`; on PostgreSQL the posting gate, every
+customer row, then SHARE ROW EXCLUSIVE on journal_entry), so no posting slips into the period
+between the invariant checks and the lock, an import started meanwhile waits instead of
+deadlocking, and of two closes of one period started together one closes it and the other then
+finds it closed (`CloseResult.already_closed`), as a second close run after the first does.
 """
 
 from __future__ import annotations
@@ -30,16 +33,15 @@ from ledger.errors import InvariantError, PeriodOrderError
 from ledger.store.closing import (
     CloseRecord,
     close_record,
-    customer_ids,
     first_activity_period,
     late_events,
+    lock_for_close,
     record_reopen,
     seal_and_lock,
 )
 from ledger.store.invariants import Violation, check_all
 from ledger.store.periods import closed_periods
 from ledger.store.reader import SessionStore
-from ledger.store.roles import lock_journal
 from ledger.store.seals import verify_seals
 from ledger.store.writer import write_posting
 
@@ -108,12 +110,17 @@ def close_period(session: Session, catalog: Catalog, period: str, *, closed_by: 
 
     parse_period(period)
     closed = closed_periods(session)
-    if period in closed:
+    if period in closed:  # without a lock: a role that may only read gets the package again
         return CloseResult(period, already_closed=True)
     _expected(session, period, closed)
     try:
-        lock_journal(session)  # SHARE ROW EXCLUSIVE on journal_entry (PostgreSQL), also for the writer role
-        entries = _period_end_steps(session, catalog, period, closed, report)
+        customers = lock_for_close(session)
+        closed = closed_periods(session)  # again under the locks: a close that ran meanwhile has committed
+        if period in closed:
+            session.rollback()
+            return CloseResult(period, already_closed=True)
+        _expected(session, period, closed)
+        entries = _period_end_steps(session, catalog, period, closed, customers, report)
         report("checks", 0, 1)
         violations = check_all(session, through=last_day(period), tz=catalog.tz)
         breaks = verify_seals(session, only=set(closed[-1:]))  # the seal this period's chain extends
@@ -132,13 +139,13 @@ def close_period(session: Session, catalog: Catalog, period: str, *, closed_by: 
     return CloseResult(period, entries=entries, late_events=late, record=record)
 
 
-def _period_end_steps(session: Session, catalog: Catalog, period: str, closed: list[str],
+def _period_end_steps(session: Session, catalog: Catalog, period: str, closed: list[str], customers: list[str],
                       report: Progress) -> int:
-    """Every customer's time-driven steps through the end of ``period``, written in the
-    session's transaction; returns the number of journal entries they posted."""
+    """The time-driven steps of every customer in ``customers`` (ids, in the close's order)
+    through the end of ``period``, written in the session's transaction; returns the number of
+    journal entries they posted."""
     posting = Posting(catalog, SessionStore(session, catalog.tz), closed=closed)
     until = period_end(period, catalog.tz)
-    customers = customer_ids(session)
     posting.preload(customers)
     for i, cid in enumerate(customers, start=1):
         close_through(posting, posting.book(cid), until)

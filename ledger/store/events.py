@@ -1,8 +1,21 @@
 """Reads and locks around a batch of events: which ids are stored, the facts the batch's checks
-need (``ledger.core.checks``), and the customer locks that serialise writers of a customer.
+need (``ledger.core.checks``), the posting gate, and the customer locks that serialise writers
+of a customer.
 
-Lock order (docs/design.md §6.6): customer rows in customer id order, taken before anything
-else a posting writes; the close takes its journal lock before any customer row.
+Lock order on PostgreSQL (docs/design.md §6.6), the same for every transaction that writes:
+
+1. the posting gate (`posting_gate`): an advisory transaction lock, shared by the postings that
+   lock their customers here (imports, the API's general path), exclusive for a close or a
+   reopen, so that those never overlap (the API's one-usage path, ``ledger.store.pipeline``,
+   starts at 2: a close holds or waits for its customer's row before the journal lock);
+2. customer rows (SELECT ... FOR UPDATE), in customer id order: a posting's own customers
+   (`lock_customers`), every customer for a close (`ledger.store.closing.lock_for_close`);
+3. the journal: a close's SHARE ROW EXCLUSIVE lock on journal_entry
+   (`ledger.store.roles.lock_journal`), a posting's ROW EXCLUSIVE one as it inserts entries;
+4. document numbers (`ledger.store.numbering`), then the close's records.
+
+Nobody waits for a lock earlier in this order while holding a later one, so writers wait for
+one another and never deadlock.
 """
 
 from __future__ import annotations
@@ -67,16 +80,34 @@ def batch_facts(session: Session, events: Sequence[SourcedEvent], *, customers: 
     return facts
 
 
+GATE_KEY = 5495873993171928582
+"""The posting gate's advisory lock key (a bigint: "LEDGER" in ASCII, then 6 and 6); migration
+0010's ledger_close_period() and ledger_reopen_period() take it with the same key."""
+
+
+def posting_gate(session: Session, *, exclusive: bool = False) -> None:
+    """Take the posting gate for the rest of the transaction (PostgreSQL; nothing on SQLite):
+    shared for a posting, ``exclusive`` for a close or a reopen. First in the lock order of
+    docs/design.md §6.6: taken before any other lock of the transaction. It needs no privilege
+    (an advisory lock), so a role that may not write fails at its first write, as before."""
+    if is_postgres(session):
+        fn = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+        session.execute(sa.text(f"SELECT {fn}({GATE_KEY})"))
+
+
 def lock_customers(session: Session, events: Sequence[SourcedEvent]) -> list[Customer]:
-    """On PostgreSQL, lock (SELECT ... FOR UPDATE) every existing customer the batch touches,
-    including the customers of the events it voids, in customer id order, until the
-    transaction ends. Concurrent importers (and API callers) of the same customers therefore
-    run one after the other, each seeing what the previous one committed: no credit is drawn
-    twice and no update is lost; importers of different customers run in parallel. One global
-    order means no deadlock between importers. Returns the rows locked, which the run then
-    reads instead of querying them again (none on SQLite, which serialises writers by itself)."""
+    """On PostgreSQL, take the posting gate (shared: `posting_gate`), then lock (SELECT ... FOR
+    UPDATE) every existing customer the batch touches, including the customers of the events it
+    voids, in customer id order, until the transaction ends. Concurrent importers (and API
+    callers) of the same customers therefore run one after the other, each seeing what the
+    previous one committed: no credit is drawn twice and no update is lost; importers of
+    different customers run in parallel; a close waits for them, and they wait for a close. One
+    global order (docs/design.md §6.6) means no deadlock. Returns the rows locked, which the run
+    then reads instead of querying them again (none on SQLite, which serialises writers by
+    itself)."""
     if not is_postgres(session):
         return []
+    posting_gate(session)
     ids = {cid for se in events if (cid := getattr(se.event, "customer_id", None)) is not None}
     targets = sorted({se.event.target_event_id for se in events if isinstance(se.event, EventVoided)})
     for chunk in chunks(targets):

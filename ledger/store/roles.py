@@ -7,12 +7,18 @@ their privileges exactly what the policy below says, revoking anything else they
   journal tables and nothing else on them (no UPDATE, DELETE or TRUNCATE), and on every other
   table exactly what the engine needs (``WRITER_POLICY``: a column-level UPDATE where the engine
   moves a cursor or a status), plus USAGE on the id sequences of the tables it inserts into and
-  EXECUTE on ``ledger_lock_journal()`` (the close's lock, below);
+  EXECUTE on ``ledger_lock_journal()`` (the close's lock, below) and ``ledger_close_period()``;
 - the **auditor** (default ``ledger_auditor``) may only SELECT, on every table.
 
-Row-level security on ``accounting_period``: the writer may record a close (insert the row, or
-update it after a reopen) but never set a period back to open, so it cannot unlock a closed
-period and post into it; reopening is for the tables' owner (``TablePolicy.rows``).
+What `ledger verify` trusts (the close records, the seals and the period locks: tables
+period_close, entry_seal and accounting_period) the writer may only read. A close writes them
+through ``ledger_close_period()`` (migration 0010: SECURITY DEFINER, owned by the tables' owner,
+computing the seal in the server), which the writer may run; a reopen through
+``ledger_reopen_period()``, which it may not: reopening is for the tables' owner. So no row the
+writer can write forges a close, a reopen, a lock or a seal. Row-level security
+(``TablePolicy.rows``) is available for a table whose writer rows need a check; no table uses it
+now, and a run removes the ``ledger_read`` and ``ledger_write_*`` policies (and disables
+row-level security) where earlier versions created them.
 
 Tables are enumerated from the live schema (every table, view, materialized view and foreign
 table of the schema the ledger lives in). A table without an entry in ``WRITER_POLICY`` is an
@@ -117,13 +123,14 @@ WRITER_POLICY: dict[str, TablePolicy] = {
     "document_sequence": TablePolicy(("SELECT", "INSERT"), ("last_number",),
                                      "invoicing.take_number: INSERT .. ON CONFLICT DO NOTHING, "
                                      "SELECT .. FOR UPDATE, UPDATE last_number"),
-    # A close inserts the period's row, or updates it after a reopen; the writer may only ever
-    # make a period closed: reopening (status back to open) is for the tables' owner.
-    "accounting_period": TablePolicy(("SELECT", "INSERT"), ("status", "closed_at", "closed_by"),
-                                     "close_period records the close", rows="status = 'closed'"),
-    "period_close": _append("the close's audit trail; append-only"),
-    "entry_seal": _append("the hash-chain seals of closed periods; append-only"),
+    # What verify trusts: written only by ledger_close_period() (EXECUTE for the writer) and the
+    # owner's ledger_reopen_period() (migration 0010), never by the writer's own INSERT or UPDATE.
+    "accounting_period": TablePolicy(("SELECT",), why="closed_periods; ledger_close_period() locks a period"),
+    "period_close": TablePolicy(("SELECT",), why="the audit trail; ledger_close_period() records the close"),
+    "entry_seal": TablePolicy(("SELECT",), why="the seals; ledger_close_period() stores the chain"),
 }
+CLOSE_FUNCTION = "ledger_close_period(text, timestamptz, text, text)"
+"""The close's SECURITY DEFINER function (migration 0010), executable by the writer."""
 
 _ALLOWED_TABLE_PRIVILEGES = {"SELECT", "INSERT"}
 _ALL_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
@@ -325,6 +332,7 @@ def _plan_grants(conn: sa.Connection, plan: RolesPlan) -> None:
         add(f"GRANT SELECT ON {q(schema)}.{q(t)} TO {q(auditor)}")
     for s in plan.sequences:
         add(f"GRANT USAGE ON SEQUENCE {q(schema)}.{q(s)} TO {q(writer)}")
+    _plan_rls_cleanup(conn, plan)
     for t, p in plan.tables.items():
         if p.rows:
             table = f"{q(schema)}.{q(t)}"
@@ -335,9 +343,32 @@ def _plan_grants(conn: sa.Connection, plan: RolesPlan) -> None:
             add(f"CREATE POLICY {q('ledger_write_' + writer)} ON {table} TO {q(writer)} USING (true) WITH CHECK ({p.rows})")
 
 
+def _plan_rls_cleanup(conn: sa.Connection, plan: RolesPlan) -> None:
+    """Add to ``plan`` the statements that drop the ``ledger_read`` and ``ledger_write_*``
+    policies of tables whose policy has no ``rows`` check (an earlier version's), and disable
+    row-level security on them when no other policy is left."""
+    q = conn.dialect.identifier_preparer.quote
+    rows = conn.execute(sa.text(
+        "SELECT c.relname, p.polname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "LEFT JOIN pg_policy p ON p.polrelid = c.oid WHERE n.nspname = :s AND c.relrowsecurity "
+        "ORDER BY c.relname, p.polname"), {"s": plan.schema}).all()
+    policies: dict[str, list[str]] = {}
+    for table, name in rows:
+        policies.setdefault(table, []).extend([name] if name else [])
+    for table, names in policies.items():
+        if table not in plan.tables or plan.tables[table].rows:
+            continue
+        ours = [n for n in names if n == "ledger_read" or n.startswith("ledger_write_")]
+        for name in ours:
+            plan.statements.append(f"DROP POLICY {q(name)} ON {q(plan.schema)}.{q(table)}")
+        if len(ours) == len(names):
+            plan.statements.append(f"ALTER TABLE {q(plan.schema)}.{q(table)} DISABLE ROW LEVEL SECURITY")
+
+
 def _plan_lock_function(conn: sa.Connection, plan: RolesPlan, me: str) -> None:
     """Add to ``plan`` the statements that (re)create ``ledger_lock_journal()``, owned by the
-    tables' owner and executable by the writer only (the close's lock, see the module docstring)."""
+    tables' owner and executable by the writer only (the close's lock, see the module docstring),
+    and grant the writer EXECUTE on ``ledger_close_period()`` (migration 0010) when it exists."""
     q = conn.dialect.identifier_preparer.quote
     add = plan.statements.append
     fn = f"{q(plan.schema)}.{LOCK_FUNCTION}()"
@@ -350,6 +381,9 @@ def _plan_lock_function(conn: sa.Connection, plan: RolesPlan, me: str) -> None:
         "role without UPDATE, DELETE or TRUNCATE on it (ledger db roles)'")
     add(f"REVOKE ALL ON FUNCTION {fn} FROM PUBLIC")
     add(f"GRANT EXECUTE ON FUNCTION {fn} TO {q(plan.writer)}")
+    close = f"{q(plan.schema)}.{CLOSE_FUNCTION}"
+    if conn.execute(sa.text("SELECT to_regprocedure(:f) IS NOT NULL"), {"f": close}).scalar_one():
+        add(f"GRANT EXECUTE ON FUNCTION {close} TO {q(plan.writer)}")
 
 
 def apply_roles(engine: Engine, writer: str = DEFAULT_WRITER, auditor: str = DEFAULT_AUDITOR, *,

@@ -12,7 +12,13 @@ runs: the chain is computed once, at the close. `verify_seals` recomputes every 
 and names the first entry that breaks: an amount or date changed, a line deleted, an entry
 inserted into or removed from a sealed period. It is invariant 6 of docs/design.md §7, together
 with "no posting dated in a locked period" (an entry inserted behind the engine's back shows up
-as one that is not in the seal).
+as one that is not in the seal), and with "the periods locked are those with a close record in
+force" (a lock or a reopen record written behind the close shows up as such).
+
+On PostgreSQL the close stores the chain through ``ledger_close_period()`` (migration 0010), which
+computes the same links in the server from the same canonical bytes (the golden corpus and
+tests/integration/test_close_guards.py check that `verify_seals` confirms them); `seal_period`
+is the SQLite close's.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from sqlmodel import Session
 from ledger.store.db import bulk_insert, is_postgres
 from ledger.errors import LedgerError
 from ledger.store.models import EntrySeal, JournalEntry, JournalLine, PeriodClose
+from ledger.store.periods import closed_periods
 from ledger.core.periods import first_day, last_day
 
 GENESIS = "0" * 64
@@ -210,7 +217,8 @@ def latest_closes(session: Session) -> dict[str, PeriodClose]:
 def seal_period(session: Session, record: PeriodClose) -> PeriodClose:
     """Compute ``record.period``'s chain from the previous closed period's seal, store every link
     and fill the record's seal, previous_seal, entries and journal_head. ``record`` must be an
-    unsaved close record; it is added to ``session`` (flushed, not committed)."""
+    unsaved close record; it is added to ``session`` (flushed, not committed). The SQLite close
+    (on PostgreSQL ``ledger_close_period()`` does the same in the server)."""
     earlier = [p for p in latest_closes(session) if p < record.period]
     previous = latest_closes(session)[earlier[-1]].seal if earlier else GENESIS
     record.previous_seal = previous
@@ -244,8 +252,9 @@ def verify_seals(session: Session, through: str | None = None, only: set[str] | 
     only the periods in ``only`` when given) and compare it link by link with the stored one;
     return the first break of each period (empty when every seal holds). Also checks, for every
     closed period, that its chain starts from the previous closed period's seal and that its
-    head equals the close record's seal."""
-    out: list[SealBreak] = []
+    head equals the close record's seal, and that the periods locked (accounting_period) are
+    exactly those with a close record in force (`_lock_breaks`)."""
+    out: list[SealBreak] = _lock_breaks(session, through, only)
     previous_seal = GENESIS
     for period, rec in latest_closes(session).items():
         if through is not None and period > through:
@@ -291,6 +300,24 @@ def verify_seals(session: Session, through: str | None = None, only: set[str] | 
                 out.append(SealBreak(period, None, f"the chain ends at {head[:16]}..., the close record says "
                                                    f"{str(rec.seal)[:16]}..."))
         previous_seal = rec.seal or GENESIS
+    return out
+
+
+def _lock_breaks(session: Session, through: str | None, only: set[str] | None) -> list[SealBreak]:
+    """A break for each period (through ``through``, in ``only``) that is locked without a close
+    record in force, or has one and is not locked: the lock and the record are written together
+    by the close and the reopen only, so a difference means one was written behind them (a
+    reopen record or a lock inserted by hand would otherwise leave a period unchecked)."""
+    records, locked = latest_closes(session), set(closed_periods(session))
+    out = []
+    for period in sorted(locked ^ set(records)):
+        if (through is not None and period > through) or (only is not None and period not in only):
+            continue
+        if period in locked:
+            detail = "is locked but has no close record in force: locked, or its close reopened, outside the close"
+        else:
+            detail = "has a close record in force but is not locked: unlocked outside the reopen"
+        out.append(SealBreak(period, None, detail))
     return out
 
 
