@@ -70,7 +70,7 @@ PHASES_B2: tuple[Phase, ...] = (
     ("- period-end steps per customer (core close_through)", ("close_through",), ("ledger/core/",)),
     _LOAD, _WRITE,
     ("- invariants 1-5 (store check_all)", ("check_all",), _ANY_STORE),
-    ("- seal the period (store seal_period)", ("seal_period",), _ANY_STORE),
+    ("- seal and lock the period (store seal_and_lock)", ("seal_and_lock",), _ANY_STORE),
     ("- seals of earlier periods (store verify_seals)", ("verify_seals",), _ANY_STORE),
     ("- late events (late_events)", ("late_events",), ("ledger/close.py", "ledger/service", "ledger/store/")),
     _COMMIT, _PSYCOPG,

@@ -30,10 +30,10 @@ def refused_message(exc: Any) -> str | None:
     who = f"role {role}" if role else "the connected role"
     m = _DENIED.match(primary)
     if m is None:
-        if "row-level security" in primary and "accounting_period" in primary:
-            return (f"{primary}: {who} may close periods but not reopen them "
-                    "(reopening is for the owner of the ledger's tables)")
         return f"the database refused the change: {primary}"
+    if m.group(1) == "function" and "ledger_reopen_period" in primary:
+        return (f"{primary}: {who} may close periods but not reopen them "
+                "(reopening is for the owner of the ledger's tables)")
     kind = m.group(1)
     statement = " ".join((exc.statement or "").split())
     verb = statement.split(" ", 1)[0].upper() if statement else ""
