@@ -9,12 +9,26 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ledger.errors import CatalogError
 from ledger.core.money import is_currency, parse_decimal, to_minor
+from ledger.event_schemas import NO_CONTROLS, control_message
+
+_Line = Annotated[str, StringConstraints(pattern=NO_CONTROLS)]
+"""Text printed on documents and written into Factur-X XML: no control character (docs/design.md §8.2)."""
 
 
 class _Strict(BaseModel):
@@ -29,10 +43,10 @@ def _decimal_str(value: str, *, allow_zero: bool = True) -> str:
 
 
 class Company(_Strict):
-    name: str = "Example AI, Inc."
-    address: list[str] = Field(default_factory=lambda: ["1 Market St", "San Francisco, CA 94105", "USA"])
-    email: str | None = None
-    tax_id: str | None = None  # the seller's tax registration (e.g. a US EIN), printed and in e-invoices
+    name: _Line = "Example AI, Inc."
+    address: list[_Line] = Field(default_factory=lambda: ["1 Market St", "San Francisco, CA 94105", "USA"])
+    email: _Line | None = None
+    tax_id: _Line | None = None  # the seller's tax registration (e.g. a US EIN), printed and in e-invoices
     vat_id: str | None = Field(default=None, pattern=r"^[A-Z]{2}[0-9A-Za-z+*.]{2,13}$")  # EU VAT id with prefix
     reporting_timezone: str = "UTC"
     payment_terms_days: int = Field(default=30, ge=0, le=365)
@@ -58,7 +72,7 @@ class Rollover(_Strict):
 
 
 class Plan(_Strict):
-    name: str
+    name: _Line
     currency: str
     monthly_fee: str
     included_credits: int = Field(ge=0)
@@ -180,7 +194,10 @@ def load_catalog(path: str | Path | None, *, required: bool = False) -> Catalog:
     except ValidationError as exc:
         err = exc.errors()[0]
         key = ".".join(str(x) for x in err["loc"])
-        raise CatalogError(str(p), key, err.get("input"), err["msg"].removeprefix("Value error, ")) from None
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "string_pattern_mismatch" and err.get("ctx", {}).get("pattern") == NO_CONTROLS:
+            msg = control_message(err.get("input"))
+        raise CatalogError(str(p), key, err.get("input"), msg) from None
     logo, folder = catalog.logo_path, catalog.templates_dir
     if logo is not None:
         if not logo.is_file():

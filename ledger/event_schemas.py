@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
+from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Literal, Union, get_args
+from typing import Annotated, Any, Literal, Union, get_args
 
 from pydantic import (
     AwareDatetime,
@@ -28,6 +30,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import SchemaValidator, core_schema
 
 from ledger.errors import NO_VALUE, InputProblem
 from ledger.core.money import INT64_MAX, is_currency, parse_decimal
@@ -51,19 +54,76 @@ class EventType(StrEnum):
     EVENT_VOIDED = "event.voided"
 
 
+# Patterns run in pydantic-core's Rust regex engine (regex_engine="rust-regex" on every model), where "$"
+# and "\z" match only at the very end: "acme\n" is refused (Python's "$" matches before a final newline).
 Id = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$")]
 CustomerId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$")]
 Credits = Annotated[int, Field(gt=0, le=INT64_MAX)]
-Text = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+NO_CONTROLS = r"\A[^\x00-\x1f\x7f-\x9f]*\z"
+"""No C0 (U+0000-U+001F: NUL, tab, newline too), DEL or C1 (U+0080-U+009F) in a text field: PostgreSQL
+refuses NUL, XML (Factur-X) any C0 but tab, LF, CR; an address is a list of lines, so none needs a break."""
+Text = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NO_CONTROLS)]
+Line = Annotated[str, StringConstraints(max_length=200, pattern=NO_CONTROLS)]
+"""Text (names, reasons) and Line (address lines, email): one line of at most 200 characters."""
+
+YEAR_MIN, YEAR_MAX = 2000, 2099
+"""The years of every date and instant of an event (docs/design.md §8.2 "Date bounds"): nothing booked
+is older, and period, expiry and term arithmetic stays far from the end of datetime (9999)."""
+_YEARS = f"is out of range: dates and timestamps must be in the years {YEAR_MIN} through {YEAR_MAX}"
+RFC3339 = r"20[0-9]{2}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+"""An instant as RFC 3339 writes it, year 2000-2099: date, T, time, at most 6 fractional digits (an
+instant keeps microseconds, nothing finer), Z or +hh:mm. Unanchored; valid in Rust and Python."""
+_RFC3339 = rf"\A{RFC3339}\z"
+_DAY = r"\A20[0-9]{2}-[0-9]{2}-[0-9]{2}\z"
+_LOOSE_INSTANT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?P<frac>\.[0-9]+)?"
+                            r"(?P<offset>[Zz]|[+-][0-9]{2}:[0-9]{2})?")
+_LOOSE_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _year_in_bounds(value: date) -> date:
+    if YEAR_MIN <= value.year <= YEAR_MAX:
+        return value
+    raise ValueError(_YEARS)
+
+
+class _Written:
+    """A date or instant (``parsed``) whose JSON text must match ``pattern``, checked in pydantic-core
+    (no Python per value); a mismatch is the error type ``kind`` (see `_format_message`). Python
+    values (not used by the readers) are checked for the year."""
+
+    def __init__(self, pattern: str, kind: str, parsed: core_schema.CoreSchema):
+        self.pattern, self.kind, self.parsed = pattern, kind, parsed
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> core_schema.CoreSchema:
+        text = core_schema.str_schema(pattern=self.pattern, regex_engine="rust-regex", strict=True)
+        written = core_schema.custom_error_schema(text, custom_error_type=self.kind, custom_error_message=self.kind)
+        return core_schema.json_or_python_schema(
+            json_schema=core_schema.chain_schema([written, {**self.parsed, "strict": False}]),  # from the checked str
+            python_schema=core_schema.no_info_after_validator_function(_year_in_bounds, self.parsed))
+
+
+Instant = Annotated[datetime, _Written(_RFC3339, "rfc3339_instant", core_schema.datetime_schema(tz_constraint="aware"))]
+"""An aware datetime written as `_RFC3339` (a Unix epoch, a space for "T", no offset or seconds refused)."""
+Day = Annotated[date, _Written(_DAY, "iso_date", core_schema.date_schema())]
+"""A date written YYYY-MM-DD, year 2000-2099."""
+
+
+def _parse(value: str) -> Decimal:
+    """parse_decimal, refusing negative zero ("-0", "-0.00": write 0)."""
+    d = parse_decimal(value)
+    if d.is_zero() and d.is_signed():
+        raise ValueError("is negative zero; write 0")
+    return d
 
 
 def _decimal(value: str) -> str:
-    parse_decimal(value)
+    _parse(value)
     return value
 
 
 def _positive_decimal(value: str) -> str:
-    if parse_decimal(value) <= 0:
+    if _parse(value) <= 0:
         raise ValueError("must be positive")
     return value
 
@@ -74,15 +134,15 @@ MAX_UNIT_PRICE = 1_000_000
 def _unit_price(value: str) -> str:
     """A per-credit price: positive, at most 1,000,000 major units."""
     _positive_decimal(value)
-    if parse_decimal(value) > MAX_UNIT_PRICE:
+    if _parse(value) > MAX_UNIT_PRICE:
         raise ValueError(f"must be at most {MAX_UNIT_PRICE} per credit")
     return value
 
 
 class _Event(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, regex_engine="rust-regex")
     id: Id
-    occurred_at: AwareDatetime
+    occurred_at: Instant
 
 
 class CustomerCreated(_Event):
@@ -93,8 +153,8 @@ class CustomerCreated(_Event):
     name: Text
     currency: str
     tax_rate: str = "0"
-    address: list[Annotated[str, StringConstraints(max_length=200)]] = Field(default_factory=list, max_length=10)
-    email: Annotated[str, StringConstraints(max_length=200)] | None = None
+    address: list[Line] = Field(default_factory=list, max_length=10)
+    email: Line | None = None
     locale: str = "en_US"
     country: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] | None = None  # ISO 3166-1 alpha-2
     vat_id: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}[0-9A-Za-z+*.]{2,13}$")] | None = None  # with prefix
@@ -109,7 +169,7 @@ class CustomerCreated(_Event):
     @field_validator("tax_rate")
     @classmethod
     def _rate(cls, v: str) -> str:
-        r = parse_decimal(v)
+        r = _parse(v)
         if not 0 <= r < 1:
             raise ValueError("must be between 0 and 1 (e.g. \"0.0825\")")
         return v
@@ -130,7 +190,7 @@ class RolloverPolicy(BaseModel):
     """percent of the unused units (floored) rolls into a new grant, capped by max_credits, for at
     most max_periods generations; ``expires: false`` makes rolled credits never expire."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, regex_engine="rust-regex")
     percent: int = Field(ge=0, le=100)
     max_periods: int | None = Field(default=None, ge=1, le=1200)
     max_credits: int | None = Field(default=None, ge=0, le=INT64_MAX)
@@ -138,7 +198,7 @@ class RolloverPolicy(BaseModel):
 
 
 def _breakage_rate(v: str) -> str:
-    r = parse_decimal(v)
+    r = _parse(v)
     if not 0 <= r < 1:
         raise ValueError("must be between 0 and 1, 1 excluded (e.g. \"0.03\")")
     return v
@@ -147,7 +207,7 @@ def _breakage_rate(v: str) -> str:
 class BreakagePolicy(BaseModel):
     """at_expiry (remote method) or proportional with an expected breakage rate (ASC 606-10-55-48)."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, regex_engine="rust-regex")
     method: Literal["at_expiry", "proportional"] = "at_expiry"
     expected_rate: str | None = None
 
@@ -173,8 +233,8 @@ class CommitmentPurchased(_Event):
     commitment_id: Id
     amount: str
     credits: Credits
-    term_start: date
-    term_end: date
+    term_start: Day
+    term_end: Day
     rollover: RolloverPolicy | None = None
     renews: Id | None = None
     overage_price: str | None = None
@@ -182,13 +242,6 @@ class CommitmentPurchased(_Event):
 
     _amount = field_validator("amount")(classmethod(lambda cls, v: _decimal(v)))
     _price = field_validator("overage_price")(classmethod(lambda cls, v: v if v is None else _unit_price(v)))
-
-    @field_validator("term_end")
-    @classmethod
-    def _term_end(cls, v: date) -> date:
-        if v.year >= 9999:
-            raise ValueError("is out of range (a term must end before 9999-12-31)")
-        return v
 
     @model_validator(mode="after")
     def _term(self):
@@ -206,7 +259,7 @@ class TopupPurchased(_Event):
     pack: Id | None = None
     credits: Credits | None = None
     amount: str | None = None
-    expires_at: AwareDatetime | None = None
+    expires_at: Instant | None = None
 
     _amount = field_validator("amount")(classmethod(lambda cls, v: v if v is None else _decimal(v)))
 
@@ -226,7 +279,7 @@ class CreditsGranted(_Event):
     customer_id: CustomerId
     grant_id: Id
     credits: Credits
-    expires_at: AwareDatetime | None = None
+    expires_at: Instant | None = None
     reason: Text = "promotional"
 
 
@@ -254,7 +307,7 @@ class PaymentReceived(_Event):
     type: Literal["payment.received"]
     customer_id: CustomerId
     amount: str
-    invoice_number: Annotated[str, StringConstraints(max_length=32)] | None = None
+    invoice_number: Annotated[str, StringConstraints(max_length=32, pattern=NO_CONTROLS)] | None = None
 
     _amount = field_validator("amount")(classmethod(lambda cls, v: _positive_decimal(v)))
 
@@ -265,7 +318,7 @@ class SubscriptionStarted(_Event):
     type: Literal["subscription.started"]
     customer_id: CustomerId
     plan: Id
-    start_date: date
+    start_date: Day
 
 
 class SubscriptionCancelled(_Event):
@@ -273,7 +326,7 @@ class SubscriptionCancelled(_Event):
 
     type: Literal["subscription.cancelled"]
     customer_id: CustomerId
-    end_date: date
+    end_date: Day
 
 
 class RefundIssued(_Event):
@@ -320,6 +373,13 @@ class GuaranteeEnrolled(_Event):
     basis: Literal["monthly", "cumulative"] = "monthly"
 
     _amount = field_validator("legacy_monthly_amount")(classmethod(lambda cls, v: _positive_decimal(v)))
+
+    @field_validator("start_month")
+    @classmethod
+    def _start_month(cls, v: str) -> str:
+        if not YEAR_MIN <= int(v[:4]) <= YEAR_MAX:
+            raise ValueError(_YEARS)
+        return v
 
 
 AnyEvent = Annotated[
@@ -384,6 +444,69 @@ def content_hash(event: BaseModel) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+_DECIMAL_FIELDS = frozenset({"amount", "tax_rate", "expected_rate", "overage_price", "legacy_monthly_amount"})
+
+
+def _format_message(kind: str, value: object) -> str:
+    """The message of a date or instant not written as `Instant` or `Day` require."""
+    if kind == "iso_date":
+        loose = isinstance(value, str) and _LOOSE_DAY.fullmatch(value)
+        return _YEARS if loose else "must be a date string \"YYYY-MM-DD\" (e.g. \"2026-01-05\")"
+    if not isinstance(value, str):
+        return "must be an RFC 3339 timestamp string such as \"2026-01-05T10:00:00Z\""
+    m = _LOOSE_INSTANT.fullmatch(value)
+    if m is None:
+        epoch = " (Unix epoch seconds are refused)" if value.strip().isdigit() else ""
+        return (f"is not an RFC 3339 timestamp{epoch}: a date, \"T\", a time and an offset, e.g. "
+                "2026-01-05T10:00:00Z or 2026-01-05T11:00:00.5+01:00")
+    if m["frac"] and len(m["frac"]) > 7:
+        return "has more than 6 fractional digits (an instant is kept to the microsecond)"
+    if not m["offset"]:
+        return "needs an RFC 3339 offset such as Z or +01:00 (naive timestamps are refused)"
+    return _YEARS
+
+
+def control_message(value: object) -> str:
+    """The message for a text holding a control character (`NO_CONTROLS`), naming the first one."""
+    found = next((c for c in value if c <= "\x1f" or "\x7f" <= c <= "\x9f"), "") if isinstance(value, str) else ""
+    at = f": U+{ord(found):04X} at character {value.index(found) + 1}" if found else ""  # type: ignore[union-attr]
+    return f"must not contain control characters (C0 such as NUL or newline, DEL, C1){at}"
+
+
+def _strict_instant_message(value: object) -> str | None:
+    try:
+        _INSTANT.validate_json(json.dumps(value), strict=True)
+    except ValidationError as exc:
+        return exc.errors()[0]["msg"]
+    return None
+
+
+def _message(err: Any, loc: list[str], value: object) -> tuple[str, object]:
+    """(message, value) of one pydantic error, in our words where pydantic's would mislead."""
+    kind = err["type"]
+    msg = err["msg"].removeprefix("Value error, ")
+    if kind == "json_invalid":
+        return f"is not valid JSON ({err.get('ctx', {}).get('error', msg)})", NO_VALUE
+    if kind == "missing":
+        return "is missing", NO_VALUE
+    if kind in ("rfc3339_instant", "iso_date"):
+        return _format_message(kind, value), value
+    if kind == "datetime_from_date_parsing":  # RFC 3339 in form, not a time (25:00, Feb 30): say it as strict parsing
+        return _strict_instant_message(value) or msg, value
+    if kind == "string_pattern_mismatch" and err.get("ctx", {}).get("pattern") == NO_CONTROLS:
+        return control_message(value), value
+    if kind == "extra_forbidden":
+        return "is not a field of this event type", value
+    if kind == "model_type" and not loc:
+        return "each line must be a JSON object", value
+    if (kind == "string_type" and isinstance(value, (int, float)) and not isinstance(value, bool)
+            and loc and loc[-1] in _DECIMAL_FIELDS):
+        return "must be a string (amounts are decimal strings such as \"100.00\", not JSON numbers)", value
+    if kind == "timezone_aware":
+        return "needs an RFC 3339 offset such as Z or +01:00 (naive timestamps are refused)", value
+    return msg, value
+
+
 def _problems_from(exc: ValidationError, file: str, line: int) -> list[InputProblem]:
     out = []
     for err in exc.errors():
@@ -392,43 +515,80 @@ def _problems_from(exc: ValidationError, file: str, line: int) -> list[InputProb
             loc = loc[1:]
         kind = err["type"]
         value = err.get("input", NO_VALUE)
-        msg = err["msg"].removeprefix("Value error, ")
-        if kind == "json_invalid":
-            msg = f"is not valid JSON ({err.get('ctx', {}).get('error', msg)})"
-            value = NO_VALUE
-        elif kind == "union_tag_invalid":
+        if kind == "union_tag_invalid":
             loc, msg = ["type"], f"unknown event type; expected one of {', '.join(EVENT_TYPES)}"
             value = err.get("ctx", {}).get("tag", value)
         elif kind == "union_tag_not_found":
             loc, msg, value = ["type"], "is missing", NO_VALUE
-        elif kind == "missing":
-            value = NO_VALUE
-            msg = "is missing"
-        elif kind == "extra_forbidden":
-            msg = "is not a field of this event type"
-        elif kind == "model_type" and not loc:
-            msg = "each line must be a JSON object"
-        elif kind == "string_type" and isinstance(value, (int, float)) and not isinstance(value, bool):
-            msg = "must be a string (amounts are decimal strings such as \"100.00\", not JSON numbers)"
-        elif kind == "timezone_aware":
-            msg = "needs an RFC 3339 offset such as Z or +01:00 (naive timestamps are refused)"
+        else:
+            msg, value = _message(err, loc, value)
         if isinstance(value, dict) and kind not in ("model_type",):
             value = NO_VALUE
         out.append(InputProblem(file, line, ".".join(loc), value, msg))
     return out
 
 
+MAX_LINE_BYTES = 1 << 20
+"""The longest line of an event file (bytes, LF not counted) and JSON text of one event (characters):
+1 MiB. An event is a few hundred bytes (docs/design.md §8.2 "Limits")."""
+
+
+def duplicate_keys(text: str) -> list[tuple[str, list[Any]]]:
+    """(key, its values in order) for each key given twice in one object of the JSON ``text``
+    (nested too); [] if none or not JSON. JSON parsers disagree on which value wins."""
+    found: list[tuple[str, list[Any]]] = []
+
+    def pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        obj = dict(pairs)
+        if len(obj) < len(pairs):
+            twice = [k for k in obj if sum(1 for key, _ in pairs if key == k) > 1]
+            found.extend((k, [v for key, v in pairs if key == k]) for k in twice)
+        return obj
+
+    try:
+        json.loads(text, object_pairs_hook=pairs_hook)
+    except (ValueError, RecursionError):
+        return []
+    return found
+
+
+_KEY_END = re.compile(r'"[ \t\n\r]*:')
+"""The end of a JSON key; also matched by an escaped quote before a colon in a string: counts every key."""
+
+
 def parse_event(obj_or_text: str | dict, file: str, line: int, *, adapter: TypeAdapter | None = None
                 ) -> tuple[SourcedEvent | None, list[InputProblem]]:
     """Validate one event (JSON text or an already decoded dict) against ``adapter`` (default:
-    any event type, told apart by ``type``)."""
+    any event type, told apart by ``type``): (the event, []) or (None, problems). JSON text
+    longer than `MAX_LINE_BYTES` characters, or with a key twice in one object, is refused: a
+    valid event whose text has no more key ends than fields set repeats no key (a repeat, nested
+    too, adds one), so `duplicate_keys` reads the text again only for the others."""
     adapter = adapter or _ADAPTER
+    text = obj_or_text if isinstance(obj_or_text, str) else None
+    if text is not None and len(text) > MAX_LINE_BYTES:
+        return None, [InputProblem(file, line, "", NO_VALUE, f"is longer than {MAX_LINE_BYTES:,} characters "
+                                   "(1 MiB): an event is at most that long")]
     try:
-        if isinstance(obj_or_text, str):
-            event = adapter.validate_json(obj_or_text)
-        else:
-            event = adapter.validate_python(obj_or_text)
+        event = adapter.validate_json(text) if text is not None else adapter.validate_python(obj_or_text)
+    except ValidationError as exc:
+        return None, _repeated(text, file, line) + _problems_from(exc, file, line)
+    if text is not None and len(_KEY_END.findall(text)) > len(event.model_fields_set):
+        if problems := _repeated(text, file, line):
+            return None, problems
+    return SourcedEvent(event, file, line, content_hash(event)), []
+
+
+def parse_built_json(text: str, file: str, line: int, adapter: TypeAdapter | SchemaValidator
+                     ) -> tuple[SourcedEvent | None, list[InputProblem]]:
+    """`parse_event` of JSON text this program wrote (a CSV row's fixed keys, from a line within
+    `MAX_LINE_BYTES`): validated and hashed, nothing else (the bulk usage path, once per row)."""
+    try:
+        event = adapter.validate_json(text)
     except ValidationError as exc:
         return None, _problems_from(exc, file, line)
     return SourcedEvent(event, file, line, content_hash(event)), []
 
+
+def _repeated(text: str | None, file: str, line: int) -> list[InputProblem]:
+    return [InputProblem(file, line, key, values, "is given more than once in one JSON object (each field must "
+                         "appear once)") for key, values in (duplicate_keys(text) if text is not None else [])]

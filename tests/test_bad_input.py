@@ -288,6 +288,97 @@ LIFECYCLE_CASES = [
 CASES += LIFECYCLE_CASES
 
 
+# --------------------------------------------------------------------------- hostile input (docs/design.md §8.2)
+def zed(**fields) -> bytes:
+    """A customer.created line for a new customer zed, with ``fields`` replaced."""
+    return jl({**ev("c2", "customer.created", "2026-01-01T00:00:00Z", customer_id="zed", name="Zed", currency="USD"), **fields})
+
+
+def when(at: object) -> bytes:
+    """A usage line of acme at ``at`` (any JSON value)."""
+    return line(occurred_at=at)
+
+
+YEARS = "must be in the years 2000 through 2099"
+RFC = "is not an RFC 3339 timestamp"
+CONTROL = "must not contain control characters"
+GRANT = ev("g1", "credits.granted", "2026-01-03T00:00:00Z", grant_id="promo-1", credits=10)
+HOSTILE_CASES = [
+    # dates and instants outside 2000-2099 (docs/design.md §8.2 "Date bounds"), every field
+    ("customer created in the year 1", zed(occurred_at="0001-01-01T00:00:00Z"), (":2: field 'occurred_at': ", YEARS)),
+    ("occurred_at at the end of the calendar", when("9999-12-31T23:59:59-12:00"),
+     (":2: field 'occurred_at': ", YEARS, "(value: '9999-12-31T23:59:59-12:00')")),
+    ("occurred_at in 1999", when("1999-12-31T23:59:59Z"), (":2: field 'occurred_at': ", YEARS)),
+    ("occurred_at in 2100", when("2100-01-01T00:00:00Z"), (":2: field 'occurred_at': ", YEARS)),
+    ("top-up expiring in 9999", jl({**TOP, "expires_at": "9999-12-31T00:00:00Z"}), (":2: field 'expires_at': ", YEARS)),
+    ("grant expiring in 2100", jl({**GRANT, "expires_at": "2100-01-01T00:00:00Z"}), (":2: field 'expires_at': ", YEARS)),
+    ("term_start in 1999", jl(com(term_start="1999-12-31")), (":2: field 'term_start': ", YEARS, "(value: '1999-12-31')")),
+    ("term_end in 2100", jl(com(term_end="2100-01-01")), (":2: field 'term_end': ", YEARS)),
+    ("start_date in the year 26", jl({**SUB, "start_date": "0026-01-05"}), (":2: field 'start_date': ", YEARS)),
+    ("end_date in 9999", jl(SUB, cancel("x1", "2026-01-10T00:00:00Z", "9999-12-31")), (":3: field 'end_date': ", YEARS)),
+    ("start_month in the year 1", jl(ev("g9", "guarantee.enrolled", "2026-01-02T00:00:00Z", legacy_monthly_amount="10.00",
+                                        start_month="0001-01")), (":2: field 'start_month': ", YEARS, "(value: '0001-01')")),
+    # instants: RFC 3339 only (date, "T", time, at most 6 fractional digits, offset)
+    ("Unix epoch string as occurred_at", when("1767225600"), (":2: field 'occurred_at': ", RFC, "(value: '1767225600')")),
+    ("Unix epoch number as occurred_at", when(1767225600), (":2: field 'occurred_at': ", "(value: 1767225600)")),
+    ("Unix epoch string as a date", jl(com(term_start="1767225600")), (":2: field 'term_start': ", "YYYY-MM-DD")),
+    ("timestamp in a date field", jl({**SUB, "start_date": "2026-01-05T00:00:00Z"}), (":2: field 'start_date': ", "YYYY-MM-DD")),
+    ("space instead of T", when("2026-01-02 00:00:00Z"), (":2: field 'occurred_at': ", RFC)),
+    ("time without seconds", when("2026-01-02T00:00Z"), (":2: field 'occurred_at': ", RFC)),
+    ("offset without a colon", when("2026-01-02T00:00:00+0100"), (":2: field 'occurred_at': ", RFC)),
+    ("fraction after a comma", when("2026-01-02T00:00:00,5Z"), (":2: field 'occurred_at': ", RFC)),
+    ("seven fractional digits", when("2026-01-02T00:00:00.1234567Z"),
+     (":2: field 'occurred_at': ", "more than 6 fractional digits", "(value: '2026-01-02T00:00:00.1234567Z')")),
+    ("sub-microsecond expires_at", jl({**TOP, "expires_at": "2027-01-01T00:00:00.0000001Z"}),
+     (":2: field 'expires_at': ", "more than 6 fractional digits")),
+    # control characters (C0 including NUL, DEL, C1) in every text field
+    ("NUL in a customer name", zed(name="Ze\x00d"), (":2: field 'name': ", CONTROL, "U+0000", "(value: 'Ze\\x00d')")),
+    ("U+0001 in a customer name", zed(name="Zed\x01"), (":2: field 'name': ", CONTROL, "U+0001")),
+    ("tab in a customer name", zed(name="Zed\tInc"), (":2: field 'name': ", CONTROL, "U+0009")),
+    ("newline in an address line", zed(address=["1 Main St\nSpringfield"]), (":2: field 'address.0': ", CONTROL, "U+000A")),
+    ("C1 control in an email", zed(email="zed\x85@example.com"), (":2: field 'email': ", CONTROL, "U+0085")),
+    ("DEL in a grant reason", jl({**GRANT, "reason": "trial\x7f"}), (":2: field 'reason': ", CONTROL, "U+007F")),
+    ("escape sequence in a void reason", jl(TOP, void("v1", "2026-01-05T00:00:00Z", "t1", reason="\x1b[31mred")),
+     (":3: field 'reason': ", CONTROL, "U+001B")),
+    ("NUL in an invoice number", jl(ev("pay1", "payment.received", "2026-01-03T00:00:00Z", amount="5.00",
+                                       invoice_number="INV\x00")), (":2: field 'invoice_number': ", CONTROL)),
+    ("NUL in an id", line(id="x\x001"), ":2: field 'id': String should match pattern"),
+    # one JSON object, one value per key
+    ("duplicate key", b'{"id": "x1", "type": "usage.recorded", "occurred_at": "2026-01-02T00:00:00Z", '
+     b'"customer_id": "acme", "credits": 1, "credits": 500}\n', (":2: field 'credits': ", "more than once")),
+    ("duplicate key in a nested object", jl(com()).replace(b'"credits": 1200', b'"credits": 1200, "rollover": '
+                                                           b'{"percent": 10, "percent": 90}'), (":2: field 'percent': ", "more than once")),
+    # decimal strings: the whole string, nothing after a trailing newline
+    ("amount with a trailing newline", TOPUP.format('"credits": 5, "amount": "20\\n"').encode() + b"\n",
+     (":2: field 'amount': must be a decimal string", "(value: '20\\n')")),
+    ("tax rate with a trailing newline", zed(tax_rate="0.1\n"), (":2: field 'tax_rate': must be a decimal string", "(value: '0.1\\n')")),
+    ("estimate with a trailing newline", jl(estimate(rate="0.1\n")), ":2: field 'expected_rate': must be a decimal string"),
+    ("negative zero tax rate", zed(tax_rate="-0"), (":2: field 'tax_rate': ", "negative zero", "(value: '-0')")),
+    ("negative zero amount", TOPUP.format('"credits": 5, "amount": "-0.00"').encode() + b"\n", ":2: field 'amount': "),
+    ("negative zero credits", line(credits=-0.0), ":2: field 'credits': Input should be a valid integer"),
+    ("decimal string of 1,000 digits", TOPUP.format('"credits": 5, "amount": "' + "9" * 1000 + '"').encode() + b"\n",
+     (":2: field 'amount': ", "at most 40 characters")),
+    # numbers, strings and JSON oddities
+    ("number of 5,000 digits", b'{"id": "x1", "credits": 1' + b"0" * 5000 + b"}\n", ":2: is not valid JSON"),
+    ("NaN credits", OK_USAGE.replace(b'"credits": 1', b'"credits": NaN').replace(b"ok1", b"x1"), ":2: field 'credits': "),
+    ("Infinity as an amount", TOPUP.format('"credits": 5, "amount": Infinity').encode() + b"\n", ":2: field 'amount': must be a string"),
+    ("id as a number", line(id=5), ":2: field 'id': Input should be a valid string (value: 5)"),
+    ("name as a number", zed(name=5), ":2: field 'name': Input should be a valid string (value: 5)"),
+    ("credits as true", line(credits=True), ":2: field 'credits': Input should be a valid integer (value: True)"),
+    ("deeply nested JSON", b'{"id": ' + b"[" * 100_000 + b"\n", ":2: is not valid JSON (recursion limit exceeded"),
+    ("lone surrogate in a name", zed(name="\ud800"), ":2: is not valid JSON"),
+    ("unknown nested field", jl(com(rollover={"percent": 10, "colour": "red"})),
+     ":2: field 'rollover.colour': is not a field of this event type (value: 'red')"),
+    # ids and names: the documented alphabet and lengths
+    ("id with a space", line(id="evt 1"), (":2: field 'id': String should match pattern", "(value: 'evt 1')")),
+    ("id with non-ASCII letters", line(id="évt-1"), ":2: field 'id': String should match pattern"),
+    ("customer id with a fullwidth digit", zed(customer_id="zed１"), ":2: field 'customer_id': String should match pattern"),
+    ("id of 10,000 characters", line(id="x" * 10_000), ":2: field 'id': String should have at most 128 characters"),
+    ("name of 10,000 characters", zed(name="Z" * 10_000), ":2: field 'name': String should have at most 200 characters"),
+]
+CASES += HOSTILE_CASES
+
+
 def snapshot(engine) -> dict[str, list]:
     """Every row of every table: an import refused must leave all of them as they were (journal,
     events, grants, subscriptions, invoices, document numbers, import batches...)."""
@@ -343,9 +434,9 @@ def test_crlf_line_endings_are_accepted(seeded):
     assert summary.quarantined == 1  # valid, but acme holds no credits: hard cap
 
 
-def test_the_corpus_has_at_least_30_cases():
-    """The issue asks for a corpus of at least 30 bad inputs."""
-    assert len(CASES) >= 30
+def test_the_corpus_has_at_least_60_cases():
+    """A corpus of at least 60 bad inputs, 30 of them hostile (encodings, bounds, controls, JSON oddities)."""
+    assert len(CASES) >= 60 and len(HOSTILE_CASES) >= 30
 
 
 # Cases that need books already posted by an earlier import: (name, setup events, bad events, expected).

@@ -23,7 +23,7 @@ REST = FIRST + "._:/@+-"
 ids = st.builds(lambda a, b: a + b, st.sampled_from(FIRST), st.text(REST, max_size=60))
 instants = st.builds(
     lambda t, minutes: t.replace(tzinfo=timezone(timedelta(minutes=minutes))),
-    st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(9999, 12, 30)),
+    st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2099, 12, 31, 23, 59, 59)),  # docs/design.md §8.2
     st.integers(-14 * 60, 14 * 60),
 )
 amounts = st.integers(1, 2**63 - 1)
@@ -97,7 +97,11 @@ def _reference_csv_read(text: str) -> tuple[list, list]:
         obj = {"id": row["event_id"], "type": "usage.recorded", "occurred_at": row["occurred_at"],
                "customer_id": row["customer_id"]}
         bad = [InputProblem("u.csv", n, k, row[k], "must be a whole number")
-               for k in ("credits", "quantity") if k in row and not (row[k].isascii() and row[k].isdigit())]
+               if not (row[k].isascii() and row[k].isdigit()) else
+               InputProblem("u.csv", n, k, row[k], "must be a whole number of at most 19 ASCII digits (at most "
+                            "9223372036854775807)")  # docs/design.md §8.2
+               for k in ("credits", "quantity") if k in row and not (row[k].isascii() and row[k].isdigit()
+                                                                      and len(row[k]) <= 19)]
         if bad:
             problems += bad
             continue

@@ -23,7 +23,11 @@ from babel import Locale
 CREDIT = "CREDIT"
 INT64_MAX = 2**63 - 1
 
-_DECIMAL_RE = re.compile(r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?$")
+_DECIMAL_RE = re.compile(r"\A-?(0|[1-9][0-9]*)(\.[0-9]+)?\Z")
+"""A plain decimal, the whole string (fullmatch; "$" would also match before a final newline)."""
+DECIMAL_MAX_CHARS = 40
+"""The longest decimal string accepted: an amount in 64 bits of minor units needs 21 characters;
+a longer string is refused before Decimal and int conversions that grow with its length."""
 
 
 @lru_cache(maxsize=None)
@@ -51,10 +55,13 @@ def exponent(currency: str) -> int:
 def parse_decimal(text: str) -> Decimal:
     """Parse a plain decimal string ("1234.50", "-3", "0.0825"); raises ValueError otherwise.
 
-    Exponents, spaces, thousands separators, "+" signs and leading zeros are refused.
+    Exponents, spaces, thousands separators, "+" signs, leading zeros, anything after the
+    number (a trailing newline included) and strings longer than DECIMAL_MAX_CHARS are refused.
     """
-    if not isinstance(text, str) or not _DECIMAL_RE.match(text):
+    if not isinstance(text, str) or not _DECIMAL_RE.fullmatch(text):
         raise ValueError("must be a decimal string such as \"1234.50\"")
+    if len(text) > DECIMAL_MAX_CHARS:
+        raise ValueError(f"must be a decimal string of at most {DECIMAL_MAX_CHARS} characters")
     return Decimal(text)
 
 
