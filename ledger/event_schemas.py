@@ -431,7 +431,7 @@ def _usage_canonical_json(event: UsageRecorded) -> str:
     """`canonical_json` of a usage event, written directly (a bulk import hashes every line,
     twice): its strings match the Id patterns, which admit nothing JSON escapes, and the
     instant is serialised by pydantic as in ``model_dump(mode="json")``. Equality with
-    `canonical_json` is a property test (tests/test_events.py)."""
+    `canonical_json` is a property test (tests/unit/test_events.py)."""
     at = _INSTANT.dump_python(event.occurred_at, mode="json")
     return (f'{{"action":{_json_scalar(event.action)},"credits":{_json_scalar(event.credits)},'
             f'"customer_id":"{event.customer_id}","id":"{event.id}","occurred_at":"{at}",'

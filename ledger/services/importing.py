@@ -32,6 +32,7 @@ from ledger.events import SourcedEvent, iter_file
 from ledger.services.scanning import count_lines, scan
 from ledger.store import books as kept
 from ledger.store import imports
+from ledger.store.db import is_unique_violation
 from ledger.store.events import batch_facts, lock_customers
 from ledger.store.periods import closed_periods
 from ledger.store.reader import SessionStore
@@ -54,8 +55,22 @@ def import_events(session: Session, catalog: Catalog, events: list[SourcedEvent]
     """Validate and apply a batch of events atomically; commit unless ``dry_run``.
 
     raises InvalidInputError (every problem, nothing posted). Events are applied in occurred_at
-    order (stable: file order breaks ties).
+    order (stable: file order breaks ties). When a concurrent import commits one of the batch's
+    keys first (the same customer created by two imports at once), the batch is rolled back and
+    checked again once against what that import committed: an identical event is then a
+    duplicate, a different one a problem naming the field and value.
     """
+    try:
+        return _import_once(session, catalog, events, sources, parse_problems, dry_run)
+    except Exception as exc:
+        if not is_unique_violation(exc):
+            raise
+    return _import_once(session, catalog, events, sources, parse_problems, dry_run)
+
+
+def _import_once(session: Session, catalog: Catalog, events: list[SourcedEvent], sources: Sequence[str],
+                 parse_problems: Sequence[InputProblem], dry_run: bool) -> ImportSummary:
+    """One attempt of `import_events`: check, apply, write and commit (or roll back)."""
     problems = list(parse_problems)
     locked = lock_customers(session, events)
     fresh, duplicates, more = check_batch(catalog, events, batch_facts(session, events, customers=locked))

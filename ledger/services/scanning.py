@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from ledger.core.checks import VOIDABLE, BatchFacts, KnownCustomer, check_batch
 from ledger.errors import InputProblem
-from ledger.events import CustomerCreated, EventVoided, SourcedEvent, UsageRecorded, iter_file
+from ledger.events import CustomerCreated, EventVoided, SourcedEvent, UsageRecorded, iter_file, raw_lines
 from ledger.store import imports
 from ledger.store.admin import session_on
 from ledger.store.db import is_postgres
@@ -40,8 +40,8 @@ _UNKNOWN = "unknown customer (no customer.created event for it)"
 def count_lines(path: str | Path) -> int:
     """Non-blank lines of a file (less a CSV header): how many events it holds, at most."""
     try:
-        with open(path, "rb") as fh:
-            n = sum(1 for line in fh if line.strip())
+        with open(path, "rb") as fh:  # bounded lines: an endless line stops the count
+            n = sum(1 for raw in raw_lines(fh.read) if raw is None or raw.strip())
     except OSError:
         return 0
     return n - 1 if str(path).lower().endswith(".csv") and n else n

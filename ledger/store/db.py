@@ -126,6 +126,15 @@ def open_engine(url: str) -> Engine:
     return engine
 
 
+def is_unique_violation(exc: BaseException) -> bool:
+    """True for a unique-key violation from either database: a concurrent writer committed the
+    same key first (SQLSTATE 23505 on PostgreSQL, "UNIQUE constraint failed" on SQLite)."""
+    if not isinstance(exc, sa.exc.IntegrityError):
+        return False
+    orig = exc.orig
+    return getattr(orig, "sqlstate", None) == "23505" or "UNIQUE constraint failed" in str(orig)
+
+
 def is_postgres(bind: Engine | sa.Connection | Session) -> bool:
     engine = bind.get_bind() if isinstance(bind, Session) else bind
     return engine.dialect.name == "postgresql"

@@ -2,7 +2,7 @@
 without end), bulk usage CSV rows, every date and text field of every event type, and the two
 databases agreeing; plus the inputs at the edge of the rules that are accepted, with their meaning.
 
-The CSV and whole-file corpus is imported as tests/test_bad_input.py imports its corpus: on top of
+The CSV and whole-file corpus is imported as tests/e2e/test_bad_input.py imports its corpus: on top of
 customer acme, each file must be refused naming file, line, field and value, with every table
 unchanged (the harness is repeated here: tests do not import one another).
 """
