@@ -83,3 +83,14 @@ def test_relieving_a_whole_grant_in_any_steps_moves_exactly_its_amount(catalog, 
     assert balance(drafts, "2100") == 0
     assert -balance(drafts, "4000") == amount
     assert all(d.imbalance() is None for d in drafts)
+
+
+def test_a_refund_that_moves_no_money_leaves_no_refunded_base(catalog):
+    """1 of 5 credits bought for $0.01 relieves round(1 x 1 / 5) = 0.00: the refund posts CREDIT
+    lines only, and the book, like one derived from the journal, records no money refunded."""
+    refund = ('{"id": "r1", "type": "refund.issued", "occurred_at": "2026-01-03T00:00:00Z", "customer_id": "acme", '
+              '"grant_ref": "top-1", "credits": 1}')
+    p = post(catalog, "\n".join([ACME, topup(5, "0.01"), refund]))
+    (entry,) = [d for d in p.entries().drafts if d.kind == EntryKind.REFUND]
+    assert {ln.commodity for ln in entry.lines} == {"CREDIT"}
+    assert p.books["acme"].refunded_base == {}

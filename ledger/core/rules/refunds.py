@@ -61,7 +61,8 @@ def _amounts(se: SourcedEvent, ev: RefundIssued, book: CustomerBook, g: GrantSta
                       f"{major_str(g.amount, c.currency)}")
     rate = parse_decimal(c.tax_rate)
     tax = apply_rate(prior + amount + concession, rate) - apply_rate(prior, rate)
-    book.refunded_base[g.id] = prior + amount + concession
+    if prior + amount + concession:  # (a book derived from the journal has no entry for a grant
+        book.refunded_base[g.id] = prior + amount + concession  # whose refunds moved no money)
     if amount + concession + tax == 0 and units == 0:
         raise problem(se, "credits", credits, "refunds nothing")
     return units, beyond, amount, concession, tax
