@@ -13,7 +13,9 @@ from ledger.catalog import Catalog
 from ledger.core.money import major_str
 from ledger.errors import NotFoundError
 from ledger.reporting import Column, Report
+from ledger.core.periods import first_day, last_day
 from ledger.store import invoices
+from ledger.store.documents import issued_numbers
 
 if TYPE_CHECKING:
     from ledger.store.db import Session
@@ -74,7 +76,7 @@ def render_period(session: Session, catalog: Catalog, period: str, folder: str |
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    jobs = [render_job(session, catalog, n, folder / f"{n}.pdf") for n in invoices.issued_in(session, period)]
+    jobs = [render_job(session, catalog, n, folder / f"{n}.pdf") for n in issued_numbers(session, first_day(period), last_day(period))]
     session.rollback()  # what the renders need is read: no connection held while they run
     done = 0
 

@@ -12,7 +12,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from ledger.core.periods import first_day, last_day
 from ledger.store.models import Customer, Invoice, InvoiceLine
 
 
@@ -37,10 +36,3 @@ def with_lines(session: Session, number: str) -> tuple[dict[str, Any], list[dict
     lines = session.execute(sa.select(InvoiceLine).where(InvoiceLine.invoice_number == number)
                             .order_by(InvoiceLine.position)).scalars()
     return _columns(inv), [_columns(ln) for ln in lines]
-
-
-def issued_in(session: Session, period: str) -> list[str]:
-    """Numbers of the documents issued in ``period`` ('YYYY-MM'), in number order."""
-    return list(session.execute(sa.select(Invoice.number).where(
-        Invoice.issue_date >= first_day(period), Invoice.issue_date <= last_day(period))
-        .order_by(Invoice.number)).scalars())
