@@ -32,7 +32,7 @@ with the data, outputs and profiles for inspection):
    service), a subprocess: wall clock from start to exit (interpreter start included),
    events/s = usage rows / wall, ratio to the COPY time, and the peak RSS of that process
    (``ru_maxrss`` from ``os.wait4`` on its pid; VmRSS is also sampled every 0.1 s to say when
-   the peak came). Then, untimed by the targets, the floor: B1's usage rows and draws written
+   the peak came). Then, untimed by the targets, the floor: B1's usage rows written
    again server-side (`write_floor`).
 4. **B2**: ``ledger close <month>``, subprocess, seconds and peak RSS.
 5. **B5**: ``ledger export journal --format csv`` of the whole journal, lines/s = journal
@@ -155,24 +155,19 @@ def copy_baseline(url: str, usage_path: Path) -> float:
 
 
 def write_floor(url: str) -> float:
-    """Seconds to write B1's usage rows and draws again, server-side (INSERT ... SELECT, no
-    client, no parsing, no pricing), into empty copies of usage_event and usage_draw with the
-    same primary keys, indexes and foreign keys: a floor for any import that posts those rows
-    with their integrity checks, to set beside the COPY of the bare file."""
+    """Seconds to write B1's usage rows again, server-side (INSERT ... SELECT, no client, no
+    parsing, no pricing), into an empty copy of usage_event with the same primary key, indexes
+    and foreign keys: a floor for any import that keeps those rows with their integrity checks,
+    to set beside the COPY of the bare file."""
     with psycopg.connect(url) as conn:
         conn.execute("CREATE TABLE floor_usage (LIKE usage_event INCLUDING ALL)")
         conn.execute("ALTER TABLE floor_usage ADD FOREIGN KEY (entry_id) REFERENCES journal_entry (id), "
                      "ADD FOREIGN KEY (import_id) REFERENCES import_batch (id)")
-        conn.execute("CREATE TABLE floor_draw (LIKE usage_draw INCLUDING ALL)")
-        conn.execute("ALTER TABLE floor_draw ADD FOREIGN KEY (usage_event_id) REFERENCES floor_usage (id), "
-                     "ADD FOREIGN KEY (grant_id) REFERENCES credit_grant (id)")
         conn.commit()
         start = time.perf_counter()
         conn.execute("INSERT INTO floor_usage SELECT * FROM usage_event")
-        conn.execute("INSERT INTO floor_draw SELECT * FROM usage_draw")
         conn.commit()
         seconds = time.perf_counter() - start
-        conn.execute("DROP TABLE floor_draw")
         conn.execute("DROP TABLE floor_usage")
         conn.commit()
     return seconds
@@ -464,7 +459,7 @@ def measure_commands(run: Run, measure: dict, pyspy: str | None) -> None:
     console.print(f"[dim]  {run.b1.wall:.1f} s, {data.usage_events / run.b1.wall:,.0f} events/s: "
                   f"{run.b1_summary}[/dim]")
     run.counts = book_counts(url)
-    console.print("[dim]writing the usage rows and draws alone (the floor of any import that keeps them)[/dim]")
+    console.print("[dim]writing the usage rows alone (the floor of any import that keeps them)[/dim]")
     run.floor_seconds = write_floor(url)
     console.print(f"[dim]  {run.floor_seconds:.1f} s[/dim]")
 

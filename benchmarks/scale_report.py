@@ -83,7 +83,7 @@ def table_rows(run: Run) -> list[Row]:
     rows = [
         Row("reference: bare COPY of the usage CSV (a table with a primary key)",
             f"{run.copy_seconds:.2f} s ({d.usage_events / run.copy_seconds:,.0f} rows/s)"),
-        Row("reference: B1's usage rows and draws alone, server-side (INSERT ... SELECT, same keys)",
+        Row("reference: B1's usage rows alone, server-side (INSERT ... SELECT, same keys)",
             f"{run.floor_seconds:.1f} s ({run.floor_seconds / run.copy_seconds:.1f}x COPY)"),
         _rate_row("business events import (customers, purchases, payments)", d.business_events, "events",
                   run.business, TARGET_BUSINESS_RATE),
@@ -120,7 +120,7 @@ def interpretation(run: Run, rows: list[Row]) -> str:
     bound = ("it is bound by the client (parsing, checking and applying the events in Python)"
              if b1.cpu > b1.pg_cpu else "it is bound by the database")
     targets = [r for r in rows if r.met is not None]
-    return (f"B1 took {b1.wall / run.copy_seconds:.1f}x the bare COPY (writing only its usage rows and draws, "
+    return (f"B1 took {b1.wall / run.copy_seconds:.1f}x the bare COPY (writing only its usage rows, "
             f"server-side, takes {run.floor_seconds / run.copy_seconds:.1f}x); its processes used {b1.cpu:.1f} s "
             f"of CPU against PostgreSQL's {b1.pg_cpu:.1f} s in {b1.wall:.1f} s, so {bound}. "
             f"{sum(1 for r in targets if r.met)} of {len(targets)} targets met; other work on the machine used "

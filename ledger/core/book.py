@@ -102,10 +102,24 @@ class ConsumptionBucket:
     entry_date: date
     first_at: datetime
     per_grant: dict[str, list[int]] = field(default_factory=dict)  # grant id -> [units, usage, breakage]
+    # the draws in drawdown order: [grant id, units], consecutive draws of one grant merged; each
+    # becomes one Dr 9100 line, so the entry's lines give every event's grants (`draw`)
+    segments: list[list] = field(default_factory=list)
+    drawn: int = 0  # units drawn from grants so far (the next event's draw_start)
     overage_units: int = 0
     overage_amount: int = 0
     usage_ids: list[str] = field(default_factory=list)
     last_at: datetime | None = None
+    events: int = 0  # usage events posted into the bucket (usage_ids, or a count from a set-based import)
+
+    def draw(self, grant_id: str, units: int) -> None:
+        """Append ``units`` drawn from ``grant_id`` to the drawdown stream (merged with the last
+        segment when it is the same grant)."""
+        if self.segments and self.segments[-1][0] == grant_id:
+            self.segments[-1][1] += units
+        else:
+            self.segments.append([grant_id, units])
+        self.drawn += units
 
 
 def book_view(book: CustomerBook) -> dict:

@@ -33,7 +33,6 @@ from ledger.core.documents import InvoiceDraft
 from ledger.core.entries import EntryDraft, EntryKind
 from ledger.core.ports import LedgerStore
 from ledger.core.records import (
-    DrawRecord,
     EventRecord,
     GrantRecord,
     GuaranteeMonthRecord,
@@ -116,7 +115,6 @@ class Posting:
         self.usage_rows: list[UsageRecord] = []
         self.usage_index: dict[str, UsageRecord] = {}
         self.usage_bucket: dict[str, ConsumptionBucket] = {}
-        self.draw_rows: list[DrawRecord] = []
         self.draws_of: dict[str, list[tuple[str, int]]] = {}
         self.quarantine_rows: list[QuarantineRecord] = []
         self.period_rows: list[SubscriptionPeriodRecord] = []

@@ -168,16 +168,10 @@ class UsageRecord:
     source: str
     overage_units: int = 0
     overage_price: str | None = None
+    # units its entry's grant draws had taken before it (its place in the entry's drawdown
+    # stream: it drew [draw_start, draw_start + credits - overage_units) of it)
+    draw_start: int = 0
 
-
-@dataclass
-class DrawRecord:
-    """Units of one usage event drawn from one grant."""
-
-    usage_event_id: str
-    grant_id: str
-    customer_id: str
-    units: int
 
 
 @dataclass

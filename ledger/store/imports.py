@@ -64,7 +64,7 @@ def analyze_after_bulk_load(session: Session) -> bool:
     exports over them); True if it ran (the caller commits), False elsewhere."""
     if not is_postgres(session):
         return False
-    session.execute(sa.text("ANALYZE journal_entry, journal_line, usage_event, usage_draw, credit_grant"))
+    session.execute(sa.text("ANALYZE journal_entry, journal_line, usage_event, credit_grant"))
     return True
 
 

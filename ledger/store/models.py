@@ -243,6 +243,11 @@ class UsageEvent(SQLModel, table=True):
     # units beyond the credits held, posted as overage at overage_price (decimal string per credit)
     overage_units: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False, server_default="0"))
     overage_price: Optional[str] = Field(default=None, sa_column=_str(40, nullable=True))
+    # its place in its entry's drawdown stream: the units the entry's grant draws had taken before
+    # it. It drew units [draw_start, draw_start + credits - overage_units) of the entry's Dr 9100
+    # lines taken in line order; the view usage_draw gives each event's draws from it. NULL: a
+    # row converted from older books whose draws are kept in usage_draw_legacy instead.
+    draw_start: Optional[int] = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=True, server_default="0"))
     __table_args__ = (
         # the usage that went to overage, per customer: what loading a customer's book reads
         sa.Index("ix_usage_event_overage", "customer_id", "entry_id", postgresql_where=sa.text("overage_units > 0"),
@@ -250,10 +255,12 @@ class UsageEvent(SQLModel, table=True):
     )
 
 
-class UsageDraw(SQLModel, table=True):
-    """How many units one usage event drew from one grant (drawdown order, docs/design.md §4.3)."""
+class UsageDrawLegacy(SQLModel, table=True):
+    """Draws of usage events converted from books written before usage rows carried their place
+    in the drawdown stream, where the entry's lines cannot give them (a grant drawn again after
+    another on the same day). Written only by the migration; read through the view usage_draw."""
 
-    __tablename__ = "usage_draw"
+    __tablename__ = "usage_draw_legacy"
     usage_event_id: str = Field(sa_column=sa.Column(sa.String(128), sa.ForeignKey("usage_event.id"), primary_key=True))
     grant_id: str = Field(sa_column=sa.Column(sa.String(128), sa.ForeignKey("credit_grant.id"), primary_key=True))
     customer_id: str = Field(sa_column=_str(64, nullable=False))

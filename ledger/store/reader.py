@@ -8,11 +8,13 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlmodel import Session
 
+from ledger.core import accounts as A
 from ledger.core import guarantee as G
 from ledger.core.book import CustomerBook
 from ledger.core.entries import Line
 from ledger.core.ports import StoredDocument, StoredEntry, StoredUsage
-from ledger.store.models import Customer, Grant, Invoice, InvoiceLine, JournalEntry, JournalLine, UsageDraw, UsageEvent
+from ledger.core.rules.usage import draws_at
+from ledger.store.models import Customer, Grant, Invoice, InvoiceLine, JournalEntry, JournalLine, UsageDrawLegacy, UsageEvent
 from ledger.store.books import BookCache, load_books
 from ledger.store.numbering import take_number
 
@@ -48,9 +50,18 @@ class SessionStore:
         if row is None:
             return None
         entry = s.get(JournalEntry, row.entry_id) if row.entry_id is not None else None
-        draws = [(gid, int(u)) for gid, u in s.execute(
-            sa.select(UsageDraw.grant_id, UsageDraw.units).where(UsageDraw.usage_event_id == event_id)
-            .order_by(UsageDraw.grant_id))]
+        if row.entry_id is None:
+            draws = []
+        elif row.draw_start is None:  # converted from older books: kept as they were
+            draws = [(gid, int(u)) for gid, u in s.execute(
+                sa.select(UsageDrawLegacy.grant_id, UsageDrawLegacy.units)
+                .where(UsageDrawLegacy.usage_event_id == event_id).order_by(UsageDrawLegacy.grant_id))]
+        else:
+            segments = [(gid, int(u)) for gid, u in s.execute(
+                sa.select(JournalLine.grant_id, JournalLine.debit)
+                .where(JournalLine.entry_id == row.entry_id, JournalLine.account_code == A.CREDITS_OUTSTANDING,
+                       JournalLine.debit > 0).order_by(JournalLine.id))]
+            draws = draws_at(segments, int(row.draw_start), int(row.credits) - int(row.overage_units or 0))
         return StoredUsage(row.id, row.customer_id, row.status, int(row.overage_units or 0), row.overage_price,
                            entry.entry_date if entry is not None else None, draws)
 

@@ -42,7 +42,6 @@ from ledger.store.models import (
     Quarantine,
     Subscription,
     SubscriptionPeriod,
-    UsageDraw,
     UsageEvent,
 )
 from ledger.store.periods import closed_periods
@@ -176,7 +175,7 @@ def _write_contracts(session: Session, p: Posting) -> None:
 
 def write_posting(session: Session, p: Posting) -> int:
     """Write everything ``p`` produced, in the session's transaction: customers, contracts,
-    journal entries (`insert_entries`), documents, usage and draw rows (by COPY on PostgreSQL
+    journal entries (`insert_entries`), documents, usage rows (by COPY on PostgreSQL
     from `COPY_ROWS` rows), events, quarantine and guarantee months. Returns the book version
     token written to every customer the posting loaded. raises UnbalancedEntryError,
     PeriodLockedError, and what the database refuses."""
@@ -195,7 +194,6 @@ def write_posting(session: Session, p: Posting) -> int:
     bulk_insert(s, UsageEvent.__table__,
                 [usage_values(u, ids[journal.usage_entry[u.id]] if u.id in journal.usage_entry else None)
                  for u in p.usage_rows])
-    bulk_insert(s, UsageDraw.__table__, [values_of(d) for d in p.draw_rows])
     for model, rows in ((Event, p.event_rows), (Quarantine, p.quarantine_rows), (GuaranteeMonth, p.guarantee_month_rows)):
         if rows:
             s.execute(sa.insert(model.__table__), [values_of(r) for r in rows])
@@ -218,7 +216,6 @@ def _columns(row: Any) -> dict[str, Any]:
 _CURSOR = "UPDATE customer SET steps_through = %s, book_version = %s WHERE id = %s"
 _BATCH_COLUMNS = ("id", "sources", "posted", "duplicates", "quarantined", "late")
 _QUARANTINE_COLUMNS = tuple(c.name for c in Quarantine.__table__.columns)
-_DRAW_COLUMNS = ("usage_event_id", "grant_id", "customer_id", "units")
 
 
 def _insert(table: sa.Table, columns: Sequence[str], sql: dict[str, str] | None = None, rows: int = 1) -> str:
@@ -252,7 +249,6 @@ INSERT_BATCH = _insert(ImportBatch.__table__, _BATCH_COLUMNS)
 BATCH_JUST_INSERTED = {"import_id": "currval(pg_get_serial_sequence('import_batch', 'id'))"}
 INSERT_BATCH_FROM_SEQUENCE = _insert(ImportBatch.__table__, _BATCH_COLUMNS,
                                       {"id": "nextval(pg_get_serial_sequence('import_batch', 'id'))"}) + " RETURNING id"
-_INSERT_DRAW = _insert(UsageDraw.__table__, _DRAW_COLUMNS)
 
 
 def send_posting(cur: psycopg.Cursor, run: Posting, steps_through: datetime | None, token: int,
@@ -260,7 +256,7 @@ def send_posting(cur: psycopg.Cursor, run: Posting, steps_through: datetime | No
     """Send, in the pipeline of ``cur``, every row of a posting that writes only usage (one
     customer), built by the writer's row builders: the customer's ``steps_through`` and
     ``book_version`` (``token``), each entry followed by its lines and usage rows (naming it by
-    currval), the quarantined usage rows, the draws and the quarantine rows. ``batch_sql``:
+    currval), the quarantined usage rows and the quarantine rows. ``batch_sql``:
     {"import_id": SQL} when the import batch id is drawn in the pipeline (the rows then name it
     by currval), {} when the posting carries it."""
     (customer_id,) = run.books
@@ -278,8 +274,6 @@ def send_posting(cur: psycopg.Cursor, run: Posting, steps_through: datetime | No
             _insert_row(cur, UsageEvent.__table__, usage_values(usage, None), entry_sql)
     for usage in usage_of.pop(-1, ()):  # quarantined: in no entry
         _insert_row(cur, UsageEvent.__table__, usage_values(usage, None), batch_sql)
-    if run.draw_rows:
-        cur.executemany(_INSERT_DRAW, [tuple(getattr(r, c) for c in _DRAW_COLUMNS) for r in run.draw_rows])
     for q in run.quarantine_rows:
         _insert_row(cur, Quarantine.__table__, {c: getattr(q, c) for c in _QUARANTINE_COLUMNS}, batch_sql)
     for b in run.books.values():

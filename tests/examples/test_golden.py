@@ -48,7 +48,6 @@ from ledger.store.models import (
     Quarantine,
     Subscription,
     SubscriptionPeriod,
-    UsageDraw,
     UsageEvent,
 )
 from ledger.core.periods import next_period, period_end, period_of
@@ -321,9 +320,10 @@ def _usage(session: Session) -> tuple[bytes, bytes]:
     rows = session.execute(sa.select(*(getattr(UsageEvent, f) for f in USAGE_FIELDS)).order_by(UsageEvent.id))
     usage = ["# " + ", ".join(USAGE_FIELDS) + "\n"] + [_json(list(r)) + "\n" for r in rows]
     draws: dict[str, list[tuple[str, int]]] = {}
-    for eid, gid, units in session.execute(sa.select(UsageDraw.usage_event_id, UsageDraw.grant_id, UsageDraw.units)
-                                           .order_by(UsageDraw.usage_event_id, UsageDraw.grant_id)):
+    # usage_draw is a view over the usage rows' places in their entries' lines (migration 0011)
+    for eid, gid, units in session.execute(sa.text("SELECT usage_event_id, grant_id, units FROM usage_draw")):
         draws.setdefault(eid, []).append((gid, int(units)))
+    draws = {eid: sorted(ds) for eid, ds in sorted(draws.items())}
     text = "".join(f"{eid} -> [{', '.join(f'({g}, {u})' for g, u in ds)}]\n" for eid, ds in draws.items())
     return "".join(usage).encode("utf-8"), text.encode("utf-8")
 

@@ -183,7 +183,7 @@ def _acme_with_a_kept_book(ledger: Ledger) -> None:
 
 @pytest.mark.parametrize("db_url", PG_ONLY, indirect=True)
 def test_a_refused_write_leaves_nothing_and_no_kept_book(make_books, monkeypatch):
-    """The database refuses the pipelined writes (here a bad column name in the draws' INSERT):
+    """The database refuses the pipelined writes (here a bad column name in the lines' INSERT):
     sqlalchemy's DBAPIError, nothing of the call is written, the kept book is dropped, and the
     next call is right (LEDGER_CHECK_BOOK_CACHE compares any reuse with the journal)."""
     cache = E.BookCache()
@@ -194,8 +194,8 @@ def test_a_refused_write_leaves_nothing_and_no_kept_book(make_books, monkeypatch
     with Ledger(books.url, books.catalog) as ledger:
         _acme_with_a_kept_book(ledger)
         before = tables(books)
-        good = writer._INSERT_DRAW
-        monkeypatch.setattr(writer, "_INSERT_DRAW", good.replace("units", "no_such_column"))
+        good = writer._insert_lines
+        monkeypatch.setattr(writer, "_insert_lines", lambda n: good(n).replace("grant_id", "no_such_column"))
         with pytest.raises(sa.exc.ProgrammingError, match="no_such_column"):
             ledger.record_usage("u-2", customer_id="acme", credits=100, occurred_at=_at(2))
         assert tables(books) == before
@@ -205,7 +205,7 @@ def test_a_refused_write_leaves_nothing_and_no_kept_book(make_books, monkeypatch
         with ledger.engine.connect() as a, ledger.engine.connect() as b:
             assert a.connection.driver_connection.autocommit is b.connection.driver_connection.autocommit is False
             assert ledger.engine.pool.checkedin() == 0  # (the two were all it had)
-        monkeypatch.setattr(writer, "_INSERT_DRAW", good)
+        monkeypatch.setattr(writer, "_insert_lines", good)
         hits = cache.hits
         summary = ledger.record_usage("u-2", customer_id="acme", credits=100, occurred_at=_at(2))
         assert summary.posted == 1 and cache.hits == hits  # read from the journal, not the dropped book

@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger.core.entries import EntryKind
+from ledger.core.rules.usage import draws_at
 from memory_store import balance, catalog, post  # noqa: F401 (catalog: a fixture)
 
 ACME = '{"id": "c", "type": "customer.created", "occurred_at": "2026-01-01T00:00:00Z", "customer_id": "acme", "name": "Acme AI", "currency": "USD"}'
@@ -49,7 +50,11 @@ def test_usage_of_one_day_is_one_consumption_entry_naming_its_events(catalog):
     entry = journal.drafts[i]
     assert entry.kind == EntryKind.CONSUMPTION and entry.description == "Usage of acme on 2026-01-10: 2 events, 30 credits"
     assert -balance([entry], "4000") == 30_00
-    assert p.draw_rows and {(d.usage_event_id, d.grant_id, d.units) for d in p.draw_rows} == {("u1", "top-1", 10), ("u2", "top-1", 20)}
+    rows = {u.id: u for u in p.usage_rows}
+    segments = [(ln.grant_id, ln.debit) for ln in entry.lines if ln.account == "9100" and ln.debit]
+    assert segments == [("top-1", 30)]
+    assert (rows["u1"].draw_start, rows["u2"].draw_start) == (0, 10)
+    assert draws_at(segments, 0, 10) == [("top-1", 10)] and draws_at(segments, 10, 20) == [("top-1", 20)]
 
 
 def test_usage_beyond_the_credits_without_an_overage_price_is_quarantined(catalog):

@@ -26,7 +26,7 @@ from ledger.core.book import ConsumptionBucket, CustomerBook, Overage
 from ledger.core.documents import new_document
 from ledger.core.entries import EntryDraft, EntryKind
 from ledger.core.posting import problem
-from ledger.core.records import DrawRecord, QuarantineRecord, UsageRecord
+from ledger.core.records import QuarantineRecord, UsageRecord
 from ledger.core.schedule import run_steps
 from ledger.events import SourcedEvent, UsageRecorded
 from ledger.core.grants import plan_drawdown
@@ -92,6 +92,7 @@ def on_usage_recorded(p: Posting, se: SourcedEvent, ev: UsageRecorded) -> None:
         _quarantine(p, se, ev, row, available)
         return
     bucket = p.bucket(book, d, t)
+    row.draw_start = bucket.drawn
     draws = p.draws_of.setdefault(se.id, [])
     for g, units in plan:
         usage, breakage = g.consume(units)
@@ -99,14 +100,31 @@ def on_usage_recorded(p: Posting, se: SourcedEvent, ev: UsageRecorded) -> None:
         acc[0] += units
         acc[1] += usage
         acc[2] += breakage
-        p.draw_rows.append(DrawRecord(se.id, g.id, ev.customer_id, units))
+        bucket.draw(g.id, units)
         draws.append((g.id, units))
     if over:
         assert price is not None
         _add_overage(se, book, bucket, period_of(d), price, over, credits)
     bucket.usage_ids.append(se.id)
+    bucket.events += 1
     p.usage_bucket[se.id] = bucket
     p.summary.posted += 1
+
+
+def draws_at(segments: list[tuple[str, int]], start: int, units: int) -> list[tuple[str, int]]:
+    """The draws [(grant id, units)], by grant id, of the usage event that took ``units`` from
+    its consumption entry's drawdown stream at position ``start``. ``segments``: the entry's
+    Dr 9100 Credits outstanding lines in line order, as (grant id, units)."""
+    out: dict[str, int] = {}
+    pos, end = 0, start + units
+    for grant_id, seg in segments:
+        lo, hi = max(pos, start), min(pos + seg, end)
+        if lo < hi:
+            out[grant_id] = out.get(grant_id, 0) + hi - lo
+        pos += seg
+        if pos >= end:
+            break
+    return sorted(out.items())
 
 
 def _quarantine(p: Posting, se: SourcedEvent, ev: UsageRecorded, row: UsageRecord, available: int) -> None:
@@ -144,16 +162,22 @@ def consumption_entries(p: Posting, bucket: ConsumptionBucket) -> tuple[EntryDra
     draft = EntryDraft(d, at, EntryKind.CONSUMPTION, "", cid, None, p.import_id)
     breakage_draft = None
     units_total = 0
-    for grant_id, (units, usage, breakage) in bucket.per_grant.items():
-        draft.dr(A.DEFERRED_CREDITS, cur, usage, grant_id=grant_id)
-        draft.cr(A.USAGE_REVENUE, cur, usage, grant_id=grant_id)
-        if breakage:
-            if breakage_draft is None:
-                breakage_draft = EntryDraft(d, at, EntryKind.PROPORTIONAL_BREAKAGE,
-                                            f"Proportional breakage on usage of {cid} on {d.isoformat()} "
-                                            "(ASC 606-10-55-48)", cid, None, p.import_id)
-            breakage_draft.dr(A.DEFERRED_CREDITS, cur, breakage, grant_id=grant_id)
-            breakage_draft.cr(A.BREAKAGE_REVENUE, cur, breakage, grant_id=grant_id)
+    revenue_done: set[str] = set()
+    for grant_id, units in bucket.segments:
+        # a grant's revenue lines go with its first segment; a grant drawn again after another
+        # (a grant that became usable mid-day came first) gets a second pair of CREDIT lines
+        if grant_id not in revenue_done:
+            revenue_done.add(grant_id)
+            _, usage, breakage = bucket.per_grant[grant_id]
+            draft.dr(A.DEFERRED_CREDITS, cur, usage, grant_id=grant_id)
+            draft.cr(A.USAGE_REVENUE, cur, usage, grant_id=grant_id)
+            if breakage:
+                if breakage_draft is None:
+                    breakage_draft = EntryDraft(d, at, EntryKind.PROPORTIONAL_BREAKAGE,
+                                                f"Proportional breakage on usage of {cid} on {d.isoformat()} "
+                                                "(ASC 606-10-55-48)", cid, None, p.import_id)
+                breakage_draft.dr(A.DEFERRED_CREDITS, cur, breakage, grant_id=grant_id)
+                breakage_draft.cr(A.BREAKAGE_REVENUE, cur, breakage, grant_id=grant_id)
         draft.dr(A.CREDITS_OUTSTANDING, CREDIT, units, grant_id=grant_id)
         draft.cr(A.CREDITS_CONSUMED, CREDIT, units, grant_id=grant_id)
         units_total += units
@@ -163,7 +187,7 @@ def consumption_entries(p: Posting, bucket: ConsumptionBucket) -> tuple[EntryDra
         draft.dr(A.CREDITS_OVERAGE, CREDIT, bucket.overage_units)
         draft.cr(A.CREDITS_CONSUMED, CREDIT, bucket.overage_units)
         units_total += bucket.overage_units
-    draft.description = (f"Usage of {cid} on {d.isoformat()}: {len(bucket.usage_ids)} events, "
+    draft.description = (f"Usage of {cid} on {d.isoformat()}: {bucket.events} events, "
                          f"{format_units(units_total)} credits"
                          + (f" ({format_units(bucket.overage_units)} as overage)" if bucket.overage_units else ""))
     return draft, breakage_draft
