@@ -60,6 +60,7 @@ class ImportSummary:
     late_events: list[str] = field(default_factory=list)
     dry_run: bool = False
     import_id: int | None = None
+    set_based: bool = False  # posted by the set-based usage import (ledger.services.bulk_usage)
 
 
 @dataclass
@@ -72,6 +73,8 @@ class Journal:
     drafts: list[EntryDraft]
     usage_entry: dict[str, int]
     invoice_entry: list[int]
+    bucket_entry: dict[tuple[str, date], int] = field(default_factory=dict)  # (customer, day) -> index
+    ids: list[int] = field(default_factory=list)  # the entries' ids, once the writer has written them
 
 
 def problem(se: SourcedEvent, fld: str, value: object, message: str) -> InvalidInputError:
@@ -260,11 +263,13 @@ class Posting:
 
             drafts: list[EntryDraft] = []
             usage_entry: dict[str, int] = {}
+            bucket_entry: dict[tuple[str, date], int] = {}
             breakage: list[EntryDraft] = []
             for item in self.journal:
                 if isinstance(item, ConsumptionBucket):
                     entry, extra = consumption_entries(self, item)
                     usage_entry.update((uid, len(drafts)) for uid in item.usage_ids)
+                    bucket_entry[item.customer_id, item.entry_date] = len(drafts)
                     drafts.append(entry)
                     if extra is not None:
                         breakage.append(extra)
@@ -272,7 +277,7 @@ class Posting:
                     drafts.append(item)
             position = {id(d): i for i, d in enumerate(drafts)}
             self._journal = Journal(drafts + breakage, usage_entry,
-                                    [position[id(draft)] for _, draft in self.invoices])
+                                    [position[id(draft)] for _, draft in self.invoices], bucket_entry)
         return self._journal
 
     def writes_only_usage(self) -> bool:

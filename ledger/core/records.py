@@ -185,3 +185,19 @@ class QuarantineRecord:
     reason: str
     available: int
     import_id: int | None
+
+
+@dataclass
+class UsageDay:
+    """The usage of one customer on one accounting day, summed (a set-based import hands these
+    to `ledger.core.rules.usage.post_usage_day` instead of its events): the first and last
+    event time, how many events and credits, and the line of the first event (file order breaks
+    ties of time)."""
+
+    customer_id: str
+    day: date
+    first_at: datetime
+    last_at: datetime
+    events: int
+    credits: int
+    first_line: int

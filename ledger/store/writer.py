@@ -185,6 +185,7 @@ def write_posting(session: Session, p: Posting) -> int:
     _write_customers(s, p, token)
     _write_contracts(s, p)
     ids = insert_entries(s, journal.drafts, closed=p.closed)
+    journal.ids = ids
     documents = [document_rows(doc, ids[index]) for (doc, _), index in zip(p.invoices, journal.invoice_entry)]
     if documents:
         s.execute(sa.insert(Invoice.__table__), [_columns(inv) for inv, _ in documents])

@@ -26,8 +26,8 @@ from ledger.core.book import ConsumptionBucket, CustomerBook, Overage
 from ledger.core.documents import new_document
 from ledger.core.entries import EntryDraft, EntryKind
 from ledger.core.posting import problem
-from ledger.core.records import QuarantineRecord, UsageRecord
-from ledger.core.schedule import run_steps
+from ledger.core.records import QuarantineRecord, UsageDay, UsageRecord
+from ledger.core.schedule import next_step, run_steps
 from ledger.events import SourcedEvent, UsageRecorded
 from ledger.core.grants import plan_drawdown
 from ledger.core.money import CREDIT, INT64_MAX, apply_rate, format_units, parse_decimal, price_amount
@@ -109,6 +109,57 @@ def on_usage_recorded(p: Posting, se: SourcedEvent, ev: UsageRecorded) -> None:
     bucket.events += 1
     p.usage_bucket[se.id] = bucket
     p.summary.posted += 1
+
+
+def post_usage_day(p: Posting, day: UsageDay) -> tuple[int, str | None] | None:
+    """Post a customer-day of usage as a whole, when that gives exactly what posting its events
+    one by one gives: returns (units the grants cover, overage price or None) and the events
+    take their places in the bucket in time order; None, with nothing changed but the steps due
+    by the first event, when the day must be posted event by event: a step falls due after its
+    first event (an expiry, a month's bill), a grant starts or ends during it, or it reaches the
+    hard cap. Each event's draws are then the cumulative split of the day's stream: grants
+    relieve by the cumulative formula and overage is priced cumulatively, so the sums agree."""
+    book = p.book(day.customer_id)
+    t0, t1 = day.first_at, day.last_at
+    run_steps(p, book, t0)
+    if t1 > t0 and (next_step(p, book, t1) is not None or any(
+            t0 < g.effective_at <= t1 or (g.expires_at is not None and t0 < g.expires_at <= t1)
+            for g in book.grants.values())):
+        return None
+    plan, available = plan_drawdown(list(book.grants.values()), t0, day.credits)
+    drawable, price = day.credits, None
+    if not plan:
+        price = overage_price(p, book, t0)
+        if price is None:
+            return None
+        plan = plan_drawdown(list(book.grants.values()), t0, available)[0] if available else []
+        drawable = available
+    d, _ = p.accounting_date(t0)
+    acc_o = book.overage.get((period_of(d), price)) if price is not None else None
+    if price is not None and price_amount((acc_o.units if acc_o else 0) + day.credits - drawable, price,
+                                          book.customer.currency) > INT64_MAX // 2:
+        return None  # the general path refuses it, naming the event
+    bucket = p.bucket(book, d, t0)
+    p.bucket(book, d, t1)
+    for g, units in plan:
+        usage, breakage = g.consume(units)
+        acc = bucket.per_grant.setdefault(g.id, [0, 0, 0])
+        acc[0] += units
+        acc[1] += usage
+        acc[2] += breakage
+        bucket.draw(g.id, units)
+    if drawable < day.credits:
+        assert price is not None
+        over = day.credits - drawable
+        cur = book.customer.currency
+        acc_o = book.overage.setdefault((period_of(d), price), Overage())
+        before = price_amount(acc_o.units, price, cur)
+        acc_o.units += over
+        bucket.overage_units += over
+        bucket.overage_amount += price_amount(acc_o.units, price, cur) - before
+    bucket.events += day.events
+    p.summary.posted += day.events
+    return drawable, price
 
 
 def draws_at(segments: list[tuple[str, int]], start: int, units: int) -> list[tuple[str, int]]:

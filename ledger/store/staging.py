@@ -1,0 +1,176 @@
+"""The set-based usage import's SQL (PostgreSQL): a usage CSV copied into a staging table, checked
+by set operations, summed per customer and day with window functions, and its usage rows written
+by one INSERT ... SELECT naming their entries.
+
+The staging path takes only input it can prove the general path would read the same way: the
+``credits`` header, every cell in the plain form the event schema accepts (ids and customer ids
+by their patterns, ``occurred_at`` as ``YYYY-MM-DDTHH:MM:SSZ``, credits as 1-19 digits), no id
+given twice or already stored, every customer stored and no usage late. Anything else is
+answered by `stage_usage` returning a reason, and the caller imports the file through the
+general rules, which report problems by file, line, field and value. Every statement filters or
+groups by customer, so it runs co-located where the tables are distributed by customer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import date, datetime
+from pathlib import Path
+
+import psycopg
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from ledger.core.records import UsageDay
+from ledger.store.events import posting_gate
+from ledger.store.models import Customer
+
+HEADER = b"event_id,customer_id,occurred_at,credits"
+_ID = r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$"
+_INSTANT = r"^20[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]Z$"
+_CREDITS = r"^[0-9]{1,19}$"
+INT64_MAX = 2**63 - 1
+
+_RAW = """CREATE TEMPORARY TABLE usage_raw (
+    n bigint GENERATED ALWAYS AS IDENTITY, event_id text, customer_id text, occurred_at text, credits text
+) ON COMMIT DROP"""
+
+_PLAIN = f"""SELECT count(*) FROM usage_raw WHERE NOT (
+    event_id ~ '{_ID}' AND length(event_id) <= 128 AND customer_id ~ '{_ID}' AND length(customer_id) <= 64
+    AND occurred_at ~ '{_INSTANT}' AND credits ~ '{_CREDITS}')"""
+
+# typed rows; ``line``: the file's line (the header is line 1); ``day``: the accounting day
+_TYPED = """CREATE TEMPORARY TABLE usage_stage ON COMMIT DROP AS
+    SELECT n + 1 AS line, event_id, customer_id, occurred_at AS at_text,
+           occurred_at::timestamptz AS at, credits::numeric AS credits,
+           ((occurred_at::timestamptz) AT TIME ZONE :tz)::date AS day
+      FROM usage_raw"""
+
+_REFUSALS = (
+    ("a credits value out of range", f"SELECT EXISTS (SELECT FROM usage_stage WHERE credits < 1 OR credits > {INT64_MAX})"),
+    ("an id given twice", "SELECT EXISTS (SELECT event_id FROM usage_stage GROUP BY event_id HAVING count(*) > 1)"),
+    ("an id already stored", "SELECT EXISTS (SELECT FROM usage_stage s JOIN usage_event u ON u.id = s.event_id) "
+                             "OR EXISTS (SELECT FROM usage_stage s JOIN event e ON e.id = s.event_id)"),
+    ("an unknown customer", "SELECT EXISTS (SELECT FROM usage_stage s LEFT JOIN customer c ON c.id = s.customer_id "
+                            "WHERE c.id IS NULL)"),
+    ("late usage", "SELECT EXISTS (SELECT FROM usage_stage s JOIN customer c ON c.id = s.customer_id "
+                   "WHERE s.at < c.steps_through OR s.day < :first_open)"),
+)
+
+# per customer and day: the bucket's first event (time, then line), last time, count and sum
+_DAYS = """SELECT customer_id, day, min(at) AS first_at, max(at) AS last_at, count(*) AS events,
+                  sum(credits) AS credits, min(line) FILTER (WHERE rank = 1) AS first_line
+             FROM (SELECT customer_id, day, at, credits, line,
+                          rank() OVER (PARTITION BY customer_id, day ORDER BY at) AS rank
+                     FROM usage_stage) s
+            GROUP BY customer_id, day"""
+
+_EVENTS_OF = """SELECT event_id, at, at_text, credits, line FROM usage_stage
+                 WHERE customer_id = :c AND day = :d ORDER BY at, line"""
+
+_BUCKETS = """CREATE TEMPORARY TABLE usage_bucket (
+    customer_id text NOT NULL, day date NOT NULL, entry_id bigint NOT NULL, drawable bigint NOT NULL,
+    price text, PRIMARY KEY (customer_id, day)) ON COMMIT DROP"""
+
+# each event's place in its bucket: units of the day before it (time, then line), the part of
+# it the grants cover (up to ``drawable``) and the rest as overage; the content hash is the
+# sha256 of the event's canonical JSON, written from cells the checks above proved plain
+_INSERT = r"""INSERT INTO usage_event (id, customer_id, occurred_at, credits, action, quantity, content_hash, status,
+                                      late, entry_id, import_id, source, overage_units, overage_price, draw_start)
+SELECT s.event_id, s.customer_id, s.at, s.credits, NULL, NULL,
+       encode(sha256(convert_to('{"action"\:null,"credits":' || s.credits || ',"customer_id":"' || s.customer_id
+                                || '","id":"' || s.event_id || '","occurred_at":"' || s.at_text
+                                || '","quantity"\:null,"type":"usage.recorded"}', 'UTF8')), 'hex'),
+       'posted', false, b.entry_id, :import_id, :file || ':' || s.line,
+       s.credits - (least(s.before + s.credits, b.drawable) - least(s.before, b.drawable)),
+       CASE WHEN s.before + s.credits > b.drawable THEN b.price END,
+       least(s.before, b.drawable)
+  FROM (SELECT *, sum(credits) OVER (PARTITION BY customer_id, day ORDER BY at, line) - credits AS before
+          FROM usage_stage) s
+  JOIN usage_bucket b ON b.customer_id = s.customer_id AND b.day = s.day"""
+
+
+def _raw(session: Session):
+    return session.connection().connection.driver_connection
+
+
+def plain_usage_csv(path: str | Path) -> bool:
+    """True when ``path`` starts with the ``credits`` header and holds no CR, NUL or byte-order
+    mark: the only files the staging path reads (line n of the file is row n - 1 of the COPY)."""
+    with open(path, "rb") as f:
+        head = f.readline().rstrip(b"\n")
+        if head != HEADER:
+            return False
+        while block := f.read(1 << 22):
+            if b"\r" in block or b"\x00" in block:
+                return False
+    return True
+
+
+def stage_usage(session: Session, path: str | Path, tz: str, first_open: date | None) -> str | None:
+    """Take the posting gate, COPY ``path`` into the transaction's staging tables and check it
+    by set operations; None when the staging path may post it, else the reason it may not,
+    including a file the server cannot parse or cast (the caller rolls back and uses the
+    general path)."""
+    try:
+        return _stage(session, path, tz, first_open)
+    except (sa.exc.DBAPIError, psycopg.Error) as exc:
+        return f"the server refused the file: {str(exc).splitlines()[0]}"
+
+
+def _stage(session: Session, path: str | Path, tz: str, first_open: date | None) -> str | None:
+    posting_gate(session)
+    session.execute(sa.text("SET LOCAL work_mem = '256MB'"))
+    session.execute(sa.text(_RAW))
+    with open(path, "rb") as f, _raw(session).cursor() as cur, cur.copy(
+            "COPY usage_raw (event_id, customer_id, occurred_at, credits) FROM STDIN "
+            "(FORMAT csv, HEADER true, ENCODING 'UTF8')") as copy:
+        while block := f.read(1 << 20):
+            copy.write(block)
+    if session.execute(sa.text(_PLAIN)).scalar_one():
+        return "a cell not in plain form"
+    session.execute(sa.text(_TYPED), {"tz": tz})
+    for reason, sql in _REFUSALS:
+        if session.execute(sa.text(sql), {"first_open": first_open or date.min}).scalar_one():
+            return reason
+    session.execute(sa.text("ANALYZE usage_stage"))
+    return None
+
+
+def lock_staged_customers(session: Session) -> list[Customer]:
+    """Lock (SELECT ... FOR UPDATE) every staged customer, in id order, after the posting gate
+    (the lock order of `ledger.store.events.lock_customers`); returns the rows."""
+    return list(session.execute(
+        sa.select(Customer).where(Customer.id.in_(sa.text("SELECT DISTINCT customer_id FROM usage_stage")))
+        .order_by(Customer.id).with_for_update().execution_options(populate_existing=True)).scalars())
+
+
+def staged_days(session: Session) -> Iterator[UsageDay]:
+    """Each staged customer-day, in no particular order."""
+    for cid, day, first_at, last_at, events, credits, first_line in session.execute(sa.text(_DAYS)):
+        yield UsageDay(cid, day, first_at, last_at, int(events), int(credits), int(first_line))
+
+
+def staged_events(session: Session, customer_id: str, day: date) -> list[tuple[str, datetime, str, int, int]]:
+    """(id, occurred_at, occurred_at as written, credits, line) of one staged customer-day, in
+    time then line order."""
+    return [(i, at, text, int(c), int(n)) for i, at, text, c, n
+            in session.execute(sa.text(_EVENTS_OF), {"c": customer_id, "d": day})]
+
+
+def insert_staged_usage(session: Session, buckets: Sequence[tuple[str, date, int, int, str | None]],
+                        *, import_id: int, file: str, expanded: Sequence[tuple[str, date]]) -> int:
+    """Write the usage rows of every staged event of ``buckets`` ((customer id, day, entry id,
+    units the grants cover, overage price or None)) in one INSERT ... SELECT; the events of
+    ``expanded`` customer-days were posted event by event and are dropped from the staging
+    table first. Returns the rows written."""
+    raw = _raw(session)
+    if expanded:
+        session.execute(sa.text("DELETE FROM usage_stage s USING (SELECT unnest(CAST(:c AS text[])) AS c, "
+                                "unnest(CAST(:d AS date[])) AS d) x WHERE s.customer_id = x.c AND s.day = x.d"),
+                        {"c": [c for c, _ in expanded], "d": [d for _, d in expanded]})
+    session.execute(sa.text(_BUCKETS))
+    with raw.cursor() as cur, cur.copy("COPY usage_bucket (customer_id, day, entry_id, drawable, price) FROM STDIN") as copy:
+        for row in buckets:
+            copy.write_row(row)
+    return session.execute(sa.text(_INSERT), {"import_id": import_id, "file": file}).rowcount

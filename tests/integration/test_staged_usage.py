@@ -1,0 +1,179 @@
+"""The set-based usage import (`ledger.services.bulk_usage`, PostgreSQL) gives the same books as
+the general rules: random histories (every business event type, hard caps, expiries, month
+boundaries with subscriptions, overage, duplicates on a re-import, voids and late business
+events after it) imported twice, once with the usage CSV staged and once through the general
+path, give identical journals (ids included), usage rows, usage attribution, quarantine,
+documents, customers' cursors and seals. On SQLite every import takes the general path.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from ledger.catalog import load_catalog
+from ledger.services.closing import close_period
+from ledger.services.importing import import_files
+from strategies import CATALOG, histories, jsonl
+
+PG_ONLY = [pytest.param("postgresql", marks=pytest.mark.postgres)]
+CUT = "2026-01-20T00:00:00Z"
+RATES = {"EXTRACT_TEXT": 5, "GENERATE_REPORT": 50}
+TABLES = {
+    "journal_entry": "SELECT * FROM journal_entry ORDER BY id",
+    "journal_line": "SELECT entry_id, account_code, commodity, debit, credit, customer_id, grant_id, invoice_number, "
+                    "event_id FROM journal_line ORDER BY id",
+    "usage_event": "SELECT * FROM usage_event ORDER BY id",
+    "usage_draw": "SELECT * FROM usage_draw ORDER BY 1, 2",
+    "quarantine": "SELECT * FROM quarantine ORDER BY event_id",
+    "invoice": "SELECT * FROM invoice ORDER BY number",
+    "invoice_line": "SELECT * FROM invoice_line ORDER BY invoice_number, position",
+    "customer": "SELECT id, steps_through FROM customer ORDER BY id",
+    "credit_grant": "SELECT * FROM credit_grant ORDER BY id",
+    "period_close": "SELECT period, action, journal_head, entries, seal FROM period_close ORDER BY id",
+}
+
+
+def _usage_csv(events: list[dict]) -> str:
+    rows = []
+    for e in events:
+        credits = e.get("credits") or RATES[e["action"]] * e["quantity"]
+        rows.append(f"{e['id']},{e['customer_id']},{e['occurred_at']},{credits}\n")
+    return "event_id,customer_id,occurred_at,credits\n" + "".join(rows)
+
+
+@st.composite
+def split_histories(draw):
+    """(business events before the cut, usage from the cut on, business events after it): usage
+    of the same days added so customer-days hold several events."""
+    history = draw(histories(max_events=40))
+    usage = [e for e in history if e["type"] == "usage.recorded" and e["occurred_at"] >= CUT]
+    more = []
+    for i, e in enumerate(usage):
+        for k in range(draw(st.integers(0, 3))):
+            at = datetime.fromisoformat(e["occurred_at"].replace("Z", "+00:00")) + timedelta(minutes=draw(st.integers(1, 600)))
+            more.append({"id": f"{e['id']}-{k}", "type": "usage.recorded", "customer_id": e["customer_id"],
+                         "occurred_at": at.strftime("%Y-%m-%dT%H:%M:%SZ"), "credits": draw(st.integers(1, 3000))})
+    usage = sorted(usage + more, key=lambda e: e["occurred_at"])
+    usage_ids = {e["id"] for e in usage}
+    before = [e for e in history if e["type"] != "usage.recorded" and e["occurred_at"] < CUT
+              and e["type"] != "event.voided"]
+    known = {e["id"] for e in before} | usage_ids
+    after = [e for e in history if e["type"] != "usage.recorded" and e["occurred_at"] >= CUT
+             and (e["type"] != "event.voided" or e["target_event_id"] in known)]
+    return before, usage, after
+
+
+def _state(books) -> dict:
+    with books.engine.connect() as c:
+        return {name: [tuple(r) for r in c.execute(sa.text(sql))] for name, sql in TABLES.items()}
+
+
+def _run(books, catalog, work, before, usage, after, staged: bool) -> list:
+    outcomes = []
+    for name, text, kw in (("before.jsonl", jsonl(before), {}), ("usage.csv", _usage_csv(usage), {"staged": staged}),
+                           ("usage.csv", _usage_csv(usage), {"staged": staged}), ("after.jsonl", jsonl(after), {})):
+        if name.endswith(".jsonl") and not text.strip():
+            continue
+        path = work / name  # the same path for both runs: usage rows record it
+        path.write_text(text, encoding="utf-8")
+        with books.session() as s:
+            try:
+                summary = import_files(s, catalog, [path], **kw)
+                outcomes.append((summary.posted, summary.duplicates, summary.quarantined, summary.late,
+                                 summary.entries, summary.invoices, summary.set_based))
+            except Exception as exc:  # the same refusal on both paths
+                outcomes.append((type(exc).__name__, str(exc)))
+    for period in ("2026-01", "2026-02"):
+        with books.session() as s:
+            try:
+                close_period(s, catalog, period)
+            except Exception as exc:
+                outcomes.append((type(exc).__name__, str(exc)))
+    return outcomes
+
+
+@pytest.mark.parametrize("db_url", PG_ONLY, indirect=True)
+@settings(max_examples=10, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate], suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                  HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(case=split_histories())
+def test_staged_usage_import_gives_the_books_of_the_general_rules(make_books, tmp_path_factory, case):
+    before, usage, after = case
+    path = tmp_path_factory.mktemp("cat") / "ledger.toml"
+    path.write_text(CATALOG, encoding="utf-8")
+    catalog = load_catalog(path, required=True)
+    staged, general = make_books(), make_books()
+    try:
+        work = tmp_path_factory.mktemp("case")
+        got = _run(staged, catalog, work, before, usage, after, staged=True)
+        want = _run(general, catalog, work, before, usage, after, staged=False)
+        got_state, want_state = _state(staged), _state(general)
+    finally:
+        staged.engine.dispose()
+        general.engine.dispose()
+    assert [o[:-1] if len(o) == 7 else o for o in got] == [o[:-1] if len(o) == 7 else o for o in want]
+    assert not any(len(o) == 7 and o[-1] for o in want)
+    for name in TABLES:
+        assert got_state[name] == want_state[name], name
+    if usage and len(got[1]) == 7:
+        assert got[1][-1], "a plain usage file with known customers was not imported set-based"
+
+
+def _created(c: str) -> dict:
+    return {"id": f"c-{c}", "type": "customer.created", "occurred_at": "2026-01-01T00:00:00Z", "customer_id": c,
+            "name": c.title(), "currency": "USD", "tax_rate": "0"}
+
+
+def _use(i: str, customer: str, at: str, credits: int) -> dict:
+    return {"id": i, "type": "usage.recorded", "customer_id": customer, "occurred_at": at, "credits": credits}
+
+
+CASES = {
+    # a grant expires between two events of the day: its expiry runs between them
+    "expiry inside the day": (
+        [_created("acme"),
+         {"id": "g1", "type": "credits.granted", "occurred_at": "2026-01-02T00:00:00Z", "customer_id": "acme",
+          "grant_id": "short", "credits": 100, "expires_at": "2026-01-25T12:00:00Z", "reason": "trial"},
+         {"id": "g2", "type": "credits.granted", "occurred_at": "2026-01-02T00:00:00Z", "customer_id": "acme",
+          "grant_id": "long", "credits": 500, "reason": "trial"}],
+        [_use("u1", "acme", "2026-01-25T10:00:00Z", 30), _use("u2", "acme", "2026-01-25T14:00:00Z", 40)]),
+    # a commitment's term starts between two events of the day
+    "grant starting inside the day": (
+        [_created("acme"),
+         {"id": "g1", "type": "credits.granted", "occurred_at": "2026-01-02T00:00:00Z", "customer_id": "acme",
+          "grant_id": "long", "credits": 500, "reason": "trial"},
+         {"id": "k1", "type": "commitment.purchased", "occurred_at": "2026-01-10T00:00:00Z", "customer_id": "acme",
+          "commitment_id": "com1", "credits": 1000, "amount": "100.00", "term_start": "2026-01-25",
+          "term_end": "2026-12-31", "overage_price": "0.125"}],
+        [_use("u1", "acme", "2026-01-24T22:00:00Z", 30), _use("u2", "acme", "2026-01-25T14:00:00Z", 40),
+         _use("u3", "acme", "2026-01-25T15:00:00Z", 40)]),
+    # the hard cap inside a day: the big event is quarantined, the small one after it posts
+    "hard cap inside the day": (
+        [_created("acme"),
+         {"id": "g1", "type": "credits.granted", "occurred_at": "2026-01-02T00:00:00Z", "customer_id": "acme",
+          "grant_id": "long", "credits": 50, "reason": "trial"}],
+        [_use("u1", "acme", "2026-01-25T10:00:00Z", 30), _use("u2", "acme", "2026-01-25T11:00:00Z", 40),
+         _use("u3", "acme", "2026-01-25T12:00:00Z", 20)]),
+}
+
+
+@pytest.mark.parametrize("db_url", PG_ONLY, indirect=True)
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_a_day_the_sums_cannot_post_is_posted_event_by_event(make_books, tmp_path, name):
+    """Worked cases of the days `post_usage_day` hands back to the general rules."""
+    before, usage = CASES[name]
+    path = tmp_path / "ledger.toml"
+    path.write_text(CATALOG, encoding="utf-8")
+    catalog = load_catalog(path, required=True)
+    staged, general = make_books(), make_books()
+    got = _run(staged, catalog, tmp_path, before, usage, [], staged=True)
+    want = _run(general, catalog, tmp_path, before, usage, [], staged=False)
+    assert got[1][-1] is True and [o[:-1] for o in got] == [o[:-1] for o in want]
+    got_state, want_state = _state(staged), _state(general)
+    for table in TABLES:
+        assert got_state[table] == want_state[table], table
