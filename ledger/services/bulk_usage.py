@@ -86,7 +86,7 @@ def _post(session: Session, catalog: Catalog, file: str, closed: list[str]) -> t
                 whole[item.customer_id, item.day] = done
                 continue
             expanded.append((item.customer_id, item.day))
-            for event_id, t, _text, credits, n in staging.staged_events(session, item.customer_id, item.day):
+            for event_id, t, credits, n in staging.staged_events(session, item.customer_id, item.day):
                 ev = UsageRecorded.model_construct(id=event_id, type="usage.recorded", occurred_at=t.astimezone(timezone.utc),
                                                    customer_id=item.customer_id, credits=credits, action=None, quantity=None)
                 heapq.heappush(queue, (ev.occurred_at, n, 1, SourcedEvent(ev, file, n, content_hash(ev))))

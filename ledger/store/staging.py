@@ -4,7 +4,7 @@ by one INSERT ... SELECT naming their entries.
 
 The staging path takes only input it can prove the general path would read the same way: the
 ``credits`` header, every cell in the plain form the event schema accepts (ids and customer ids
-by their patterns, ``occurred_at`` as ``YYYY-MM-DDTHH:MM:SSZ``, credits as 1-19 digits), no id
+by their patterns, ``occurred_at`` as ``YYYY-MM-DDTHH:MM:SS[.ffffff]Z``, credits as 1-19 digits), no id
 given twice or already stored, every customer stored and no usage late. Anything else is
 answered by `stage_usage` returning a reason, and the caller imports the file through the
 general rules, which report problems by file, line, field and value. Every statement filters or
@@ -27,7 +27,7 @@ from ledger.store.models import Customer
 
 HEADER = b"event_id,customer_id,occurred_at,credits"
 _ID = r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$"
-_INSTANT = r"^20[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]Z$"
+_INSTANT = r"^20[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?Z$"
 _CREDITS = r"^[0-9]{1,19}$"
 INT64_MAX = 2**63 - 1
 
@@ -41,7 +41,7 @@ _PLAIN = f"""SELECT count(*) FROM usage_raw WHERE NOT (
 
 # typed rows; ``line``: the file's line (the header is line 1); ``day``: the accounting day
 _TYPED = """CREATE TEMPORARY TABLE usage_stage ON COMMIT DROP AS
-    SELECT n + 1 AS line, event_id, customer_id, occurred_at AS at_text,
+    SELECT n + 1 AS line, event_id, customer_id,
            occurred_at::timestamptz AS at, credits::numeric AS credits,
            ((occurred_at::timestamptz) AT TIME ZONE :tz)::date AS day
       FROM usage_raw"""
@@ -65,7 +65,7 @@ _DAYS = """SELECT customer_id, day, min(at) AS first_at, max(at) AS last_at, cou
                      FROM usage_stage) s
             GROUP BY customer_id, day"""
 
-_EVENTS_OF = """SELECT event_id, at, at_text, credits, line FROM usage_stage
+_EVENTS_OF = """SELECT event_id, at, credits, line FROM usage_stage
                  WHERE customer_id = :c AND day = :d ORDER BY at, line"""
 
 _BUCKETS = """CREATE TEMPORARY TABLE usage_bucket (
@@ -85,7 +85,11 @@ SELECT s.event_id, s.customer_id, s.at, s.credits, NULL, NULL,
        s.credits - (least(s.before + s.credits, b.drawable) - least(s.before, b.drawable)),
        CASE WHEN s.before + s.credits > b.drawable THEN b.price END,
        least(s.before, b.drawable)
-  FROM (SELECT *, sum(credits) OVER (PARTITION BY customer_id, day ORDER BY at, line) - credits AS before
+  FROM (SELECT *, sum(credits) OVER (PARTITION BY customer_id, day ORDER BY at, line) - credits AS before,
+               -- the instant as the event schema writes it: microseconds only when not zero
+               to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS')
+               || CASE WHEN to_char(at AT TIME ZONE 'UTC', 'US') = '000000' THEN ''
+                       ELSE '.' || to_char(at AT TIME ZONE 'UTC', 'US') END || 'Z' AS at_text
           FROM usage_stage) s
   JOIN usage_bucket b ON b.customer_id = s.customer_id AND b.day = s.day"""
 
@@ -151,10 +155,9 @@ def staged_days(session: Session) -> Iterator[UsageDay]:
         yield UsageDay(cid, day, first_at, last_at, int(events), int(credits), int(first_line))
 
 
-def staged_events(session: Session, customer_id: str, day: date) -> list[tuple[str, datetime, str, int, int]]:
-    """(id, occurred_at, occurred_at as written, credits, line) of one staged customer-day, in
-    time then line order."""
-    return [(i, at, text, int(c), int(n)) for i, at, text, c, n
+def staged_events(session: Session, customer_id: str, day: date) -> list[tuple[str, datetime, int, int]]:
+    """(id, occurred_at, credits, line) of one staged customer-day, in time then line order."""
+    return [(i, at, int(c), int(n)) for i, at, c, n
             in session.execute(sa.text(_EVENTS_OF), {"c": customer_id, "d": day})]
 
 

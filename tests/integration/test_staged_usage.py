@@ -56,9 +56,13 @@ def split_histories(draw):
     more = []
     for i, e in enumerate(usage):
         for k in range(draw(st.integers(0, 3))):
-            at = datetime.fromisoformat(e["occurred_at"].replace("Z", "+00:00")) + timedelta(minutes=draw(st.integers(1, 600)))
+            at = datetime.fromisoformat(e["occurred_at"].replace("Z", "+00:00")) + timedelta(
+                minutes=draw(st.integers(1, 600)), microseconds=draw(st.sampled_from([0, 1, 500_000, 123_456])))
+            # written with a fraction of a second (".000000" too) or without
+            form = draw(st.sampled_from(["%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S.%fZ"]))
             more.append({"id": f"{e['id']}-{k}", "type": "usage.recorded", "customer_id": e["customer_id"],
-                         "occurred_at": at.strftime("%Y-%m-%dT%H:%M:%SZ"), "credits": draw(st.integers(1, 3000))})
+                         "occurred_at": at.strftime(form) if at.microsecond == 0 or "%f" in form
+                         else at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "credits": draw(st.integers(1, 3000))})
     usage = sorted(usage + more, key=lambda e: e["occurred_at"])
     usage_ids = {e["id"] for e in usage}
     before = [e for e in history if e["type"] != "usage.recorded" and e["occurred_at"] < CUT
