@@ -93,15 +93,8 @@ def on_usage_recorded(p: Posting, se: SourcedEvent, ev: UsageRecorded) -> None:
         return
     bucket = p.bucket(book, d, t)
     row.draw_start = bucket.drawn
-    draws = p.draws_of.setdefault(se.id, [])
-    for g, units in plan:
-        usage, breakage = g.consume(units)
-        acc = bucket.per_grant.setdefault(g.id, [0, 0, 0])
-        acc[0] += units
-        acc[1] += usage
-        acc[2] += breakage
-        bucket.draw(g.id, units)
-        draws.append((g.id, units))
+    _consume(bucket, plan)
+    p.draws_of.setdefault(se.id, []).extend((g.id, units) for g, units in plan)
     if over:
         assert price is not None
         _add_overage(se, book, bucket, period_of(d), price, over, credits)
@@ -109,6 +102,18 @@ def on_usage_recorded(p: Posting, se: SourcedEvent, ev: UsageRecorded) -> None:
     bucket.events += 1
     p.usage_bucket[se.id] = bucket
     p.summary.posted += 1
+
+
+def _consume(bucket: ConsumptionBucket, plan: list) -> None:
+    """Draw ``plan`` [(grant state, units)] into ``bucket``: each grant relieved (revenue and
+    breakage summed per grant) and the draws appended to the bucket's drawdown stream."""
+    for g, units in plan:
+        usage, breakage = g.consume(units)
+        acc = bucket.per_grant.setdefault(g.id, [0, 0, 0])
+        acc[0] += units
+        acc[1] += usage
+        acc[2] += breakage
+        bucket.draw(g.id, units)
 
 
 def post_usage_day(p: Posting, day: UsageDay) -> tuple[int, str | None] | None:
@@ -141,13 +146,7 @@ def post_usage_day(p: Posting, day: UsageDay) -> tuple[int, str | None] | None:
         return None  # the general path refuses it, naming the event
     bucket = p.bucket(book, d, t0)
     p.bucket(book, d, t1)
-    for g, units in plan:
-        usage, breakage = g.consume(units)
-        acc = bucket.per_grant.setdefault(g.id, [0, 0, 0])
-        acc[0] += units
-        acc[1] += usage
-        acc[2] += breakage
-        bucket.draw(g.id, units)
+    _consume(bucket, plan)
     if drawable < day.credits:
         assert price is not None
         over = day.credits - drawable
