@@ -25,7 +25,8 @@ def init(obj: Ctx) -> None:
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--dry-run", is_flag=True, help="Validate and price everything, then roll back.")
 @click.option("--chunk-size", type=click.IntRange(min=1), default=None, show_default="40000",
-              help="Events per transaction for inputs larger than this (bulk usage streams).")
+              help="Events per transaction for inputs larger than this (bulk usage streams); given, it "
+                   "also turns off the set-based import of a usage CSV.")
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="Processes posting the chunks, each for its own customers (PostgreSQL; inputs without "
                    "event.voided; otherwise one).")
@@ -36,7 +37,10 @@ def import_(obj: Ctx, files: tuple[str, ...], dry_run: bool, chunk_size: int | N
     """Post events from JSONL files and usage from CSV files: atomically (all or nothing) up to
     --chunk-size events; larger inputs are checked in full first, then posted in chunks of that
     many events, one transaction each (a killed import loses only its last chunk; importing the
-    same files again finishes it exactly once). Progress with events/s on a terminal."""
+    same files again finishes it exactly once). Progress with events/s on a terminal.
+
+    One usage CSV on PostgreSQL, without --chunk-size or --jobs, is imported set-based: the
+    server parses it and one transaction posts it whole (a killed import posts nothing)."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -57,7 +61,8 @@ def import_(obj: Ctx, files: tuple[str, ...], dry_run: bool, chunk_size: int | N
 
         try:
             summary = import_files(session, obj.catalog, list(files), dry_run=dry_run,
-                                   chunk_size=chunk_size or CHUNK, progress=progress, jobs=jobs)
+                                   chunk_size=chunk_size or CHUNK, progress=progress, jobs=jobs,
+                                   staged=None if chunk_size is None and jobs == 1 else False)
         except LedgerError as exc:
             if not getattr(exc, "__notes__", None):
                 raise

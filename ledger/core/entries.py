@@ -45,7 +45,7 @@ class EntryKind(StrEnum):
     RECLASS = "reclass"  # a cancelled paid invoice moved to the customer credit balance
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Line:
     """One posting. debit/credit: int >= 0, exactly one positive, minor units of ``commodity``
     (an ISO 4217 currency or CREDIT)."""

@@ -107,13 +107,14 @@ def _import_once(session: Session, catalog: Catalog, events: list[SourcedEvent],
 
 def import_files(session: Session, catalog: Catalog, files: Sequence[str | Path], *, dry_run: bool = False,
                  chunk_size: int = CHUNK, progress: Callable[[int, int], None] | None = None,
-                 jobs: int = 1, staged: bool = True) -> ImportSummary:
+                 jobs: int = 1, staged: bool | None = None) -> ImportSummary:
     """Import every file (JSONL events, CSV usage).
 
     One plain usage CSV on PostgreSQL is imported set-based (`ledger.services.bulk_usage`: the
     server parses it, one sum per customer and day is posted, one transaction) when the checks
-    of that path prove it reads the file as the general path would; ``staged=False`` always
-    takes the general path described next (the two give the same books: a property test).
+    of that path prove it reads the file as the general path would. ``staged``: None (default)
+    takes that path unless ``chunk_size`` or ``jobs`` ask for the chunked one; False never, True
+    whatever they say. The two paths give the same books (a property test).
 
     Up to ``chunk_size`` events: one atomic batch. Larger inputs (bulk usage streams) are read
     twice, in bounded memory: a first pass parses every line and checks what can be checked
@@ -145,13 +146,9 @@ def import_files(session: Session, catalog: Catalog, files: Sequence[str | Path]
     the failing chunk (with chunks, the message says how many were committed before it).
     """
     sources = [str(f) for f in files]
-    if staged and can_stage(session, list(files), dry_run):
-        summary = import_staged(session, catalog, files[0])
+    if (chunk_size == CHUNK and jobs == 1 if staged is None else staged) and can_stage(session, list(files), dry_run):
+        summary = _import_set_based(session, catalog, files[0], progress)
         if summary is not None:
-            if imports.analyze_after_bulk_load(session):
-                session.commit()
-            if progress:
-                progress(summary.posted + summary.quarantined, summary.posted + summary.quarantined)
             return summary
     total = sum(count_lines(f) for f in files)
     if dry_run or total <= chunk_size:
@@ -184,6 +181,20 @@ def import_files(session: Session, catalog: Catalog, files: Sequence[str | Path]
             raise _refusal(exc, share.events, [share]) from None
     if imports.analyze_after_bulk_load(session):
         session.commit()
+    return summary
+
+
+def _import_set_based(session: Session, catalog: Catalog, path: str | Path,
+                      progress: Callable[[int, int], None] | None) -> ImportSummary | None:
+    """`ledger.services.bulk_usage.import_staged`, then fresh planner statistics; None when the
+    set-based path does not take the file (nothing posted)."""
+    summary = import_staged(session, catalog, path)
+    if summary is None:
+        return None
+    if imports.analyze_after_bulk_load(session):
+        session.commit()
+    if progress:
+        progress(summary.posted + summary.quarantined, summary.posted + summary.quarantined)
     return summary
 
 

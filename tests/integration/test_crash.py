@@ -109,3 +109,38 @@ def test_sigkill_at_random_points_then_reimport_is_exactly_once(pg_url, tmp_path
     assert _books(pg_url) == (N, N, expected)
     verify = _ledger(pg_url, "verify")
     assert verify.returncode == 0, verify.stderr
+
+
+@pytest.mark.postgres
+def test_sigkill_of_a_set_based_import_posts_nothing_and_the_rerun_posts_all(pg_url, tmp_path):
+    """A plain usage CSV without --chunk-size is imported set-based, in one transaction: killed
+    at random points it leaves no usage at all, and the next run posts every event once."""
+    setup = tmp_path / "setup.jsonl"
+    setup.write_text("".join(json.dumps(e) + "\n" for i in range(CUSTOMERS) for e in (
+        {"id": f"c{i}", "type": "customer.created", "occurred_at": "2026-01-01T00:00:00Z",
+         "customer_id": f"cus{i}", "name": f"Customer {i}", "currency": "USD"},
+        {"id": f"k{i}", "type": "commitment.purchased", "occurred_at": "2026-01-01T00:00:00Z", "customer_id": f"cus{i}",
+         "commitment_id": f"com{i}", "amount": "5000.00", "credits": 1_000_000, "term_start": "2026-01-01",
+         "term_end": "2026-12-31"})))
+    assert _ledger(pg_url, "import", str(setup)).returncode == 0
+    usage = tmp_path / "usage.csv"
+    usage.write_text("event_id,customer_id,occurred_at,credits\n" + "".join(
+        f"u{i},cus{i % CUSTOMERS},{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(1768089600 + i * 60))},{i % 7 + 1}\n"
+        for i in range(N)))
+    rng = random.Random(7)
+    kills = 0
+    for _ in range(3):
+        proc = _ledger(pg_url, "import", str(usage), wait=False)
+        time.sleep(rng.uniform(0.5, 2.0))
+        if proc.poll() is not None:
+            break
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        kills += 1
+        assert _books(pg_url) == (0, 0, 0)
+    assert kills >= 1
+    r = _ledger(pg_url, "import", str(usage), "--format", "json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["posted"] + json.loads(r.stdout)["duplicates"] == N
+    assert _books(pg_url) == (N, N, sum(i % 7 + 1 for i in range(N)))
+    assert _ledger(pg_url, "verify").returncode == 0

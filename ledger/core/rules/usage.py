@@ -126,8 +126,11 @@ def post_usage_day(p: Posting, day: UsageDay) -> tuple[int, str | None] | None:
     relieve by the cumulative formula and overage is priced cumulatively, so the sums agree."""
     book = p.book(day.customer_id)
     t0, t1 = day.first_at, day.last_at
-    run_steps(p, book, t0)
-    if t1 > t0 and (next_step(p, book, t1) is not None or any(
+    step = next_step(p, book, t1)
+    if step is not None and step[0] <= t0:  # steps due by the first event run first, as for it
+        run_steps(p, book, t0)
+        step = next_step(p, book, t1)
+    if step is not None or (t1 > t0 and any(
             t0 < g.effective_at <= t1 or (g.expires_at is not None and t0 < g.expires_at <= t1)
             for g in book.grants.values())):
         return None
