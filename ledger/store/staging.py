@@ -35,26 +35,24 @@ _RAW = """CREATE TEMPORARY TABLE usage_raw (
     n bigint GENERATED ALWAYS AS IDENTITY, event_id text, customer_id text, occurred_at text, credits text
 ) ON COMMIT DROP"""
 
-_PLAIN = f"""SELECT count(*) FROM usage_raw WHERE NOT (
-    event_id ~ '{_ID}' AND length(event_id) <= 128 AND customer_id ~ '{_ID}' AND length(customer_id) <= 64
-    AND occurred_at ~ '{_INSTANT}' AND credits ~ '{_CREDITS}')"""
-
-# typed rows; ``line``: the file's line (the header is line 1); ``day``: the accounting day
-_TYPED = """CREATE TEMPORARY TABLE usage_stage ON COMMIT DROP AS
+# the typed rows of the cells in plain form (a row left out makes the file the general path's);
+# ``line``: the file's line (the header is line 1); ``day``: the accounting day
+_TYPED = f"""CREATE TEMPORARY TABLE usage_stage ON COMMIT DROP AS
     SELECT n + 1 AS line, event_id, customer_id,
            occurred_at::timestamptz AS at, credits::numeric AS credits,
            ((occurred_at::timestamptz) AT TIME ZONE :tz)::date AS day
-      FROM usage_raw"""
+      FROM usage_raw
+     WHERE event_id ~ '{_ID}' AND length(event_id) <= 128 AND customer_id ~ '{_ID}' AND length(customer_id) <= 64
+       AND occurred_at ~ '{_INSTANT}' AND credits ~ '{_CREDITS}'
+       AND credits::numeric BETWEEN 1 AND {INT64_MAX}"""
 
 _REFUSALS = (
-    ("a credits value out of range", f"SELECT EXISTS (SELECT FROM usage_stage WHERE credits < 1 OR credits > {INT64_MAX})"),
     ("an id given twice", "SELECT EXISTS (SELECT event_id FROM usage_stage GROUP BY event_id HAVING count(*) > 1)"),
     ("an id already stored", "SELECT EXISTS (SELECT FROM usage_stage s JOIN usage_event u ON u.id = s.event_id) "
                              "OR EXISTS (SELECT FROM usage_stage s JOIN event e ON e.id = s.event_id)"),
-    ("an unknown customer", "SELECT EXISTS (SELECT FROM usage_stage s LEFT JOIN customer c ON c.id = s.customer_id "
-                            "WHERE c.id IS NULL)"),
-    ("late usage", "SELECT EXISTS (SELECT FROM usage_stage s JOIN customer c ON c.id = s.customer_id "
-                   "WHERE s.at < c.steps_through OR s.day < :first_open)"),
+    ("an unknown customer or late usage",
+     "SELECT coalesce(bool_or(c.id IS NULL OR s.at < c.steps_through OR s.day < :first_open), false) "
+     "FROM usage_stage s LEFT JOIN customer c ON c.id = s.customer_id"),
 )
 
 # per customer and day: the bucket's first event (time, then line), last time, count and sum
@@ -126,14 +124,14 @@ def _stage(session: Session, path: str | Path, tz: str, first_open: date | None)
     posting_gate(session)
     session.execute(sa.text("SET LOCAL work_mem = '256MB'"))
     session.execute(sa.text(_RAW))
-    with open(path, "rb") as f, _raw(session).cursor() as cur, cur.copy(
-            "COPY usage_raw (event_id, customer_id, occurred_at, credits) FROM STDIN "
-            "(FORMAT csv, HEADER true, ENCODING 'UTF8')") as copy:
-        while block := f.read(1 << 20):
-            copy.write(block)
-    if session.execute(sa.text(_PLAIN)).scalar_one():
+    with open(path, "rb") as f, _raw(session).cursor() as cur:
+        with cur.copy("COPY usage_raw (event_id, customer_id, occurred_at, credits) FROM STDIN "
+                      "(FORMAT csv, HEADER true, ENCODING 'UTF8')") as copy:
+            while block := f.read(1 << 20):
+                copy.write(block)
+        rows = cur.rowcount
+    if session.execute(sa.text(_TYPED), {"tz": tz}).rowcount != rows:
         return "a cell not in plain form"
-    session.execute(sa.text(_TYPED), {"tz": tz})
     for reason, sql in _REFUSALS:
         if session.execute(sa.text(sql), {"first_open": first_open or date.min}).scalar_one():
             return reason

@@ -181,3 +181,52 @@ def test_a_day_the_sums_cannot_post_is_posted_event_by_event(make_books, tmp_pat
     got_state, want_state = _state(staged), _state(general)
     for table in TABLES:
         assert got_state[table] == want_state[table], table
+
+
+BAD_ROWS = {
+    "id with a space": "u 1,acme,2026-01-25T10:00:00Z,5",
+    "month 13": "u1,acme,2026-13-01T10:00:00Z,5",
+    "hour 24": "u1,acme,2026-01-25T24:00:00Z,5",
+    "30 February": "u1,acme,2026-02-30T10:00:00Z,5",
+    "zero credits": "u1,acme,2026-01-25T10:00:00Z,0",
+    "credits beyond 64 bits": "u1,acme,2026-01-25T10:00:00Z,9223372036854775808",
+    "unknown customer": "u1,nobody,2026-01-25T10:00:00Z,5",
+    "id repeated with other content": "u0,acme,2026-01-25T11:00:00Z,6",
+    "an offset instead of Z": "u1,acme,2026-01-25T10:00:00+01:00,5",
+    "too few cells": "u1,acme,2026-01-25T10:00:00Z",
+    "before the year 2000": "u1,acme,1999-01-25T10:00:00Z,5",
+}
+
+
+@pytest.mark.parametrize("db_url", PG_ONLY, indirect=True)
+@pytest.mark.parametrize("name", sorted(BAD_ROWS))
+def test_input_the_staging_path_does_not_take_gets_the_general_paths_answer(make_books, tmp_path, name):
+    """A file with one row the staging checks do not prove plain is imported (or refused) by the
+    general path: the same summary or the same problems (file, line, field, value), and
+    nothing posted by a refusal."""
+    path = tmp_path / "ledger.toml"
+    path.write_text(CATALOG, encoding="utf-8")
+    catalog = load_catalog(path, required=True)
+    before = [_created("acme"), {"id": "g1", "type": "credits.granted", "occurred_at": "2026-01-02T00:00:00Z",
+                                 "customer_id": "acme", "grant_id": "long", "credits": 500, "reason": "trial"}]
+    text = "event_id,customer_id,occurred_at,credits\nu0,acme,2026-01-25T09:00:00Z,5\n" + BAD_ROWS[name] + "\n"
+    outcomes = []
+    for staged in (True, False):
+        books = make_books()
+        try:
+            (tmp_path / "before.jsonl").write_text(jsonl(before), encoding="utf-8")
+            (tmp_path / "usage.csv").write_text(text, encoding="utf-8")
+            with books.session() as s:
+                import_files(s, catalog, [tmp_path / "before.jsonl"])
+            with books.session() as s:
+                try:
+                    summary = import_files(s, catalog, [tmp_path / "usage.csv"], staged=staged)
+                    outcome = ("posted", summary.posted, summary.quarantined, summary.set_based)
+                except Exception as exc:
+                    outcome = (type(exc).__name__, str(exc))
+            outcomes.append((outcome, _state(books)))
+        finally:
+            books.engine.dispose()
+    (got, got_state), (want, want_state) = outcomes
+    assert got[:3] == want[:3] and got_state == want_state
+    assert len(got) == 2 or got[3] is False  # not taken by the staging path
