@@ -256,8 +256,8 @@ class Posting:
     # ----------------------------------------------------------------- the result
     def entries(self) -> Journal:
         """Every entry of the posting, in posting order: each consumption bucket becomes its
-        consumption entry in its place, and the proportional-breakage entries follow the rest.
-        Built once; apply nothing after it."""
+        consumption entry in its place (and gives up its sums), and the proportional-breakage
+        entries follow the rest. Built once; apply nothing after it."""
         if self._journal is None:
             from ledger.core.rules.usage import consumption_entries
 
@@ -268,6 +268,7 @@ class Posting:
             for item in self.journal:
                 if isinstance(item, ConsumptionBucket):
                     entry, extra = consumption_entries(self, item)
+                    item.per_grant, item.segments = {}, []  # in the entry now (a bucket's sums would double the memory)
                     usage_entry.update((uid, len(drafts)) for uid in item.usage_ids)
                     bucket_entry[item.customer_id, item.entry_date] = len(drafts)
                     drafts.append(entry)

@@ -117,8 +117,13 @@ def insert_entries(session: Session, drafts: Sequence[EntryDraft], *, closed: Se
     else:
         ids = list(session.execute(sa.insert(JournalEntry).returning(JournalEntry.id, sort_by_parameter_order=True),
                                    [entry_values(d) for d in drafts]).scalars())
-    bulk_insert(session, JournalLine.__table__,
-                [dict(zip(LINE_COLUMNS, line_values(entry_id, ln))) for entry_id, d in zip(ids, drafts) for ln in d.lines])
+    line_count = sum(len(d.lines) for d in drafts)
+    if line_count >= COPY_ROWS and is_postgres(session):  # streamed: no row object per line held at once
+        copy_rows(session, JournalLine.__tablename__, LINE_COLUMNS,
+                  (line_values(entry_id, ln) for entry_id, d in zip(ids, drafts) for ln in d.lines))
+    else:
+        bulk_insert(session, JournalLine.__table__,
+                    [dict(zip(LINE_COLUMNS, line_values(entry_id, ln))) for entry_id, d in zip(ids, drafts) for ln in d.lines])
     return ids
 
 
