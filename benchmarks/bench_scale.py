@@ -377,7 +377,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="smoke run: 20,000 events, 200 customers, "
                                                              "300 API calls per worker")
     parser.add_argument("--b3-events", type=int, default=None, help="timed API calls per worker (default 2,000)")
-    parser.add_argument("--b1-jobs", type=int, default=2, help="ledger import --jobs for B1 (default 2)")
+    parser.add_argument("--b1-jobs", type=int, default=1,
+                        help="ledger import --jobs for B1 (default 1: no flag, the set-based import; "
+                             "2 or more: the chunked path in that many processes)")
     parser.add_argument("--month", default="2026-10", help="month of the usage (default 2026-10)")
     parser.add_argument("--results", type=Path, help="Markdown file whose scale section to rewrite")
     parser.add_argument("--no-profile", action="store_true", help="no py-spy and no SQL timing")
@@ -453,7 +455,8 @@ def measure_commands(run: Run, measure: dict, pyspy: str | None) -> None:
 
     console.print(f"[dim]B1 ledger import of {data.usage_events:,} usage events"
                   f"{' (profiled)' if pyspy else ''}[/dim]")
-    run.b1 = run_ledger(["import", "--format", "csv", "--jobs", str(args.b1_jobs), str(data.usage_path)],
+    jobs = ["--jobs", str(args.b1_jobs)] if args.b1_jobs > 1 else []
+    run.b1 = run_ledger(["import", "--format", "csv", *jobs, str(data.usage_path)],
                         label="B1 import", pyspy=pyspy, sqlstats=run.profiled, **measure)
     run.b1_summary = next(csv.DictReader(io.StringIO(run.b1.stdout)))
     console.print(f"[dim]  {run.b1.wall:.1f} s, {data.usage_events / run.b1.wall:,.0f} events/s: "
