@@ -35,6 +35,7 @@ import os
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -71,7 +72,7 @@ from ledger.export.text import (
     major,
     to_minor_units,
 )
-from ledger.export.tieout import CountingWriter, read_csv_movements
+from ledger.export.tieout import CountingWriter, read_csv_movements, start_reader_import
 from ledger.export.writers import (
     WRITERS,
     commodities,
@@ -88,6 +89,7 @@ from ledger.store.journal import (
     copy_csv_rows,
     copy_csv_sql,
     customer_names,
+    entries_by_date,
     journal_balances,
     journal_entries,
     read_snapshot,
@@ -103,7 +105,7 @@ __all__ = [
     "copy_csv_rows", "copy_csv_sql", "csv_cell", "csv_uncell", "entry_object", "export_journal", "hledger_text",
     "is_postgres", "iter_entries", "journal_balances", "ledger_account_name", "major", "read_balances",
     "read_beancount_balances", "read_csv_balances", "read_csv_movements", "read_hledger_balances",
-    "read_jsonl_balances", "to_minor_units", "write_beancount", "write_csv", "write_hledger", "write_jsonl",
+    "read_jsonl_balances", "split_dates", "to_minor_units", "write_beancount", "write_csv", "write_hledger", "write_jsonl",
 ]
 
 _CountingWriter = CountingWriter  # the name tests/integration/test_export.py imports
@@ -128,44 +130,46 @@ def _opening_entry(opening: dict[tuple[str, str], int], day: date) -> ExportEntr
 @dataclass
 class _Plan:
     """What an export holds, read before its entries: the range, the balances brought forward
-    (``opening``, dated ``opening_day``), the first entry date of each pair used and the
-    writers' context."""
+    (``opening``, dated ``opening_day``), the first date of an entry with lines in the range
+    (None when there is none) and the writers' context."""
 
     start: date | None
     end: date | None
     opening: dict[tuple[str, str], int]
     opening_day: date | None
-    first_dates: list[date]
+    first_entry: date | None
     ctx: ExportContext
 
 
 @dataclass
 class _Tally:
     """What went into the file: net movements {(account code, commodity): int minor units, debit
-    positive}, entries and postings (the opening entry not counted)."""
+    positive}, entries and postings (the opening entry not counted); ``journal``: the journal's
+    balances at the export's end when already read (`journal_balances`, side by side with the
+    read-back), else None."""
 
     movements: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
     entries: int = 0
     postings: int = 0
+    journal: dict[tuple[str, str], int] | None = None
 
 
-def _plan(session: Session, start: date | None, end: date | None) -> _Plan:
-    """Read the chart, the balances before ``start``, the accounts used and customers' names;
-    raises ExportError when lines use an account missing from the chart."""
+def _plan(session: Session, start: date | None, end: date | None, *, names: bool = True) -> _Plan:
+    """Read the chart, the balances before ``start``, the accounts used and (``names``)
+    customers' names; raises ExportError when lines use an account missing from the chart."""
     accounts = {code: AccountInfo(code, name, type_, normal) for code, name, type_, normal in chart(session)}
     opening = journal_balances(session, before=start) if start is not None else {}
-    used_rows = used_accounts(session, start, end)
-    used = sorted({(a, c) for a, c, _ in used_rows} | set(opening))
-    first_dates = [d for _, _, d in used_rows]
+    used_pairs, first_entry = used_accounts(session, start, end)
+    used = sorted(set(used_pairs) | set(opening))
     opening_day = start - timedelta(days=1) if start is not None else None
-    first_date = opening_day if opening else (min(first_dates) if first_dates else None)
+    first_date = opening_day if opening else first_entry
     unknown = sorted({a for a, _ in used} - accounts.keys())
     if unknown:
         raise ExportError(f"journal lines use accounts missing from the chart: {', '.join(unknown)}")
     span = ("all entry dates" if start is None and end is None else
             f"entry dates {start.isoformat() if start else 'first'} to {end.isoformat() if end else 'last'}")
-    ctx = ExportContext(accounts, customer_names(session), used, first_date, f"Journal export, {span}")
-    return _Plan(start, end, opening, opening_day, first_dates, ctx)
+    ctx = ExportContext(accounts, customer_names(session) if names else {}, used, first_date, f"Journal export, {span}")
+    return _Plan(start, end, opening, opening_day, first_entry, ctx)
 
 
 def _counted(session: Session, plan: _Plan, tally: _Tally) -> Iterator[ExportEntry]:
@@ -189,20 +193,60 @@ def _check_commodities(codes: Iterable[str]) -> None:
         raise ExportError(f"unexpected commodity code(s) in the journal: {bad}")
 
 
-def _copy_csv(session: Session, tmp: Path, plan: _Plan, tally: _Tally) -> tuple[str, int, int]:
+COPY_PARTS = 2
+"""Parts of a PostgreSQL CSV export copied side by side, each on a connection of its own
+(`ledger.store.journal.copy_csv_rows`), when the export has its own snapshot."""
+
+SPLIT_MIN_ENTRIES = 20_000
+"""Entries an export must hold to be copied in `COPY_PARTS` parts (fewer: one part; a part's
+connection costs more than it saves)."""
+
+
+def split_dates(counts: list[tuple[date, int]], parts: int) -> list[date]:
+    """The cut dates that split entries counted per date (``counts``: (date, entries), dates
+    ascending) into at most ``parts`` runs of consecutive dates holding about as many entries
+    each: run i holds the dates after cut i-1 through cut i (the last run: after the last cut).
+    A date is never split; no run is empty. Pure."""
+    total = sum(n for _, n in counts)
+    cuts: list[date] = []
+    seen = 0
+    for day, n in counts[:-1]:
+        seen += n
+        if len(cuts) < parts - 1 and seen * parts >= total * (len(cuts) + 1):
+            cuts.append(day)
+    return cuts
+
+
+def _copy_csv(session: Session, tmp: Path, plan: _Plan, tally: _Tally, shared: bool) -> tuple[str, int, int]:
     """The CSV export on PostgreSQL: header and opening entry from ``write_csv``, the journal's
-    rows from ``copy_csv_rows``, written through a `CountingWriter` (sha256, bytes, lines of
-    what was written). The rows are then read back from the file (`read_csv_movements`) for the
-    tie-out check: their entry id, account, commodity and minor amounts go into ``tally``.
-    Returns the file's (sha256 hex, bytes, lines), of the bytes written."""
+    rows from ``copy_csv_rows`` (in `COPY_PARTS` parts side by side when ``shared``, the
+    session's snapshot being one other connections may share, and the export holds at least
+    `SPLIT_MIN_ENTRIES` entries), written through a `CountingWriter` (sha256, bytes, lines of
+    what was written). The rows are then read back from the file (`read_csv_movements`, the
+    parts' regions side by side) for the tie-out check: their entry id, account, commodity and
+    minor amounts go into ``tally``, and meanwhile the journal's balances at the end into
+    ``tally.journal``. Returns the file's (sha256 hex, bytes, lines), of the bytes written."""
     _check_commodities(c for _, c in plan.ctx.used)
     head = io.StringIO(newline="")
     write_csv(head, [_opening_entry(plan.opening, plan.opening_day)] if plan.opening else [], plan.ctx)  # type: ignore[arg-type]
     head_bytes = head.getvalue().encode("utf-8")
-    with open(tmp, "wb") as fh:
-        rows = CountingWriter(fh, head_bytes)
-        copy_csv_rows(session, rows, plan.start, plan.end, {c for _, c in plan.ctx.used})
-    nets, entries, postings = read_csv_movements(tmp, len(head_bytes))
+    cuts: list[date] = []
+    if shared and COPY_PARTS > 1:
+        counts = entries_by_date(session, plan.start, plan.end)
+        if sum(n for _, n in counts) >= SPLIT_MIN_ENTRIES:
+            cuts = split_dates(counts, COPY_PARTS)
+    loading = start_reader_import()
+    try:
+        with open(tmp, "wb") as fh:
+            rows = CountingWriter(fh, head_bytes)
+            sizes = copy_csv_rows(session, rows, plan.start, plan.end, {c for _, c in plan.ctx.used}, cuts=cuts)
+    finally:
+        loading.join()
+    splits = [len(head_bytes) + sum(sizes[:i]) for i in range(1, len(sizes or ()))]
+    with ThreadPoolExecutor(1, thread_name_prefix="ledger-export-readback") as pool:
+        reading = pool.submit(read_csv_movements, tmp, len(head_bytes), splits)
+        tally.journal = journal_balances(session, through=plan.end)  # while the file is read back
+        nets, entries, postings = reading.result()
     for key, net in nets.items():
         tally.movements[key] += net
     tally.entries += entries
@@ -210,13 +254,13 @@ def _copy_csv(session: Session, tmp: Path, plan: _Plan, tally: _Tally) -> tuple[
     return rows.sha.hexdigest(), rows.bytes, rows.lines
 
 
-def _write(session: Session, tmp: Path, fmt: str, plan: _Plan, tally: _Tally) -> tuple[str, int, int] | None:
+def _write(session: Session, tmp: Path, fmt: str, plan: _Plan, tally: _Tally, shared: bool) -> tuple[str, int, int] | None:
     """Write the export to ``tmp``: on PostgreSQL a CSV by the server (`_copy_csv`, returning the
     (sha256, bytes, lines) it counted), else by the format's writer (None). Removes ``tmp`` on
     any error."""
     try:
         if fmt == "csv" and is_postgres(session):
-            return _copy_csv(session, tmp, plan, tally)
+            return _copy_csv(session, tmp, plan, tally, shared)
         with open(tmp, "w", encoding="utf-8", newline="") as fh:
             WRITERS[fmt](fh, _counted(session, plan, tally), plan.ctx)
     except BaseException:
@@ -227,13 +271,13 @@ def _write(session: Session, tmp: Path, fmt: str, plan: _Plan, tally: _Tally) ->
 
 def _tie_out(session: Session, tmp: Path, plan: _Plan, tally: _Tally) -> dict[tuple[str, str], int]:
     """The balances at the export's end (brought forward + movements, zeros left out), checked
-    against the journal's (`journal_balances` through ``end``); raises ExportError, removing
-    ``tmp``, when they differ."""
+    against the journal's (`journal_balances` through ``end``, unless ``tally.journal`` holds
+    them); raises ExportError, removing ``tmp``, when they differ."""
     closing = dict(plan.opening)
     for key, net in tally.movements.items():
         closing[key] = closing.get(key, 0) + net
     closing = {k: v for k, v in closing.items() if v != 0}
-    expected = journal_balances(session, through=plan.end)
+    expected = tally.journal if tally.journal is not None else journal_balances(session, through=plan.end)
     if closing != expected:
         tmp.unlink()
         diff = sorted(k for k in closing.keys() | expected.keys() if closing.get(k, 0) != expected.get(k, 0))
@@ -245,7 +289,7 @@ def _manifest(path: Path, fmt: str, written: tuple[str, int, int], plan: _Plan, 
               closing: dict[tuple[str, str], int]) -> dict:
     """The manifest of ``path`` (see the module docstring)."""
     digest, size, nlines = written
-    start, end, first_dates, accounts = plan.start, plan.end, plan.first_dates, plan.ctx.accounts
+    start, end, first_entry, accounts = plan.start, plan.end, plan.first_entry, plan.ctx.accounts
     return {
         "schema": 1,
         "generator": f"credit-ledger {__version__}",
@@ -259,7 +303,7 @@ def _manifest(path: Path, fmt: str, written: tuple[str, int, int], plan: _Plan, 
         "opening_entry": bool(plan.opening),
         "from": start.isoformat() if start else None,
         "to": end.isoformat() if end else None,
-        "first_entry_date": min(first_dates).isoformat() if first_dates else None,
+        "first_entry_date": first_entry.isoformat() if first_entry else None,
         "commodities": commodities(plan.ctx),
         "amounts": "decimal strings in major units (a currency's ISO 4217 exponent; CREDIT units), "
                    "net_minor: int minor units, debit positive",
@@ -275,7 +319,8 @@ def export_journal(session: Session, out: str | os.PathLike, fmt: str, *, start:
 
     start, end: inclusive entry dates, None = open-ended; with ``start`` the export begins with
     the opening balance entry. Every statement reads one snapshot (`db.one_snapshot`, when
-    ``session`` has no transaction open), so postings made meanwhile are not in the file and do
+    ``session`` has no transaction open; the connections that copy parts of a PostgreSQL CSV
+    side by side import that snapshot), so postings made meanwhile are not in the file and do
     not break its tie-out. Returns an ``ExportResult``. Raises ExportError when start is
     after end, the format is unknown, or the exported lines do not add up to the journal's
     balances at ``end`` (never expected: a self-check); ValueError for an unknown commodity;
@@ -285,13 +330,13 @@ def export_journal(session: Session, out: str | os.PathLike, fmt: str, *, start:
         raise ExportError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if start is not None and end is not None and start > end:
         raise ExportError(f"--from {start.isoformat()} is after --to {end.isoformat()}: nothing to export")
-    read_snapshot(session)  # else the caller's transaction decides what is read
+    shared = read_snapshot(session)  # else the caller's transaction decides what is read
     path = Path(out)
-    plan = _plan(session, start, end)
+    plan = _plan(session, start, end, names=not (fmt == "csv" and is_postgres(session)))
     tally = _Tally()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
-    written = _write(session, tmp, fmt, plan, tally)
+    written = _write(session, tmp, fmt, plan, tally, shared)
     closing = _tie_out(session, tmp, plan, tally)
     os.replace(tmp, path)
     if written is None:

@@ -9,7 +9,9 @@ line's commodity (CREDIT: int units), ``entry_date`` dates (inclusive bounds, No
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+import tempfile
+import threading
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import date
 from typing import BinaryIO
 
@@ -18,7 +20,7 @@ from sqlmodel import Session
 
 from ledger.core import accounts as A
 from ledger.core.money import CREDIT, exponent
-from ledger.store.db import one_snapshot
+from ledger.store.db import is_postgres, one_snapshot
 from ledger.store.models import Account, Customer, JournalEntry, JournalLine, SubscriptionPeriod
 
 CSV_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\n", "'", "\x00")
@@ -32,11 +34,16 @@ after leading blanks. The server-side CSV rows (`copy_csv_sql`) do the same
 Python writer's, and these constants with the export's)."""
 
 
-def read_snapshot(session: Session) -> None:
+def read_snapshot(session: Session) -> bool:
     """Make every later statement of ``session`` read one snapshot (`ledger.store.db.one_snapshot`)
-    when no transaction is open; inside an open transaction the caller's transaction decides."""
-    if not session.in_transaction():
-        one_snapshot(session)
+    when no transaction is open; inside an open transaction the caller's transaction decides.
+    True when this began the snapshot on PostgreSQL on a connection of the session's own
+    (REPEATABLE READ, READ ONLY, nothing written: other connections may then share it, see
+    `copy_csv_rows`)."""
+    if session.in_transaction():
+        return False
+    one_snapshot(session)
+    return is_postgres(session) and isinstance(session.get_bind(), sa.Engine)
 
 
 def _range(q, start: date | None, end: date | None):
@@ -53,8 +60,9 @@ def journal_balances(session: Session, *, before: date | None = None, through: d
     and/or through ``through`` (inclusive); both None: the whole journal."""
     q = (sa.select(JournalLine.account_code, JournalLine.commodity,
                    sa.func.sum(JournalLine.debit) - sa.func.sum(JournalLine.credit))
-         .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
          .group_by(JournalLine.account_code, JournalLine.commodity))
+    if before is not None or through is not None:  # every line has its entry (foreign key): no join without a date
+        q = q.join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
     if before is not None:
         q = q.where(JournalEntry.entry_date < before)
     if through is not None:
@@ -98,13 +106,17 @@ def customer_names(session: Session) -> dict[str, str]:
     return dict(session.execute(sa.select(Customer.id, Customer.name)).all())
 
 
-def used_accounts(session: Session, start: date | None, end: date | None) -> list[tuple[str, str, date]]:
-    """(account code, commodity, first entry date) of every pair the lines of entries dated in
-    [start, end] use."""
-    q = _range(sa.select(JournalLine.account_code, JournalLine.commodity, sa.func.min(JournalEntry.entry_date))
-               .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
-               .group_by(JournalLine.account_code, JournalLine.commodity), start, end)
-    return [tuple(row) for row in session.execute(q).all()]  # type: ignore[misc]
+def used_accounts(session: Session, start: date | None, end: date | None) -> tuple[list[tuple[str, str]], date | None]:
+    """The (account code, commodity) pairs the lines of entries dated in [start, end] use,
+    sorted, and the first entry date with lines in that range (None when none). Without a date
+    bound the pairs are read from the lines alone (no join); the first date is the first entry
+    with a line, found by walking the entries in date order."""
+    pairs = sa.select(JournalLine.account_code, JournalLine.commodity).distinct()
+    if start is not None or end is not None:
+        pairs = _range(pairs.join(JournalEntry, JournalEntry.id == JournalLine.entry_id), start, end)
+    has_line = sa.select(JournalLine.id).where(JournalLine.entry_id == JournalEntry.id).exists()
+    first = _range(sa.select(JournalEntry.entry_date).where(has_line), start, end).order_by(JournalEntry.entry_date).limit(1)
+    return sorted((a, c) for a, c in session.execute(pairs)), session.execute(first).scalar()
 
 
 def journal_entries(session: Session, start: date | None = None, end: date | None = None,
@@ -121,7 +133,7 @@ def journal_entries(session: Session, start: date | None = None, end: date | Non
                .join(ln, ln.entry_id == e.id), start, end).order_by(e.entry_date, e.id, ln.id)
     head: tuple | None = None
     lines: list[tuple] = []
-    for row in session.execute(q.execution_options(yield_per=chunk)):
+    for row in session.connection().execute(q.execution_options(yield_per=chunk)):  # Core: no ORM row loading
         if head is None or row[0] != head[0]:
             if head is not None:
                 yield head, lines
@@ -145,14 +157,29 @@ _SQL_FORMULA = f"E'^[{_sql_chars(CSV_BLANKS)}]*[{_sql_chars(''.join(CSV_TRIGGERS
 """What ``csv_cell`` neutralises, as a POSIX regular expression: blanks (maybe none), then a
 trigger, at the start of the text."""
 
+SAFE_LEAD = (65, 127)
+"""Code points (inclusive) a text may start with and never be neutralised: ``A`` to DEL. Every
+character of `CSV_TRIGGERS` and `CSV_BLANKS` lies outside (``@`` is 64), so `_sql_text` skips
+the regular expression for such a text (most are ids and descriptions starting with a letter)."""
+
+
+ENTRIES_PER_ROW = 256
+"""Entry ids per bucket (`_copy_select`): a COPY message carries the lines of at most that many
+entries, all of one date (about 0.1 MB at 2 lines an entry; fewer messages, less work per
+message on both sides)."""
+
 
 def _sql_text(expr: str) -> str:
     """SQL for the CSV field ``write_csv`` writes for a text cell: ``csv_cell``, then quoted as
     ``csv_line`` quotes (a comma, double quote, CR or LF inside); NULL and '' give an empty
-    field."""
-    cell = f"CASE WHEN {expr} ~ {_SQL_FORMULA} THEN '''' || {expr} ELSE {expr} END"
+    field. The formula test runs only on a text whose first character is not in `SAFE_LEAD`,
+    and the quoting test is four LIKEs (each far cheaper than a regular expression)."""
+    lo, hi = SAFE_LEAD
+    cell = (f"CASE WHEN ascii({expr}) BETWEEN {lo} AND {hi} THEN {expr} "
+            f"WHEN {expr} ~ {_SQL_FORMULA} THEN '''' || {expr} ELSE {expr} END")
+    special = f"({expr} LIKE '%,%' OR {expr} LIKE '%\"%' OR {expr} LIKE E'%\\r%' OR {expr} LIKE E'%\\n%')"
     quoted = f"'\"' || replace({cell}, '\"', '\"\"') || '\"'"  # csv_cell adds no comma, quote, CR or LF
-    return f"coalesce(CASE WHEN {expr} ~ '[,\"\\r\\n]' THEN {quoted} ELSE {cell} END, '')"
+    return f"coalesce(CASE WHEN {special} THEN {quoted} ELSE {cell} END, '')"
 
 
 def _sql_major(expr: str) -> str:
@@ -161,11 +188,24 @@ def _sql_major(expr: str) -> str:
     return f"({expr}::numeric * x.m)::text"  # exact: a product's scale is the sum of the scales
 
 
+def _sql_amounts() -> str:
+    """SQL for the fields commodity, debit, credit, debit_minor and credit_minor of line ``l``,
+    each followed by a comma, given the joined row ``x`` (x.cc: the commodity and a comma; x.e:
+    its decimals). A line with one side zero in a commodity without decimals (CREDIT, JPY: most
+    lines) writes its int amount twice, with no numeric arithmetic."""
+    return (f"CASE WHEN x.e = 0 AND l.credit = 0 THEN x.cc || l.debit || ',0,' || l.debit || ',0,' "
+            f"WHEN x.e = 0 AND l.debit = 0 THEN x.cc || '0,' || l.credit || ',0,' || l.credit || ',' "
+            f"ELSE x.cc || {_sql_major('l.debit')} || ',' || {_sql_major('l.credit')} || ',' || l.debit "
+            f"|| ',' || l.credit || ',' END")
+
+
 def _sql_iso(expr: str) -> str:
-    """SQL for ``_iso(expr)``: UTC, RFC 3339, a fraction only when not zero, then ``Z``."""
-    utc = f"({expr} AT TIME ZONE 'UTC')"
-    return (f"to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || CASE WHEN date_trunc('second', {utc}) = {utc} "
-            f"THEN '' ELSE to_char({utc}, '.US') END || 'Z'")
+    """SQL for ``iso(expr)``: UTC, RFC 3339, a fraction only when not zero (then 6 digits), then
+    ``Z``. Needs DateStyle ISO (`COPY_SETTINGS`): a timestamp's text is then ``YYYY-MM-DD
+    HH:MM:SS`` with the fraction's trailing zeros left out (cheaper than ``to_char``)."""
+    text = f"({expr} AT TIME ZONE 'UTC')::text"
+    return (f"replace({text}, ' ', 'T') || CASE WHEN date_trunc('second', {expr}) = {expr} THEN 'Z' "
+            f"ELSE repeat('0', 26 - octet_length({text})) || 'Z' END")
 
 
 def _unit(commodity: str) -> str:
@@ -175,97 +215,192 @@ def _unit(commodity: str) -> str:
     return f"0.{'0' * (exp - 1)}1" if exp else "1"
 
 
-def copy_csv_rows(session: Session, out: BinaryIO, start: date | None, end: date | None,
-                  commodities: Iterable[str]) -> None:
-    """PostgreSQL only: the rows ``write_csv`` writes (no header, no opening entry) for the
-    entries dated in [start, end], byte for byte, made by the server and streamed to ``out``.
-
-    The SQL formats every field as ``write_csv`` does (``csv_cell``, then quoted where Python's
-    csv writer quotes; decimal and minor amounts as ``major``; dates; UTC instants; CRLF line
-    ends) and joins an entry's lines into one value, which ``COPY (SELECT ...) TO STDOUT``
-    sends as one message: its CSV mode with \\x01 as quote character wraps each value in \\x01
-    (the value holds a line end) and doubles any \\x01 inside, which is undone here.
-    ``commodities``: every commodity the lines use (a line in another one is not exported, and
-    the caller's tie-out check then fails)."""
-    sql = copy_csv_sql(start, end, commodities)
-    if sql is None:
-        return
-    # compiling these expressions costs more than it saves; the sorts (about 50 MB a process at
-    # 450,000 lines) in memory, not in files (4 MB by default)
-    session.execute(sa.text("SET LOCAL jit = off"))
-    session.execute(sa.text("SET LOCAL work_mem = '64MB'"))
-    raw = session.connection().connection.driver_connection
-    batch: list[bytes] = []
-
-    def flush() -> None:
-        data = b"".join(batch).replace(b"\x01\x01", b"\x01")
-        out.write(data)
-        batch.clear()
-
-    with raw.cursor() as cur, cur.copy(sql) as copy:
-        for message in copy:  # one entry: \x01 + its lines + \x01 + LF
-            batch.append(bytes(message[1:-2]))
-            if len(batch) >= 4096:
-                flush()
-    flush()
-
-
-def copy_csv_sql(start: date | None, end: date | None, commodities: Iterable[str]) -> str | None:
-    """The ``COPY (SELECT ...) TO STDOUT`` statement of `copy_csv_rows`; None when there are no
-    commodities (nothing to export). Raises ValueError for an unknown commodity or a code that
-    is not [A-Z0-9]+ (it is written into the SQL; ``ledger.export`` refuses both before)."""
+def copy_csv_sql(start: date | None, end: date | None, commodities: Iterable[str], *,
+                 after: date | None = None) -> str | None:
+    """The ``COPY (SELECT ...) TO STDOUT`` statement of `copy_csv_rows` for the entries dated in
+    [start, end] (inclusive, None = open) and after ``after`` (exclusive, None = no bound);
+    None when there are no commodities (nothing to export). Raises ValueError for an unknown
+    commodity or a code that is not [A-Z0-9]+ (it is written into the SQL; ``ledger.export``
+    refuses both before)."""
     units = sorted({(c, _unit(c)) for c in commodities})
     if not units:
         return None
     bad = [c for c, _ in units if not re.fullmatch(r"[A-Z0-9]+", c)]
     if bad:
         raise ValueError(f"unexpected commodity code(s) in the journal: {bad}")
-    values = ", ".join(f"('{c}', {unit}::numeric)" for c, unit in units)
-    where = []
-    if start is not None:
-        where.append(f"entry_date >= DATE '{start.isoformat()}'")
-    if end is not None:
-        where.append(f"entry_date <= DATE '{end.isoformat()}'")
-    return _copy_select("WHERE " + " AND ".join(where) if where else "", values)
+    values = ", ".join(f"('{c}', {unit}::numeric, {len(unit.partition('.')[2])}, '{c},')" for c, unit in units)
+    bounds = [(">=", start), (">", after), ("<=", end)]
+    where = " AND ".join(f"entry_date {op} DATE '{day.isoformat()}'" for op, day in bounds if day is not None)
+    return _copy_select(f"WHERE {where}" if where else "", values)
 
 
 def _copy_select(where: str, values: str) -> str:
     """The COPY statement of `copy_csv_sql`: ``where`` filters journal_entry (or is empty),
-    ``values`` lists (commodity, one minor unit in major units) rows.
+    ``values`` lists (commodity, one minor unit in major units, decimals, the commodity and a
+    comma) rows.
 
-    Each line is formatted by the parallel workers in the join's projection (PostgreSQL pulls
-    the subqueries up, so the entry's fields too are formatted once per line; PostgreSQL 15
-    cannot aggregate string_agg in the workers, so formatting them once per entry would make
-    the leader do all the work, measured slower). The cells of accounts, customers and grants
-    are taken from the joined rows; a value not among them is formatted from the line's own.
-    concat_ws skips NULLs, so every field it joins is a non-NULL text (a line without a
-    customer gives an empty field, as in write_csv)."""
+    An entry's own fields (``head``, ending with a comma) are formatted once per entry: OFFSET 0
+    keeps PostgreSQL from pulling the subquery up into the join, where they would be formatted
+    once per line. The cells of accounts, customers and grants come from the joined rows, each
+    with its comma (fewer ``||``, each of which copies the line so far); a value not among them
+    is formatted from the line's own. Every operand of ``||`` is a non-NULL text (a line without
+    a customer gives empty fields, as in write_csv). The lines of
+    the entries of one date whose ids share a bucket (id // `ENTRIES_PER_ROW`) are joined into
+    one value, in (entry id, line id) order, so that one COPY message carries many entries
+    (buckets ascend with ids, so the values in (date, bucket) order are the rows in (date,
+    entry id, line id) order; the sort by bucket and id before the grouping makes each
+    value's own ordering a check of a presorted run)."""
     text = _sql_text
-    sql = f"""
+    tail = (f"CASE WHEN l.invoice_number IS NULL AND l.event_id IS NULL THEN E',\\r\\n' "
+            f"ELSE {text('l.invoice_number')} || ',' || {text('l.event_id')} || E'\\r\\n' END")
+    line = (f"e.head || l.id || ',' || coalesce(a.cells, {text('l.account_code')} || ',,') || {_sql_amounts()} "
+            f"|| coalesce(c.cells, {text('l.customer_id')} || ',,') || coalesce(g.cells, {text('l.grant_id')} || ',') "
+            f"|| {tail}")
+    return f"""
         COPY (
-          SELECT string_agg(line, '' ORDER BY line_id) FROM (
-            SELECT e.entry_date, e.id, l.id AS line_id,
-                   concat_ws(',', e.head, l.id, coalesce(a.code_f, {text('l.account_code')}), coalesce(a.name_f, ''), x.c,
-                             {_sql_major('l.debit')}, {_sql_major('l.credit')}, l.debit, l.credit,
-                             CASE WHEN c.id IS NULL THEN {text('l.customer_id')} ELSE c.id_f END, coalesce(c.name_f, ''),
-                             CASE WHEN g.id IS NULL THEN {text('l.grant_id')} ELSE g.id_f END,
-                             {text('l.invoice_number')}, {text('l.event_id')}) || E'\\r\\n' AS line
+          SELECT string_agg(line, '' ORDER BY id, line_id) FROM (
+            SELECT e.entry_date, e.id / {ENTRIES_PER_ROW} AS bucket, e.id, l.id AS line_id, {line} AS line
             FROM (SELECT id, entry_date,
-                         concat_ws(',', id, to_char(entry_date, 'YYYY-MM-DD'), {_sql_iso('occurred_at')},
+                         concat_ws(',', id, entry_date, {_sql_iso('occurred_at')},
                                    {text('kind')}, {text('event_id')}, coalesce(import_id::text, ''),
-                                   {text('description')}) AS head
-                  FROM journal_entry {where}) e
+                                   {text('description')}) || ',' AS head
+                  FROM journal_entry {where} OFFSET 0) e
             JOIN journal_line l ON l.entry_id = e.id
-            JOIN (VALUES {values}) AS x(c, m) ON x.c = l.commodity
-            LEFT JOIN (SELECT code, {text('code')} AS code_f, {text('name')} AS name_f FROM account) a
+            JOIN (VALUES {values}) AS x(c, m, e, cc) ON x.c = l.commodity
+            LEFT JOIN (SELECT code, {text('code')} || ',' || {text('name')} || ',' AS cells FROM account) a
               ON a.code = l.account_code
-            LEFT JOIN (SELECT id, {text('id')} AS id_f, {text('name')} AS name_f FROM customer) c
+            LEFT JOIN (SELECT id, {text('id')} || ',' || {text('name')} || ',' AS cells FROM customer) c
               ON c.id = l.customer_id AND l.customer_id <> ''
-            LEFT JOIN (SELECT id, {text('id')} AS id_f FROM credit_grant) g
+            LEFT JOIN (SELECT id, {text('id')} || ',' AS cells FROM credit_grant) g
               ON g.id = l.grant_id
-            ORDER BY e.entry_date, e.id, l.id
+            ORDER BY e.entry_date, bucket, e.id, l.id
           ) lines
-          GROUP BY entry_date, id
-          ORDER BY entry_date, id
+          GROUP BY entry_date, bucket
+          ORDER BY entry_date, bucket
         ) TO STDOUT (FORMAT csv, DELIMITER E'\\x02', QUOTE E'\\x01')"""
-    return sql
+
+
+COPY_SETTINGS = ("SET LOCAL DateStyle = 'ISO'", "SET LOCAL jit = off", "SET LOCAL work_mem = '128MB'",
+                 "SET LOCAL max_parallel_workers_per_gather = 0")
+"""Set in every transaction that runs a COPY of `copy_csv_rows`: dates and timestamps as text in
+ISO 8601 (`_sql_iso`, the entry date); no JIT (compiling these expressions costs more than it
+saves); a part's sort (about 70 MB at 220,000 lines) in memory rather than in files; no
+parallel workers (the plan that formats each entry once is serial, and the parts already run
+side by side)."""
+
+
+def entries_by_date(session: Session, start: date | None, end: date | None) -> list[tuple[date, int]]:
+    """(entry_date, number of entries) of every date with entries in [start, end] (inclusive,
+    None = open), dates ascending."""
+    q = _range(sa.select(JournalEntry.entry_date, sa.func.count()).group_by(JournalEntry.entry_date)
+               .order_by(JournalEntry.entry_date), start, end)
+    return [(day, int(n)) for day, n in session.execute(q)]
+
+
+def _copy_into(raw, sql: str, out: BinaryIO) -> int:
+    """Run one COPY statement of `copy_csv_sql` on the psycopg connection ``raw`` and write its
+    rows to ``out`` in pieces of about 1 MiB or more; returns the bytes written. Each COPY
+    message is one value: \\x01, lines, \\x01, LF (COPY's CSV mode with \\x01 as quote
+    character wraps each value in \\x01, since it holds a line end, and doubles any \\x01
+    inside, which is undone here)."""
+    written = pending = 0
+    batch: list[bytes] = []
+
+    def flush() -> None:
+        nonlocal written, pending
+        data = b"".join(batch).replace(b"\x01\x01", b"\x01")
+        out.write(data)
+        written += len(data)
+        pending = 0
+        batch.clear()
+
+    with raw.cursor() as cur:
+        for setting in COPY_SETTINGS:
+            cur.execute(setting)
+        with cur.copy(sql) as copy:
+            for message in copy:
+                batch.append(bytes(message[1:-2]))
+                pending += len(message)
+                if pending >= 1 << 20:
+                    flush()
+    flush()
+    return written
+
+
+class _Part(threading.Thread):
+    """A part of the rows copied on a connection of its own, in the snapshot ``snapshot``
+    exported by the session's transaction, into a spooled temporary file (in memory up to
+    64 MiB). ``connected`` tells whether the connection was made and the snapshot imported
+    (``error`` before that: the caller copies the part itself)."""
+
+    def __init__(self, engine: sa.Engine, snapshot: str, sql: str) -> None:
+        super().__init__(name="ledger-export-copy", daemon=True)
+        self.engine, self.snapshot, self.sql = engine, snapshot, sql
+        self.spool = tempfile.SpooledTemporaryFile(max_size=64 << 20)
+        self.connected = False
+        self.error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            with self.engine.connect() as conn:
+                conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+                conn.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{self.snapshot}'")
+                self.connected = True
+                _copy_into(conn.connection.driver_connection, self.sql, self.spool)
+                conn.rollback()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            self.error = exc
+
+    def drain(self, out: BinaryIO) -> int:
+        """Wait for the part, then write its rows to ``out``; returns the bytes written. Raises
+        what the part raised once connected."""
+        self.join()
+        if self.error is not None:
+            raise self.error
+        self.spool.seek(0)
+        written = 0
+        while chunk := self.spool.read(4 << 20):
+            out.write(chunk)
+            written += len(chunk)
+        return written
+
+
+def copy_csv_rows(session: Session, out: BinaryIO, start: date | None, end: date | None,
+                  commodities: Iterable[str], *, cuts: Sequence[date] = ()) -> list[int]:
+    """PostgreSQL only: the rows ``write_csv`` writes (no header, no opening entry) for the
+    entries dated in [start, end], byte for byte, made by the server and written to ``out`` in
+    order. Returns the bytes written per part (a part: the entries dated after the previous
+    cut, through the next; one part without ``cuts``).
+
+    ``cuts``: dates ascending, within [start, end). The first part is copied on the session's
+    connection and streamed to ``out``; each other part is copied at the same time on a
+    connection of its own (`_Part`) that imports the session's snapshot (``SET TRANSACTION
+    SNAPSHOT``), so every part reads what the session reads; the session's transaction must
+    then be REPEATABLE READ and have written nothing (`read_snapshot` returning True). A part
+    whose connection cannot be made is copied on the session's connection after the others
+    before it. ``commodities``: every commodity the lines use (a line in another one is not
+    exported, and the caller's tie-out check then fails). Raises ValueError as
+    `copy_csv_sql`."""
+    sqls = [copy_csv_sql(start, through, commodities, after=after)
+            for after, through in zip([None, *cuts], [*cuts, end], strict=True)]
+    if sqls[0] is None:
+        return []
+    conn = session.connection()
+    raw = conn.connection.driver_connection
+    parts: list[_Part] = []
+    if len(sqls) > 1:
+        snapshot = conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one()
+        bind = session.get_bind()
+        engine = bind if isinstance(bind, sa.Engine) else bind.engine
+        parts = [_Part(engine, snapshot, sql) for sql in sqls[1:]]  # type: ignore[arg-type]  # (never None)
+    try:
+        sizes = [_copy_into(raw, sqls[0], out)]  # type: ignore[arg-type]
+        for part, sql in zip(parts, sqls[1:], strict=True):
+            part.join()
+            sizes.append(part.drain(out) if part.connected else _copy_into(raw, sql, out))  # type: ignore[arg-type]
+    finally:
+        for part in parts:
+            part.join()
+            part.spool.close()
+    return sizes

@@ -403,10 +403,10 @@ AWKWARD = {"nl": 'Line one\r\nline "two", ünïcødé\ttab \\ end', "dot": "\\."
            "nbsp": "\u00a0-2", "neg": "-3.50"}
 
 
-@pytest.mark.postgres
-def test_postgres_copy_export_equals_the_python_writer(pg_url, plans_catalog, tmp_path, monkeypatch):
-    """On PostgreSQL the CSV export is formatted by the server (COPY ... TO STDOUT); it must
-    give the bytes the Python writer gives (the writer SQLite uses)."""
+def awkward_pg_books(pg_url, plans_catalog, tmp_path):
+    """PostgreSQL books with JANUARY, KWD customers named by AWKWARD (set in the database),
+    January closed, FEBRUARY, an entry without a customer and a line holding the largest
+    amount; the engine is disposed of by the caller (``b.engine.dispose()``)."""
     from conftest import Books
 
     from ledger.store.db import make_engine
@@ -442,6 +442,14 @@ def test_postgres_copy_export_equals_the_python_writer(pg_url, plans_catalog, tm
         huge = EntryDraft(date(2026, 2, 21), datetime(2026, 2, 21, 9, tzinfo=UTC), "largest_amount", "Largest amount")
         post(s, [huge.dr("1000", "USD", 2**63 - 1, customer_id="nl").cr("1000", "USD", 2**63 - 1, customer_id="nl")])
         s.commit()
+    return b
+
+
+@pytest.mark.postgres
+def test_postgres_copy_export_equals_the_python_writer(pg_url, plans_catalog, tmp_path, monkeypatch):
+    """On PostgreSQL the CSV export is formatted by the server (COPY ... TO STDOUT); it must
+    give the bytes the Python writer gives (the writer SQLite uses)."""
+    b = awkward_pg_books(pg_url, plans_catalog, tmp_path)
     for start, end in [(None, None), (date(2026, 1, 6), date(2026, 2, 28)), (None, date(2026, 1, 31))]:
         fast = _export(b, tmp_path / "copy" / "journal.csv", "csv", start, end)
         with monkeypatch.context() as m:
@@ -585,9 +593,9 @@ def test_a_csv_export_that_does_not_tie_is_refused(pg_url, plans_catalog, tmp_pa
     b.post(JANUARY)
     copy_rows = X.copy_csv_rows
 
-    def lossy(session, out, start, end, commodities):
+    def lossy(session, out, start, end, commodities, **kw):
         buffer = io.BytesIO()
-        copy_rows(session, buffer, start, end, commodities)
+        copy_rows(session, buffer, start, end, commodities, **kw)
         out.write(buffer.getvalue()[:buffer.getvalue().rstrip(b"\r\n").rfind(b"\r\n") + 2])
 
     monkeypatch.setattr(X, "copy_csv_rows", lossy)
