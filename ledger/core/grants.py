@@ -23,6 +23,8 @@ grant they rolled beside).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from dataclasses import dataclass
 from datetime import datetime
 from fractions import Fraction
@@ -191,11 +193,12 @@ def plan_drawdown(grants: list[GrantState], t: datetime, credits: int) -> tuple[
     return plan, available
 
 
-def due_expiries(grants: list[GrantState], until: datetime) -> list[GrantState]:
-    """Grants whose expiry is due at or before ``until`` and that still hold units, by expiry time
-    (a grant whose units came back after it expired, by a voided usage, expires again)."""
-    due = [g for g in grants if g.expires_at is not None and g.expires_at <= until and g.remaining > 0]
-    return sorted(due, key=lambda g: (g.expires_at, g.seq, g.id))
+def first_due_expiry(grants: Iterable[GrantState], until: datetime) -> GrantState | None:
+    """The grant whose expiry is due first at or before ``until`` among those that still hold
+    units (a grant whose units came back after it expired, by a voided usage, expires again);
+    ties by sequence then id. None when none is due."""
+    return min((g for g in grants if g.expires_at is not None and g.expires_at <= until and g.remaining > 0),
+               key=lambda g: (g.expires_at, g.seq, g.id), default=None)
 
 
 def rollover_units(g: GrantState, unused: int) -> int:

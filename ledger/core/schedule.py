@@ -15,7 +15,7 @@ from enum import IntEnum
 from typing import TYPE_CHECKING
 
 from ledger.core.book import CustomerBook
-from ledger.core.grants import due_expiries
+from ledger.core.grants import first_due_expiry
 from ledger.core.periods import first_day, period_end, start_of_day
 
 if TYPE_CHECKING:
@@ -61,8 +61,9 @@ def next_step(p: Posting, book: CustomerBook, until: datetime) -> tuple[datetime
         m = gs.next_month()
         if m is not None:
             offer(period_end(m, p.tz), Step.GUARANTEE, lambda gs=gs, m=m: guarantee.close_month(p, book, gs, m))
-    for g in due_expiries(list(book.grants.values()), until)[:1]:
-        offer(g.expires_at, Step.EXPIRE, lambda g=g: expiry.expire(p, book, g))  # type: ignore[arg-type]
+    due = first_due_expiry(book.grants.values(), until)
+    if due is not None:
+        offer(due.expires_at, Step.EXPIRE, lambda g=due: expiry.expire(p, book, g))  # type: ignore[arg-type]
     return best
 
 

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ledger.core.grants import GrantState, plan_drawdown
-from ledger.core.money import apply_rate, cumulative_share, format_money, major_str, round_div, to_minor
+from ledger.core.money import apply_rate, cumulative_share, format_money, format_units, major_str, round_div, to_minor
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
@@ -92,3 +92,11 @@ def test_expired_and_not_yet_effective_grants_are_not_drawn():
     future = _g("future", 10, 10, effective=T0 + timedelta(days=5))
     plan, available = plan_drawdown([expired, future], T0 + timedelta(days=1), 1)
     assert plan == [] and available == 0
+
+
+@given(st.integers(-(2**63), 2**63 - 1))
+def test_format_units_in_en_us_is_babels_grouping(units):
+    """The en_US shortcut of format_units gives exactly Babel's en_US formatting."""
+    from babel.numbers import format_decimal
+
+    assert format_units(units) == format_decimal(units, locale="en_US")
