@@ -24,7 +24,6 @@ grant they rolled beside).
 from __future__ import annotations
 
 from collections.abc import Iterable
-
 from dataclasses import dataclass
 from datetime import datetime
 from fractions import Fraction
