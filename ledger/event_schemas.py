@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -398,12 +398,14 @@ _ADAPTER: TypeAdapter = TypeAdapter(AnyEvent)
 
 @dataclass(frozen=True, slots=True)
 class SourcedEvent:
-    """A validated event with where it came from and its content hash (sha256 hex)."""
+    """A validated event, where it came from, its content hash (sha256 hex) and the JSON hashed
+    (``payload``: `canonical_json`), kept for a business event read from a file, else None."""
 
     event: BaseModel
     file: str
     line: int
     content_hash: str
+    payload: str | None = field(default=None, compare=False, repr=False)
 
     @property
     def source(self) -> str:
@@ -575,7 +577,10 @@ def parse_event(obj_or_text: str | dict, file: str, line: int, *, adapter: TypeA
     if text is not None and len(_KEY_END.findall(text)) > len(event.model_fields_set):
         if problems := _repeated(text, file, line):
             return None, problems
-    return SourcedEvent(event, file, line, content_hash(event)), []
+    # a business event keeps the JSON it is hashed by, which the posting stores (a usage event's is not stored)
+    kept = None if type(event) is UsageRecorded else canonical_json(event)
+    digest = content_hash(event) if kept is None else hashlib.sha256(kept.encode("utf-8")).hexdigest()
+    return SourcedEvent(event, file, line, digest, kept), []
 
 
 def parse_built_json(text: str, file: str, line: int, adapter: TypeAdapter | SchemaValidator

@@ -10,6 +10,7 @@ currency are checked here; every problem names file, line, field and value.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,6 +34,18 @@ from ledger.core.periods import local_date, period_end, period_of
 
 VOIDABLE = ("commitment.purchased", "topup.purchased", "credits.granted", "payment.received", "usage.recorded")
 """The event types a void may target."""
+GRANT_ID_FIELDS = ("commitment_id", "topup_id", "grant_id")
+"""The fields naming the grant an event creates (at most one per event type)."""
+_AMOUNT_FIELDS = ("amount", "legacy_monthly_amount")
+_EXPIRES = ("expires_at",)
+
+
+@functools.cache
+def declared(event_type: type, names: tuple[str, ...]) -> tuple[str, ...]:
+    """The names among ``names`` that are fields of the event model ``event_type``, in the
+    order given: read them with plain attribute access (``getattr(event, name, None)`` of a
+    name the model lacks goes through pydantic's slow ``__getattr__`` and an exception)."""
+    return tuple(n for n in names if n in event_type.model_fields)  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -159,8 +172,8 @@ class _BatchCheck:
     def amounts(self, se: SourcedEvent, customer: KnownCustomer) -> None:
         """Amounts fit the customer's currency, are positive, and fit 64 bits with their tax."""
         ev = se.event
-        for fld in ("amount", "legacy_monthly_amount"):
-            value = getattr(ev, fld, None)
+        for fld in declared(type(ev), _AMOUNT_FIELDS):
+            value = getattr(ev, fld)
             if value is None:
                 continue
             try:
@@ -175,8 +188,8 @@ class _BatchCheck:
 
     def grant_ids(self, se: SourcedEvent) -> None:
         """A new grant's id is used nowhere else."""
-        for fld in ("commitment_id", "topup_id", "grant_id"):
-            gid = getattr(se.event, fld, None)
+        for fld in declared(type(se.event), GRANT_ID_FIELDS):
+            gid = getattr(se.event, fld)
             if gid is None:
                 continue
             if gid in self.facts.grant_ids:
@@ -211,7 +224,7 @@ class _BatchCheck:
             elif period_end(last, tz) <= ev.occurred_at:
                 self.problem(se, "start_month", ev.start_month,
                              f"the window ({ev.start_month} to {last}) ended before the enrolment ({ev.occurred_at.isoformat()})")
-        exp = getattr(ev, "expires_at", None)
+        exp = ev.expires_at if declared(type(ev), _EXPIRES) else None  # type: ignore[attr-defined]
         if exp is not None and exp <= ev.occurred_at:  # type: ignore[attr-defined]
             self.problem(se, "expires_at", exp.isoformat(), "must be after occurred_at")
 

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from ledger.core.checks import BatchFacts, KnownCustomer
+from ledger.core.checks import GRANT_ID_FIELDS, BatchFacts, KnownCustomer, declared
 from ledger.events import EventVoided, SourcedEvent, UsageRecorded
 from ledger.store.db import CHUNK, chunks, in_values, is_postgres
 from ledger.store.models import Customer, Event, Grant, UsageEvent
@@ -52,6 +52,10 @@ def existing_events(session: Session, ids: list[str], models: Sequence = (Event,
     return out
 
 
+_IDS = 10_000
+"""Ids per statement of `batch_facts` (one array parameter on PostgreSQL, `in_values`)."""
+
+
 def batch_facts(session: Session, events: Sequence[SourcedEvent], *, customers: Sequence[Customer] = ()) -> BatchFacts:
     """What is stored that the checks of ``events`` depend on (see `BatchFacts`).
     ``customers``: rows already read in this transaction (`lock_customers`), not queried again."""
@@ -59,15 +63,16 @@ def batch_facts(session: Session, events: Sequence[SourcedEvent], *, customers: 
     facts.customers = {c.id: KnownCustomer(c.currency, c.created_at, c.tax_rate) for c in customers}
     fresh = [se for se in events if se.id not in facts.stored]
     wanted = sorted({getattr(se.event, "customer_id", None) for se in fresh} - {None} - facts.customers.keys())
-    for chunk in chunks(wanted):
+    for chunk in chunks(wanted, _IDS):
         for cid, cur, created, rate in session.execute(
                 sa.select(Customer.id, Customer.currency, Customer.created_at, Customer.tax_rate)
-                .where(Customer.id.in_(chunk))):
+                .where(in_values(session, Customer.id, chunk))):
             facts.customers[cid] = KnownCustomer(cur, created, rate)
-    new_grant_ids = [getattr(se.event, k) for se in fresh if not isinstance(se.event, UsageRecorded)
-                     for k in ("commitment_id", "topup_id", "grant_id") if getattr(se.event, k, None) is not None]
-    for chunk in chunks(new_grant_ids):
-        facts.grant_ids.update(session.execute(sa.select(Grant.id).where(Grant.id.in_(chunk))).scalars())
+    new_grant_ids = sorted({gid for se in fresh if not isinstance(se.event, UsageRecorded)
+                            for k in declared(type(se.event), GRANT_ID_FIELDS)
+                            if (gid := getattr(se.event, k)) is not None})
+    for chunk in chunks(new_grant_ids, _IDS):
+        facts.grant_ids.update(session.execute(sa.select(Grant.id).where(in_values(session, Grant.id, chunk))).scalars())
     targets = sorted({se.event.target_event_id for se in fresh if isinstance(se.event, EventVoided)})
     if targets:  # earlier voids matter only to new ones
         for payload, src in session.execute(sa.select(Event.payload, Event.source).where(Event.type == "event.voided")):
