@@ -21,9 +21,10 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -80,12 +81,28 @@ def check_entries_balance(session: Session, through: date | None = None) -> list
     return out
 
 
+class GrantTerms(NamedTuple):
+    """The columns of a grant (table credit_grant) that invariant 2 reads, read as plain rows
+    (tens of thousands of grants: no ORM objects). Money: int minor units of ``currency``."""
+
+    id: str
+    customer_id: str
+    source: str
+    units: int
+    amount: int
+    currency: str
+    effective_at: datetime
+    expires_at: datetime | None
+    breakage_method: str
+    expected_breakage_rate: str | None
+
+
 @dataclass
 class GrantBalance:
     """A grant's journal balances: outstanding units (9100) and deferred (2100, minor units);
     rate: the breakage estimate in force (proportional grants)."""
 
-    grant: Grant
+    grant: GrantTerms
     outstanding: int = 0
     deferred: int = 0
     rate: Fraction | None = None
@@ -117,7 +134,8 @@ def grant_balances(session: Session, through: date | None = None, tz: ZoneInfo =
     """Every grant with lines through ``through`` (inclusive; None: the whole journal), with its
     lot balances (`ledger.store.lots.lot_balances`) and the breakage estimate in force; grant ids
     the lines name that no grant row has go to ``unknown``."""
-    grants = {g.id: g for g in session.execute(sa.select(Grant)).scalars()}
+    terms = sa.select(*(getattr(Grant, k) for k in GrantTerms._fields))
+    grants = {g.id: g for g in map(GrantTerms._make, session.execute(terms))}
     lots = lot_balances(session, through=through)
     out = {gid: GrantBalance(grants[gid], lot.outstanding, lot.deferred) for gid, lot in lots.items() if gid in grants}
     unknown = set(lots) - set(grants)
@@ -138,18 +156,19 @@ def _subscription_deferred(session: Session, through: date | None, tz: ZoneInfo)
     """Platform fees billed and not yet recognised: at a date, months billed by then whose
     service runs past it; over the whole journal, months whose end the customer's steps have
     not reached."""
-    q = (sa.select(SubscriptionPeriod, Invoice.issue_date, Invoice.currency, Customer.steps_through)
+    q = (sa.select(SubscriptionPeriod.service_end, SubscriptionPeriod.platform_fee, Invoice.issue_date, Invoice.currency,
+                   Customer.steps_through)
          .join(Invoice, Invoice.number == SubscriptionPeriod.invoice_number)
          .join(Customer, Customer.id == SubscriptionPeriod.customer_id))
     out: dict[str, int] = defaultdict(int)
-    for p, issued, cur, steps in session.execute(q):
+    for service_end, platform_fee, issued, cur, steps in session.execute(q):
         if through is not None:
-            pending = issued <= through < p.service_end
+            pending = issued <= through < service_end
         else:
-            due = start_of_day(p.service_end + timedelta(days=1), tz)
+            due = start_of_day(service_end + timedelta(days=1), tz)
             pending = steps is None or steps < due
         if pending:
-            out[cur] += p.platform_fee
+            out[cur] += platform_fee
     return dict(out)
 
 
@@ -197,27 +216,29 @@ _RECOGNISED = (A.USAGE_REVENUE, A.OVERAGE_REVENUE, A.SUBSCRIPTION_REVENUE, A.BRE
 
 
 def check_customer_billing(session: Session, through: date | None = None) -> list[Violation]:
-    """Invariant 4 per customer and currency (all amounts int minor units)."""
-    side: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])  # [billed + unbilled, recognised + deferred + refunded]
-    q = sa.select(Invoice.customer_id, Invoice.currency, Invoice.kind, sa.func.sum(Invoice.subtotal))
+    """Invariant 4 per customer and currency (all amounts int minor units): both sides summed in
+    the server, in one grouping of the documents' subtotals and the journal lines together; only
+    the customers whose sides differ come back."""
+    invoiced = Invoice.kind == "invoice"
+    docs = sa.select(Invoice.customer_id.label("cid"), Invoice.currency.label("cur"),
+                     sa.case((invoiced, Invoice.subtotal), else_=0).label("billed"),
+                     sa.case((invoiced, 0), else_=Invoice.subtotal).label("earned"))
     if through:
-        q = q.where(Invoice.issue_date <= through)
-    for cid, cur, kind, subtotal in session.execute(q.group_by(Invoice.customer_id, Invoice.currency, Invoice.kind)):
-        side[(cid, cur)][0 if kind == "invoice" else 1] += int(subtotal)
-    q = (sa.select(JournalLine.customer_id, JournalLine.commodity, JournalLine.account_code,
-                   sa.func.sum(JournalLine.credit - JournalLine.debit))
-         .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
-         .where(JournalLine.account_code.in_([A.UNBILLED, *A.DEFERRED_ACCOUNTS, *_RECOGNISED])))
+        docs = docs.where(Invoice.issue_date <= through)
+    unbilled = JournalLine.account_code == A.UNBILLED  # a debit balance: overage recognised, not yet invoiced
+    lines = (sa.select(JournalLine.customer_id, JournalLine.commodity,
+                       sa.case((unbilled, JournalLine.debit - JournalLine.credit), else_=0),
+                       sa.case((unbilled, 0), else_=JournalLine.credit - JournalLine.debit))
+             .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
+             .where(JournalLine.account_code.in_([A.UNBILLED, *A.DEFERRED_ACCOUNTS, *_RECOGNISED])))
     if through:
-        q = q.where(JournalEntry.entry_date <= through)
-    for cid, cur, account, net in session.execute(q.group_by(JournalLine.customer_id, JournalLine.commodity,
-                                                             JournalLine.account_code)):
-        if account == A.UNBILLED:
-            side[(cid, cur)][0] -= int(net)  # a debit balance: overage recognised, not yet invoiced
-        else:
-            side[(cid, cur)][1] += int(net)
-    return [Violation(4, f"customer {cid} {cur}", f"billed + unbilled {left} != recognised + deferred + credit notes {right}")
-            for (cid, cur), (left, right) in sorted(side.items(), key=lambda kv: (str(kv[0][0]), kv[0][1])) if left != right]
+        lines = lines.where(JournalEntry.entry_date <= through)
+    both = sa.union_all(docs, lines).subquery()
+    left, right = sa.func.sum(both.c.billed), sa.func.sum(both.c.earned)
+    q = sa.select(both.c.cid, both.c.cur, left, right).group_by(both.c.cid, both.c.cur).having(left != right)
+    return [Violation(4, f"customer {cid} {cur}", f"billed + unbilled {int(billed)} != recognised + deferred + "
+                                                  f"credit notes {int(earned)}")
+            for cid, cur, billed, earned in sorted(session.execute(q), key=lambda row: (str(row[0]), row[1]))]
 
 
 def check_documents(session: Session) -> list[Violation]:

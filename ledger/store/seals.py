@@ -18,7 +18,10 @@ force" (a lock or a reopen record written behind the close shows up as such).
 On PostgreSQL the close stores the chain through ``ledger_close_period()`` (migration 0010), which
 computes the same links in the server from the same canonical bytes (the golden corpus and
 tests/integration/test_close_guards.py check that `verify_seals` confirms them); `seal_period`
-is the SQLite close's.
+is the SQLite close's. There `verify_seals` also checks in the server: when a period's stored
+links name its entries in order, each link is recomputed from the stored one before it, all at
+once, and only the links that differ come back (`_server_break`); ``ledger verify`` runs it on
+a second connection reading the same snapshot as the invariants (`verify_seals_in_snapshot`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 
@@ -117,11 +121,21 @@ def _chain_rows(session: Session, period: str, previous: str) -> Iterator[Link]:
 
 
 def _sql_json(expr: str) -> str:
-    """SQL for the JSON ``json.dumps(value, ensure_ascii=False)`` writes for the text or integer
+    """SQL for the JSON ``json.dumps(value, ensure_ascii=False)`` writes for the text or date
     ``expr``: to_json escapes exactly the characters Python's encoder escapes (quote, backslash,
     \\b \\f \\n \\r \\t, other controls below U+0020 as \\u00xx) and writes the rest as they are;
-    NULL is null."""
+    a date as "YYYY-MM-DD" whatever the session's DateStyle (what ``isoformat()`` writes); NULL
+    is null."""
     return f"coalesce(to_json({expr})::text, 'null')"
+
+
+def _sql_json_int(expr: str) -> str:
+    """`_sql_json` for the integer ``expr``: its decimal text, as to_json writes it, without
+    to_json's per-call type lookup."""
+    return f"coalesce(({expr})::text, 'null')"
+
+
+_INT_FIELDS = frozenset({"id", "import_id", "debit", "credit"})
 
 
 def _sql_json_object(fields: list[tuple[str, str]]) -> str:
@@ -132,33 +146,44 @@ def _sql_json_object(fields: list[tuple[str, str]]) -> str:
     return "(" + " || ".join(parts) + " || '}')"
 
 
-def chain_copy_sql(d0: date, d1: date, entries: str = "journal_entry", lines: str = "journal_line") -> str:
-    """The ``COPY (SELECT ...) TO STDOUT`` of `_chain_copy`: one row per entry dated in
-    [d0, d1], in id order, ``id`` \\x02 ``canonical bytes`` (those of `entry_digest_input`).
-    ``entries``, ``lines``: the tables to read (other names only in tests).
+def entry_bytes_sql(d0: date, d1: date, entries: str = "journal_entry", lines: str = "journal_line") -> str:
+    """A SELECT of ``id`` and ``body`` (text) per entry dated in [d0, d1], in no set order: body
+    is the entry's canonical bytes (those of `entry_digest_input`, as UTF-8). ``entries``,
+    ``lines``: the tables to read (other names only in tests).
 
-    The values are written as `entry_digest_input` writes them: text and integers by
-    `_sql_json`; the entry date as ISO 8601; the instant as Python's ``isoformat()`` of an aware
-    UTC datetime (microseconds only when not zero, then +00:00). JSON escapes every control
-    character, so no row holds \\x01, \\x02, CR or LF, and the CSV mode below (quote \\x01,
-    delimiter \\x02) never quotes: each COPY message is the row as it is, LF-terminated. Each
-    line is formatted in the scan's projection (parallel workers); the leader joins them."""
+    The values are written as `entry_digest_input` writes them: text and dates by `_sql_json`,
+    integers by `_sql_json_int`; the instant as Python's ``isoformat()`` of an aware UTC
+    datetime (microseconds only when not zero, then +00:00), whatever the session's time zone.
+    Each line is formatted in the scan's projection; the aggregate joins an entry's lines in id
+    order."""
+    def value(alias: str, k: str) -> str:
+        return _sql_json_int(f"{alias}.{k}") if k in _INT_FIELDS else _sql_json(f"{alias}.{k}")
+
     utc = "(e.occurred_at AT TIME ZONE 'UTC')"
     instant = (f"('\"' || to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || CASE WHEN date_trunc('second', {utc}) = {utc} "
                f"THEN '' ELSE to_char({utc}, '.US') END || '+00:00\"')")
-    line = _sql_json_object([(k, _sql_json(f"l0.{k}")) for k in sorted(_LINE_FIELDS)])
-    values = {k: _sql_json(f"e.{k}") for k in _ENTRY_FIELDS}
-    values["entry_date"] = "('\"' || to_char(e.entry_date, 'YYYY-MM-DD') || '\"')"
+    line = _sql_json_object([(k, value("l0", k)) for k in sorted(_LINE_FIELDS)])
+    values = {k: value("e", k) for k in _ENTRY_FIELDS}
     values["occurred_at"] = instant
     values["lines"] = "('[' || coalesce(string_agg(l.body, ',' ORDER BY l.id), '') || ']')"
     body = _sql_json_object(sorted(values.items()))
     return f"""
-        COPY (
-          SELECT e.id, {body}
+          SELECT e.id, {body} AS body
           FROM {entries} e
           LEFT JOIN (SELECT l0.entry_id, l0.id, {line} AS body FROM {lines} l0) l ON l.entry_id = e.id
           WHERE e.entry_date >= DATE '{d0.isoformat()}' AND e.entry_date <= DATE '{d1.isoformat()}'
-          GROUP BY e.id
+          GROUP BY e.id"""
+
+
+def chain_copy_sql(d0: date, d1: date, entries: str = "journal_entry", lines: str = "journal_line") -> str:
+    """The ``COPY (SELECT ...) TO STDOUT`` of `_chain_copy`: one row per entry dated in
+    [d0, d1], in id order, ``id`` \\x02 ``canonical bytes`` (`entry_bytes_sql`).
+
+    JSON escapes every control character, so no row holds \\x01, \\x02, CR or LF, and the CSV
+    mode below (quote \\x01, delimiter \\x02) never quotes: each COPY message is the row as it
+    is, LF-terminated."""
+    return f"""
+        COPY ({entry_bytes_sql(d0, d1, entries, lines)}
           ORDER BY e.id
         ) TO STDOUT (FORMAT csv, DELIMITER E'\\x02', QUOTE E'\\x01')"""
 
@@ -179,14 +204,9 @@ def _chain_copy(session: Session, period: str, previous: str) -> list[Link]:
 
 def copy_bodies(raw, sql: str) -> Iterator[tuple[int, bytes]]:
     """Run ``sql`` (a `chain_copy_sql`) on the psycopg connection ``raw`` in its transaction:
-    (entry id, canonical bytes) per entry, in id order. Compiling the expressions costs more
-    than it saves (jit off); the sort stays in memory (work_mem 128MB, about 100 MB at 200,000
-    entries); both settings are as they were afterwards. raises SealError for a row that is not
-    ``id`` \\x02 ``bytes`` LF (never expected)."""
-    with raw.cursor() as cur:
-        cur.execute("SELECT current_setting('jit'), current_setting('work_mem')")
-        jit, work_mem = cur.fetchone()
-        cur.execute("SELECT set_config('jit', 'off', true), set_config('work_mem', '128MB', true)")
+    (entry id, canonical bytes) per entry, in id order, under `_chain_settings`. raises
+    SealError for a row that is not ``id`` \\x02 ``bytes`` LF (never expected)."""
+    with raw.cursor() as cur, _chain_settings(cur):
         with cur.copy(sql) as copy:
             for message in copy:
                 row = bytes(message)
@@ -194,7 +214,25 @@ def copy_bodies(raw, sql: str) -> Iterator[tuple[int, bytes]]:
                 if cut < 1 or row[-1] != 10:
                     raise SealError(f"unexpected row from the chain query: {row[:80]!r}")
                 yield int(row[:cut]), row[cut + 1:-1]
-        cur.execute("SELECT set_config('jit', %s, true), set_config('work_mem', %s, true)", (jit, work_mem))
+
+
+@contextmanager
+def _chain_settings(cur, merge: bool = False) -> Iterator[None]:
+    """Settings for the chain's queries on the psycopg cursor ``cur``, in its transaction, as
+    they were afterwards: compiling the expressions costs more than it saves (jit off); a sort
+    of the entries' bytes stays in memory (work_mem 128MB, about 130 MB at 200,000 entries).
+    ``merge``: the stored links and the entries' bytes are joined by merging the two streams,
+    both in entry id order: no nested loop (an entry_seal just written has no statistics yet,
+    and a nested loop over every entry's bytes is quadratic), no hash of every entry's bytes,
+    and no parallel workers (each would make every entry's bytes again)."""
+    settings = {"jit": "off", "work_mem": "128MB"}
+    if merge:
+        settings |= {"enable_nestloop": "off", "enable_hashjoin": "off", "max_parallel_workers_per_gather": "0"}
+    cur.execute("SELECT " + ", ".join(f"current_setting('{n}')" for n in settings))
+    before = cur.fetchone()
+    cur.execute("SELECT " + ", ".join(f"set_config('{n}', %s, true)" for n in settings), list(settings.values()))
+    yield
+    cur.execute("SELECT " + ", ".join(f"set_config('{n}', %s, true)" for n in settings), list(before))
 
 
 def _link(h: str, entry: tuple, lines: list[dict]) -> str:
@@ -253,7 +291,9 @@ def verify_seals(session: Session, through: str | None = None, only: set[str] | 
     return the first break of each period (empty when every seal holds). Also checks, for every
     closed period, that its chain starts from the previous closed period's seal and that its
     head equals the close record's seal, and that the periods locked (accounting_period) are
-    exactly those with a close record in force (`_lock_breaks`)."""
+    exactly those with a close record in force (`_lock_breaks`). On PostgreSQL a period whose
+    stored links name its entries in order is checked in the server (`_server_break`), any
+    other by walking the chain (`_walk_break`): both name the same first break."""
     out: list[SealBreak] = _lock_breaks(session, through, only)
     previous_seal = GENESIS
     for period, rec in latest_closes(session).items():
@@ -262,45 +302,123 @@ def verify_seals(session: Session, through: str | None = None, only: set[str] | 
         if rec.previous_seal != previous_seal:
             out.append(SealBreak(period, None, f"starts from {rec.previous_seal}, but the previous closed period's "
                                                f"seal is {previous_seal}"))
+        previous_seal = rec.seal or GENESIS
         if only is not None and period not in only:
-            previous_seal = rec.seal or GENESIS
             continue
-        stored = session.execute(sa.select(EntrySeal.seq, EntrySeal.entry_id, EntrySeal.hash)
-                                 .where(EntrySeal.close_id == rec.id).order_by(EntrySeal.seq)).all()
-        sealed_ids = {row.entry_id for row in stored}
-        found = None
-        last = None
-        links = chain(session, period, rec.previous_seal or GENESIS)
-        for row, link in _zip_longest(stored, links):
-            if link is not None:
-                last = link
-            if row is None:
-                found = SealBreak(period, link.entry_id, f"is dated in the closed period {period} but is not in its "
-                                                         "seal (inserted after the close)")
-            elif link is None:
-                found = SealBreak(period, row.entry_id, f"was sealed at position {row.seq} and is no longer in the "
-                                                        f"period (deleted, or its date changed)")
-            elif row.entry_id != link.entry_id:
-                if link.entry_id not in sealed_ids:
-                    found = SealBreak(period, link.entry_id, f"is dated in the closed period {period} but is not "
-                                                             "in its seal (inserted after the close)")
-                else:
-                    found = SealBreak(period, row.entry_id, f"was sealed at position {row.seq} and is no longer in "
-                                                            "the period (deleted, or its date changed)")
-            elif row.hash != link.hash:
-                found = SealBreak(period, row.entry_id, f"was altered after the close: its chain hash is now "
-                                                        f"{link.hash[:16]}..., sealed {row.hash[:16]}...")
-            if found is not None:
-                break
+        start = chain_start(rec.previous_seal or GENESIS, period)
+        checked = _server_break(session, period, rec, start) if is_postgres(session) else None
+        found, head = checked if checked is not None else _walk_break(session, period, rec)
+        if found is None and head != rec.seal:
+            found = SealBreak(period, None, f"the chain ends at {head[:16]}..., the close record says "
+                                            f"{str(rec.seal)[:16]}...")
         if found is not None:
             out.append(found)
-        else:
-            head = last.hash if last else chain_start(rec.previous_seal or GENESIS, period)
-            if head != rec.seal:
-                out.append(SealBreak(period, None, f"the chain ends at {head[:16]}..., the close record says "
-                                                   f"{str(rec.seal)[:16]}..."))
-        previous_seal = rec.seal or GENESIS
     return out
+
+
+def _altered(period: str, entry_id: int, now: str, sealed: str) -> SealBreak:
+    return SealBreak(period, entry_id, f"was altered after the close: its chain hash is now {now[:16]}..., "
+                                       f"sealed {sealed[:16]}...")
+
+
+def _walk_break(session: Session, period: str, rec: PeriodClose) -> tuple[SealBreak | None, str]:
+    """``period``'s chain recomputed link by link (`chain`) beside the stored links (seq order):
+    the first break, or None and the chain's head."""
+    stored = session.execute(sa.select(EntrySeal.seq, EntrySeal.entry_id, EntrySeal.hash)
+                             .where(EntrySeal.close_id == rec.id).order_by(EntrySeal.seq)).all()
+    sealed_ids = {row.entry_id for row in stored}
+    last = None
+    for row, link in _zip_longest(stored, chain(session, period, rec.previous_seal or GENESIS)):
+        if link is not None:
+            last = link
+        if row is not None and link is not None and row.entry_id == link.entry_id:
+            if row.hash != link.hash:
+                return _altered(period, row.entry_id, link.hash, row.hash), ""
+        elif row is None or (link is not None and link.entry_id not in sealed_ids):
+            return SealBreak(period, link.entry_id, f"is dated in the closed period {period} but is not in its seal "
+                                                    "(inserted after the close)"), ""
+        else:
+            return SealBreak(period, row.entry_id, f"was sealed at position {row.seq} and is no longer in the period "
+                                                   "(deleted, or its date changed)"), ""
+    return None, last.hash if last else chain_start(rec.previous_seal or GENESIS, period)
+
+
+def _server_break(session: Session, period: str, rec: PeriodClose, start: str) -> tuple[SealBreak | None, str] | None:
+    """`_walk_break` in the server, for a period whose stored links are positions 1..n naming
+    the entries dated in the period in id order (anything else: None, for the walk to name).
+
+    Each link is then checked on its own: entry i's hash from the stored link before it (h_0 =
+    ``start`` before the first), h_i = sha256(h_(i-1) + "\\n" + bytes of entry i), compared with
+    the stored h_i. Up to the first link that fails, every stored hash is the recomputed one, so
+    that link is the first the walk finds altered, with the same recomputed hash; when none
+    fails, the recomputed chain is the stored one and its head is the last stored link. The
+    links in seq order are then in entry id order too, the order both streams are merged in
+    (the bytes as `entry_bytes_sql` groups them; OFFSET 0 keeps the comparison out of the join,
+    so the merge needs no copy of the bytes to rescan)."""
+    raw = session.connection().connection.driver_connection
+    d0, d1 = first_day(period), last_day(period)
+    with raw.cursor() as cur, _chain_settings(cur, merge=True):
+        cur.execute("""
+            SELECT count(*), min(seq), max(seq),
+                   array_agg(entry_id ORDER BY seq) IS NOT DISTINCT FROM
+                     (SELECT array_agg(id ORDER BY id) FROM journal_entry WHERE entry_date >= %(d0)s AND entry_date <= %(d1)s),
+                   (SELECT hash FROM entry_seal WHERE close_id = %(close)s ORDER BY seq DESC LIMIT 1)
+            FROM entry_seal WHERE close_id = %(close)s""", {"d0": d0, "d1": d1, "close": rec.id})
+        n, low, high, same, head = cur.fetchone()
+        if not same or (n and (low, high) != (1, n)):
+            return None
+        cur.execute(f"""
+            SELECT seq, entry_id, sealed, now FROM (
+              SELECT s.seq, s.entry_id, s.hash AS sealed,
+                     encode(sha256(convert_to(s.prev || E'\\n' || b.body, 'UTF8')), 'hex') AS now
+              FROM (SELECT seq, entry_id, hash, lag(hash, 1, %(start)s) OVER (ORDER BY entry_id) AS prev
+                    FROM entry_seal WHERE close_id = %(close)s) s
+              JOIN ({entry_bytes_sql(d0, d1)}) b ON b.id = s.entry_id
+              OFFSET 0) links
+            WHERE sealed <> now
+            ORDER BY seq""", {"start": start, "close": rec.id})
+        failed = cur.fetchall()
+    if failed:
+        _, entry_id, sealed, now = failed[0]
+        return _altered(period, entry_id, now, sealed), ""
+    return None, head if n else start
+
+
+class SnapshotUnavailable(SealError):
+    """No second connection could read the snapshot `export_snapshot` named (for example the
+    server's connections are all in use): check the seals on the first one instead."""
+
+
+def export_snapshot(session: Session) -> str | None:
+    """The id of the snapshot ``session``'s transaction reads (PostgreSQL: pg_export_snapshot,
+    valid while that transaction lasts), for `verify_seals_in_snapshot` on another connection;
+    None elsewhere (SQLite). Call in a REPEATABLE READ transaction (`one_snapshot`), as its
+    first statement for the snapshot to be the transaction's."""
+    if not is_postgres(session):
+        return None
+    return session.execute(sa.text("SELECT pg_export_snapshot()")).scalar_one()
+
+
+def verify_seals_in_snapshot(engine: sa.Engine, snapshot: str) -> list[SealBreak]:
+    """`verify_seals` over every closed period, in a read-only REPEATABLE READ transaction of
+    its own on a new connection of ``engine`` that reads the snapshot ``snapshot`` (from
+    `export_snapshot`, whose transaction must still be open), rolled back before returning:
+    the seals checked beside the invariants, on the same books. raises SnapshotUnavailable when
+    ``engine`` is a single connection, or a connection cannot be opened or read the snapshot."""
+    if not isinstance(engine, sa.Engine):  # a session bound to one connection has no second one
+        raise SnapshotUnavailable("the session is bound to a single connection")
+    if not all(c in "0123456789ABCDEF-" for c in snapshot):
+        raise ValueError(f"not a snapshot id: {snapshot!r}")
+    with Session(engine) as session:
+        try:
+            session.connection(execution_options={"isolation_level": "REPEATABLE READ", "postgresql_readonly": True})
+            session.execute(sa.text(f"SET TRANSACTION SNAPSHOT '{snapshot}'"))
+        except sa.exc.DBAPIError as exc:  # no connection left, or a pooler's other server
+            raise SnapshotUnavailable(f"cannot read snapshot {snapshot} on a second connection: {exc}") from exc
+        try:
+            return verify_seals(session)
+        finally:
+            session.rollback()
 
 
 def _lock_breaks(session: Session, through: str | None, only: set[str] | None) -> list[SealBreak]:

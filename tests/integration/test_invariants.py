@@ -64,3 +64,17 @@ def test_an_invoice_whose_receivable_differs_from_its_total_is_caught(books):
         s.commit()
     assert [str(v) for v in books.verify()] == [
         "invariant 5 (document INV-2026-000001): receivable lines of entry 1 = 10000, document total = 10001"]
+
+
+def test_billing_counts_debits_and_credits_on_both_sides(books):
+    """Invariant 4 nets each account: overage recognised and not yet invoiced (Dr 1150, Cr 4010)
+    ties; revenue given back without a credit note (Dr 4000, Cr 1000) does not."""
+    books.post(TOPUP)
+    t = datetime(2026, 1, 3, tzinfo=timezone.utc)
+    _post(books, EntryDraft(date(2026, 1, 3), t, "manual", "overage not yet invoiced", "acme")
+          .dr("1150", "USD", 50).cr("4010", "USD", 50))
+    assert books.verify() == []
+    _post(books, EntryDraft(date(2026, 1, 4), t, "manual", "revenue given back", "acme")
+          .dr("4000", "USD", 1_00).cr("1000", "USD", 1_00))
+    assert [str(v) for v in books.verify()] == [
+        "invariant 4 (customer acme USD): billed + unbilled 10050 != recognised + deferred + credit notes 9950"]

@@ -189,6 +189,68 @@ def test_tampering_behind_the_engine_is_detected_and_named(pg_books, kind):
     assert code == 1 and f"entry {entry}" in out and words in out, out
 
 
+# ------------------------------------------------------------- the server's check and the walk agree
+# Tampering with the stored links themselves (entry_seal), next to the journal's: the server checks
+# a period whose links name its entries in order (each link from the stored one before it), the
+# walk any other period; both must name the same first break.
+SEAL_TAMPERING = {
+    "sealed hash changed": (["UPDATE entry_seal SET hash = repeat('0', 64) WHERE seq = 2"], True,
+                            (2, "was altered after the close")),
+    "last sealed hash changed": (["UPDATE entry_seal SET hash = repeat('f', 64) WHERE seq = 4"], True,
+                                 (4, "was altered after the close")),
+    "sealed link removed": (["DELETE FROM entry_seal WHERE seq = 2"], False,
+                            (2, "not in its seal (inserted after the close)")),
+    "sealed links swapped": (["UPDATE entry_seal SET entry_id = 5 - entry_id WHERE seq IN (2, 3)"], False,
+                             (3, "was sealed at position 2")),
+}
+_ALL_TAMPERING = {kind: (statements, kind in ("changed amount", "deleted line", "emptied entry"), EXPECTED[kind])
+                  for kind, statements in TAMPERING.items()} | SEAL_TAMPERING
+
+
+def _tamper(books, statements) -> None:
+    with books.engine.begin() as c:
+        c.execute(sa.text("SET LOCAL session_replication_role = replica"))  # superuser: triggers off
+        for statement in statements:
+            c.execute(sa.text(statement))
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("kind", sorted(_ALL_TAMPERING))
+def test_the_servers_check_and_the_walk_name_the_same_first_break(pg_books, kind):
+    from ledger.store.seals import _server_break, _walk_break, latest_closes
+
+    statements, in_server, (entry, words) = _ALL_TAMPERING[kind]
+    pg_books.post(HISTORY)
+    pg_books.close("2026-01")
+    with pg_books.session() as s:
+        rec = latest_closes(s)["2026-01"]
+        start = chain_start(GENESIS, "2026-01")
+        assert _server_break(s, "2026-01", rec, start) == _walk_break(s, "2026-01", rec) == (None, rec.seal)
+    _tamper(pg_books, statements)
+    with pg_books.session() as s:
+        walked = _walk_break(s, "2026-01", rec)
+        checked = _server_break(s, "2026-01", rec, start)
+        assert [str(b) for b in verify_seals(s)] == [str(walked[0])]
+    assert (checked is not None) == in_server and checked in (None, walked), (checked, walked)
+    assert (walked[0].entry_id == entry and words in walked[0].detail), walked
+
+
+@pytest.mark.postgres
+def test_a_later_period_is_checked_from_the_seal_before_it(pg_books):
+    """February's chain starts from January's seal: untouched, both hold; February's entry
+    altered, February breaks there and January still holds."""
+    pg_books.post(HISTORY)
+    pg_books.close("2026-01")
+    pg_books.close("2026-02")
+    with pg_books.session() as s:
+        assert verify_seals(s) == []
+        feb = s.execute(sa.select(sa.func.max(JournalEntry.id))).scalar_one()
+    _tamper(pg_books, [f"UPDATE journal_entry SET description = description || '!' WHERE id = {feb}"])
+    with pg_books.session() as s:
+        [found] = verify_seals(s)
+    assert (found.period, found.entry_id) == ("2026-02", feb) and "was altered after the close" in found.detail
+
+
 # --------------------------------------------------------------------------- the server-made bytes
 _SPECIAL = '"\\\b\f\n\r\t\x01\x02\x1f\x7f\u2028é😀,\''
 _CHAR = st.one_of(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), st.sampled_from(_SPECIAL))
