@@ -45,7 +45,7 @@ def import_(obj: Ctx, files: tuple[str, ...], dry_run: bool, chunk_size: int | N
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ledger.errors import LedgerError
-    from ledger.services.importing import CHUNK, import_files
+    from ledger.services.importing import CHUNK, collector_relaxed, import_files
 
     console = Console(stderr=True)
     failed: LedgerError | None = None
@@ -60,9 +60,10 @@ def import_(obj: Ctx, files: tuple[str, ...], dry_run: bool, chunk_size: int | N
             bar.update(task, completed=done, total=total, rate=f"{done / elapsed:,.0f}" if elapsed else "-")
 
         try:
-            summary = import_files(session, obj.catalog, list(files), dry_run=dry_run,
-                                   chunk_size=chunk_size or CHUNK, progress=progress, jobs=jobs,
-                                   staged=None if chunk_size is None and jobs == 1 else False)
+            with collector_relaxed():
+                summary = import_files(session, obj.catalog, list(files), dry_run=dry_run,
+                                       chunk_size=chunk_size or CHUNK, progress=progress, jobs=jobs,
+                                       staged=None if chunk_size is None and jobs == 1 else False)
         except LedgerError as exc:
             if not getattr(exc, "__notes__", None):
                 raise

@@ -8,6 +8,7 @@ no command ever writes into a half-migrated schema.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -181,6 +182,10 @@ def bulk_insert(session: Session, table: sa.Table, rows: list[dict]) -> None:
     if len(rows) < COPY_ROWS or not is_postgres(session):
         session.execute(sa.insert(table), rows)
         return
+    for row in rows:  # what UTCDateTime refuses on the INSERT path (COPY would read it in the session's zone)
+        for value in row.values():
+            if isinstance(value, datetime) and value.tzinfo is None:
+                raise ValueError(f"{table.name}: naive datetime {value!r}: an offset is required")
     columns = list(rows[0])
     copy_rows(session, table.name, columns, ([row[c] for c in columns] for row in rows))
 

@@ -74,16 +74,17 @@ def usage_values(row: UsageRecord, entry_id: int | None) -> dict[str, Any]:
     return {**values_of(row), "entry_id": entry_id}
 
 
-def document_rows(doc: InvoiceDraft, entry_id: int | None) -> tuple[Invoice, list[InvoiceLine]]:
-    """The invoice row and its lines of an issued document, issued by entry ``entry_id``."""
+def document_rows(doc: InvoiceDraft, entry_id: int | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The invoice row and its lines' rows (column -> value) of an issued document, issued by
+    entry ``entry_id``."""
     series, year, _ = doc.number.split("-")
-    inv = Invoice(number=doc.number, series=series, year=int(year), sequence=doc.sequence, kind=doc.kind,
-                  customer_id=doc.customer_id, currency=doc.currency, issue_date=doc.issue_date,
-                  due_date=doc.due_date, tax_rate=doc.tax_rate, subtotal=doc.subtotal, tax=doc.tax,
-                  total=doc.total, event_id=doc.event_id, entry_id=entry_id, category=doc.category,
-                  service_period=doc.service_period, reference=doc.reference)
-    lines = [InvoiceLine(invoice_number=doc.number, position=i + 1, description=d, quantity=q, unit_price=p, amount=a)
-             for i, (d, q, p, a) in enumerate(doc.lines)]
+    inv = {"number": doc.number, "series": series, "year": int(year), "sequence": doc.sequence, "kind": doc.kind,
+           "customer_id": doc.customer_id, "currency": doc.currency, "issue_date": doc.issue_date,
+           "due_date": doc.due_date, "tax_rate": doc.tax_rate, "subtotal": doc.subtotal, "tax": doc.tax,
+           "total": doc.total, "event_id": doc.event_id, "entry_id": entry_id, "category": doc.category,
+           "service_period": doc.service_period, "reference": doc.reference}
+    lines = [{"invoice_number": doc.number, "position": i + 1, "description": d, "quantity": q, "unit_price": p,
+              "amount": a} for i, (d, q, p, a) in enumerate(doc.lines)]
     return inv, lines
 
 
@@ -139,8 +140,7 @@ def _write_customers(session: Session, p: Posting, token: int) -> None:
     new = [b for b in p.books.values() if b.new]
     for b in new:
         b.customer.steps_through = b.steps_through
-    if new:
-        s.execute(sa.insert(Customer.__table__), [values_of(b.customer) for b in new])
+    bulk_insert(s, Customer.__table__, [values_of(b.customer) for b in new])
     moved = [b for b in p.books.values() if not b.new and b.steps_through != b.customer.steps_through]
     if moved:
         s.execute(sa.update(Customer.__table__).where(Customer.__table__.c.id == sa.bindparam("cid"))
@@ -171,8 +171,7 @@ def _write_contracts(session: Session, p: Posting) -> None:
         st.new = st.changed = False
     for model, rows in ((Grant, p.grant_rows), (SubscriptionPeriod, p.period_rows),
                         (Guarantee, [gs.row for b in p.books.values() for gs in b.guarantees if gs.new])):
-        if rows:
-            s.execute(sa.insert(model.__table__), [values_of(r) for r in rows])
+        bulk_insert(s, model.__table__, [values_of(r) for r in rows])
     for b in p.books.values():
         for gs in b.guarantees:
             gs.new = False
@@ -192,26 +191,17 @@ def write_posting(session: Session, p: Posting) -> int:
     ids = insert_entries(s, journal.drafts, closed=p.closed)
     journal.ids = ids
     documents = [document_rows(doc, ids[index]) for (doc, _), index in zip(p.invoices, journal.invoice_entry)]
-    if documents:
-        s.execute(sa.insert(Invoice.__table__), [_columns(inv) for inv, _ in documents])
-        lines = [_columns(ln) for _, doc_lines in documents for ln in doc_lines]
-        if lines:
-            s.execute(sa.insert(InvoiceLine.__table__), lines)
+    bulk_insert(s, Invoice.__table__, [inv for inv, _ in documents])
+    bulk_insert(s, InvoiceLine.__table__, [ln for _, doc_lines in documents for ln in doc_lines])
     bulk_insert(s, UsageEvent.__table__,
                 [usage_values(u, ids[journal.usage_entry[u.id]] if u.id in journal.usage_entry else None)
                  for u in p.usage_rows])
     for model, rows in ((Event, p.event_rows), (Quarantine, p.quarantine_rows), (GuaranteeMonth, p.guarantee_month_rows)):
-        if rows:
-            s.execute(sa.insert(model.__table__), [values_of(r) for r in rows])
+        bulk_insert(s, model.__table__, [values_of(r) for r in rows])
     for b in p.books.values():
         b.new = False
     p.summary.entries = len(ids)
     return token
-
-
-def _columns(row: Any) -> dict[str, Any]:
-    """A table row object's column values."""
-    return {c.name: getattr(row, c.name) for c in row.__table__.columns}
 
 
 # --------------------------------------------------------------------------- the pipelined strategy
