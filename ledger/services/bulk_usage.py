@@ -28,7 +28,8 @@ from ledger.core.rules.usage import post_usage_day
 from ledger.events import SourcedEvent, UsageRecorded, content_hash
 from ledger.store import books as kept
 from ledger.store import imports, staging
-from ledger.store.db import is_postgres
+from ledger.store.db import is_postgres, is_unique_violation
+from ledger.store.events import posting_gate
 from ledger.store.periods import closed_periods
 from ledger.store.reader import SessionStore
 from ledger.store.writer import write_posting
@@ -47,30 +48,37 @@ def can_stage(session: Session, files: list[str | Path], dry_run: bool) -> bool:
 def import_staged(session: Session, catalog: Catalog, path: str | Path) -> ImportSummary | None:
     """Import usage CSV ``path`` set-based and commit; None (nothing posted, the transaction
     rolled back) when the file is not one the staging path proves it reads as the general path
-    does: the caller then imports it through the general rules, which report its problems.
+    does, or a concurrent import stored one of its ids first: the caller then imports it through
+    the general rules, which report its problems and count its duplicates. Lock order: the
+    posting gate, then the staged customers in id order, as every posting takes them.
     raises what posting raises (UnbalancedEntryError, PeriodLockedError, database errors), after
     rolling back."""
     file = str(path)
+    posting_gate(session)  # first: no close runs until this transaction ends
     closed = closed_periods(session)
-    reason = staging.stage_usage(session, path, catalog.tz.key, first_open_day(closed))
-    if reason is not None:
+    reason = staging.stage_usage(session, path, catalog.tz.key)
+    locked = staging.lock_staged_customers(session) if reason is None else []
+    if reason is not None or staging.staged_customers_unknown_or_late(session, first_open_day(closed)):
         session.rollback()
         return None
     try:
-        summary, token, posting = _post(session, catalog, file, closed)
-    except BaseException:
+        summary, token, posting = _post(session, catalog, file, closed, locked)
+    except BaseException as exc:
         session.rollback()
+        if is_unique_violation(exc):  # a concurrent import stored one of its ids first
+            return None
         raise
     session.commit()
     kept.BOOKS.put(imports.books_key(session), token, posting.books)
     return summary
 
 
-def _post(session: Session, catalog: Catalog, file: str, closed: list[str]) -> tuple[ImportSummary, int, Posting]:
-    """Post the staged file in the open transaction (see the module docstring)."""
+def _post(session: Session, catalog: Catalog, file: str, closed: list[str],
+          locked: list) -> tuple[ImportSummary, int, Posting]:
+    """Post the staged file in the open transaction (see the module docstring); ``locked``: the
+    staged customers' rows, locked."""
     db = imports.books_key(session)
     batch_id = imports.open_batch(session, [file], 0)
-    locked = staging.lock_staged_customers(session)
     posting = Posting(catalog, SessionStore(session, catalog.tz, given=locked, cache=kept.BOOKS, db=db),
                       closed=closed, import_id=batch_id)
     posting.preload(row.id for row in locked)

@@ -22,7 +22,6 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from ledger.core.records import UsageDay
-from ledger.store.events import posting_gate
 from ledger.store.models import Customer
 
 HEADER = b"event_id,customer_id,occurred_at,credits"
@@ -50,10 +49,11 @@ _REFUSALS = (
     ("an id given twice", "SELECT EXISTS (SELECT event_id FROM usage_stage GROUP BY event_id HAVING count(*) > 1)"),
     ("an id already stored", "SELECT EXISTS (SELECT FROM usage_stage s JOIN usage_event u ON u.id = s.event_id) "
                              "OR EXISTS (SELECT FROM usage_stage s JOIN event e ON e.id = s.event_id)"),
-    ("an unknown customer or late usage",
-     "SELECT coalesce(bool_or(c.id IS NULL OR s.at < c.steps_through OR s.day < :first_open), false) "
-     "FROM usage_stage s LEFT JOIN customer c ON c.id = s.customer_id"),
 )
+
+# run under the customers' locks: another importer may have moved a cursor before they were taken
+_CUSTOMERS = """SELECT coalesce(bool_or(c.id IS NULL OR s.at < c.steps_through OR s.day < :first_open), false)
+                  FROM usage_stage s LEFT JOIN customer c ON c.id = s.customer_id"""
 
 # per customer and day: the bucket's first event (time, then line), last time, count and sum
 _DAYS = """SELECT customer_id, day, min(at) AS first_at, max(at) AS last_at, count(*) AS events,
@@ -109,19 +109,18 @@ def plain_usage_csv(path: str | Path) -> bool:
     return True
 
 
-def stage_usage(session: Session, path: str | Path, tz: str, first_open: date | None) -> str | None:
-    """Take the posting gate, COPY ``path`` into the transaction's staging tables and check it
-    by set operations; None when the staging path may post it, else the reason it may not,
-    including a file the server cannot parse or cast (the caller rolls back and uses the
-    general path)."""
+def stage_usage(session: Session, path: str | Path, tz: str) -> str | None:
+    """COPY ``path`` into the transaction's staging tables and check its cells and ids by set
+    operations; None when the staging path may post it, else the reason it may not, including a
+    file the server cannot parse or cast (the caller rolls back and uses the general path). The
+    caller holds the posting gate."""
     try:
-        return _stage(session, path, tz, first_open)
+        return _stage(session, path, tz)
     except (sa.exc.DBAPIError, psycopg.Error) as exc:
         return f"the server refused the file: {str(exc).splitlines()[0]}"
 
 
-def _stage(session: Session, path: str | Path, tz: str, first_open: date | None) -> str | None:
-    posting_gate(session)
+def _stage(session: Session, path: str | Path, tz: str) -> str | None:
     session.execute(sa.text("SET LOCAL work_mem = '256MB'"))
     session.execute(sa.text(_RAW))
     with open(path, "rb") as f, _raw(session).cursor() as cur:
@@ -133,12 +132,19 @@ def _stage(session: Session, path: str | Path, tz: str, first_open: date | None)
     if session.execute(sa.text(_TYPED), {"tz": tz}).rowcount != rows:
         return "a cell not in plain form"
     for reason, sql in _REFUSALS:
-        if session.execute(sa.text(sql), {"first_open": first_open or date.min}).scalar_one():
+        if session.execute(sa.text(sql)).scalar_one():
             return reason
     # a day handed back to the general rules reads its events by customer and day
     session.execute(sa.text("CREATE INDEX ON usage_stage (customer_id, day)"))
     session.execute(sa.text("ANALYZE usage_stage"))
     return None
+
+
+def staged_customers_unknown_or_late(session: Session, first_open: date | None) -> bool:
+    """True when a staged event names a customer not stored, or is late: before its customer's
+    steps cursor or its day before ``first_open`` (the first day of the first open period).
+    Run under the customers' locks (`lock_staged_customers`)."""
+    return bool(session.execute(sa.text(_CUSTOMERS), {"first_open": first_open or date.min}).scalar_one())
 
 
 def lock_staged_customers(session: Session) -> list[Customer]:

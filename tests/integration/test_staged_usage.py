@@ -230,3 +230,51 @@ def test_input_the_staging_path_does_not_take_gets_the_general_paths_answer(make
     (got, got_state), (want, want_state) = outcomes
     assert got[:3] == want[:3] and got_state == want_state
     assert len(got) == 2 or got[3] is False  # not taken by the staging path
+
+
+@pytest.mark.parametrize("db_url", PG_ONLY, indirect=True)
+def test_two_set_based_imports_of_one_file_at_once_post_it_once(make_books, tmp_path):
+    """Two importers of the same usage CSV at the same moment: the second waits for the first's
+    customer locks, finds its ids stored when it writes them, rolls back and takes the general
+    path, which counts them as duplicates. Every event is posted once."""
+    import threading
+
+    path = tmp_path / "ledger.toml"
+    path.write_text(CATALOG, encoding="utf-8")
+    catalog = load_catalog(path, required=True)
+    books = make_books()
+    before = [_created("acme"), _created("globex"),
+              {"id": "g1", "type": "credits.granted", "occurred_at": "2026-01-02T00:00:00Z", "customer_id": "acme",
+               "grant_id": "a", "credits": 10**9, "reason": "trial"},
+              {"id": "g2", "type": "credits.granted", "occurred_at": "2026-01-02T00:00:00Z", "customer_id": "globex",
+               "grant_id": "b", "credits": 10**9, "reason": "trial"}]
+    (tmp_path / "before.jsonl").write_text(jsonl(before), encoding="utf-8")
+    with books.session() as s:
+        import_files(s, catalog, [tmp_path / "before.jsonl"])
+    usage = [_use(f"u{i}", ("acme", "globex")[i % 2], f"2026-01-{21 + i // 2000:02d}T{i % 24:02d}:{i % 60:02d}:00Z", i % 9 + 1)
+             for i in range(6000)]
+    (tmp_path / "usage.csv").write_text(_usage_csv(usage), encoding="utf-8")
+    results: list = []
+    start = threading.Barrier(2)
+
+    def run() -> None:
+        with books.session() as s:
+            start.wait()
+            try:
+                results.append(import_files(s, catalog, [tmp_path / "usage.csv"]))
+            except Exception as exc:  # pragma: no cover - the failure is the evidence
+                results.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        assert sorted((r.posted, r.duplicates) for r in results) == [(0, 6000), (6000, 0)], results
+        with books.engine.connect() as c:
+            rows = c.execute(sa.text("SELECT count(*), sum(credits) FROM usage_event")).one()
+            consumed = c.execute(sa.text("SELECT sum(credit) FROM journal_line WHERE account_code = '9200'")).scalar_one()
+        assert rows == (6000, sum(i % 9 + 1 for i in range(6000))) and consumed == rows[1]
+    finally:
+        books.engine.dispose()
