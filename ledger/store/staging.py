@@ -21,6 +21,7 @@ import psycopg
 import sqlalchemy as sa
 from sqlmodel import Session
 
+from ledger.core.money import INT64_MAX
 from ledger.core.records import UsageDay
 from ledger.store.models import Customer
 
@@ -28,7 +29,6 @@ HEADER = b"event_id,customer_id,occurred_at,credits"
 _ID = r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$"
 _INSTANT = r"^20[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?Z$"
 _CREDITS = r"^[0-9]{1,19}$"
-INT64_MAX = 2**63 - 1
 
 _RAW = """CREATE TEMPORARY TABLE usage_raw (
     n bigint GENERATED ALWAYS AS IDENTITY, event_id text, customer_id text, occurred_at text, credits text
