@@ -12,6 +12,7 @@ from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
+import weakref
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -68,7 +69,7 @@ def alembic_config(connection: sa.Connection | None = None, url: str | None = No
     return cfg
 
 
-SCHEMA_HEAD = "0011"
+SCHEMA_HEAD = "0012"
 """The head revision of migrations/versions, which `open_engine` requires, kept here so that a
 command need not import Alembic and read every migration script to learn it
 (tests/integration/test_migrations.py checks it against the scripts)."""
@@ -139,6 +140,33 @@ def is_unique_violation(exc: BaseException) -> bool:
 def is_postgres(bind: Engine | sa.Connection | Session) -> bool:
     engine = bind.get_bind() if isinstance(bind, Session) else bind
     return engine.dialect.name == "postgresql"
+
+
+_CITUS_TABLES = ("SELECT EXISTS (SELECT FROM pg_extension WHERE extname = 'citus') "
+                 "AND to_regclass('pg_dist_partition') IS NOT NULL")
+_DISTRIBUTED = "SELECT EXISTS (SELECT FROM pg_dist_partition WHERE logicalrelid = 'journal_entry'::regclass)"
+_citus_engines: weakref.WeakKeyDictionary[Engine, bool] = weakref.WeakKeyDictionary()
+
+
+def is_citus(bind: Engine | sa.Connection | Session) -> bool:
+    """Whether the books are distributed by Citus (``ledger db distribute`` has run): the
+    journal is a distributed table. Read once per engine on a connection of its own (so it may
+    be asked before a transaction's first statement); `forget_citus` after distributing."""
+    engine = bind.get_bind() if isinstance(bind, Session) else bind
+    engine = engine.engine if isinstance(engine, sa.Connection) else engine
+    if engine.dialect.name != "postgresql":
+        return False
+    known = _citus_engines.get(engine)
+    if known is None:
+        with engine.connect() as c:
+            known = bool(c.execute(sa.text(_CITUS_TABLES)).scalar()) and bool(c.execute(sa.text(_DISTRIBUTED)).scalar())
+        _citus_engines[engine] = known
+    return known
+
+
+def forget_citus(engine: Engine) -> None:
+    """Drop what `is_citus` knows of ``engine`` (after its tables were distributed)."""
+    _citus_engines.pop(engine, None)
 
 
 def one_snapshot(session: Session) -> None:

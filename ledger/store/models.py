@@ -343,6 +343,8 @@ class InvoiceLine(SQLModel, table=True):
     quantity: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
     unit_price: str = Field(sa_column=_str(40, nullable=False))
     amount: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+    # the invoice's customer (every row of a customer's books names it: see ledger db distribute)
+    customer_id: Optional[str] = Field(default=None, sa_column=_str(64, nullable=True))
 
 
 class Subscription(SQLModel, table=True):

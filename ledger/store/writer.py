@@ -84,7 +84,7 @@ def document_rows(doc: InvoiceDraft, entry_id: int | None) -> tuple[dict[str, An
            "total": doc.total, "event_id": doc.event_id, "entry_id": entry_id, "category": doc.category,
            "service_period": doc.service_period, "reference": doc.reference}
     lines = [{"invoice_number": doc.number, "position": i + 1, "description": d, "quantity": q, "unit_price": p,
-              "amount": a} for i, (d, q, p, a) in enumerate(doc.lines)]
+              "amount": a, "customer_id": doc.customer_id} for i, (d, q, p, a) in enumerate(doc.lines)]
     return inv, lines
 
 
