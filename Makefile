@@ -61,5 +61,15 @@ bench: install-test
 	$(BIN)/python benchmarks/bench_render.py --results benchmarks/RESULTS.md
 	$(BIN)/python benchmarks/bench_scale.py --results benchmarks/RESULTS.md $(BENCH_SCALE)
 
+# A local Citus cluster (coordinator 9700, workers 9701-9702; CITUS_PORT moves them) for the
+# Citus tests and benchmarks: builds Citus from source the first time when it is not installed
+# (2-6 minutes). `bash tests/citus/cluster.sh --help` for createdb, dropdb, status, down --purge.
+.PHONY: citus-up citus-down
+citus-up:
+	bash tests/citus/cluster.sh up
+
+citus-down:
+	bash tests/citus/cluster.sh down
+
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .hypothesis *.egg-info
