@@ -81,21 +81,62 @@ def _url_for(admin: str, dbname: str) -> str:
     return admin.rsplit("/", 1)[0] + "/" + dbname
 
 
-@pytest.fixture(scope="session")
-def pg_template(pg_admin_url) -> str:
-    """A migrated, seeded template database; dropped at the end of the session."""
-    name = f"ledger_tpl_{_SUFFIX}"
-    admin = _admin_engine(pg_admin_url)
+# `make test-citus`: LEDGER_TEST_CITUS=1 runs the PostgreSQL tests on the local Citus cluster of
+# tests/citus/cluster.sh (coordinator at LEDGER_TEST_PG_ADMIN_URL): every database is made on the
+# three nodes, migrated and distributed by customer (`ledger db distribute`).
+CITUS = os.environ.get("LEDGER_TEST_CITUS") == "1"
+CITUS_SHARDS = 4  # per table: enough to spread customers over both workers, quick to create
+
+
+def create_pg_database(admin_url: str, name: str, template: str | None) -> str:
+    """Create database ``name`` (a clone of ``template``, or migrated when None) and return its URL."""
+    if CITUS:
+        from ledger.store.citus import distribute
+        from tests.citus import cluster
+
+        url = cluster.create_database(name)
+        eng = make_engine(url)
+        init_database(eng)
+        distribute(eng, shard_count=CITUS_SHARDS)
+        eng.dispose()
+        return url
+    admin = _admin_engine(admin_url)
     with admin.connect() as c:
         c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
-        c.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    eng = make_engine(_url_for(pg_admin_url, name))
-    init_database(eng)
-    eng.dispose()
-    yield name
+        c.execute(sa.text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")))
+    admin.dispose()
+    url = _url_for(admin_url, name)
+    if template is None:
+        eng = make_engine(url)
+        init_database(eng)
+        eng.dispose()
+    return url
+
+
+def drop_pg_database(admin_url: str, name: str) -> None:
+    """Drop database ``name`` (on every node of the Citus cluster under LEDGER_TEST_CITUS)."""
+    if CITUS:
+        from tests.citus import cluster
+
+        cluster.drop_database(name)
+        return
+    admin = _admin_engine(admin_url)
     with admin.connect() as c:
         c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_template(pg_admin_url) -> str:
+    """A migrated, seeded template database; dropped at the end of the session (none on Citus:
+    a distributed database cannot be cloned, each test's is made anew)."""
+    if CITUS:
+        yield None
+        return
+    name = f"ledger_tpl_{_SUFFIX}"
+    create_pg_database(pg_admin_url, name, None)
+    yield name
+    drop_pg_database(pg_admin_url, name)
 
 
 _counter = iter(range(1_000_000))
@@ -105,13 +146,9 @@ _counter = iter(range(1_000_000))
 def pg_url(pg_admin_url, pg_template) -> str:
     """A fresh database cloned from the template, dropped after the test."""
     name = f"ledger_t_{_SUFFIX}_{next(_counter)}"
-    admin = _admin_engine(pg_admin_url)
-    with admin.connect() as c:
-        c.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"'))
-    yield _url_for(pg_admin_url, name)
-    with admin.connect() as c:
-        c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    url = create_pg_database(pg_admin_url, name, pg_template)
+    yield url
+    drop_pg_database(pg_admin_url, name)
 
 
 @pytest.fixture(scope="session")
@@ -282,11 +319,7 @@ def make_books(request, db_url, tmp_path, plans_catalog):
         else:
             admin_url = request.getfixturevalue("pg_admin_url")
             name = f"ledger_x_{_SUFFIX}_{next(_counter)}"
-            admin = _admin_engine(admin_url)
-            with admin.connect() as c:
-                c.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{request.getfixturevalue("pg_template")}"'))
-            admin.dispose()
-            url = _url_for(admin_url, name)
+            url = create_pg_database(admin_url, name, request.getfixturevalue("pg_template"))
         folder = tmp_path / f"books{n}"
         folder.mkdir()
         b = Books(url, make_engine(url), plans_catalog, folder)
@@ -297,7 +330,4 @@ def make_books(request, db_url, tmp_path, plans_catalog):
     for b, name in made:
         b.engine.dispose()
         if name:
-            admin = _admin_engine(request.getfixturevalue("pg_admin_url"))
-            with admin.connect() as c:
-                c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
+            drop_pg_database(request.getfixturevalue("pg_admin_url"), name)

@@ -39,7 +39,7 @@ def _role(ctx, param, value: str) -> str:
 
 @click.group("db")
 def db() -> None:
-    """Database administration (PostgreSQL roles)."""
+    """Database administration (PostgreSQL roles, Citus distribution)."""
 
 
 @db.command("roles")
@@ -95,3 +95,37 @@ def roles(obj, writer: str, auditor: str, login: bool, writer_env: str | None, a
     for t in plan.tables:
         click.echo(f"  {t:<{width}}  {cells[t]:<{wwidth}}  {have[auditor][t]}")
     click.echo(f"  sequences (writer USAGE): {', '.join(plan.sequences) or 'none'}")
+
+
+@db.command("distribute")
+@click.option("--shard-count", type=click.IntRange(1, 4096), default=32, show_default=True,
+              help="Shards per distributed table (a few times the number of worker cores).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+              help="Output format.")
+@click.pass_obj
+def distribute(obj, shard_count: int, fmt: str) -> None:
+    """Distribute the books over a Citus cluster by customer, in one transaction.
+
+    Run it as a superuser on the coordinator's database at schema head (`ledger init`), with the
+    citus extension created and the workers added (citus_add_node). Every table of a customer's
+    books becomes a distributed table by customer id in one co-location group, the chart and the
+    period locks reference tables; import batches, close records, seal links and document numbers
+    stay on the coordinator. Idempotent: a distributed database is reported as it is. Exit 1 with
+    nothing changed when it cannot be done (no Citus, rows without a customer).
+    """
+    from ledger.services.distributing import DistributeError, DistributeFailed, distribute_books
+
+    install_db_error_hook()
+    try:
+        where, done = distribute_books(obj.url, shard_count=shard_count)
+    except (DistributeError, DistributeFailed) as exc:
+        raise click.ClickException(str(exc)) from None
+    if fmt == "json":
+        click.echo(json.dumps({"database": where, "already_distributed": done.already, "shard_count": done.shards or None,
+                               "workers": [f"{h}:{p}" for h, p in done.workers], "tables": done.tables}, indent=2))
+        return
+    head = "already distributed" if done.already else f"distributed ({done.shards} shards a table)"
+    click.echo(f"{where}: {head}; workers: {', '.join(f'{h}:{p}' for h, p in done.workers) or 'none (coordinator only)'}")
+    width = max(len(t) for t in done.tables)
+    for table, kind in done.tables.items():
+        click.echo(f"  {table:<{width}}  {kind}")

@@ -106,16 +106,12 @@ def test_invariants_hold_on_sqlite(events, sqlite_template, tmp_path_factory):
 @given(events=histories(max_events=25))
 def test_invariants_hold_on_postgresql(events, pg_admin_url, pg_template, tmp_path_factory):
     """The same property on PostgreSQL, where the database re-checks every entry's balance at commit."""
-    from conftest import _admin_engine, _url_for
+    from conftest import create_pg_database, drop_pg_database
 
     tmp = tmp_path_factory.mktemp("prop")
     name = f"ledger_prop_{tmp.name.replace('-', '_')}"
-    admin = _admin_engine(pg_admin_url)
-    with admin.connect() as c:
-        c.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"'))
+    url = create_pg_database(pg_admin_url, name, pg_template)
     try:
-        _run_history(_url_for(pg_admin_url, name), events, tmp)
+        _run_history(url, events, tmp)
     finally:
-        with admin.connect() as c:
-            c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        drop_pg_database(pg_admin_url, name)
