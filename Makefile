@@ -64,12 +64,30 @@ bench: install-test
 # A local Citus cluster (coordinator 9700, workers 9701-9702; CITUS_PORT moves them) for the
 # Citus tests and benchmarks: builds Citus from source the first time when it is not installed
 # (2-6 minutes). `bash tests/citus/cluster.sh --help` for createdb, dropdb, status, down --purge.
-.PHONY: citus-up citus-down
+.PHONY: citus-up citus-down test-citus
 citus-up:
 	bash tests/citus/cluster.sh up
 
 citus-down:
 	bash tests/citus/cluster.sh down
+
+# The engine on the local Citus cluster (not part of `make test`: several minutes): the worked
+# examples, the database guards, the concurrency tests and the set-based import's equivalence
+# property, every PostgreSQL database made on the cluster and distributed by customer. Brings the
+# cluster up and down again (a cluster already up is left up); pytest's exit code is kept.
+CITUS_PORT ?= 9700
+CITUS_TESTS ?= tests/examples/test_worked_examples.py tests/examples/test_lifecycle.py \
+  tests/integration/test_database_guards.py tests/integration/test_close_guards.py \
+  tests/integration/test_concurrency.py tests/integration/test_concurrent_customers.py \
+  tests/integration/test_close_concurrency.py tests/integration/test_staged_usage.py \
+  tests/integration/test_verify.py tests/integration/test_seals.py tests/integration/test_citus.py
+test-citus: install-test
+	@was_up=0; bash tests/citus/cluster.sh status >/dev/null 2>&1 && was_up=1; \
+	bash tests/citus/cluster.sh up || exit $$?; \
+	CITUS_PORT=$(CITUS_PORT) LEDGER_TEST_CITUS=1 \
+	  LEDGER_TEST_PG_ADMIN_URL=postgresql://postgres@127.0.0.1:$(CITUS_PORT)/postgres \
+	  $(BIN)/python -m pytest -p no:cacheprovider -m postgres $(CITUS_TESTS); rc=$$?; \
+	[ $$was_up = 1 ] || bash tests/citus/cluster.sh down; exit $$rc
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .hypothesis *.egg-info

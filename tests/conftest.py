@@ -88,13 +88,22 @@ CITUS = os.environ.get("LEDGER_TEST_CITUS") == "1"
 CITUS_SHARDS = 4  # per table: enough to spread customers over both workers, quick to create
 
 
+def _cluster():
+    """tests/citus/cluster.py, the local Citus cluster's databases."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("ledger_test_citus_cluster", Path(__file__).parent / "citus" / "cluster.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def create_pg_database(admin_url: str, name: str, template: str | None) -> str:
     """Create database ``name`` (a clone of ``template``, or migrated when None) and return its URL."""
     if CITUS:
         from ledger.store.citus import distribute
-        from tests.citus import cluster
 
-        url = cluster.create_database(name)
+        url = _cluster().create_database(name)
         eng = make_engine(url)
         init_database(eng)
         distribute(eng, shard_count=CITUS_SHARDS)
@@ -116,9 +125,7 @@ def create_pg_database(admin_url: str, name: str, template: str | None) -> str:
 def drop_pg_database(admin_url: str, name: str) -> None:
     """Drop database ``name`` (on every node of the Citus cluster under LEDGER_TEST_CITUS)."""
     if CITUS:
-        from tests.citus import cluster
-
-        cluster.drop_database(name)
+        _cluster().drop_database(name)
         return
     admin = _admin_engine(admin_url)
     with admin.connect() as c:

@@ -241,8 +241,9 @@ def distribute(engine: Engine, *, shard_count: int = 32) -> Distribution:
         return _distribute(engine, shard_count)
     except sa.exc.DBAPIError as exc:
         reason = str(getattr(exc.orig, "diag", None) and exc.orig.diag.message_primary or exc.orig).strip()
-        raise DistributeFailed(f"Citus refused {exc.statement.split('(')[0].strip()!r}: {reason}; "
-                               "rolled back, nothing changed") from None
+        params = exc.params if isinstance(exc.params, dict) else {}
+        step = f"table {params['t']}" if "t" in params else repr(exc.statement.split("(")[0].strip()[:80])
+        raise DistributeFailed(f"Citus refused {step}: {reason}; rolled back, nothing changed") from None
     finally:
         forget_citus(engine)
 
