@@ -61,6 +61,16 @@ bench: install-test
 	$(BIN)/python benchmarks/bench_render.py --results benchmarks/RESULTS.md
 	$(BIN)/python benchmarks/bench_scale.py --results benchmarks/RESULTS.md $(BENCH_SCALE)
 
+# The same work on one PostgreSQL (127.0.0.1:5432) and on the local Citus cluster (brought up
+# first, left up): the demo month and 1,000,000 usage events for 10,000 customers imported,
+# closed and verified on fresh databases (dropped at the end), seals compared; rewrites the
+# section "Citus" of benchmarks/RESULTS.md (10-20 minutes; BENCH_CITUS=--quick: about a minute).
+BENCH_CITUS ?=
+.PHONY: bench-citus
+bench-citus: install-test
+	bash tests/citus/cluster.sh up
+	$(BIN)/python benchmarks/bench_citus.py --results benchmarks/RESULTS.md $(BENCH_CITUS)
+
 # A local Citus cluster (coordinator 9700, workers 9701-9702; CITUS_PORT moves them) for the
 # Citus tests and benchmarks: builds Citus from source the first time when it is not installed
 # (2-6 minutes). `bash tests/citus/cluster.sh --help` for createdb, dropdb, status, down --purge.
