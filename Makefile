@@ -87,10 +87,9 @@ citus-down:
 # cluster up and down again (a cluster already up is left up); pytest's exit code is kept.
 CITUS_PORT ?= 9700
 CITUS_TESTS ?= tests/examples/test_worked_examples.py tests/examples/test_lifecycle.py \
-  tests/integration/test_database_guards.py tests/integration/test_close_guards.py \
-  tests/integration/test_concurrency.py tests/integration/test_concurrent_customers.py \
-  tests/integration/test_close_concurrency.py tests/integration/test_staged_usage.py \
-  tests/integration/test_verify.py tests/integration/test_seals.py tests/integration/test_citus.py
+  tests/integration/test_database_guards.py tests/integration/test_concurrency.py \
+  tests/integration/test_concurrent_customers.py tests/integration/test_close_concurrency.py \
+  tests/integration/test_staged_usage.py tests/integration/test_verify.py tests/integration/test_citus.py
 test-citus: install-test
 	@was_up=0; bash tests/citus/cluster.sh status >/dev/null 2>&1 && was_up=1; \
 	bash tests/citus/cluster.sh up || exit $$?; \

@@ -216,11 +216,12 @@ class Books:
 
     def balance(self, account: str, commodity: str = "USD", *, grant: str | None = None,
                 customer: str | None = None, period: str | None = None, through: str | None = None) -> int:
+        from ledger.store.keys import entry_lines
         from ledger.store.models import JournalEntry, JournalLine
         from ledger.core.periods import first_day, last_day
 
         q = (sa.select(sa.func.coalesce(sa.func.sum(JournalLine.debit - JournalLine.credit), 0))
-             .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
+             .join(JournalEntry, entry_lines())
              .where(JournalLine.account_code == account, JournalLine.commodity == commodity))
         if grant:
             q = q.where(JournalLine.grant_id == grant)

@@ -210,11 +210,24 @@ def _reshape_keys(c: sa.Connection) -> list[str]:
     return later
 
 
+# the close's ledger_sealed_bytes (revision 0010) reads an entry's lines by entry id, as stored;
+# on Citus by (customer, entry id) and grouped by both, which is the same on a cluster (a line on
+# another customer's shard cannot be joined at all)
+_CO_LOCATED = (("SELECT l0.entry_id, l0.id,", "SELECT l0.customer_id, l0.entry_id, l0.id,"),
+               ("ON l.entry_id = e.id", "ON l.customer_id = e.customer_id AND l.entry_id = e.id"),
+               ("GROUP BY e.id", "GROUP BY e.customer_id, e.id"))
+
+
 def _sealed_bytes(c: sa.Connection) -> str:
-    """The close's ledger_sealed_bytes (a SQL function) as PL/pgSQL with the same query: Citus
-    does not plan a SQL function's parameterized query over distributed tables."""
+    """The close's ledger_sealed_bytes, co-located by customer and as PL/pgSQL: Citus does not
+    plan a SQL function's parameterized query over distributed tables (it sealed 0 entries)."""
     query = c.execute(sa.text("SELECT prosrc FROM pg_proc WHERE oid = 'ledger_sealed_bytes(date, date)'::regprocedure"
                               )).scalar_one().strip().rstrip(";")
+    for old, new in _CO_LOCATED:
+        if query.count(old) != 1:
+            raise DistributeError(f"ledger_sealed_bytes is not revision 0010's (no single {old!r}): "
+                                  "cannot make it co-located")
+        query = query.replace(old, new)
     return ("CREATE OR REPLACE FUNCTION ledger_sealed_bytes(d0 date, d1 date) RETURNS TABLE (id integer, body text) "
             "LANGUAGE plpgsql STABLE AS $citus$\n#variable_conflict use_column\nBEGIN\nRETURN QUERY " + query
             + ";\nEND $citus$")

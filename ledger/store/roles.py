@@ -189,7 +189,10 @@ def live_relations(conn: sa.Connection, schema: str) -> tuple[dict[str, str], di
     the table owning it (serial or identity column), None when no table owns it."""
     tables = dict(conn.execute(sa.text(
         "SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE n.nspname = :s AND c.relkind IN ('r', 'p', 'v', 'm', 'f') ORDER BY c.relname"), {"s": schema}).all())
+        "WHERE n.nspname = :s AND c.relkind IN ('r', 'p', 'v', 'm', 'f') "
+        # an extension's own relations (Citus's views citus_tables, citus_schemas) are not the ledger's
+        "AND NOT EXISTS (SELECT FROM pg_depend x WHERE x.classid = 'pg_class'::regclass AND x.objid = c.oid "
+        "AND x.deptype = 'e') ORDER BY c.relname"), {"s": schema}).all())
     sequences = dict(conn.execute(sa.text(
         "SELECT s.relname, t.relname FROM pg_class s JOIN pg_namespace n ON n.oid = s.relnamespace "
         "LEFT JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = s.oid "

@@ -7,10 +7,9 @@ only through their invoice: the column is added and filled from the invoice. It 
 in the schema (SQLite cannot add a NOT NULL column to a filled table); the writer always fills
 it and ``ledger verify`` checks it.
 
-The view ``usage_draw`` and, on PostgreSQL, the close's ``ledger_sealed_bytes`` join an entry's
-lines, and usage rows to their entry, by customer as well as by entry id, and group by both:
-the same rows on one database (a line names its entry's customer, which ``ledger verify``
-checks), and joins that a cluster can run beside each customer's rows.
+The view ``usage_draw`` joins an entry's lines, and usage rows to their entry, by customer as
+well as by entry id, and groups by both: the same rows on one database (a line names its entry's
+customer, which ``ledger verify`` checks), and joins a cluster can run beside each customer's rows.
 
 Revision ID: 0012
 Revises: 0011
@@ -27,9 +26,6 @@ revision: str = '0012'
 down_revision: Union[str, None] = '0011'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
-
-SQL_0010 = Path(__file__).resolve().parent.parent / "sql" / "0010_close_functions.postgresql.sql"
-
 
 def _view_0011(dialect: str) -> str:
     """Revision 0011's CREATE VIEW usage_draw (for the downgrade)."""
@@ -63,31 +59,6 @@ UNION ALL
 SELECT usage_event_id, grant_id, customer_id, units FROM usage_draw_legacy"""
 
 
-# revision 0010's function with the lines joined by (customer, entry) and grouped by both
-_SEALED_BYTES = """
-CREATE OR REPLACE FUNCTION ledger_sealed_bytes(d0 date, d1 date) RETURNS TABLE (id integer, body text)
-LANGUAGE sql STABLE AS $$
-  SELECT e.id, {entry}
-  FROM journal_entry e
-  LEFT JOIN (SELECT l0.customer_id, l0.entry_id, l0.id, {line} AS body FROM journal_line l0) l
-    ON l.customer_id = e.customer_id AND l.entry_id = e.id
-  WHERE e.entry_date >= d0 AND e.entry_date <= d1
-  GROUP BY e.customer_id, e.id
-$$"""
-
-
-def _sealed_bytes(old: bool) -> str:
-    """ledger_sealed_bytes as revision 0010 wrote it (``old``) or joined by customer."""
-    text = SQL_0010.read_text(encoding="utf-8")
-    start = text.index("CREATE FUNCTION ledger_sealed_bytes")
-    body = text[start:text.index("\n-- split\n", start)]
-    if old:
-        return body.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
-    entry = body[body.index("SELECT e.id, ") + len("SELECT e.id, "):body.index("\n  FROM journal_entry e")]
-    line = body[body.index("l0.id, ") + len("l0.id, "):body.index(" AS body FROM journal_line l0")]
-    return _SEALED_BYTES.format(entry=entry, line=line)
-
-
 def upgrade() -> None:
     dialect = op.get_bind().dialect.name
     op.add_column("invoice_line", sa.Column("customer_id", sa.String(64), nullable=True))
@@ -95,14 +66,10 @@ def upgrade() -> None:
                "(SELECT i.customer_id FROM invoice i WHERE i.number = invoice_line.invoice_number)")
     op.execute("DROP VIEW usage_draw")
     op.execute(view_sql(dialect))
-    if dialect == "postgresql":
-        op.execute(_sealed_bytes(old=False))
 
 
 def downgrade() -> None:
     dialect = op.get_bind().dialect.name
-    if dialect == "postgresql":
-        op.execute(_sealed_bytes(old=True))
     op.execute("DROP VIEW usage_draw")
     op.execute(_view_0011(dialect))
     with op.batch_alter_table("invoice_line") as batch:

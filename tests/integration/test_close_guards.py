@@ -309,6 +309,7 @@ def test_the_server_seals_as_python_does(pg_conn):
         seed.shuffle(lines)
         try:
             with pg_conn.cursor() as cur:
+                cur.execute("SET LOCAL citus.propagate_set_commands = 'local'")  # on Citus the next SET reaches the shards too
                 cur.execute("SET LOCAL session_replication_role = replica")
                 for table, items in (("journal_entry", rows), ("journal_line", lines)):
                     if items:

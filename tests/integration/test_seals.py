@@ -178,6 +178,7 @@ def test_tampering_behind_the_engine_is_detected_and_named(pg_books, kind):
     books.close("2026-01")
     assert _verify(books)[0] == 0
     with books.engine.begin() as c:
+        c.execute(sa.text("SET LOCAL citus.propagate_set_commands = 'local'"))  # on Citus the next SET reaches the shards too
         c.execute(sa.text("SET LOCAL session_replication_role = replica"))  # superuser: triggers off
         for statement in TAMPERING[kind]:
             c.execute(sa.text(statement))
@@ -209,6 +210,7 @@ _ALL_TAMPERING = {kind: (statements, kind in ("changed amount", "deleted line", 
 
 def _tamper(books, statements) -> None:
     with books.engine.begin() as c:
+        c.execute(sa.text("SET LOCAL citus.propagate_set_commands = 'local'"))  # on Citus the next SET reaches the shards too
         c.execute(sa.text("SET LOCAL session_replication_role = replica"))  # superuser: triggers off
         for statement in statements:
             c.execute(sa.text(statement))

@@ -4,6 +4,8 @@ those of the two checks run one after the other on one connection."""
 
 from __future__ import annotations
 
+import os
+
 from datetime import date, datetime, timezone
 
 import pytest
@@ -55,6 +57,7 @@ def _break_the_books(books) -> None:
         s.commit()
     if books.url.startswith("postgresql"):
         with books.engine.begin() as c:
+            c.execute(sa.text("SET LOCAL citus.propagate_set_commands = 'local'"))  # on Citus the next SET reaches the shards too
             c.execute(sa.text("SET LOCAL session_replication_role = replica"))  # superuser: triggers off
             c.execute(sa.text("UPDATE journal_entry SET description = description || '!' WHERE id = 1"))
 
@@ -104,6 +107,8 @@ def test_without_a_second_connection_the_seals_are_checked_on_the_first(pg_url, 
 
 
 @pytest.mark.postgres
+@pytest.mark.skipif(os.environ.get("LEDGER_TEST_CITUS") == "1",
+                    reason="Citus has no distributed snapshot: an exported snapshot holds on the coordinator only")
 def test_the_second_connection_reads_the_snapshot_of_the_first(pg_url, plans_catalog, tmp_path):
     """An entry altered in the closed period after the snapshot was taken is not seen by the
     seals checked in that snapshot; it is by a verification that starts afterwards."""
