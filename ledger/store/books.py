@@ -35,6 +35,7 @@ from ledger.core.records import (
     SubscriptionPeriodRecord,
     SubscriptionRecord,
 )
+from ledger.store import keys
 from ledger.store.db import chunks, in_values
 from ledger.store.lots import LotBalance, lot_balances
 from ledger.core.grants import GrantState
@@ -242,7 +243,7 @@ def _balances(s: Session, ids: list[str]) -> dict[str, dict]:
     for cid, number, v in s.execute(
             sa.select(JournalLine.customer_id, JournalLine.invoice_number,
                       sa.func.sum(JournalLine.debit - JournalLine.credit))
-            .join(Invoice, Invoice.number == JournalLine.invoice_number)
+            .join(Invoice, keys.line_invoice())
             .where(in_values(s, JournalLine.customer_id, ids), JournalLine.account_code == A.RECEIVABLE)
             .group_by(JournalLine.customer_id, JournalLine.invoice_number, Invoice.issue_date)
             .order_by(Invoice.issue_date, JournalLine.invoice_number)):
@@ -255,7 +256,7 @@ def _balances(s: Session, ids: list[str]) -> dict[str, dict]:
     refunded: dict[str, dict[str, int]] = defaultdict(dict)
     for cid, gid, base in s.execute(
             sa.select(JournalLine.customer_id, JournalLine.grant_id, sa.func.sum(JournalLine.debit - JournalLine.credit))
-            .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
+            .join(JournalEntry, keys.entry_lines())
             .where(in_values(s, JournalEntry.customer_id, ids), in_values(s, JournalLine.customer_id, ids),
                    JournalEntry.kind == "refund",
                    JournalLine.account_code.in_([A.DEFERRED_CREDITS, A.REFUNDS_CONCESSIONS]))
@@ -296,7 +297,7 @@ def _load_overage(s: Session, books: list[CustomerBook], voided: dict[str, set[s
     gone = sorted({eid for cid in by_id for eid in voided.get(cid, ())})
     q = (sa.select(UsageEvent.customer_id, JournalEntry.entry_date, UsageEvent.overage_price,
                    sa.func.sum(UsageEvent.overage_units))
-         .join(JournalEntry, JournalEntry.id == UsageEvent.entry_id)
+         .join(JournalEntry, keys.usage_entry())
          .where(in_values(s, UsageEvent.customer_id, by_id), UsageEvent.overage_units > 0,
                 sa.not_(in_values(s, UsageEvent.id, gone)))
          .group_by(UsageEvent.customer_id, JournalEntry.entry_date, UsageEvent.overage_price))
@@ -304,7 +305,7 @@ def _load_overage(s: Session, books: list[CustomerBook], voided: dict[str, set[s
         by_id[cid].overage.setdefault((period_of(d), price), Overage()).units += int(units)
     q = (sa.select(Invoice.customer_id, Invoice.service_period, InvoiceLine.unit_price,
                    sa.func.sum(InvoiceLine.quantity), sa.func.sum(InvoiceLine.amount))
-         .join(Invoice, Invoice.number == InvoiceLine.invoice_number)
+         .join(Invoice, keys.invoice_lines())
          .where(in_values(s, Invoice.customer_id, by_id), Invoice.category == "overage")
          .group_by(Invoice.customer_id, Invoice.service_period, InvoiceLine.unit_price))
     for cid, period, price, qty, amount in s.execute(q):

@@ -25,7 +25,8 @@ from sqlmodel import Session
 from ledger.core.periods import first_day, last_day, period_of
 from ledger.errors import PeriodOrderError
 from ledger.store.db import is_postgres
-from ledger.store.events import posting_gate
+from ledger.store import keys
+from ledger.store.events import lock_customer_rows, posting_gate
 from ledger.store.models import AccountingPeriod, Customer, Event, JournalEntry, PeriodClose, UsageEvent
 from ledger.store.roles import lock_journal
 from ledger.store.seals import latest_closes, seal_period
@@ -47,7 +48,8 @@ def lock_for_close(session: Session) -> list[str]:
     and return every customer id in id order (the close's order).
 
     PostgreSQL: the posting gate, exclusively (no posting runs meanwhile, and a second close or
-    a reopen waits for this one); every customer row (SELECT ... FOR UPDATE, in id order); then
+    a reopen waits for this one); every customer row (SELECT ... FOR UPDATE, in id order:
+    `ledger.store.events.lock_customer_rows`, one customer a statement on Citus); then
     SHARE ROW EXCLUSIVE on journal_entry (`ledger.store.roles.lock_journal`). SQLite: the
     database's write lock, taken by a write that changes nothing, so a second close waits here
     (busy timeout) and then sees the first one committed."""
@@ -56,7 +58,7 @@ def lock_for_close(session: Session) -> list[str]:
                         .execution_options(synchronize_session=False))
         return customer_ids(session)
     posting_gate(session, exclusive=True)
-    ids = list(session.execute(sa.select(Customer.id).order_by(Customer.id).with_for_update()).scalars())
+    ids = lock_customer_rows(session, Customer.id)
     lock_journal(session)
     return ids
 
@@ -146,6 +148,6 @@ def late_events(session: Session, period: str) -> list[str]:
     ids = list(session.execute(sa.select(Event.id).where(Event.late.is_(True), Event.posted_date >= d0,
                                                          Event.posted_date <= d1)).scalars())
     ids += list(session.execute(
-        sa.select(UsageEvent.id).join(JournalEntry, JournalEntry.id == UsageEvent.entry_id)
+        sa.select(UsageEvent.id).join(JournalEntry, keys.usage_entry())
         .where(UsageEvent.late.is_(True), JournalEntry.entry_date >= d0, JournalEntry.entry_date <= d1)).scalars())
     return sorted(ids)

@@ -17,6 +17,7 @@ from sqlmodel import Session
 
 from ledger.core import accounts as A
 from ledger.core.records import CustomerRecord, GrantRecord, GuaranteeMonthRecord, GuaranteeRecord
+from ledger.store import keys
 from ledger.store.books import record_of
 from ledger.store.models import (
     Customer,
@@ -115,7 +116,7 @@ def credit_applied(session: Session, number: str) -> int:
     ``credit_applied`` entries, debit - credit), int minor units."""
     return int(session.execute(
         sa.select(sa.func.coalesce(sa.func.sum(JournalLine.debit - JournalLine.credit), 0))
-        .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
+        .join(JournalEntry, keys.entry_lines())
         .where(JournalLine.invoice_number == number, JournalLine.account_code == A.CUSTOMER_CREDIT,
                JournalEntry.kind == "credit_applied")).scalar_one())
 
@@ -138,7 +139,7 @@ def credit_balances(session: Session, customer_id: str, on: date) -> dict[str, i
     """Credits left per grant of ``customer_id`` at the end of ``on``: the 9100 balance
     (credit - debit, int units) of every grant whose balance is positive."""
     q = (sa.select(JournalLine.grant_id, sa.func.sum(JournalLine.credit - JournalLine.debit))
-         .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
+         .join(JournalEntry, keys.entry_lines())
          .where(JournalLine.customer_id == customer_id, JournalLine.account_code == A.CREDITS_OUTSTANDING,
                 JournalLine.grant_id.is_not(None), JournalEntry.entry_date <= on)
          .group_by(JournalLine.grant_id))

@@ -13,6 +13,9 @@
 5. Every invoice's receivable lines in its entry equal its total (a credit note's 1100 and 2300
    lines, and for a guarantee credit note its 2200 line); numbers are gap-free per series and year.
 
+Besides (`check_customer_keys`, numbered 1 for the journal and 5 for the documents): every journal
+entry names a customer, every journal line its entry's and every invoice line its invoice's.
+
 Each check returns Violations naming the entry or grant and the numbers that disagree.
 """
 
@@ -32,9 +35,11 @@ from sqlmodel import Session
 
 from ledger.core import accounts as A
 from ledger.core.grants import GrantState
-from ledger.store.models import Customer, Event, Grant, Guarantee, GuaranteeMonth, Invoice, JournalEntry, JournalLine, SubscriptionPeriod
+from ledger.store.models import (Customer, Event, Grant, Guarantee, GuaranteeMonth, Invoice, InvoiceLine, JournalEntry, JournalLine,
+                                 SubscriptionPeriod)
 from ledger.core.money import CREDIT, cumulative_share
 from ledger.core.periods import start_of_day
+from ledger.store import keys
 from ledger.store.journal import deferred_on_ledger
 from ledger.store.lots import lot_balances
 
@@ -51,31 +56,26 @@ class Violation:
         return f"invariant {self.invariant} ({self.subject}): {self.message}"
 
 
-def _lines(through: date | None):
-    q = sa.select(JournalLine).join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
-    return q.where(JournalEntry.entry_date <= through) if through else q
-
-
 def check_entries_balance(session: Session, through: date | None = None) -> list[Violation]:
     """Invariant 1: each entry and the trial balance balance per commodity."""
     out = []
     q = (sa.select(JournalLine.entry_id, JournalLine.commodity, sa.func.sum(JournalLine.debit), sa.func.sum(JournalLine.credit))
-         .join(JournalEntry, JournalEntry.id == JournalLine.entry_id))
+         .join(JournalEntry, keys.entry_lines()))
     if through:
         q = q.where(JournalEntry.entry_date <= through)
-    q = q.group_by(JournalLine.entry_id, JournalLine.commodity).having(
+    q = q.group_by(JournalLine.customer_id, JournalLine.entry_id, JournalLine.commodity).having(
         sa.func.sum(JournalLine.debit) != sa.func.sum(JournalLine.credit)).order_by(JournalLine.entry_id)
     for entry_id, commodity, d, c in session.execute(q):
         out.append(Violation(1, f"entry {entry_id}", f"{commodity} debits {d} != credits {c}"))
     q = (sa.select(JournalLine.commodity, sa.func.sum(JournalLine.debit), sa.func.sum(JournalLine.credit))
-         .join(JournalEntry, JournalEntry.id == JournalLine.entry_id))
+         .join(JournalEntry, keys.entry_lines()))
     if through:
         q = q.where(JournalEntry.entry_date <= through)
     for commodity, d, c in session.execute(q.group_by(JournalLine.commodity)):
         if d != c:
             out.append(Violation(1, f"trial balance {commodity}", f"debits {d} != credits {c}"))
     orphans = session.execute(sa.select(sa.func.count()).select_from(JournalEntry).where(
-        ~sa.exists().where(JournalLine.entry_id == JournalEntry.id))).scalar_one()
+        ~sa.exists().where(keys.entry_lines()))).scalar_one()
     if orphans:
         out.append(Violation(1, "journal", f"{orphans} entries have no lines"))
     return out
@@ -158,8 +158,8 @@ def _subscription_deferred(session: Session, through: date | None, tz: ZoneInfo)
     not reached."""
     q = (sa.select(SubscriptionPeriod.service_end, SubscriptionPeriod.platform_fee, Invoice.issue_date, Invoice.currency,
                    Customer.steps_through)
-         .join(Invoice, Invoice.number == SubscriptionPeriod.invoice_number)
-         .join(Customer, Customer.id == SubscriptionPeriod.customer_id))
+         .join(Invoice, keys.period_invoice())
+         .join(Customer, keys.customer_of(SubscriptionPeriod)))
     out: dict[str, int] = defaultdict(int)
     for service_end, platform_fee, issued, cur, steps in session.execute(q):
         if through is not None:
@@ -229,7 +229,7 @@ def check_customer_billing(session: Session, through: date | None = None) -> lis
     lines = (sa.select(JournalLine.customer_id, JournalLine.commodity,
                        sa.case((unbilled, JournalLine.debit - JournalLine.credit), else_=0),
                        sa.case((unbilled, 0), else_=JournalLine.credit - JournalLine.debit))
-             .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
+             .join(JournalEntry, keys.entry_lines())
              .where(JournalLine.account_code.in_([A.UNBILLED, *A.DEFERRED_ACCOUNTS, *_RECOGNISED])))
     if through:
         lines = lines.where(JournalEntry.entry_date <= through)
@@ -247,9 +247,9 @@ def check_documents(session: Session) -> list[Violation]:
     posted: dict[str, int] = defaultdict(int)
     q = (sa.select(Invoice.number, Invoice.kind, JournalLine.account_code, JournalLine.invoice_number,
                    sa.func.sum(JournalLine.debit), sa.func.sum(JournalLine.credit))
-         .join(JournalLine, JournalLine.entry_id == Invoice.entry_id)
+         .join(JournalLine, keys.document_entry_lines())
          .where(JournalLine.account_code.in_([A.RECEIVABLE, A.REFUNDS_PAYABLE, A.CUSTOMER_CREDIT]))
-         .group_by(Invoice.number, Invoice.kind, JournalLine.account_code, JournalLine.invoice_number))
+         .group_by(Invoice.customer_id, Invoice.number, Invoice.kind, JournalLine.account_code, JournalLine.invoice_number))
     for number, kind, account, line_invoice, d, c in session.execute(q):
         if kind == "invoice" and account == A.RECEIVABLE and line_invoice == number:
             posted[number] += int(d) - int(c)
@@ -295,7 +295,7 @@ def check_guarantees(session: Session, through: date | None = None) -> list[Viol
             elif m.credit and (through is None or issued[m.credit_note] <= through):
                 credited[(g.customer_id, g.currency)] += m.credit
     q = (sa.select(JournalLine.customer_id, JournalLine.commodity, sa.func.sum(JournalLine.debit - JournalLine.credit))
-         .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
+         .join(JournalEntry, keys.entry_lines())
          .where(JournalLine.account_code == A.GUARANTEE_CREDITS)
          .group_by(JournalLine.customer_id, JournalLine.commodity))
     if through:
@@ -308,11 +308,43 @@ def check_guarantees(session: Session, through: date | None = None) -> list[Viol
     return out
 
 
+def check_customer_keys(session: Session) -> list[Violation]:
+    """Every row of the journal and of the documents names its customer, as the joins of
+    `ledger.store.keys` take it: no journal entry without a customer, every journal line names
+    its entry's customer and every invoice line its invoice's (invariant 1 for the journal, 5 for
+    the documents). Over the whole books whatever the date: such a row is not in a period, and
+    where the books are distributed by customer (Citus) a line away from its entry's customer is
+    not read with it.
+
+    One statement of three counts (and the first row of each): entries with no customer, and the
+    journal lines and invoice lines with no row of their customer under their key (anti-joins on
+    (customer, entry id) and (customer, number): a row naming another customer, or none, finds
+    none, and on Citus each runs shard by shard). About as costly as one scan of each table."""
+    e, ln, inv, il = JournalEntry, JournalLine, Invoice, InvoiceLine
+    loose_lines = ~sa.exists().where(keys.entry_lines(e, ln)).correlate(ln)
+    loose_items = ~sa.exists().where(keys.invoice_lines(inv, il)).correlate(il)
+    counts = [sa.select(sa.func.count(), sa.func.min(e.id)).where(e.customer_id.is_(None)).subquery(),
+              sa.select(sa.func.count(), sa.func.min(ln.entry_id)).where(loose_lines).subquery(),
+              sa.select(sa.func.count(), sa.func.min(il.invoice_number)).where(loose_items).subquery()]
+    q = sa.select(*counts).select_from(counts[0].join(counts[1], sa.true()).join(counts[2], sa.true()))
+    entries, first_entry, lines, line_entry, items, item_doc = session.execute(q).one()
+    out = []
+    if entries:
+        out.append(Violation(1, "journal", f"{entries} entries name no customer (the first: entry {first_entry})"))
+    if lines:
+        out.append(Violation(1, "journal", f"{lines} lines do not name their entry's customer (the first in entry "
+                                           f"{line_entry})"))
+    if items:
+        out.append(Violation(5, "invoice lines", f"{items} lines do not name their document's customer (the first "
+                                                 f"in document {item_doc})"))
+    return out
+
+
 def check_all(session: Session, through: date | None = None, tz: ZoneInfo = ZoneInfo("UTC")) -> list[Violation]:
     """Invariants 1-5, through ``through`` (an entry date) or over the whole journal; ``tz`` is
     the reporting timezone (when a subscription month ends)."""
     balances = grant_balances(session, through, tz)
-    return (check_entries_balance(session, through) + check_grants(balances)
+    return (check_entries_balance(session, through) + check_customer_keys(session) + check_grants(balances)
             + check_deferred_total(session, balances, through) + check_customer_billing(session, through)
             + check_guarantees(session, through)
             + check_documents(session))

@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
+from ledger.store import keys
 from ledger.store.models import Customer, Invoice, InvoiceLine
 
 
@@ -22,7 +23,7 @@ def _columns(row: Any) -> dict[str, Any]:
 def register(session: Session) -> list[dict[str, Any]]:
     """Every document's columns and its customer's name (key ``customer``), in series, year and
     sequence order."""
-    q = (sa.select(Invoice, Customer.name).join(Customer, Customer.id == Invoice.customer_id)
+    q = (sa.select(Invoice, Customer.name).join(Customer, keys.customer_of(Invoice))
          .order_by(Invoice.series, Invoice.year, Invoice.sequence))
     return [_columns(inv) | {"customer": name} for inv, name in session.execute(q)]
 

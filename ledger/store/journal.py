@@ -2,6 +2,10 @@
 (``ledger.forecast``): balances, the entries with their lines, the chart, customers' names, and
 on PostgreSQL the CSV rows of an export made by the server (``COPY ... TO STDOUT``).
 
+The export's reads show the journal as stored: off Citus an entry's lines are those naming it,
+whatever customer they name (`ledger.store.keys`, the reads as stored); the forecasts' join by
+(customer, entry id).
+
 Every function takes a Session and returns plain values: tuples, dicts, int minor units of a
 line's commodity (CREDIT: int units), ``entry_date`` dates (inclusive bounds, None = open).
 """
@@ -20,7 +24,8 @@ from sqlmodel import Session
 
 from ledger.core import accounts as A
 from ledger.core.money import CREDIT, exponent
-from ledger.store.db import is_postgres, one_snapshot
+from ledger.store import keys
+from ledger.store.db import is_citus, is_postgres, one_snapshot
 from ledger.store.models import Account, Customer, JournalEntry, JournalLine, SubscriptionPeriod
 
 CSV_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\n", "'", "\x00")
@@ -62,7 +67,7 @@ def journal_balances(session: Session, *, before: date | None = None, through: d
                    sa.func.sum(JournalLine.debit) - sa.func.sum(JournalLine.credit))
          .group_by(JournalLine.account_code, JournalLine.commodity))
     if before is not None or through is not None:  # every line has its entry (foreign key): no join without a date
-        q = q.join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
+        q = q.join(JournalEntry, keys.entry_lines(by_customer=is_citus(session)))
     if before is not None:
         q = q.where(JournalEntry.entry_date < before)
     if through is not None:
@@ -75,7 +80,7 @@ def deferred_on_ledger(session: Session, through: date | None = None) -> dict[st
     dated through ``through`` (inclusive; None: the whole journal): int minor units (CREDIT
     lines, if any, under ``CREDIT``)."""
     q = (sa.select(JournalLine.commodity, sa.func.sum(JournalLine.credit - JournalLine.debit))
-         .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
+         .join(JournalEntry, keys.entry_lines())
          .where(JournalLine.account_code.in_(A.DEFERRED_ACCOUNTS)))
     if through is not None:
         q = q.where(JournalEntry.entry_date <= through)
@@ -88,7 +93,7 @@ def deferred_fees(session: Session, through: date) -> list[tuple[str, str, date 
     month's last day, None when no month has the invoice. amount: int minor units."""
     q = (sa.select(JournalLine.customer_id, JournalLine.commodity, JournalLine.invoice_number,
                    sa.func.sum(JournalLine.credit - JournalLine.debit))
-         .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
+         .join(JournalEntry, keys.entry_lines())
          .where(JournalLine.account_code == A.DEFERRED_SUBSCRIPTIONS, JournalEntry.entry_date <= through)
          .group_by(JournalLine.customer_id, JournalLine.commodity, JournalLine.invoice_number))
     balances = [(cid, cur, number, int(v)) for cid, cur, number, v in session.execute(q) if int(v)]
@@ -111,10 +116,11 @@ def used_accounts(session: Session, start: date | None, end: date | None) -> tup
     sorted, and the first entry date with lines in that range (None when none). Without a date
     bound the pairs are read from the lines alone (no join); the first date is the first entry
     with a line, found by walking the entries in date order."""
+    by_customer = is_citus(session)
     pairs = sa.select(JournalLine.account_code, JournalLine.commodity).distinct()
     if start is not None or end is not None:
-        pairs = _range(pairs.join(JournalEntry, JournalEntry.id == JournalLine.entry_id), start, end)
-    has_line = sa.select(JournalLine.id).where(JournalLine.entry_id == JournalEntry.id).exists()
+        pairs = _range(pairs.join(JournalEntry, keys.entry_lines(by_customer=by_customer)), start, end)
+    has_line = sa.select(JournalLine.id).where(keys.entry_lines(by_customer=by_customer)).exists()
     first = _range(sa.select(JournalEntry.entry_date).where(has_line), start, end).order_by(JournalEntry.entry_date).limit(1)
     return sorted((a, c) for a, c in session.execute(pairs)), session.execute(first).scalar()
 
@@ -127,10 +133,11 @@ def journal_entries(session: Session, start: date | None = None, end: date | Non
     account code, commodity, debit, credit, customer_id, grant_id, invoice_number, event_id),
     debit and credit int >= 0. Streamed in chunks of ``chunk`` rows."""
     e, ln = JournalEntry, JournalLine
-    q = _range(sa.select(e.id, e.entry_date, e.occurred_at, e.kind, e.description, e.customer_id, e.event_id,
-                         e.import_id, ln.id, ln.account_code, ln.commodity, ln.debit, ln.credit, ln.customer_id,
-                         ln.grant_id, ln.invoice_number, ln.event_id)
-               .join(ln, ln.entry_id == e.id), start, end).order_by(e.entry_date, e.id, ln.id)
+    columns = (e.id, e.entry_date, e.occurred_at, e.kind, e.description, e.customer_id, e.event_id, e.import_id,
+               ln.id, ln.account_code, ln.commodity, ln.debit, ln.credit, ln.customer_id, ln.grant_id,
+               ln.invoice_number, ln.event_id)
+    q = _range(sa.select(*columns).join(ln, keys.entry_lines(e, ln, by_customer=is_citus(session))), start, end)
+    q = q.order_by(e.entry_date, e.id, ln.id)
     head: tuple | None = None
     lines: list[tuple] = []
     for row in session.connection().execute(q.execution_options(yield_per=chunk)):  # Core: no ORM row loading
@@ -216,12 +223,13 @@ def _unit(commodity: str) -> str:
 
 
 def copy_csv_sql(start: date | None, end: date | None, commodities: Iterable[str], *,
-                 after: date | None = None) -> str | None:
+                 after: date | None = None, by_customer: bool = False) -> str | None:
     """The ``COPY (SELECT ...) TO STDOUT`` statement of `copy_csv_rows` for the entries dated in
     [start, end] (inclusive, None = open) and after ``after`` (exclusive, None = no bound);
     None when there are no commodities (nothing to export). Raises ValueError for an unknown
     commodity or a code that is not [A-Z0-9]+ (it is written into the SQL; ``ledger.export``
-    refuses both before)."""
+    refuses both before). ``by_customer``: entries joined to their lines by (customer, entry id),
+    where the books are distributed by customer (`ledger.store.keys`: the reads as stored)."""
     units = sorted({(c, _unit(c)) for c in commodities})
     if not units:
         return None
@@ -231,10 +239,10 @@ def copy_csv_sql(start: date | None, end: date | None, commodities: Iterable[str
     values = ", ".join(f"('{c}', {unit}::numeric, {len(unit.partition('.')[2])}, '{c},')" for c, unit in units)
     bounds = [(">=", start), (">", after), ("<=", end)]
     where = " AND ".join(f"entry_date {op} DATE '{day.isoformat()}'" for op, day in bounds if day is not None)
-    return _copy_select(f"WHERE {where}" if where else "", values)
+    return _copy_select(f"WHERE {where}" if where else "", values, by_customer)
 
 
-def _copy_select(where: str, values: str) -> str:
+def _copy_select(where: str, values: str, by_customer: bool) -> str:
     """The COPY statement of `copy_csv_sql`: ``where`` filters journal_entry (or is empty),
     ``values`` lists (commodity, one minor unit in major units, decimals, the commodity and a
     comma) rows.
@@ -244,7 +252,8 @@ def _copy_select(where: str, values: str) -> str:
     once per line. The cells of accounts, customers and grants come from the joined rows, each
     with its comma (fewer ``||``, each of which copies the line so far); a value not among them
     is formatted from the line's own. Every operand of ``||`` is a non-NULL text (a line without
-    a customer gives empty fields, as in write_csv). The lines of
+    a customer gives empty fields, as in write_csv). Lines are joined to their entries as
+    ``by_customer`` says, to their grants on (customer, grant id) (`ledger.store.keys`). The lines of
     the entries of one date whose ids share a bucket (id // `ENTRIES_PER_ROW`) are joined into
     one value, in (entry id, line id) order, so that one COPY message carries many entries
     (buckets ascend with ids, so the values in (date, bucket) order are the rows in (date,
@@ -260,19 +269,19 @@ def _copy_select(where: str, values: str) -> str:
         COPY (
           SELECT string_agg(line, '' ORDER BY id, line_id) FROM (
             SELECT e.entry_date, e.id / {ENTRIES_PER_ROW} AS bucket, e.id, l.id AS line_id, {line} AS line
-            FROM (SELECT id, entry_date,
+            FROM (SELECT id, customer_id, entry_date,
                          concat_ws(',', id, entry_date, {_sql_iso('occurred_at')},
                                    {text('kind')}, {text('event_id')}, coalesce(import_id::text, ''),
                                    {text('description')}) || ',' AS head
                   FROM journal_entry {where} OFFSET 0) e
-            JOIN journal_line l ON l.entry_id = e.id
+            JOIN journal_line l ON {keys.entry_lines_sql('e', 'l', by_customer=by_customer)}
             JOIN (VALUES {values}) AS x(c, m, e, cc) ON x.c = l.commodity
             LEFT JOIN (SELECT code, {text('code')} || ',' || {text('name')} || ',' AS cells FROM account) a
               ON a.code = l.account_code
             LEFT JOIN (SELECT id, {text('id')} || ',' || {text('name')} || ',' AS cells FROM customer) c
               ON c.id = l.customer_id AND l.customer_id <> ''
-            LEFT JOIN (SELECT id, {text('id')} || ',' AS cells FROM credit_grant) g
-              ON g.id = l.grant_id
+            LEFT JOIN (SELECT id, customer_id, {text('id')} || ',' AS cells FROM credit_grant) g
+              ON {keys.line_grant_sql('l', 'g')}
             ORDER BY e.entry_date, bucket, e.id, l.id
           ) lines
           GROUP BY entry_date, bucket
@@ -382,7 +391,8 @@ def copy_csv_rows(session: Session, out: BinaryIO, start: date | None, end: date
     before it. ``commodities``: every commodity the lines use (a line in another one is not
     exported, and the caller's tie-out check then fails). Raises ValueError as
     `copy_csv_sql`."""
-    sqls = [copy_csv_sql(start, through, commodities, after=after)
+    by_customer = is_citus(session)
+    sqls = [copy_csv_sql(start, through, commodities, after=after, by_customer=by_customer)
             for after, through in zip([None, *cuts], [*cuts, end], strict=True)]
     if sqls[0] is None:
         return []

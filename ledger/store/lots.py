@@ -21,8 +21,9 @@ from sqlmodel import Session
 
 from ledger.core import accounts as A
 from ledger.core.records import GrantRecord
+from ledger.store import keys
 from ledger.store.db import chunks, in_values
-from ledger.store.models import Grant, JournalEntry, JournalLine, UsageEvent
+from ledger.store.models import Grant, JournalEntry, JournalLine
 
 LOT_ACCOUNTS = (A.CREDITS_OUTSTANDING, A.DEFERRED_CREDITS)
 """The accounts whose lines name a lot: 9100 (units) and 2100 (money)."""
@@ -64,7 +65,7 @@ def lot_balances(session: Session, *, customer_ids: Iterable[str] | None = None,
         where.insert(0, in_values(session, line.customer_id, customer_ids))
     q = sa.select(line.grant_id, line.account_code, *sums)
     if through is not None or voids:
-        q = q.join(entry, entry.id == line.entry_id)
+        q = q.join(entry, keys.entry_lines(entry, line))
     if through is not None:
         where.append(entry.entry_date <= through)
     out: dict[str, LotBalance] = {}
@@ -95,13 +96,13 @@ def grant_records(session: Session, ids: Iterable[str]) -> dict[str, GrantRecord
 
 def unlotted_balances(session: Session, through: date) -> list[tuple[str, str | None, str, str, int]]:
     """9100 and 2100 lines dated on or before ``through`` that name no grant row (no grant id, or
-    one no grant has; never expected from the engine), summed: (customer_id, grant_id or None,
-    account, commodity, credit - debit as int), 2100 rows first."""
+    one no grant of the line's customer has; never expected from the engine), summed:
+    (customer_id, grant_id or None, account, commodity, credit - debit as int), 2100 rows first."""
     line, entry = JournalLine, JournalEntry
     q = (sa.select(line.customer_id, line.grant_id, line.account_code, line.commodity,
                    sa.func.sum(line.credit) - sa.func.sum(line.debit))
-         .join(entry, entry.id == line.entry_id)
-         .outerjoin(Grant, Grant.id == line.grant_id)
+         .join(entry, keys.entry_lines(entry, line))
+         .outerjoin(Grant, keys.line_grant(line))
          .where(line.account_code.in_(list(LOT_ACCOUNTS)), entry.entry_date <= through, Grant.id.is_(None))
          .group_by(line.customer_id, line.grant_id, line.account_code, line.commodity)
          .order_by(line.account_code, line.customer_id, line.grant_id, line.commodity))
@@ -114,11 +115,11 @@ def consumed_units(session: Session, through: date, since: date | None = None) -
     usage event's units (lines whose event_id is a usage event), in entries dated
     ``since``..``through`` (inclusive; life to date without ``since``). int units."""
     out: dict[tuple[str, str], int] = defaultdict(int)
-    usage_ids = sa.select(UsageEvent.id)
+    of_usage = sa.exists().where(keys.line_usage())
     for kind, side, extra in (("consumption", JournalLine.debit, None),
-                              ("void", -JournalLine.credit, JournalLine.event_id.in_(usage_ids))):
+                              ("void", -JournalLine.credit, of_usage)):
         q = (sa.select(JournalLine.customer_id, JournalLine.grant_id, sa.func.sum(side))
-             .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
+             .join(JournalEntry, keys.entry_lines())
              .where(JournalLine.account_code == A.CREDITS_OUTSTANDING, JournalEntry.kind == kind,
                     JournalLine.grant_id.is_not(None), JournalEntry.entry_date <= through)
              .group_by(JournalLine.customer_id, JournalLine.grant_id))

@@ -49,18 +49,24 @@ class SessionStore:
         row = s.get(UsageEvent, event_id)
         if row is None:
             return None
-        entry = s.get(JournalEntry, row.entry_id) if row.entry_id is not None else None
+        # every read names the usage's customer beside the key (`ledger.store.keys`): one
+        # customer's rows, where the books are distributed by customer
+        entry = s.execute(sa.select(JournalEntry).where(JournalEntry.id == row.entry_id,
+                                                        JournalEntry.customer_id == row.customer_id)
+                          ).scalar_one_or_none() if row.entry_id is not None else None
         if row.entry_id is None:
             draws = []
         elif row.draw_start is None:  # converted from older books: kept as they were
             draws = [(gid, int(u)) for gid, u in s.execute(
                 sa.select(UsageDrawLegacy.grant_id, UsageDrawLegacy.units)
-                .where(UsageDrawLegacy.usage_event_id == event_id).order_by(UsageDrawLegacy.grant_id))]
+                .where(UsageDrawLegacy.usage_event_id == event_id, UsageDrawLegacy.customer_id == row.customer_id)
+                .order_by(UsageDrawLegacy.grant_id))]
         else:
             segments = [(gid, int(u)) for gid, u in s.execute(
                 sa.select(JournalLine.grant_id, JournalLine.debit)
-                .where(JournalLine.entry_id == row.entry_id, JournalLine.account_code == A.CREDITS_OUTSTANDING,
-                       JournalLine.debit > 0).order_by(JournalLine.id))]
+                .where(JournalLine.entry_id == row.entry_id, JournalLine.customer_id == row.customer_id,
+                       JournalLine.account_code == A.CREDITS_OUTSTANDING, JournalLine.debit > 0)
+                .order_by(JournalLine.id))]
             draws = draws_at(segments, int(row.draw_start), int(row.credits) - int(row.overage_units or 0))
         return StoredUsage(row.id, row.customer_id, row.status, int(row.overage_units or 0), row.overage_price,
                            entry.entry_date if entry is not None else None, draws)
@@ -72,7 +78,8 @@ class SessionStore:
                            .order_by(JournalEntry.id)).scalars():
             lines = [Line(ln.account_code, ln.commodity, ln.debit, ln.credit, ln.customer_id, ln.grant_id,
                           ln.invoice_number, ln.event_id)
-                     for ln in s.execute(sa.select(JournalLine).where(JournalLine.entry_id == e.id)
+                     for ln in s.execute(sa.select(JournalLine).where(JournalLine.entry_id == e.id,
+                                                                      JournalLine.customer_id == e.customer_id)
                                          .order_by(JournalLine.id)).scalars()]
             out.append(StoredEntry(e.kind, e.customer_id, lines))
         return out

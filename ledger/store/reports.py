@@ -18,6 +18,7 @@ from sqlmodel import Session
 from ledger.core import accounts as A
 from ledger.core.money import CREDIT
 from ledger.core.records import GuaranteeRecord, QuarantineRecord
+from ledger.store import keys
 from ledger.store.books import record_of
 from ledger.store.models import (
     Account,
@@ -60,7 +61,7 @@ def account_balances(session: Session, end: date) -> list[tuple[str, str, str, i
     credits, each by account code."""
     q = (sa.select(JournalLine.account_code, Account.name, JournalLine.commodity,
                    sa.func.sum(JournalLine.debit), sa.func.sum(JournalLine.credit))
-         .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
+         .join(JournalEntry, keys.entry_lines())
          .join(Account, Account.code == JournalLine.account_code)
          .where(JournalEntry.entry_date <= end)
          .group_by(JournalLine.account_code, Account.name, JournalLine.commodity)
@@ -76,7 +77,7 @@ def deferred_movements(session: Session, start: date, end: date) -> list[tuple[s
     q = (sa.select(JournalLine.customer_id, JournalLine.commodity, JournalEntry.kind,
                    sa.func.sum(sa.case((JournalEntry.entry_date < start, amount), else_=0)),
                    sa.func.sum(sa.case((_in(start, end), amount), else_=0)))
-         .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
+         .join(JournalEntry, keys.entry_lines())
          .where(JournalLine.account_code.in_(A.DEFERRED_ACCOUNTS), JournalEntry.entry_date <= end)
          .group_by(JournalLine.customer_id, JournalLine.commodity, JournalEntry.kind))
     return [(cid, cur, kind, int(before), int(during)) for cid, cur, kind, before, during in session.execute(q)]
@@ -86,7 +87,7 @@ def account_sums(session: Session, codes: list[str], start: date, end: date) -> 
     """credit - debit of the lines of accounts ``codes`` dated from ``start`` to ``end``, per
     (account code, commodity)."""
     q = (sa.select(JournalLine.account_code, JournalLine.commodity, sa.func.sum(JournalLine.credit - JournalLine.debit))
-         .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
+         .join(JournalEntry, keys.entry_lines())
          .where(JournalLine.account_code.in_(codes), _in(start, end))
          .group_by(JournalLine.account_code, JournalLine.commodity))
     return {(code, cur): int(v) for code, cur, v in session.execute(q)}
@@ -103,7 +104,7 @@ def credit_movements(session: Session, start: date, end: date,
                    sa.func.sum(sa.case((JournalEntry.entry_date < start, units), else_=0)),
                    sa.func.sum(sa.case((_in(start, end), JournalLine.credit), else_=0)),
                    sa.func.sum(sa.case((_in(start, end), JournalLine.debit), else_=0)))
-         .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
+         .join(JournalEntry, keys.entry_lines())
          .where(JournalLine.account_code.in_([A.CREDITS_OUTSTANDING, A.DEFERRED_CREDITS]),
                 JournalLine.grant_id.is_not(None), JournalEntry.entry_date <= end)
          .group_by(JournalLine.grant_id, JournalLine.account_code, JournalEntry.kind))
@@ -123,7 +124,7 @@ def open_receivables(session: Session, as_of: date) -> dict[str, int]:
     """The 1100 balance (debit - credit) of every invoice number at the end of ``as_of``,
     leaving out the invoices settled by then."""
     q = (sa.select(JournalLine.invoice_number, sa.func.sum(JournalLine.debit - JournalLine.credit))
-         .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
+         .join(JournalEntry, keys.entry_lines())
          .where(JournalLine.account_code == A.RECEIVABLE, JournalLine.invoice_number.is_not(None),
                 JournalEntry.entry_date <= as_of)
          .group_by(JournalLine.invoice_number))
@@ -137,11 +138,11 @@ def statement_movements(session: Session, customer_id: str,
     (all if None), in date, entry id and number order (lines without a number last)."""
     q = (sa.select(JournalEntry.entry_date, JournalEntry.id, JournalEntry.kind, JournalEntry.description,
                    JournalLine.invoice_number, sa.func.sum(JournalLine.debit), sa.func.sum(JournalLine.credit))
-         .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
+         .join(JournalEntry, keys.entry_lines())
          .where(JournalLine.customer_id == customer_id,
                 JournalLine.account_code.in_([A.RECEIVABLE, A.CUSTOMER_CREDIT]))
-         .group_by(JournalEntry.entry_date, JournalEntry.id, JournalEntry.kind, JournalEntry.description,
-                   JournalLine.invoice_number)
+         .group_by(JournalEntry.entry_date, JournalEntry.customer_id, JournalEntry.id, JournalEntry.kind,
+                   JournalEntry.description, JournalLine.invoice_number)
          .order_by(JournalEntry.entry_date, JournalEntry.id, JournalLine.invoice_number.is_(None),
                    JournalLine.invoice_number))
     if end is not None:
@@ -166,7 +167,7 @@ def account_balance(session: Session, code: str, end: date) -> dict[str, int]:
     """The balance (debit - credit) of account ``code`` at the end of ``end``, per commodity."""
     return {cur: int(net) for cur, net in session.execute(
         sa.select(JournalLine.commodity, sa.func.sum(JournalLine.debit - JournalLine.credit))
-        .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
+        .join(JournalEntry, keys.entry_lines())
         .where(JournalLine.account_code == code, JournalEntry.entry_date <= end)
         .group_by(JournalLine.commodity))}
 
@@ -185,7 +186,7 @@ def monthly_sums(session: Session, codes: list[str], end: date) -> list[tuple[st
     month_of = sa.func.substr(sa.cast(JournalEntry.entry_date, sa.String), 1, 7)
     q = (sa.select(month_of, JournalLine.account_code, JournalLine.commodity,
                    sa.func.sum(JournalLine.credit - JournalLine.debit))
-         .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
+         .join(JournalEntry, keys.entry_lines())
          .where(JournalLine.account_code.in_(codes), JournalEntry.entry_date <= end)
          .group_by(month_of, JournalLine.account_code, JournalLine.commodity))
     return [(month, code, cur, int(net)) for month, code, cur, net in session.execute(q)]
@@ -200,6 +201,6 @@ def late_postings(session: Session, start: date, end: date) -> list[tuple[str, s
         .where(Event.late.is_(True), Event.posted_date >= start, Event.posted_date <= end))]
     rows += [(i, "usage.recorded", c, at, p) for i, c, at, p in session.execute(
         sa.select(UsageEvent.id, UsageEvent.customer_id, UsageEvent.occurred_at, JournalEntry.entry_date)
-        .join(JournalEntry, JournalEntry.id == UsageEvent.entry_id)
+        .join(JournalEntry, keys.usage_entry())
         .where(UsageEvent.late.is_(True), JournalEntry.entry_date >= start, JournalEntry.entry_date <= end))]
     return rows

@@ -36,7 +36,8 @@ from datetime import date
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from ledger.store.db import bulk_insert, is_postgres
+from ledger.store import keys
+from ledger.store.db import bulk_insert, is_citus, is_postgres
 from ledger.errors import LedgerError
 from ledger.store.models import EntrySeal, JournalEntry, JournalLine, PeriodClose
 from ledger.store.periods import closed_periods
@@ -97,11 +98,12 @@ def chain(session: Session, period: str, previous: str) -> Iterator[Link]:
 def _chain_rows(session: Session, period: str, previous: str) -> Iterator[Link]:
     """`chain` made in Python: one query, entries joined to their lines in (entry id, line id)
     order, read in batches of rows (``yield_per``), each entry's bytes made by
-    `entry_digest_input`."""
+    `entry_digest_input`. The entry's lines as `entry_bytes_sql` takes them (this path never
+    runs on Citus: every line naming the entry)."""
     d0, d1 = first_day(period), last_day(period)
     n = len(_ENTRY_FIELDS)
     query = (sa.select(*(getattr(JournalEntry, k) for k in _ENTRY_FIELDS), *(getattr(JournalLine, k) for k in _LINE_FIELDS))
-             .select_from(JournalEntry).outerjoin(JournalLine, JournalLine.entry_id == JournalEntry.id)
+             .select_from(JournalEntry).outerjoin(JournalLine, keys.entry_lines(by_customer=is_citus(session)))
              .where(JournalEntry.entry_date >= d0, JournalEntry.entry_date <= d1)
              .order_by(JournalEntry.id, JournalLine.id).execution_options(yield_per=_BATCH * 4))
     h, seq = chain_start(previous, period), 0
@@ -146,10 +148,17 @@ def _sql_json_object(fields: list[tuple[str, str]]) -> str:
     return "(" + " || ".join(parts) + " || '}')"
 
 
-def entry_bytes_sql(d0: date, d1: date, entries: str = "journal_entry", lines: str = "journal_line") -> str:
+def entry_bytes_sql(d0: date, d1: date, entries: str = "journal_entry", lines: str = "journal_line", *,
+                    by_customer: bool = False) -> str:
     """A SELECT of ``id`` and ``body`` (text) per entry dated in [d0, d1], in no set order: body
     is the entry's canonical bytes (those of `entry_digest_input`, as UTF-8). ``entries``,
     ``lines``: the tables to read (other names only in tests).
+
+    An entry's lines are those naming it (``entry_id``), whatever customer they name; with
+    ``by_customer`` (the books distributed by customer: `ledger.store.db.is_citus`) those that
+    also name its customer, the join that runs shard by shard there (`ledger.store.keys`: the
+    reads as stored). The same lines in sound books; ``ledger verify`` reports a line naming
+    another customer than its entry (`ledger.store.invariants.check_customer_keys`).
 
     The values are written as `entry_digest_input` writes them: text and dates by `_sql_json`,
     integers by `_sql_json_int`; the instant as Python's ``isoformat()`` of an aware UTC
@@ -170,20 +179,23 @@ def entry_bytes_sql(d0: date, d1: date, entries: str = "journal_entry", lines: s
     return f"""
           SELECT e.id, {body} AS body
           FROM {entries} e
-          LEFT JOIN (SELECT l0.entry_id, l0.id, {line} AS body FROM {lines} l0) l ON l.entry_id = e.id
+          LEFT JOIN (SELECT l0.entry_id, l0.customer_id, l0.id, {line} AS body FROM {lines} l0) l
+            ON {keys.entry_lines_sql("e", "l", by_customer=by_customer)}
           WHERE e.entry_date >= DATE '{d0.isoformat()}' AND e.entry_date <= DATE '{d1.isoformat()}'
-          GROUP BY e.id"""
+          GROUP BY e.customer_id, e.id"""
 
 
-def chain_copy_sql(d0: date, d1: date, entries: str = "journal_entry", lines: str = "journal_line") -> str:
+def chain_copy_sql(d0: date, d1: date, entries: str = "journal_entry", lines: str = "journal_line", *,
+                   by_customer: bool = False) -> str:
     """The ``COPY (SELECT ...) TO STDOUT`` of `_chain_copy`: one row per entry dated in
-    [d0, d1], in id order, ``id`` \\x02 ``canonical bytes`` (`entry_bytes_sql`).
+    [d0, d1], in id order, ``id`` \\x02 ``canonical bytes`` (`entry_bytes_sql`, ``by_customer``
+    as there).
 
     JSON escapes every control character, so no row holds \\x01, \\x02, CR or LF, and the CSV
     mode below (quote \\x01, delimiter \\x02) never quotes: each COPY message is the row as it
     is, LF-terminated."""
     return f"""
-        COPY ({entry_bytes_sql(d0, d1, entries, lines)}
+        COPY ({entry_bytes_sql(d0, d1, entries, lines, by_customer=by_customer)}
           ORDER BY e.id
         ) TO STDOUT (FORMAT csv, DELIMITER E'\\x02', QUOTE E'\\x01')"""
 
@@ -196,7 +208,8 @@ def _chain_copy(session: Session, period: str, previous: str) -> list[Link]:
     h = chain_start(previous, period)
     links: list[Link] = []
     sha = hashlib.sha256
-    for entry_id, body in copy_bodies(raw, chain_copy_sql(first_day(period), last_day(period))):
+    sql = chain_copy_sql(first_day(period), last_day(period), by_customer=is_citus(session))
+    for entry_id, body in copy_bodies(raw, sql):
         h = sha(b"%s\n%s" % (h.encode("ascii"), body)).hexdigest()
         links.append(Link(len(links) + 1, entry_id, h))
     return links
@@ -355,6 +368,7 @@ def _server_break(session: Session, period: str, rec: PeriodClose, start: str) -
     links in seq order are then in entry id order too, the order both streams are merged in
     (the bytes as `entry_bytes_sql` groups them; OFFSET 0 keeps the comparison out of the join,
     so the merge needs no copy of the bytes to rescan)."""
+    citus = is_citus(session)
     raw = session.connection().connection.driver_connection
     d0, d1 = first_day(period), last_day(period)
     with raw.cursor() as cur, _chain_settings(cur, merge=True):
@@ -373,7 +387,7 @@ def _server_break(session: Session, period: str, rec: PeriodClose, start: str) -
                      encode(sha256(convert_to(s.prev || E'\\n' || b.body, 'UTF8')), 'hex') AS now
               FROM (SELECT seq, entry_id, hash, lag(hash, 1, %(start)s) OVER (ORDER BY entry_id) AS prev
                     FROM entry_seal WHERE close_id = %(close)s) s
-              JOIN ({entry_bytes_sql(d0, d1)}) b ON b.id = s.entry_id
+              JOIN ({entry_bytes_sql(d0, d1, by_customer=citus)}) b ON b.id = s.entry_id
               OFFSET 0) links
             WHERE sealed <> now
             ORDER BY seq""", {"start": start, "close": rec.id})

@@ -23,6 +23,7 @@ from sqlmodel import Session
 
 from ledger.core.money import INT64_MAX
 from ledger.core.records import UsageDay
+from ledger.store.events import lock_customer_rows
 from ledger.store.models import Customer
 
 HEADER = b"event_id,customer_id,occurred_at,credits"
@@ -47,8 +48,10 @@ _TYPED = f"""CREATE TEMPORARY TABLE usage_stage ON COMMIT DROP AS
 
 _REFUSALS = (
     ("an id given twice", "SELECT EXISTS (SELECT event_id FROM usage_stage GROUP BY event_id HAVING count(*) > 1)"),
-    ("an id already stored", "SELECT EXISTS (SELECT FROM usage_stage s JOIN usage_event u ON u.id = s.event_id) "
-                             "OR EXISTS (SELECT FROM usage_stage s JOIN event e ON e.id = s.event_id)"),
+    # SELECT 1, not an empty select list: Citus reads the staged table into an intermediate
+    # result and refuses one without columns ("a column definition list is required")
+    ("an id already stored", "SELECT EXISTS (SELECT 1 FROM usage_stage s JOIN usage_event u ON u.id = s.event_id) "
+                             "OR EXISTS (SELECT 1 FROM usage_stage s JOIN event e ON e.id = s.event_id)"),
 )
 
 # run under the customers' locks: another importer may have moved a cursor before they were taken
@@ -149,10 +152,9 @@ def staged_customers_unknown_or_late(session: Session, first_open: date | None) 
 
 def lock_staged_customers(session: Session) -> list[Customer]:
     """Lock (SELECT ... FOR UPDATE) every staged customer, in id order, after the posting gate
-    (the lock order of `ledger.store.events.lock_customers`); returns the rows."""
-    return list(session.execute(
-        sa.select(Customer).where(Customer.id.in_(sa.text("SELECT DISTINCT customer_id FROM usage_stage")))
-        .order_by(Customer.id).with_for_update().execution_options(populate_existing=True)).scalars())
+    (the lock order of `ledger.store.events.lock_customers`, by its `lock_customer_rows`);
+    returns the rows."""
+    return lock_customer_rows(session, Customer, Customer.id.in_(sa.text("SELECT DISTINCT customer_id FROM usage_stage")))
 
 
 def staged_days(session: Session) -> Iterator[UsageDay]:
