@@ -130,7 +130,11 @@ def open_engine(url: str) -> Engine:
 
 def is_unique_violation(exc: BaseException) -> bool:
     """True for a unique-key violation from either database: a concurrent writer committed the
-    same key first (SQLSTATE 23505 on PostgreSQL, "UNIQUE constraint failed" on SQLite)."""
+    same key first (SQLSTATE 23505 on PostgreSQL, "UNIQUE constraint failed" on SQLite). On
+    Citus a violation on a worker during a multi-shard write reaches the coordinator as an
+    internal error (SQLSTATE XX000) carrying the worker's message."""
+    if isinstance(exc, sa.exc.InternalError):
+        return str(exc.orig).startswith("duplicate key value violates unique constraint")
     if not isinstance(exc, sa.exc.IntegrityError):
         return False
     orig = exc.orig

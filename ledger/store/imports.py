@@ -81,12 +81,13 @@ _INPUT_CONFLICTS = """
     SELECT s.file, s.line, s.id, f.file, f.line FROM import_stage s JOIN import_first f USING (id)
     WHERE s.digest <> f.digest"""
 
-# a customer that is neither in the books nor created by the input: its first line
+# a customer that is neither in the books nor created by the input: its first line (NOT IN, not a
+# correlated NOT EXISTS: Citus runs the stored ids as a subquery of their own beside the local table)
 _UNKNOWN_CUSTOMERS = """
     SELECT DISTINCT ON (s.customer_id) s.file, s.line, s.customer_id FROM import_stage s
     WHERE s.customer_id IS NOT NULL AND NOT s.created
       AND NOT EXISTS (SELECT 1 FROM import_stage c WHERE c.created AND c.customer_id = s.customer_id)
-      AND NOT EXISTS (SELECT 1 FROM customer k WHERE k.id = s.customer_id)
+      AND s.customer_id NOT IN (SELECT k.id FROM customer k)
     ORDER BY s.customer_id, s.file, s.line"""
 
 # an id already posted (as a business or a usage event) with different content
