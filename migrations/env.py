@@ -19,12 +19,21 @@ def _url() -> str:
     return x.get("url") or os.environ.get("LEDGER_DATABASE_URL") or config.get_main_option("sqlalchemy.url")
 
 
+def _for_dialect(dialect: str):
+    """Alembic's include_object: a model constraint marked ``info={"postgresql_only": True}``
+    exists on PostgreSQL only (its migration skips SQLite)."""
+    def include(obj, name, type_, reflected, compare_to) -> bool:
+        return reflected or dialect == "postgresql" or not getattr(obj, "info", {}).get("postgresql_only")
+    return include
+
+
 def _configure(connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
         compare_type=True,
         render_as_batch=connection.dialect.name == "sqlite",
+        include_object=_for_dialect(connection.dialect.name),
     )
 
 

@@ -198,13 +198,16 @@ def _reshape_keys(c: sa.Connection) -> list[str]:
                           f"ADD CONSTRAINT {_q(r['conname'])} {kind} ({keys})"))
     for table, col in LOOKUP_INDEXES:
         c.execute(sa.text(f"CREATE INDEX IF NOT EXISTS {_q(f'ix_{table}_{col}_lookup')} ON {_q(table)} ({_q(col)})"))
-    later = []
+    later, seen = [], set()
     for r in foreign:
         table, ref, cols, refcols = r["relname"], r["referenced"], list(r["columns"]), list(r["refcolumns"])
         if ref in LOCAL:
             continue
         if ref in DISTRIBUTED and ref != "customer" and "customer_id" not in cols:
             cols, refcols = ["customer_id", *cols], ["customer_id", *refcols]
+        if (table, *cols, ref, *refcols) in seen:  # a key by entry id that one by (customer, entry id) already gives
+            continue
+        seen.add((table, *cols, ref, *refcols))
         later.append(f"ALTER TABLE {_q(table)} ADD CONSTRAINT {_q(r['conname'])} FOREIGN KEY "
                      f"({', '.join(map(_q, cols))}) REFERENCES {_q(ref)} ({', '.join(map(_q, refcols))})")
     return later

@@ -146,7 +146,10 @@ class JournalEntry(SQLModel, table=True):
     import_id: Optional[int] = Field(default=None, sa_column=sa.Column(sa.Integer, sa.ForeignKey("import_batch.id"), nullable=True))
     # a customer's entries of one kind (its refunds, when its book is loaded); also serves
     # lookups by customer alone
-    __table_args__ = (sa.Index("ix_journal_entry_customer_kind", "customer_id", "kind"),)
+    __table_args__ = (sa.Index("ix_journal_entry_customer_kind", "customer_id", "kind"),
+                      # PostgreSQL (migration 0013): what the key of a line's entry below refers to
+                      sa.UniqueConstraint("customer_id", "id", name="uq_journal_entry_customer_id_id",
+                                          info={"postgresql_only": True}))
 
 
 class JournalLine(SQLModel, table=True):
@@ -171,6 +174,10 @@ class JournalLine(SQLModel, table=True):
         # a customer's lines of one account (grant balances, receivables, customer credit):
         # what loading a customer's book reads; also serves lookups by customer alone
         sa.Index("ix_journal_line_customer_account", "customer_id", "account_code"),
+        # PostgreSQL (migration 0013): a line's (customer, entry) is its entry's; tells the planner
+        # that the joins of ledger.store.keys match one entry per line
+        sa.ForeignKeyConstraint(["customer_id", "entry_id"], ["journal_entry.customer_id", "journal_entry.id"],
+                                name="fk_journal_line_customer_id_journal_entry", info={"postgresql_only": True}),
         sa.CheckConstraint("debit >= 0 AND credit >= 0", name="non_negative"),
         sa.CheckConstraint("(debit > 0 AND credit = 0) OR (debit = 0 AND credit > 0)", name="one_side"),
     )

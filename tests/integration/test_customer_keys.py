@@ -55,11 +55,12 @@ def _post_by_hand(books, draft: EntryDraft) -> int:
         return s.execute(sa.select(sa.func.max(JournalEntry.id))).scalar_one()
 
 
-def _refused_on_citus(books, draft: EntryDraft) -> bool:
-    """On Citus: the writer refuses ``draft`` (True), and the test ends there."""
+def _refused_on_citus(books, draft: EntryDraft, *, postgresql_too: bool = False) -> bool:
+    """On Citus (and on any PostgreSQL with ``postgresql_too``: the key of a line's (customer,
+    entry), migration 0013): the database refuses ``draft`` (True), and the test ends there."""
     import psycopg
 
-    if not is_citus(books.engine):
+    if not (is_citus(books.engine) or (postgresql_too and books.url.startswith("postgresql"))):
         return False
     with pytest.raises((sa.exc.DBAPIError, psycopg.Error)):
         _post_by_hand(books, draft)
@@ -79,7 +80,7 @@ def test_lines_naming_another_customer_than_their_entry_are_reported(books):
     books.post(HISTORY)
     draft = (EntryDraft(date(2026, 1, 20), T, "manual", "misfiled", "acme")
              .dr("1000", "USD", 100, customer_id="beta").cr("2200", "USD", 100, customer_id="beta"))
-    if _refused_on_citus(books, draft):
+    if _refused_on_citus(books, draft, postgresql_too=True):
         return
     entry = _post_by_hand(books, draft)
     assert [str(v) for v in books.verify()] == [

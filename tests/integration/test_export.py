@@ -439,7 +439,8 @@ def awkward_pg_books(pg_url, plans_catalog, tmp_path):
                            "Reclass, no customer")
         post(s, [draft.dr("1000", "USD", 500).cr("1100", "USD", 500)])
         # the largest amount a line holds: its decimal text must be exact in both writers
-        huge = EntryDraft(date(2026, 2, 21), datetime(2026, 2, 21, 9, tzinfo=UTC), "largest_amount", "Largest amount")
+        huge = EntryDraft(date(2026, 2, 21), datetime(2026, 2, 21, 9, tzinfo=UTC), "largest_amount", "Largest amount",
+                          "nl")
         post(s, [huge.dr("1000", "USD", 2**63 - 1, customer_id="nl").cr("1000", "USD", 2**63 - 1, customer_id="nl")])
         s.commit()
     return b
