@@ -87,8 +87,9 @@ _LOCK_ROW = "SELECT 1 FROM customer WHERE id = %s FOR UPDATE"
 # every assumption of the kept run still holds; NULL (no such customer) counts as false.
 _EXPECT = ("SELECT ledger_expect("
            "(SELECT book_version FROM customer WHERE id = %(customer)s) = %(token)s"
-           " AND NOT EXISTS (SELECT FROM usage_event WHERE id = %(id)s)"
-           " AND NOT EXISTS (SELECT FROM event WHERE id = %(id)s)"
+           # SELECT 1, not an empty target list: Citus plans these subqueries on their own
+           " AND NOT EXISTS (SELECT 1 FROM usage_event WHERE id = %(id)s)"
+           " AND NOT EXISTS (SELECT 1 FROM event WHERE id = %(id)s)"
            " AND (SELECT coalesce(string_agg(period, ',' ORDER BY period), '') FROM accounting_period"
            " WHERE status = 'closed') = %(closed)s,"
            " 'the kept book, the event id or the closed periods')")

@@ -373,6 +373,29 @@ def test_void_of_a_paid_purchase_moves_the_payment_to_the_customer_credit_balanc
     assert books.verify() == []
 
 
+def test_a_voided_payment_reopens_its_invoices_oldest_first(books):
+    """An unnamed payment of 30.00 settles the 10.00 invoice and 20.00 of the 40.00 one; its
+    void opens both again, the older first, so the next unnamed 10.00 pays the older invoice
+    again (not the one still open since before the void)."""
+    from ledger.store.models import JournalLine
+
+    books.post(ACME + "\n" + ev("t1", "topup.purchased", "2026-01-02T00:00:00Z", customer_id="acme", topup_id="top-1",
+                                credits=100, amount="10.00")
+               + "\n" + ev("t2", "topup.purchased", "2026-01-03T00:00:00Z", customer_id="acme", topup_id="top-2",
+                            credits=400, amount="40.00")
+               + "\n" + ev("p1", "payment.received", "2026-01-04T00:00:00Z", customer_id="acme", amount="30.00")
+               + "\n" + ev("v1", "event.voided", "2026-01-05T00:00:00Z", target_event_id="p1", reason="bounced")
+               + "\n" + ev("p2", "payment.received", "2026-01-06T00:00:00Z", customer_id="acme", amount="10.00"))
+    with books.session() as s:
+        first, second = s.execute(sa.select(Invoice.number).order_by(Invoice.number)).scalars().all()
+    assert books.balance("1100", customer="acme") == 40_00
+    with books.session() as s:
+        paid = s.execute(sa.select(JournalLine.invoice_number).where(
+            JournalLine.event_id == "p2", JournalLine.account_code == "1100")).scalars().all()
+    assert paid == [first], (paid, first, second)
+    assert books.verify() == []
+
+
 def test_rolled_subscription_credits_end_with_the_subscription(books):
     """Cancelled with end_date 2026-04-15: March's 25% rolls into April but expires with the
     service on 2026-04-16, not at the end of April."""

@@ -109,7 +109,7 @@ def tables(books) -> dict[str, list]:
                    "ORDER BY id",
         "invoice": "SELECT number, customer_id, issue_date, kind, total FROM invoice ORDER BY number",
         "usage_entries": "SELECT u.id, e.entry_date, e.description FROM usage_event u "
-                         "JOIN journal_entry e ON e.id = u.entry_id ORDER BY u.id",
+                         "JOIN journal_entry e ON e.customer_id = u.customer_id AND e.id = u.entry_id ORDER BY u.id",
     }
     with books.engine.connect() as c:
         out = {name: [tuple(r) for r in c.execute(sa.text(sql))] for name, sql in q.items()}

@@ -87,6 +87,10 @@ def _mirror(p: Posting, se: SourcedEvent, ev: EventVoided, book: CustomerBook, e
             book.open_invoices[ln.invoice_number] = book.open_invoices.get(ln.invoice_number, 0) + delta
             if book.open_invoices[ln.invoice_number] == 0:
                 del book.open_invoices[ln.invoice_number]
+    if any(ln.account == A.RECEIVABLE and ln.invoice_number for ln in e.lines):
+        # an invoice a voided payment had settled is open again in its place: oldest first, as the
+        # journal gives them (invoice numbers are taken in issue order), not last
+        book.open_invoices = dict(sorted(book.open_invoices.items()))
     if e.kind == "purchase":
         number = next(ln.invoice_number for ln in e.lines if ln.account == A.RECEIVABLE)
         cn = cancel_invoice(p, book, se, number, d)
