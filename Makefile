@@ -81,15 +81,17 @@ citus-up:
 citus-down:
 	bash tests/citus/cluster.sh down
 
-# The engine on the local Citus cluster (not part of `make test`: several minutes): the worked
-# examples, the database guards, the concurrency tests and the set-based import's equivalence
-# property, every PostgreSQL database made on the cluster and distributed by customer. Brings the
+# The engine on the local Citus cluster (not part of `make test`: about 20 minutes): the worked
+# examples, the database guards, the concurrency tests, the set-based import's equivalence
+# property, the API paths and the Citus comparison, every PostgreSQL database made on the
+# cluster and distributed by customer. Brings the
 # cluster up and down again (a cluster already up is left up); pytest's exit code is kept.
 CITUS_PORT ?= 9700
 CITUS_TESTS ?= tests/examples/test_worked_examples.py tests/examples/test_lifecycle.py \
   tests/integration/test_database_guards.py tests/integration/test_concurrency.py \
   tests/integration/test_concurrent_customers.py tests/integration/test_close_concurrency.py \
-  tests/integration/test_staged_usage.py tests/integration/test_verify.py tests/integration/test_citus.py
+  tests/integration/test_staged_usage.py tests/integration/test_verify.py tests/integration/test_api.py \
+  tests/integration/test_direct.py tests/integration/test_customer_keys.py tests/integration/test_citus.py
 test-citus: install-test
 	@was_up=0; bash tests/citus/cluster.sh status >/dev/null 2>&1 && was_up=1; \
 	bash tests/citus/cluster.sh up || exit $$?; \

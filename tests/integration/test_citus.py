@@ -128,6 +128,31 @@ def test_export_and_verify_on_the_cluster(two_books, demo_inputs, tmp_path):
     assert outs[0] == outs[1] and len(outs[0]) > 100_000
 
 
+def test_reopen_and_close_again_on_the_cluster(demo_inputs):
+    """The demo month closed, reopened and closed again on a distributed database: the audit
+    trail has close, reopen, close, and the second seal is the first (nothing was posted)."""
+    from conftest import _cluster
+
+    cluster = _cluster()
+    catalog, inputs = demo_inputs
+    name = f"ledger_citus_reopen_{os.getpid()}"
+    cluster.drop_database(name)
+    url = cluster.create_database(name)
+    try:
+        _ledger(url, "init")
+        _ledger(url, "db", "distribute", "--shard-count", "4")
+        _ledger(url, "import", *map(str, inputs), catalog=catalog)
+        _ledger(url, "close", MONTH, catalog=catalog)
+        _ledger(url, "reopen", MONTH, "--reason", "late invoice correction", catalog=catalog)
+        _ledger(url, "close", MONTH, catalog=catalog)
+        rows = _sql(url, "SELECT action, seal FROM period_close ORDER BY id")
+        assert [a for a, _ in rows] == ["close", "reopen", "close"]
+        assert rows[0][1] == rows[2][1]
+        assert _sql(url, "SELECT status FROM accounting_period WHERE period = %s", MONTH) == [("closed",)]
+    finally:
+        cluster.drop_database(name)
+
+
 def test_a_guard_on_a_shard_names_its_reason(two_books):
     """An unbalanced entry written by hand on the cluster is refused at COMMIT by the guard on its
     shard; Citus reports a failed commit and passes the guard's message on as a WARNING."""
