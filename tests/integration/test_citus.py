@@ -153,6 +153,44 @@ def test_reopen_and_close_again_on_the_cluster(demo_inputs):
         cluster.drop_database(name)
 
 
+def test_a_worker_added_later_takes_half_the_shards_and_the_books_hold(two_books, demo_inputs):
+    """Books distributed on one worker; a second worker added and the shards rebalanced (logical
+    replication moves whole co-location groups): the shards split over both workers, and the
+    close gives the demo month's seal of one PostgreSQL, with verify ok."""
+    import time
+
+    from conftest import _cluster
+
+    cluster = _cluster()
+    catalog, inputs = demo_inputs
+    name = f"ledger_citus_rebalance_{os.getpid()}"
+    cluster.drop_database(name)
+    url = cluster.create_database(name)
+    worker = cluster.ports()[2]
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("SELECT citus_remove_node('127.0.0.1', %s)", (worker,))
+        _ledger(url, "init")
+        _ledger(url, "db", "distribute", "--shard-count", "4")
+        _ledger(url, "import", *map(str, inputs), catalog=catalog)
+        on = "SELECT count(*) FROM citus_shards WHERE nodeport = %s AND citus_table_type = 'distributed'"
+        assert _sql(url, on, worker) == [(0,)]
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("SELECT citus_add_node('127.0.0.1', %s)", (worker,))
+            conn.execute("SELECT citus_rebalance_start()")
+            deadline = time.monotonic() + 300
+            while conn.execute("SELECT state FROM citus_rebalance_status()").fetchone()[0] in ("scheduled", "running"):
+                assert time.monotonic() < deadline, "rebalance still running after 300 s"
+                time.sleep(1)
+            assert conn.execute("SELECT state FROM citus_rebalance_status()").fetchone()[0] == "finished"
+        assert _sql(url, on, worker)[0][0] == 14 * 4 // 2
+        _ledger(url, "close", MONTH, catalog=catalog)
+        assert _sql(url, "SELECT seal FROM period_close") == _sql(two_books[1], "SELECT seal FROM period_close")
+        assert "ok" in _ledger(url, "verify", catalog=catalog)
+    finally:
+        cluster.drop_database(name)
+
+
 def test_a_guard_on_a_shard_names_its_reason(two_books):
     """An unbalanced entry written by hand on the cluster is refused at COMMIT by the guard on its
     shard; Citus reports a failed commit and passes the guard's message on as a WARNING."""
