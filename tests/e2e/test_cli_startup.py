@@ -24,7 +24,7 @@ HEAVY = ("sqlalchemy", "sqlmodel", "pydantic", "pydantic_core", "matplotlib", "w
 # Every command of the CLI (a command that disappears, or a lazy table entry naming a wrong
 # module or attribute, fails test_every_command_is_there).
 COMMANDS = [
-    (), ("catalog",), ("catalog", "show"), ("close",), ("db",), ("db", "roles"), ("demo",), ("export",),
+    (), ("catalog",), ("catalog", "show"), ("close",), ("db",), ("db", "distribute"), ("db", "roles"), ("demo",), ("export",),
     ("export", "journal"), ("import",), ("init",), ("invoices",), ("invoices", "list"), ("invoices", "render"),
     ("invoices", "show"), ("reopen",), ("report",), ("report", "ar-aging"), ("report", "audit-trail"),
     ("report", "credits"), ("report", "customer"), ("report", "deferred-revenue"), ("report", "guarantees"),
