@@ -2,7 +2,7 @@
 
 JSON shape (stable, docs/design.md §8.1): {"report", "title", "period", "rows", "totals"}; money fields
 are decimal strings in major units of the row's currency (or commodity), credits are integers.
-CSV has the same fields as JSON rows, with a blank line and then the totals; its text cells are
+CSV has the same fields as JSON rows under one header, the totals as rows saying "Total"; its text cells are
 neutralised against spreadsheet formulas as the journal export's are (`to_csv`).
 
 Tables are for people at a terminal: every text in them (title, headers, cells, totals) is a
@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import shutil
 from typing import Any
 
 from rich import box
@@ -54,21 +55,33 @@ def to_json(report: Report) -> str:
 
 
 def to_csv(report: Report) -> str:
-    """Rows as CSV with a header; then a blank line and the totals with their own header.
+    """One header line, then the rows, then one "Total" row per total: every line has the
+    header's columns, so a spreadsheet or ``pandas.read_csv`` reads the file as one table.
 
-    "\\n" line ends; every record is written by ``ledger.export.text.csv_line`` (a field with a
-    comma, quote, CR or LF is quoted) and every text cell goes through ``csv_cell`` (`_csv_cell`),
-    the journal export's own functions, so no cell starts a spreadsheet formula.
+    A total row carries its currency/commodity and its sums in the columns of the same names and
+    "Total" in the first text column it leaves empty (`_total_label`); fields only totals carry
+    (e.g. the guarantees' ``customers`` and ``cost``) are extra columns at the end, empty on
+    the ordinary rows. "\n" line ends; every record is written by ``ledger.export.text.csv_line``
+    (a field with a comma, quote, CR or LF is quoted) and every text cell goes through
+    ``csv_cell`` (`_csv_cell`), the journal export's own functions, so no cell starts a
+    spreadsheet formula.
     """
     keys = [c.key for c in report.columns]
+    for t in report.totals:
+        keys += [k for k in t if k not in keys]
     lines = [csv_line(keys, "\n")]
     lines += [csv_line(_csv_cells(report, r, keys), "\n") for r in report.rows]
-    if report.totals:
-        tkeys = list(report.totals[0].keys())
-        lines.append("\n")
-        lines.append(csv_line(["total:" + k for k in tkeys], "\n"))
-        lines += [csv_line(_csv_cells(report, t, tkeys), "\n") for t in report.totals]
+    for t in report.totals:
+        label = _total_label(report, t)
+        lines.append(csv_line(_csv_cells(report, {**t, label: "Total"} if label else t, keys), "\n"))
     return "".join(lines)
+
+
+def _total_label(report: Report, total: dict) -> str | None:
+    """The column of a total row that says "Total": the first text column that is not the
+    currency/commodity and that the total leaves empty (None if there is none)."""
+    return next((c.key for c in report.columns
+                 if c.kind == "text" and c.key != report.currency_key and c.key not in total), None)
 
 
 def _csv_cells(report: Report, row: dict, keys: list[str]) -> list[str]:
@@ -82,9 +95,11 @@ def _csv_cell(value: Any, plain: Any) -> str:
     possibly from users) through ``csv_cell``, so a user's ``"-3.50"`` is written ``'-3.50``;
     anything else (an int, a money amount written as a decimal string by `_money_json`, a date)
     was made by the engine and is written as it is: a negative amount stays the number
-    ``-3.50``."""
+    ``-3.50``; a boolean is ``true`` or ``false``."""
     if plain is None:
         return ""
+    if isinstance(plain, bool):  # as JSON writes it, not Python's True/False
+        return "true" if plain else "false"
     return csv_cell(plain) if isinstance(value, str) else str(plain)
 
 
@@ -115,6 +130,8 @@ def _cell(col: Column, row: dict, commodity: str | None) -> str:
     v = row.get(col.key)
     if v is None:
         return ""
+    if isinstance(v, bool):
+        return "yes" if v else "no"
     if col.kind == "money" and isinstance(v, int):
         if commodity == CREDIT:
             return format_units(v)
@@ -124,11 +141,17 @@ def _cell(col: Column, row: dict, commodity: str | None) -> str:
     return str(v)
 
 
+def table_width() -> int:
+    """Characters per line for a table: $COLUMNS if set, else the width of the terminal on
+    standard output, else (a pipe or a file) 120."""
+    return shutil.get_terminal_size((120, 24)).columns
+
+
 def to_table(report: Report, console: Console | None = None, width: int | None = None) -> str:
     """A boxed table for people; totals as a footer per currency/commodity.
 
     Every text is printed literally (`_text`: no Rich markup or emoji codes, control characters
-    escaped by `printable`). width: characters per line (default 200); long cells fold.
+    escaped by `printable`). width: characters per line (default `table_width`); long cells fold.
     Returns plain text (no ANSI styles), ending in a newline.
     """
     table = Table(title=_text(report.title), box=box.SIMPLE_HEAVY, show_footer=False, title_justify="left")
@@ -150,7 +173,7 @@ def to_table(report: Report, console: Console | None = None, width: int | None =
                 else:
                     cells.append("Total" if i == 0 else "")
             table.add_row(*map(_text, cells), style="bold")
-    out = Console(file=io.StringIO(), width=width or 200, record=True, force_terminal=False)
+    out = Console(file=io.StringIO(), width=width or table_width(), record=True, force_terminal=False)
     out.print(table)
     for t in report.totals:
         commodity = t.get(report.currency_key)

@@ -16,13 +16,13 @@ from ledger.cli._common import FORMAT, OUT, PERIOD, Ctx, _emit, _fmt, _period
 
 def _render(rep, fmt: str) -> str:
     """reports.tables.render, except that a table is as wide as its columns need (the waterfall
-    has 21 columns; the default 200 characters would wrap every amount)."""
-    from reports.tables import render, to_table
+    has 21 columns; the terminal's width would wrap every amount)."""
+    from reports.tables import render, table_width, to_table
 
     if fmt != "table":
         return render(rep, fmt)
     natural = max(len(line.rstrip()) for line in to_table(rep, width=1000).splitlines())
-    return to_table(rep, width=max(200, natural))
+    return to_table(rep, width=max(table_width(), natural))
 
 
 @click.command("waterfall")
