@@ -8,6 +8,8 @@ invoice, and prints a summary with the paths.
 from __future__ import annotations
 
 import json
+import shutil
+import sys
 from importlib import resources
 from pathlib import Path
 
@@ -90,4 +92,24 @@ def _print_summary(stats: dict, posted: int, month: str, url: str, out: Path, cl
     click.echo(f"  close report         {close_dir / 'close-report.pdf'}")
     click.echo(f"  reports              {close_dir / 'reports'}  (.csv and .json)")
     click.echo(f"  invoice PDFs         {close_dir / 'invoices'}")
-    click.echo(f"  explore              ledger --database-url {url} report trial-balance --period {month}")
+    click.echo(f"  explore              {ledger_command()} --database-url {url} report trial-balance --period {month}")
+
+
+def ledger_command() -> str:
+    """How to run this ledger from the shell: ``ledger`` when that name on PATH is the running
+    executable, else the running executable's path (relative to the current folder when inside
+    it, e.g. ``.venv/bin/ledger``)."""
+    running = Path(sys.argv[0])
+    if running.name != "ledger" or not running.exists():  # python -m ledger
+        return f"{_shown(Path(sys.executable))} -m ledger"
+    on_path = shutil.which("ledger")
+    if on_path is not None and Path(on_path).resolve() == running.resolve():
+        return "ledger"
+    return _shown(running)
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the current folder when inside it, else absolute."""
+    here, absolute = Path.cwd(), path.absolute()
+    inside = absolute.is_relative_to(here) and here != Path(here.anchor)
+    return str(absolute.relative_to(here)) if inside else str(absolute)

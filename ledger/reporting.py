@@ -155,8 +155,11 @@ _CREDIT_COLUMNS = ("opening", "granted", "consumed", "rolled_in", "rolled_out", 
 
 def credits(session: Session, period: str, customer_id: str | None = None) -> Report:
     """Per grant over the period: opening units, granted, consumed, rolled in/out, expired,
-    refunded, remaining, expires_at and the deferred amount left at the period end."""
+    refunded, remaining, expires_at and the deferred amount left at the period end. An unknown
+    ``customer_id`` raises NotFoundError (as the customer statement does)."""
     start, end = _window(period)
+    if customer_id is not None and docs.customer_record(session, customer_id) is None:
+        raise NotFoundError("customer", customer_id)
     acc: dict[str, dict[str, int]] = {}
     for gid, account, kind, before, cr, dr in store.credit_movements(session, start, end, customer_id):
         row = acc.setdefault(gid, {**dict.fromkeys(_CREDIT_COLUMNS, 0), "deferred": 0})
@@ -424,4 +427,4 @@ def late_events(session: Session, period: str) -> Report:
     return Report("late-events", f"Late events posted in {period}", period,
                   [Column("event_id", "Event"), Column("type", "Type"), Column("customer_id", "Customer"),
                    Column("occurred_at", "Occurred at"), Column("posted", "Posted on")], rows,
-                  [{"event_id": f"{len(rows)} events"}] if rows else [])
+                  [{"event_id": f"{len(rows)} event{'' if len(rows) == 1 else 's'}"}] if rows else [])

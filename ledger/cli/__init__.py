@@ -11,13 +11,15 @@ or the reports at module level: ``ledger --help`` and ``ledger --version`` impor
 
 from __future__ import annotations
 
+import re
 import sys
+from pathlib import Path
 
 import click
 
 from ledger.cli._common import DEFAULT_URL, Ctx
 from ledger.cli._lazy import LazyGroup
-from ledger.errors import LedgerError
+from ledger.errors import NO_VALUE, CatalogError, LedgerError
 
 __all__ = ["cli", "main"]
 
@@ -46,7 +48,24 @@ COMMANDS = {
 @click.pass_context
 def cli(ctx: click.Context, database_url: str, catalog_path: str) -> None:
     """Double-entry ledger and revenue recognition for prepaid AI credits."""
+    if not _URL.match(database_url):
+        raise click.BadParameter(
+            f"{_hide_password(database_url)!r} is not a database URL; a URL looks like "
+            "sqlite:///path/to/file.db or postgresql://user:password@host:5432/dbname", param_hint="--database-url")
+    source = ctx.get_parameter_source("catalog_path")
+    if source is not click.core.ParameterSource.DEFAULT and not Path(catalog_path).is_file():
+        raise CatalogError(catalog_path, "", NO_VALUE, "catalog file not found")  # given, so not optional
     ctx.obj = Ctx(database_url, catalog_path)
+
+
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
+"""What SQLAlchemy's make_url needs at least: a scheme (dialect[+driver]) and "://"; checked
+without importing SQLAlchemy, so a malformed --database-url is a usage error, not a traceback."""
+
+
+def _hide_password(url: str) -> str:
+    """``url`` with whatever sits between the user's ":" and the "@" replaced by ***."""
+    return re.sub(r"(^|//|[^:/@]+):[^@/]*@", lambda m: f"{m.group(1)}:***@", url)
 
 
 def main() -> None:

@@ -67,10 +67,21 @@ def _fmt(fmt: str | None) -> str:
 
 def _emit(text: str, out: str | None) -> None:
     if out:
-        Path(out).write_text(text, encoding="utf-8")
+        folder = Path(out).parent
+        if not folder.is_dir():
+            raise click.ClickException(f"cannot write {out}: folder {folder} does not exist")
+        try:
+            Path(out).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise click.ClickException(f"cannot write {out}: {exc.strerror or exc}") from None
         click.echo(f"wrote {out}", err=True)
     else:
         click.echo(text, nl=not text.endswith("\n"))
+
+
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """``n`` and the noun in the number it needs: 1 invoice, 2 invoices, 1,200 entries."""
+    return f"{n:,} {word if n == 1 else words or word + 's'}"
 
 
 def _period(value: str) -> str:

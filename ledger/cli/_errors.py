@@ -55,11 +55,15 @@ def refused_message(exc: Any) -> str | None:
 
 
 def database_error_message(exc: BaseException) -> str | None:
-    """The one line for a database error (IntegrityError: the database refused the change;
+    """The one line for a database error (ArgumentError: a --database-url SQLAlchemy cannot
+    open, e.g. an unknown dialect; IntegrityError: the database refused the change;
     a privilege error: see refused_message); None for anything else (re-raised by main)."""
     sa_exc = sys.modules.get("sqlalchemy.exc")
     if sa_exc is None:  # SQLAlchemy never imported: not a database error
         return None
+    if isinstance(exc, sa_exc.NoSuchModuleError) or (isinstance(exc, sa_exc.ArgumentError) and " URL" in str(exc)):
+        return (f"--database-url is not a URL the ledger can open ({str(exc).strip().splitlines()[0]}); a URL looks like "
+                "sqlite:///path/to/file.db or postgresql://user:password@host:5432/dbname")
     if isinstance(exc, sa_exc.IntegrityError):
         return f"the database refused the change: {str(exc.orig).strip()}"
     if isinstance(exc, sa_exc.DBAPIError):  # permission denied (least-privilege roles)

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from ledger.cli._common import FORMAT, Ctx, _fmt, install_db_error_hook
+from ledger.cli._common import FORMAT, Ctx, _fmt, install_db_error_hook, plural
 
 
 @click.command()
@@ -85,7 +85,8 @@ def import_(obj: Ctx, files: tuple[str, ...], dry_run: bool, chunk_size: int | N
         return
     verb = "would post" if dry_run else "posted"
     click.echo(f"{verb} {summary.posted}, duplicates {summary.duplicates}, quarantined {summary.quarantined}, "
-               f"late {summary.late}; {summary.entries} journal entries, {len(summary.invoices)} invoices"
+               f"late {summary.late}; {plural(summary.entries, 'journal entry', 'journal entries')}, "
+               f"{plural(len(summary.invoices), 'invoice')}"
                + (" (dry run: nothing written)" if dry_run else ""))
     for event_id, reason in summary.quarantine[:20]:
         click.echo(f"  quarantined {event_id}: {reason}")
@@ -109,4 +110,4 @@ def verify(obj: Ctx) -> None:
     if not found.ok:
         raise SystemExit(1)
     click.echo("ok: invariants 1-6 hold: every entry and the trial balance balance per commodity; grants, deferred "
-               f"revenue, billing and documents tie; the seals of {found.sealed} closed period(s) hold")
+               f"revenue, billing and documents tie; the seals of {plural(found.sealed, 'closed period')} hold")

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from ledger.cli._common import Ctx, _period
+from ledger.cli._common import Ctx, _period, plural
 
 
 @click.command()
@@ -42,8 +42,9 @@ def close(obj: Ctx, period: str, out_dir: str | None) -> None:
                 click.echo(f"{period} is already closed; nothing to do")
             else:
                 rec = result.record
-                click.echo(f"closed {period}: {result.entries} period-end entries posted; invariants 1-6 hold; "
-                           f"{rec.entries} entries sealed, seal {rec.seal[:16]}... (journal head {rec.journal_head})")
+                posted = plural(result.entries, "period-end entry", "period-end entries")
+                click.echo(f"closed {period}: {posted} posted; invariants 1-6 hold; {plural(rec.entries, 'entry', 'entries')} "
+                           f"sealed, seal {rec.seal[:16]}... (journal head {rec.journal_head})")
                 for event_id in result.late_events:
                     click.echo(f"  late: {event_id}")
             if out_dir:
@@ -60,7 +61,7 @@ def close(obj: Ctx, period: str, out_dir: str | None) -> None:
     if failed is not None:
         _package_failed(period, out_dir, failed)
     if out_dir:
-        click.echo(f"wrote the close package of {period} to {out_dir}: {outcome.files} files and manifest.json")
+        click.echo(f"wrote the close package of {period} to {out_dir}: {plural(outcome.files, 'file')} and manifest.json")
 
 
 def _package_failed(period: str, out_dir: str | None, exc: Exception) -> None:

@@ -15,7 +15,7 @@ from datetime import date
 
 import click
 
-from ledger.cli._common import EXPORT_FORMATS, Ctx
+from ledger.cli._common import EXPORT_FORMATS, Ctx, plural
 
 
 def _date(ctx: click.Context, param: click.Parameter, value: str | None) -> date | None:
@@ -59,7 +59,7 @@ def journal(obj: Ctx, start: date | None, end: date | None, fmt: str, out: str) 
         except OSError as exc:
             raise click.ClickException(f"cannot write {exc.filename or out}: {exc.strerror or exc}") from None
     seconds = time.perf_counter() - t0
-    click.echo(f"wrote {result.path}: {result.entries:,} entries, {result.postings:,} lines ({fmt}, "
-               f"{result.bytes:,} bytes, sha256 {result.sha256})")
+    click.echo(f"wrote {result.path}: {plural(result.entries, 'entry', 'entries')}, {plural(result.postings, 'line')} "
+               f"({fmt}, {plural(result.bytes, 'byte')}, sha256 {result.sha256})")
     click.echo(f"wrote {result.manifest_path} and {result.sha256_path}")
     click.echo(f"{seconds:.2f} s, {result.postings / seconds if seconds else 0:,.0f} lines/s", err=True)

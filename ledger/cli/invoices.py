@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ledger.cli._common import FORMAT, OUT, Ctx, _emit, _fmt, _period
+from ledger.cli._common import FORMAT, OUT, Ctx, _emit, _fmt, _period, plural
 
 
 @click.group()
@@ -68,4 +68,4 @@ def invoices_render(obj: Ctx, number: str | None, period: str | None, out: str) 
         task = progress.add_task("render", total=None)
         count = render_period(session, obj.catalog, period, out,
                               progress=lambda done, total: progress.update(task, completed=done, total=total))
-    click.echo(f"wrote {count} documents of {period} to {Path(out)}")
+    click.echo(f"wrote {plural(count, 'document')} of {period} to {Path(out)}")

@@ -19,8 +19,12 @@ def report() -> None:
 
 
 def _report_command(name: str, builder_name: str, help_text: str, period_required: bool = True):
+    # no explicit default=None when required: click 8.3+ counts an explicit None default as a
+    # value and skips the required check (a missing --period then reached the report as None)
+    period_kw = {"required": True} if period_required else {"default": None}
+
     @report.command(name, help=help_text)
-    @click.option("--period", required=period_required, default=None, help="Accounting period YYYY-MM.")
+    @click.option("--period", **period_kw, help="Accounting period YYYY-MM.")
     @FORMAT
     @OUT
     @click.pass_obj
