@@ -34,4 +34,4 @@ def test_demo_month_closes_into_a_complete_package(tmp_path, monkeypatch):
     text = " ".join(PdfReader(package / "close-report.pdf").pages[0].extract_text().split())
     assert "Month-end close, 2026-10" in text and "267.50" in text and "2,762.21" in text  # EUR and USD net
     result = CliRunner().invoke(cli, ["--database-url", f"sqlite:///{tmp_path / 'demo' / 'demo.db'}", "verify"])
-    assert result.exit_code == 0 and "seals of 1 closed period(s) hold" in result.output, result.output
+    assert result.exit_code == 0 and "seals of 1 closed period hold" in result.output, result.output

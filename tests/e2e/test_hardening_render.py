@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -143,7 +144,8 @@ EVENTS = (
 
 def _ledger(tmp: Path, url: str, *args: str) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "ledger", "--database-url", url, *args]
-    return subprocess.run(cmd, capture_output=True, text=True, cwd=tmp, timeout=120)
+    env = {**os.environ, "COLUMNS": "200"}  # wide enough that no name folds: the test is about escaping
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=tmp, timeout=120, env=env)
 
 
 def test_cli_table_report_prints_a_hostile_customer_name_literally(tmp_path, sqlite_url):

@@ -70,7 +70,7 @@ def test_close_seals_the_period_and_records_who_when_head_and_checks(books):
     feb = books.close("2026-02").record
     assert feb.previous_seal == rec.seal and feb.entries == 1
     code, out = _verify(books)
-    assert code == 0 and "seals of 2 closed period(s) hold" in out, out
+    assert code == 0 and "seals of 2 closed periods hold" in out, out
     trail = json.loads(CliRunner().invoke(cli, ["--database-url", books.url, "report", "audit-trail",
                                                 "--format", "json"]).output)
     assert [(r["period"], r["action"], r["entries"], r["checks"]) for r in trail["rows"]] == [
