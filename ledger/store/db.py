@@ -119,12 +119,13 @@ def seed_accounts(engine: Engine) -> None:
 def open_engine(url: str) -> Engine:
     """An engine for an initialised database at head; raises NotInitialisedError otherwise."""
     engine = make_engine(url)
+    shown = engine.url.render_as_string(hide_password=True)  # messages never carry the password
     try:
         current = current_revision(engine)
     except sa.exc.OperationalError as exc:
-        raise NotInitialisedError(url, str(exc.orig).strip()) from None
+        raise NotInitialisedError(shown, str(exc.orig).strip()) from None
     if current != SCHEMA_HEAD:
-        raise NotInitialisedError(url, f"schema revision {current or 'none'}, head is {SCHEMA_HEAD}")
+        raise NotInitialisedError(shown, f"schema revision {current or 'none'}, head is {SCHEMA_HEAD}")
     return engine
 
 

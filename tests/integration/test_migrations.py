@@ -41,6 +41,13 @@ def test_init_is_idempotent_and_seeds_the_chart(db_url):
     engine.dispose()
 
 
+def test_a_database_that_cannot_be_reached_is_named_without_its_password():
+    """The refusal names the database with its password hidden (messages reach logs and terminals)."""
+    with pytest.raises(NotInitialisedError) as refused:
+        open_engine("postgresql://ledger:s3cret-pw@127.0.0.1:1/books?connect_timeout=2")
+    assert "s3cret-pw" not in str(refused.value) and "ledger:***@127.0.0.1:1/books" in str(refused.value)
+
+
 def test_an_empty_database_is_refused_with_a_clear_message(tmp_path):
     """Commands other than init refuse a database that is not at head and say to run `ledger init`."""
     with pytest.raises(NotInitialisedError, match="run `ledger init`"):
