@@ -62,11 +62,13 @@ class InvalidInputError(LedgerError):
     committed: int = 0  # events committed by earlier chunks of a bulk import (0: nothing at all)
 
     def __str__(self) -> str:
+        n = len(self.problems)
+        problems = f"{n} problem{'' if n == 1 else 's'} in the input"
         if self.committed:
-            head = (f"{len(self.problems)} problem(s) in the input; this chunk was not posted ({self.committed} events "
+            head = (f"{problems}; this chunk was not posted ({self.committed} event{'' if self.committed == 1 else 's'} "
                     "of earlier chunks were; import the same files again once fixed: those count as duplicates)")
         else:
-            head = f"{len(self.problems)} problem(s) in the input; nothing was posted"
+            head = f"{problems}; nothing was posted"
         return head + "\n" + "\n".join(f"  {p}" for p in self.problems)
 
 

@@ -76,7 +76,7 @@ def test_every_problem_is_found_before_any_chunk_commits(setup):
     r = _ledger(tmp, url, "import", "usage.csv", "extra.jsonl", *_args(url))
     assert r.returncode == 1, (r.stdout, r.stderr)
     assert "Traceback" not in r.stderr
-    assert "4 problem(s) in the input; nothing was posted" in r.stderr, r.stderr
+    assert "4 problems in the input; nothing was posted" in r.stderr, r.stderr
     for where, fld, value in (("usage.csv:4001", "action", "'NOPE'"), ("usage.csv:5501", "occurred_at", "2025-12-05"),
                               ("extra.jsonl:1", "pack", "'pack_nope'"), ("extra.jsonl:2", "plan", "'platinum'")):
         assert re.search(rf"{re.escape(where)}: field '{fld}': .*\(value: .*{re.escape(value)}", r.stderr), (where, r.stderr)
