@@ -237,11 +237,19 @@ def _sealed_bytes(c: sa.Connection) -> str:
 
 
 def _journal_triggers(c: sa.Connection) -> list[str]:
-    """The names of the user triggers on the distributed tables (dropped while distributing)."""
-    return list(c.execute(sa.text(
-        "SELECT format('DROP TRIGGER %I ON %I', t.tgname, r.relname) FROM pg_trigger t "
-        "JOIN pg_class r ON r.oid = t.tgrelid WHERE NOT t.tgisinternal AND r.relname = ANY(:tables) "
-        "AND r.relnamespace = current_schema()::regnamespace ORDER BY 1"), {"tables": list(DISTRIBUTED)}).scalars())
+    """DROP TRIGGER statements for the journal's guards on the distributed tables (re-created on
+    the shards afterwards); raises DistributeError, before any change, for a trigger it would not
+    re-create (someone's own trigger would otherwise be lost)."""
+    rows = c.execute(sa.text(
+        "SELECT t.tgname, r.relname FROM pg_trigger t JOIN pg_class r ON r.oid = t.tgrelid "
+        "WHERE NOT t.tgisinternal AND r.relname = ANY(:tables) AND r.relnamespace = current_schema()::regnamespace "
+        "ORDER BY 2, 1"), {"tables": list(DISTRIBUTED)}).all()
+    ours = {statement.split("TRIGGER ", 1)[1].split()[0] for statement in _JOURNAL_TRIGGERS}
+    unknown = [f"{name} on {table}" for name, table in rows if name not in ours]
+    if unknown:
+        raise DistributeError(f"trigger(s) {', '.join(unknown)} would not be re-created on the shards: "
+                              "drop them, distribute, then create them again with citus.enable_unsafe_triggers")
+    return [f"DROP TRIGGER {_q(name)} ON {_q(table)}" for name, table in rows]
 
 
 def distribute(engine: Engine, *, shard_count: int = 32) -> Distribution:

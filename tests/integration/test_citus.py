@@ -191,6 +191,28 @@ def test_a_worker_added_later_takes_half_the_shards_and_the_books_hold(two_books
         cluster.drop_database(name)
 
 
+def test_distribute_refuses_to_lose_a_trigger_of_someone_elses(demo_inputs):
+    """A trigger the distribution would not re-create on the shards (here an audit trigger of the
+    user's own on customer) is named and nothing is changed."""
+    from conftest import _cluster
+
+    cluster = _cluster()
+    name = f"ledger_citus_trigger_{os.getpid()}"
+    cluster.drop_database(name)
+    url = cluster.create_database(name)
+    try:
+        _ledger(url, "init")
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CREATE FUNCTION crm_touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$")
+            conn.execute("CREATE TRIGGER crm_touch BEFORE UPDATE ON customer FOR EACH ROW EXECUTE FUNCTION crm_touch()")
+        done = subprocess.run([LEDGER, "--database-url", url, "db", "distribute"], capture_output=True, text=True)
+        assert done.returncode == 1 and "crm_touch on customer" in done.stderr, done.stderr
+        assert _sql(url, "SELECT count(*) FROM pg_dist_partition") == [(0,)]
+        assert ("crm_touch",) in _sql(url, "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal")
+    finally:
+        cluster.drop_database(name)
+
+
 def test_a_guard_on_a_shard_names_its_reason(two_books):
     """An unbalanced entry written by hand on the cluster is refused at COMMIT by the guard on its
     shard; Citus reports a failed commit and passes the guard's message on as a WARNING."""
