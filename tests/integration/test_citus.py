@@ -11,6 +11,7 @@ these commands passing also shows that every join they run is co-located by cust
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -69,6 +70,20 @@ def two_books(demo_inputs, tmp_path_factory):
         urls.append(url)
     yield tuple(urls)
     for name in names:
+        cluster.drop_database(name)
+
+
+@contextlib.contextmanager
+def _cluster_database(kind: str):
+    """A fresh database on every node of the cluster (its URL), dropped afterwards."""
+    from conftest import _cluster
+
+    cluster = _cluster()
+    name = f"ledger_citus_{kind}_{os.getpid()}"
+    cluster.drop_database(name)
+    try:
+        yield cluster.create_database(name)
+    finally:
         cluster.drop_database(name)
 
 
@@ -131,14 +146,8 @@ def test_export_and_verify_on_the_cluster(two_books, demo_inputs, tmp_path):
 def test_reopen_and_close_again_on_the_cluster(demo_inputs):
     """The demo month closed, reopened and closed again on a distributed database: the audit
     trail has close, reopen, close, and the second seal is the first (nothing was posted)."""
-    from conftest import _cluster
-
-    cluster = _cluster()
     catalog, inputs = demo_inputs
-    name = f"ledger_citus_reopen_{os.getpid()}"
-    cluster.drop_database(name)
-    url = cluster.create_database(name)
-    try:
+    with _cluster_database("reopen") as url:
         _ledger(url, "init")
         _ledger(url, "db", "distribute", "--shard-count", "4")
         _ledger(url, "import", *map(str, inputs), catalog=catalog)
@@ -149,8 +158,6 @@ def test_reopen_and_close_again_on_the_cluster(demo_inputs):
         assert [a for a, _ in rows] == ["close", "reopen", "close"]
         assert rows[0][1] == rows[2][1]
         assert _sql(url, "SELECT status FROM accounting_period WHERE period = %s", MONTH) == [("closed",)]
-    finally:
-        cluster.drop_database(name)
 
 
 def test_a_worker_added_later_takes_half_the_shards_and_the_books_hold(two_books, demo_inputs):
@@ -159,15 +166,11 @@ def test_a_worker_added_later_takes_half_the_shards_and_the_books_hold(two_books
     close gives the demo month's seal of one PostgreSQL, with verify ok."""
     import time
 
+    catalog, inputs = demo_inputs
     from conftest import _cluster
 
-    cluster = _cluster()
-    catalog, inputs = demo_inputs
-    name = f"ledger_citus_rebalance_{os.getpid()}"
-    cluster.drop_database(name)
-    url = cluster.create_database(name)
-    worker = cluster.ports()[2]
-    try:
+    worker = _cluster().ports()[2]
+    with _cluster_database("rebalance") as url:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("SELECT citus_remove_node('127.0.0.1', %s)", (worker,))
         _ledger(url, "init")
@@ -187,20 +190,12 @@ def test_a_worker_added_later_takes_half_the_shards_and_the_books_hold(two_books
         _ledger(url, "close", MONTH, catalog=catalog)
         assert _sql(url, "SELECT seal FROM period_close") == _sql(two_books[1], "SELECT seal FROM period_close")
         assert "ok" in _ledger(url, "verify", catalog=catalog)
-    finally:
-        cluster.drop_database(name)
 
 
 def test_distribute_refuses_to_lose_a_trigger_of_someone_elses(demo_inputs):
     """A trigger the distribution would not re-create on the shards (here an audit trigger of the
     user's own on customer) is named and nothing is changed."""
-    from conftest import _cluster
-
-    cluster = _cluster()
-    name = f"ledger_citus_trigger_{os.getpid()}"
-    cluster.drop_database(name)
-    url = cluster.create_database(name)
-    try:
+    with _cluster_database("trigger") as url:
         _ledger(url, "init")
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("CREATE FUNCTION crm_touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$")
@@ -209,8 +204,6 @@ def test_distribute_refuses_to_lose_a_trigger_of_someone_elses(demo_inputs):
         assert done.returncode == 1 and "crm_touch on customer" in done.stderr, done.stderr
         assert _sql(url, "SELECT count(*) FROM pg_dist_partition") == [(0,)]
         assert ("crm_touch",) in _sql(url, "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal")
-    finally:
-        cluster.drop_database(name)
 
 
 def test_a_guard_on_a_shard_names_its_reason(two_books):
@@ -234,15 +227,8 @@ def test_distribute_is_one_transaction(demo_inputs):
     """A distribution Citus refuses half-way (a unique index without the customer, on a table
     distributed after others) changes nothing: no table distributed, the keys and guards as they
     were, exit 1 and the reason."""
-    from conftest import _cluster
-
-    cluster = _cluster()
-    name = f"ledger_citus_refused_{os.getpid()}"
-    cluster.drop_database(name)
-    url = cluster.create_database(name)
-    try:
+    with _cluster_database("refused") as url:
         _ledger(url, "init")
-        _sql(url, "SELECT 1")
         with psycopg.connect(url) as conn:
             conn.execute("CREATE UNIQUE INDEX usage_event_source_once ON usage_event (source)")
         before = _sql(url, "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint ORDER BY 1")
@@ -253,5 +239,3 @@ def test_distribute_is_one_transaction(demo_inputs):
         assert _sql(url, "SELECT count(*) FROM pg_dist_partition") == [(0,)]
         assert _sql(url, "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint ORDER BY 1") == before
         assert _sql(url, "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal ORDER BY 1") == triggers
-    finally:
-        cluster.drop_database(name)
