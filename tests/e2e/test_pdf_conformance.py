@@ -460,7 +460,8 @@ class SpyFetcher(StaticAssetFetcher):
 
 
 def test_fonts_are_fetched_once_per_process_from_static(monkeypatch: pytest.MonkeyPatch) -> None:
-    """warm_up loads the two bundled fonts once; renders after it fetch only document.css."""
+    """warm_up loads the four bundled fonts (Latin and Japanese) once; renders after it fetch
+    only document.css."""
     font_spy, render_spy = SpyFetcher(), SpyFetcher()
     monkeypatch.setattr(pdf, "_FONT_CONFIG", FontConfiguration())
     monkeypatch.setattr(pdf, "_fonts_registered", False)
@@ -474,6 +475,8 @@ def test_fonts_are_fetched_once_per_process_from_static(monkeypatch: pytest.Monk
     assert font_spy.urls == [
         (STATIC_DIR / "fonts" / "LedgerSans-Regular.ttf").as_uri(),
         (STATIC_DIR / "fonts" / "LedgerSans-Bold.ttf").as_uri(),
+        (STATIC_DIR / "fonts" / "LedgerSansJP-Regular.otf").as_uri(),
+        (STATIC_DIR / "fonts" / "LedgerSansJP-Bold.otf").as_uri(),
     ]
     assert render_spy.urls == [(STATIC_DIR / "document.css").as_uri()] * 2
 
