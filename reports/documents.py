@@ -56,26 +56,7 @@ def document_view(session: Session, catalog: Catalog, number: str) -> DocumentVi
 
     rate = Decimal(inv.tax_rate)
     due = format_day(inv.due_date, loc)
-    adjustments: list[tuple[str, str]] = []
-    amount_due = inv.total
-    label = _("Amount due")
-    notes = [_("Prepaid credits are non-refundable except as stated in your agreement; "
-               "unused credits expire on the date shown.")]
-    payment = None
-    if inv.kind == "invoice":
-        applied = facts.credit_applied
-        if applied:
-            adjustments.append((_("Credit balance applied"), money(-applied)))
-            amount_due -= applied
-        terms = (_("Net {days} days: due by {date}").format(days=company.payment_terms_days, date=due)
-                 if amount_due else _("Paid in full from your credit balance"))
-        if amount_due > 0 and company.payment is not None:
-            payment = _payment_view(company, inv.number, money(amount_due), due, _)
-    else:
-        label = _("Credited to your account") if inv.category == "guarantee" else _("Credited")
-        terms = (_("Applied to your next invoice automatically") if inv.category == "guarantee"
-                 else _("Reduces the amount you owe; any excess is refunded or held as credit"))
-        notes = []
+    amount_due, label, terms, notes, adjustments, payment = _settlement(facts, company, money, due, _)
     tables = []
     if inv.category == "guarantee":
         tables.append(_guarantee_table(session, inv, money, loc, _))
@@ -115,6 +96,29 @@ def document_view(session: Session, catalog: Catalog, number: str) -> DocumentVi
         payment=payment,
         corrects=_corrects(session, inv, loc, _),
     )
+
+
+def _settlement(facts: DocumentFacts, company: Company, money, due: str, _) -> tuple:
+    """(amount due in minor units, its label, payment terms, notes, adjustments, payment view or
+    None) of a document: an invoice less the credit balance applied to it, with the payment
+    instructions while something is due; a credit note's credited amount."""
+    inv = facts.invoice
+    amount_due, payment, adjustments = inv.total, None, []
+    if inv.kind != "invoice":
+        label = _("Credited to your account") if inv.category == "guarantee" else _("Credited")
+        terms = (_("Applied to your next invoice automatically") if inv.category == "guarantee"
+                 else _("Reduces the amount you owe; any excess is refunded or held as credit"))
+        return amount_due, label, terms, [], adjustments, payment
+    notes = [_("Prepaid credits are non-refundable except as stated in your agreement; "
+               "unused credits expire on the date shown.")]
+    if facts.credit_applied:
+        adjustments.append((_("Credit balance applied"), money(-facts.credit_applied)))
+        amount_due -= facts.credit_applied
+    terms = (_("Net {days} days: due by {date}").format(days=company.payment_terms_days, date=due)
+             if amount_due else _("Paid in full from your credit balance"))
+    if amount_due > 0 and company.payment is not None:
+        payment = _payment_view(company, inv.number, money(amount_due), due, _)
+    return amount_due, _("Amount due"), terms, notes, adjustments, payment
 
 
 def _payment_view(company: Company, number: str, amount_due: str, due: str, _) -> PaymentView:

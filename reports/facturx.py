@@ -233,15 +233,7 @@ def check_invoice(invoice: FacturXInvoice) -> None:
             f"amount_due {invoice.amount_due} is not between 0 and total {invoice.total} "
             "(BR-CO-16 with a non-negative prepaid amount)"
         )
-    for means in invoice.payment_means:
-        if means.type_code not in PAYMENT_MEANS:
-            raise ValueError(f"payment means {means.type_code!r} is not one of {sorted(PAYMENT_MEANS)} (BT-81)")
-        if means.type_code in ("30", "58") and not (means.iban or means.account_id):
-            raise ValueError(f"payment means {means.type_code} needs an account identifier (BR-61)")
-        if means.type_code == "58" and not means.iban:
-            raise ValueError("a SEPA credit transfer (58) needs an IBAN (BT-84)")
-    if invoice.preceding_invoice_date is not None and not invoice.preceding_invoice:
-        raise ValueError("preceding_invoice_date (BT-26) without preceding_invoice (BT-25)")
+    _check_payment_and_reference(invoice)
     if invoice.amount_due > 0 and invoice.due_date is None and not invoice.payment_terms:
         raise ValueError("a positive amount due needs due_date or payment_terms (BR-CO-25)")
 
@@ -269,6 +261,19 @@ def check_invoice(invoice: FacturXInvoice) -> None:
         raise ValueError(f"tax category {category} needs zero tax, got {invoice.tax}")
     if category == "E" and not invoice.tax_exemption_reason:
         raise ValueError("tax category E needs tax_exemption_reason (BR-E-10)")
+
+
+def _check_payment_and_reference(invoice: FacturXInvoice) -> None:
+    """BT-81 codes, BR-61 (a credit transfer names the account), BT-26 only with BT-25."""
+    for means in invoice.payment_means:
+        if means.type_code not in PAYMENT_MEANS:
+            raise ValueError(f"payment means {means.type_code!r} is not one of {sorted(PAYMENT_MEANS)} (BT-81)")
+        if means.type_code in ("30", "58") and not (means.iban or means.account_id):
+            raise ValueError(f"payment means {means.type_code} needs an account identifier (BR-61)")
+        if means.type_code == "58" and not means.iban:
+            raise ValueError("a SEPA credit transfer (58) needs an IBAN (BT-84)")
+    if invoice.preceding_invoice_date is not None and not invoice.preceding_invoice:
+        raise ValueError("preceding_invoice_date (BT-26) without preceding_invoice (BT-25)")
 
 
 def build_cii_xml(invoice: FacturXInvoice) -> bytes:

@@ -1,5 +1,5 @@
 """Invoices and credit notes in the customer's language, with payment instructions and the
-invoice a credit note corrects (docs/design.md §8.1, "Documents"), on SQLite and PostgreSQL.
+invoice a credit note corrects (docs/design.md §8.5), on SQLite and PostgreSQL.
 
 One customer per language (en_US, de_DE, fr_FR, es_ES in EUR; ja_JP in JPY) buys credits and
 gets part of them refunded. Each invoice and credit note is rendered to PDF and read back with

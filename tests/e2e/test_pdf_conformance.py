@@ -495,3 +495,23 @@ def test_raster_logo_is_not_interpolated(tmp_path: Path) -> None:
     assert images[0]["/Interpolate"].value is False
     assert images[0]["/SMask"].get_object()["/Interpolate"].value is False
     assert_no_actions_and_no_interpolation(reader)
+
+
+def test_japanese_document_embeds_only_the_bundled_fonts_subset() -> None:
+    """A Japanese page (labels and a buyer in kanji and kana) is drawn with Ledger Sans JP, not a
+    system CJK font, embedded as a subset (the full font is 1.5 MB), and stays PDF/A-3b."""
+    view = dataclasses.replace(INVOICE, lang="ja", title="請求書",
+                               buyer=Party("株式会社ノースウィンド分析", ("東京都千代田区丸の内1-1",)))
+    data = document_pdf_bytes(view)
+    reader = read(data)
+    fonts = page_fonts(reader)
+    base_names = {str(f["/BaseFont"]).split("+")[-1] for f in fonts}
+    assert {"Ledger-Sans-JP", "Ledger-Sans-JP-Bold"} <= base_names <= {
+        "Ledger-Sans", "Ledger-Sans-Bold", "Ledger-Sans-JP", "Ledger-Sans-JP-Bold"}, base_names
+    for descriptor in (f["/FontDescriptor"].get_object() for f in fonts if "/FontDescriptor" in f):
+        assert {"/FontFile", "/FontFile2", "/FontFile3"} & set(descriptor.keys())
+    assert len(data) < 300_000, len(data)
+    text = " ".join(page.extract_text() for page in reader.pages)
+    assert "請求書" in text and "株式会社ノースウィンド分析" in text, text
+    assert xmp_properties(reader)["pdfaid:part"] == ["3"]
+    assert_no_actions_and_no_interpolation(reader)

@@ -89,7 +89,7 @@ def build(source: Path, target: Path) -> None:
     subsetter.subset(font)
     postscript = f"LedgerSansJP-{weight}"
     names = {1: FAMILY, 2: weight, 3: f"2.004;credit-ledger;{postscript}", 4: f"{FAMILY} {weight}",
-             5: "Version 2.004; subset of Noto Sans CJK JP (fonts-noto-cjk 1:20220127+repack1-1)",
+             5: "Version 2.004; subset of Noto Sans CJK JP 2.004 (fonts-noto-cjk 1:20220127+repack1-1)",
              6: postscript}
     name_table = font["name"]
     for name_id in (16, 17, 21, 22):
