@@ -60,8 +60,6 @@ def document_view(session: Session, catalog: Catalog, number: str) -> DocumentVi
     tables = []
     if inv.category == "guarantee":
         tables.append(_guarantee_table(session, inv, money, loc, _))
-        notes.append(_("Under your no-increase guarantee, you pay no more than your previous per-seat bill: "
-                       "this credit gives back the difference, tax included."))
     credits = _credits_table(session, catalog, inv, loc, _)
     if credits is not None:
         tables.append(credits)
@@ -117,17 +115,21 @@ def _settlement(facts: DocumentFacts, company: Company, money, due: str, _) -> t
     terms = (_("Net {days} days: due by {date}").format(days=company.payment_terms_days, date=due)
              if amount_due else _("Paid in full from your credit balance"))
     if amount_due > 0 and company.payment is not None:
-        payment = _payment_view(company, inv.number, money(amount_due), due, _)
+        payment = _payment_view(company, inv.number, inv.currency, money(amount_due), due, _)
     return amount_due, _("Amount due"), terms, notes, adjustments, payment
 
 
-def _payment_view(company: Company, number: str, amount_due: str, due: str, _) -> PaymentView:
-    """How to pay invoice ``number``: the catalog's payment block, with ``number`` as reference."""
+def _payment_view(company: Company, number: str, currency: str, amount_due: str, due: str, _) -> PaymentView:
+    """How to pay invoice ``number``: the catalog's payment block, with ``number`` as reference.
+    The account shown is the one `payment_means` names for ``currency``: the IBAN and BIC for a
+    EUR invoice (or when there is no other account), else the account and routing number."""
     p = company.payment
     assert p is not None
+    iban = _uses_iban(company, currency)
     rows = [(_("Account holder"), p.account_holder or company.name), (_("Bank"), p.bank),
-            (_("IBAN"), _group(p.iban)), (_("BIC"), p.bic), (_("Account number"), p.account_number),
-            (_("Routing number (ABA)"), p.routing_number), (_("Pay online"), p.payment_link),
+            (_("IBAN"), _group(p.iban) if iban else None), (_("BIC"), p.bic if iban else None),
+            (_("Account number"), None if iban else p.account_number),
+            (_("Routing number (ABA)"), None if iban else p.routing_number), (_("Pay online"), p.payment_link),
             (_("Payment reference"), number)]
     if p.transfer:
         lead = _("Please transfer {amount} by {date}, quoting {number} as the payment reference.")
@@ -135,6 +137,13 @@ def _payment_view(company: Company, number: str, amount_due: str, due: str, _) -
         lead = _("Please pay {amount} by {date} online, quoting {number}.")
     return PaymentView(lead.format(amount=amount_due, date=due, number=number),
                        tuple((label, value) for label, value in rows if value), p.note)
+
+
+def _uses_iban(company: Company, currency: str) -> bool:
+    """True when an invoice in ``currency`` is paid to the IBAN: a EUR invoice, or any invoice
+    when the payment block has an IBAN and no other account number."""
+    p = company.payment
+    return p is not None and bool(p.iban) and (currency == "EUR" or not p.account_number)
 
 
 def _group(iban: str | None) -> str | None:
@@ -153,8 +162,10 @@ def _corrects(session: Session, inv: InvoiceRecord, loc: str, _) -> str | None:
         return _("Corrects invoice {number} of {date}").format(number=original.number,
                                                                date=format_day(original.issue_date, loc))
     if inv.category == "guarantee" and inv.service_period:
+        g = store.guarantee(session, inv.event_id)
+        first = g.start_month if g is not None and g.basis != "monthly" else inv.service_period
         return _("Credit under your no-increase guarantee for {period}").format(
-            period=format_span(first_day(inv.service_period), last_day(inv.service_period), loc))
+            period=format_span(first_day(first), last_day(inv.service_period), loc))
     return None
 
 
@@ -189,12 +200,15 @@ def _guarantee_table(session: Session, inv: InvoiceRecord, money, loc: str, _) -
         totals=(_("Total"), money(legacy), money(sum(m.subscription for m in months)),
                 money(sum(m.overage for m in months)), money(sum(m.topups + m.commitments for m in months)),
                 money(charges), money(charges - legacy)),
-        note=basis + " " + _("Credit: {amount} before tax.").format(amount=money(inv.subtotal)))
+        note=" ".join((_("Under your no-increase guarantee, you pay no more than your previous per-seat bill: "
+                         "this credit gives back the difference, tax included."), basis,
+                       _("Credit: {amount} before tax.").format(amount=money(inv.subtotal)))))
 
 
 def _credits_table(session: Session, catalog: Catalog, inv: InvoiceRecord, loc: str, _) -> Table | None:
     """The customer's credits just after the journal entry that issued ``inv`` (so an invoice
-    counts the credits it sells): remaining units per grant (9100 balance through that entry),
+    counts the credits it sells): remaining units per grant (9100 balance through that entry in
+    event time, `ledger.store.documents.credit_balances_through`),
     with the last day they can be used; credits expiring within 30 days of the issue date are
     flagged. None if none (or if the document has no issuing entry)."""
     if inv.entry_id is None:
@@ -278,7 +292,7 @@ def payment_means(company: Company, currency: str) -> tuple[FacturXPaymentMeans,
     if p is None:
         return ()
     holder = p.account_holder or company.name
-    if p.iban and (currency == "EUR" or not p.account_number):
+    if _uses_iban(company, currency):
         return (FacturXPaymentMeans("58" if currency == "EUR" else "30", iban=p.iban, account_name=holder,
                                     bic=p.bic),)
     if p.account_number:

@@ -155,11 +155,17 @@ def credit_balances(session: Session, customer_id: str, on: date) -> dict[str, i
 
 def credit_balances_through(session: Session, customer_id: str, entry_id: int) -> dict[str, int]:
     """Credits left per grant of ``customer_id`` just after journal entry ``entry_id`` (the
-    entry that issued a document, so the grant it sells is counted): the 9100 balance (credit -
-    debit, int units) over the entries with id <= ``entry_id``, grants with a positive balance."""
+    entry that issued a document, so the grant it sells is counted) in event time: the 9100
+    balance (credit - debit, int units) of the entries that occurred before it, or at the same
+    instant and were posted no later (id <= ``entry_id``); grants with a positive balance. A day's
+    usage entry, stamped with its last use, counts only if that came before."""
+    issued_at = session.execute(sa.select(JournalEntry.occurred_at).where(JournalEntry.id == entry_id)).scalar_one()
     q = (sa.select(JournalLine.grant_id, sa.func.sum(JournalLine.credit - JournalLine.debit))
+         .join(JournalEntry, keys.entry_lines())
          .where(JournalLine.customer_id == customer_id, JournalLine.account_code == A.CREDITS_OUTSTANDING,
-                JournalLine.grant_id.is_not(None), JournalLine.entry_id <= entry_id)
+                JournalLine.grant_id.is_not(None),
+                sa.or_(JournalEntry.occurred_at < issued_at,
+                       sa.and_(JournalEntry.occurred_at == issued_at, JournalEntry.id <= entry_id)))
          .group_by(JournalLine.grant_id))
     return {gid: int(units) for gid, units in session.execute(q) if int(units) > 0}
 
