@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -161,11 +161,9 @@ def _corrects(session: Session, inv: InvoiceRecord, loc: str, _) -> str | None:
     if original is not None:
         return _("Corrects invoice {number} of {date}").format(number=original.number,
                                                                date=format_day(original.issue_date, loc))
-    if inv.category == "guarantee" and inv.service_period:
-        g = store.guarantee(session, inv.event_id)
-        first = g.start_month if g is not None and g.basis != "monthly" else inv.service_period
-        return _("Credit under your no-increase guarantee for {period}").format(
-            period=format_span(first_day(first), last_day(inv.service_period), loc))
+    period = _billing_period(session, inv)
+    if inv.category == "guarantee" and period is not None:
+        return _("Credit under your no-increase guarantee for {period}").format(period=format_span(*period, loc))
     return None
 
 
@@ -280,7 +278,20 @@ def facturx_invoice(session: Session, catalog: Catalog, number: str) -> FacturXI
         buyer_reference=customer.id,
         preceding_invoice=original.number if original is not None else None,
         preceding_invoice_date=original.issue_date if original is not None else None,
-        payment_means=means, payment_reference=inv.number if means else None)
+        payment_means=means, payment_reference=inv.number if means else None,
+        billing_period=_billing_period(session, inv))
+
+
+def _billing_period(session: Session, inv: InvoiceRecord) -> tuple[date, date] | None:
+    """The period a plan month, an overage invoice or a guarantee credit covers (first and last
+    day, inclusive; a cumulative guarantee: its whole window), or None."""
+    if not inv.service_period:
+        return None
+    first = inv.service_period
+    if inv.category == "guarantee":
+        g = store.guarantee(session, inv.event_id)
+        first = g.start_month if g is not None and g.basis != "monthly" else first
+    return first_day(first), last_day(inv.service_period)
 
 
 def payment_means(company: Company, currency: str) -> tuple[FacturXPaymentMeans, ...]:

@@ -175,6 +175,7 @@ class FacturXInvoice:
     preceding_invoice_date: date | None = None
     payment_means: tuple[FacturXPaymentMeans, ...] = ()
     payment_reference: str | None = None
+    billing_period: tuple[date, date] | None = None
 
     @property
     def category(self) -> str:
@@ -272,6 +273,8 @@ def _check_payment_and_reference(invoice: FacturXInvoice) -> None:
             raise ValueError(f"payment means {means.type_code} needs an account identifier (BR-61)")
         if means.type_code == "58" and not means.iban:
             raise ValueError("a SEPA credit transfer (58) needs an IBAN (BT-84)")
+    if invoice.billing_period is not None and invoice.billing_period[0] > invoice.billing_period[1]:
+        raise ValueError(f"billing period {invoice.billing_period} ends before it starts (BR-29)")
     if invoice.preceding_invoice_date is not None and not invoice.preceding_invoice:
         raise ValueError("preceding_invoice_date (BT-26) without preceding_invoice (BT-25)")
 
@@ -315,6 +318,12 @@ def _document(inv: FacturXInvoice) -> etree._Element:
         _RAM.InvoiceCurrencyCode(cur),
         *(_payment_means(means) for means in inv.payment_means),
         _RAM.ApplicableTradeTax(*header_tax),
+        *(
+            [_RAM.BillingSpecifiedPeriod(_RAM.StartDateTime(_date(inv.billing_period[0])),
+                                         _RAM.EndDateTime(_date(inv.billing_period[1])))]
+            if inv.billing_period is not None
+            else []
+        ),
         *([_RAM.SpecifiedTradePaymentTerms(*terms)] if terms else []),
         _RAM.SpecifiedTradeSettlementHeaderMonetarySummation(
             _RAM.LineTotalAmount(_amount(inv.subtotal)),

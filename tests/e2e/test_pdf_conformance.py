@@ -515,3 +515,15 @@ def test_japanese_document_embeds_only_the_bundled_fonts_subset() -> None:
     assert "請求書" in text and "株式会社ノースウィンド分析" in text, text
     assert xmp_properties(reader)["pdfaid:part"] == ["3"]
     assert_no_actions_and_no_interpolation(reader)
+
+
+def test_billing_period_is_written_as_bg14() -> None:
+    """A document covering a month carries it as the invoicing period (BT-73, BT-74), and a
+    period ending before it starts is refused."""
+    invoice = dataclasses.replace(FACTURX, billing_period=(date(2026, 10, 1), date(2026, 10, 31)))
+    xml = build_cii_xml(invoice)
+    facturx.xml_check_xsd(xml, flavor="factur-x", level="en16931")
+    assert cii(xml, "//ram:BillingSpecifiedPeriod/ram:StartDateTime/udt:DateTimeString") == ["20261001"]
+    assert cii(xml, "//ram:BillingSpecifiedPeriod/ram:EndDateTime/udt:DateTimeString") == ["20261031"]
+    with pytest.raises(ValueError, match="BR-29"):
+        build_cii_xml(dataclasses.replace(FACTURX, billing_period=(date(2026, 10, 31), date(2026, 10, 1))))
