@@ -15,7 +15,9 @@ customer's language, with the product name and the term or service period and no
     void                   Cancelled: <the cancelled invoice's line, described as above>
     guarantee              No-increase guarantee, Oct 1 – 31, 2026: new bill above your previous bill
 
-A line the rules above do not cover keeps its stored description. Dates: `reports.i18n.format_span`.
+A refund's concession line (credits already used, refunded as a concession) is the one whose
+stored text starts with "Concession" (`ledger.core.rules.refunds`). A line the rules above do
+not cover keeps its stored description. Dates: `reports.i18n.format_span`.
 """
 
 from __future__ import annotations
