@@ -244,7 +244,10 @@ def _invoice_pdf(state: _State, request: Request) -> Response:
 
 
 async def healthz(request: Request) -> Response:
-    ok, details = await run_in_threadpool(serving.health, request.app.state.ledger.engine)
+    state: _State = request.app.state.ledger
+    ok, details = await run_in_threadpool(serving.health, state.engine)
+    details["group_commit"] = {"worker": os.getpid(), "groups": state.committer.groups,
+                               "requests": state.committer.requests}
     return JSONResponse(details, status_code=200 if ok else 503)
 
 
