@@ -20,12 +20,15 @@ import click
               help="File of bearer tokens, one a line (also: LEDGER_API_TOKENS, comma-separated).")
 @click.option("--window-ms", default=2.0, show_default=True, type=click.FloatRange(0, 100),
               help="Group commit: how long to wait for more requests after the first (milliseconds).")
+@click.option("--committers", default=2, show_default=True, type=click.IntRange(1, 16),
+              help="Group-commit threads per worker, each with its own transaction (PostgreSQL; SQLite: 1).")
 @click.option("--max-body", default=4 * 1024 * 1024, show_default=True, type=click.IntRange(1024),
               help="Largest request body (bytes); larger is answered 413.")
 @click.option("--access-log/--no-access-log", default=False, show_default=True, help="Log every request.")
 @click.pass_obj
 def serve(obj, database_url: str | None, catalog_path: str | None, host: str, port: int, workers: int,
-          token_file: str | None, window_ms: float, max_body: int, access_log: bool) -> None:
+          token_file: str | None, window_ms: float, committers: int, max_body: int,
+          access_log: bool) -> None:
     """Serve the HTTP API: POST /v1/events, balances, usage, invoices, /healthz, /openapi.json.
 
     Refuses to start (exit 2) without a token; connect as the least-privilege writer role in
@@ -44,7 +47,7 @@ def serve(obj, database_url: str | None, catalog_path: str | None, host: str, po
     if workers > 1 and url.startswith("sqlite"):
         raise click.UsageError("SQLite has one writer at a time: serve it with --workers 1 "
                                "(several workers are for PostgreSQL)")
-    config = ServeConfig(url, catalog, token_file, window_ms / 1000, max_body=max_body)
+    config = ServeConfig(url, catalog, token_file, window_ms / 1000, max_body=max_body, committers=committers)
     create_app(config).state.ledger.engine.dispose()  # checks the database (at head), the catalog and the tokens before listening
     os.environ[CONFIG_ENV] = config.to_json()
     click.echo(f"ledger serve: http://{host}:{port} ({workers} worker{'' if workers == 1 else 's'}), "

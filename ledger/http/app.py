@@ -59,6 +59,7 @@ class ServeConfig:
     window: float = WINDOW
     max_group_events: int = MAX_EVENTS
     max_body: int = MAX_BODY
+    committers: int = 2
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -77,7 +78,8 @@ class _State:
         self.engine, _ = open_books(config.database_url)
         self.committer = GroupCommitter(
             lambda subs: serving.post_requests(self.engine, self.catalog, subs),
-            window=config.window, max_events=config.max_group_events)
+            window=config.window, max_events=config.max_group_events,
+            threads=config.committers if serving.concurrent_writers(self.engine) else 1)
         self.tag = f"{os.getpid()}"
         self.counter = itertools.count(1)
 

@@ -47,23 +47,34 @@ class GroupCommitter:
     ``groups`` (transactions run) and ``requests`` (submissions answered)."""
 
     def __init__(self, post: Callable[[list[Submission]], list[Outcome]], *, window: float = WINDOW,
-                 max_events: int = MAX_EVENTS) -> None:
+                 max_events: int = MAX_EVENTS, threads: int = 1) -> None:
         self._post = post
         self.window = window
         self.max_events = max_events
-        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="ledger-group-commit", daemon=True)
+        self._queue: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
+        self._stopping = threading.Event()
+        self._threads = [threading.Thread(target=self._run, name=f"ledger-group-commit-{k}", daemon=True)
+                         for k in range(threads)]
+        self._count = threading.Lock()
         self.groups = 0
         self.requests = 0
 
     def start(self) -> None:
-        self._thread.start()
+        for t in self._threads:
+            t.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Answer what is queued, then end the thread (at server shutdown)."""
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join(timeout)
+        """Answer what is queued, then end the threads (at server shutdown)."""
+        self._stopping.set()
+        for t in self._threads:
+            if t.is_alive():
+                t.join(timeout)
+        while True:  # anything queued after the threads ended: refused rather than left waiting
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            item.loop.call_soon_threadsafe(_resolve, item.future, Outcome("error", message="server shutting down"))
 
     async def submit(self, submission: Submission) -> Outcome:
         """Queue ``submission`` and wait for its outcome (after its transaction has ended)."""
@@ -72,8 +83,9 @@ class GroupCommitter:
         self._queue.put(_Pending(submission, loop, future))
         return await future
 
-    def _gather(self, first: _Pending) -> tuple[list[_Pending], bool]:
-        """The group that starts with ``first``, and whether a stop was asked meanwhile."""
+    def _gather(self, first: _Pending) -> list[_Pending]:
+        """The group that starts with ``first``: what arrives within the window, up to
+        ``max_events`` events."""
         group = [first]
         held = len(first.submission.events)
         deadline = time.monotonic() + self.window
@@ -83,37 +95,31 @@ class GroupCommitter:
                 item = self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait()
             except queue.Empty:
                 break
-            if item is None:
-                return group, True
             if held + len(item.submission.events) > self.max_events:
-                self._queue.put(item)  # goes first into the next group (after the others queued)
+                self._queue.put(item)  # into a later group (behind those queued meanwhile)
                 break
             group.append(item)
             held += len(item.submission.events)
-        return group, False
+        return group
 
     def _run(self) -> None:
-        stopping = False
-        while not stopping:
-            first = self._queue.get()
-            if first is None:
-                break
-            group, stopping = self._gather(first)
+        while True:
+            try:
+                first = self._queue.get(timeout=0.1)
+            except queue.Empty:
+                if self._stopping.is_set():
+                    return
+                continue
+            group = self._gather(first)
             try:
                 outcomes = self._post([p.submission for p in group])
             except Exception as exc:  # noqa: BLE001 -- a failure of the service: answered to each as a server error
                 outcomes = [Outcome("error", message=f"{type(exc).__name__}: {exc}".splitlines()[0])] * len(group)
-            self.groups += 1
-            self.requests += len(group)
+            with self._count:
+                self.groups += 1
+                self.requests += len(group)
             for pending, outcome in zip(group, outcomes, strict=True):
                 pending.loop.call_soon_threadsafe(_resolve, pending.future, outcome)
-        while True:  # stopping: refuse what is left rather than leave a client waiting
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is not None:
-                item.loop.call_soon_threadsafe(_resolve, item.future, Outcome("error", message="server shutting down"))
 
 
 def _resolve(future: asyncio.Future, outcome: Outcome) -> None:

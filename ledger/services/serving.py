@@ -24,7 +24,7 @@ from ledger.events import SourcedEvent
 from ledger.services.importing import import_events
 from ledger.store import customer_views as views
 from ledger.store.admin import session_on
-from ledger.store.db import SCHEMA_HEAD, current_revision
+from ledger.store.db import SCHEMA_HEAD, current_revision, is_postgres
 
 if TYPE_CHECKING:
     from ledger.store.admin import Engine
@@ -212,6 +212,12 @@ def invoice_pdf(engine: Engine, catalog: Catalog, number: str, folder: str) -> b
     with session_on(engine) as session:
         path = render_document(session, catalog, number, Path(folder) / f"{number}.pdf")
     return Path(path).read_bytes()
+
+
+def concurrent_writers(engine: Engine) -> bool:
+    """Whether several transactions may write at once (PostgreSQL: they serialise per customer on
+    its row lock); SQLite has one writer at a time."""
+    return is_postgres(engine)
 
 
 def health(engine: Engine) -> tuple[bool, dict]:
