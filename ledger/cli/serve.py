@@ -48,7 +48,12 @@ def serve(obj, database_url: str | None, catalog_path: str | None, host: str, po
         raise click.UsageError("SQLite has one writer at a time: serve it with --workers 1 "
                                "(several workers are for PostgreSQL)")
     config = ServeConfig(url, catalog, token_file, window_ms / 1000, max_body=max_body, committers=committers)
-    create_app(config).state.ledger.engine.dispose()  # checks the database (at head), the catalog and the tokens before listening
+    try:
+        checked = create_app(config)  # checks the database (at head), the catalog and the secrets before listening
+    except TokenError as exc:
+        raise click.UsageError(str(exc)) from None
+    checked.state.ledger.engine.dispose()
+    del checked  # the workers build their own
     os.environ[CONFIG_ENV] = config.to_json()
     click.echo(f"ledger serve: http://{host}:{port} ({workers} worker{'' if workers == 1 else 's'}), "
                "OpenAPI at /openapi.json", err=True)

@@ -38,8 +38,9 @@ from starlette.routing import Route
 from ledger.errors import NO_VALUE, InputProblem, NotFoundError
 from ledger.event_schemas import duplicate_keys, parse_event
 from ledger.http import auth, openapi
+from ledger.http.alerts import AlertWorker
 from ledger.http.batching import MAX_EVENTS, WINDOW, GroupCommitter
-from ledger.services import serving
+from ledger.services import alerting, serving
 from ledger.services.serving import Outcome, Submission
 
 CONFIG_ENV = "LEDGER_HTTP_CONFIG"
@@ -76,15 +77,39 @@ class _State:
         self.tokens = auth.load_tokens(config.token_file)
         self.catalog = load_catalog(config.catalog_path, required=config.catalog_path is not None)
         self.engine, _ = open_books(config.database_url)
-        self.committer = GroupCommitter(
-            lambda subs: serving.post_requests(self.engine, self.catalog, subs),
+        self.alerts = None
+        if self.catalog.model.webhooks.urls:
+            secret = os.environ.get(alerting.SECRET_ENV, "")
+            if len(secret) < 16:
+                raise auth.TokenError(f"the catalog names webhook URLs: set {alerting.SECRET_ENV} (at least 16 "
+                                      "characters) to sign their payloads")
+            self.alerts = AlertWorker(self.engine, self.catalog, secret)
+        self.committer = GroupCommitter(self._post,
             window=config.window, max_events=config.max_group_events,
             threads=config.committers if serving.concurrent_writers(self.engine) else 1)
         self.tag = f"{os.getpid()}"
         self.counter = itertools.count(1)
 
+    def _post(self, subs: list[Submission]) -> list[Outcome]:
+        """Post a group; then note the customers it changed for the usage alerts."""
+        outcomes = serving.post_requests(self.engine, self.catalog, subs)
+        if self.alerts is not None:
+            done = [se.event for sub, o in zip(subs, outcomes) if o.status == "ok" for se in sub.events]
+            customers = {cid for ev in done if (cid := getattr(ev, "customer_id", None))}
+            if customers:
+                latest = max(ev.occurred_at for ev in done).astimezone(self.catalog.tz)
+                self.alerts.note(customers, f"{latest.year:04d}-{latest.month:02d}")
+        return outcomes
+
+    def start(self) -> None:
+        self.committer.start()
+        if self.alerts is not None:
+            self.alerts.start()
+
     def close(self) -> None:
         self.committer.stop()
+        if self.alerts is not None:
+            self.alerts.stop()
         self.engine.dispose()
 
 
@@ -265,7 +290,7 @@ def create_app(config: ServeConfig) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
-        state.committer.start()
+        state.start()
         try:
             yield
         finally:

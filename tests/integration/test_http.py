@@ -351,3 +351,81 @@ def test_sigkill_mid_load_then_resending_the_unanswered_gives_exactly_once_books
     reference.post("\n".join(json.dumps(e) for e in lines))
     assert _trial(db_url) == _trial(reference.url)
     assert len([r for r in _trial(db_url) if len(r) == 2]) == 6 * 40 * 5
+
+
+class _Receiver:
+    """A local webhook receiver: records (path, headers, body); /flaky answers 500 to its first
+    request."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.got: list[tuple[str, dict, bytes]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 -- http.server's name
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                first = not any(p == self.path for p, _, _ in receiver.got)
+                receiver.got.append((self.path, dict(self.headers), body))
+                self.send_response(500 if self.path == "/flaky" and first else 200)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_usage_alerts_are_posted_signed_once_per_threshold_with_retries(db_url, tmp_path, monkeypatch):
+    """Crossing 70%, 90% and 100% of a commitment posts one signed payload per threshold to each
+    URL (a 500 is retried until delivered); re-sending the usage posts no alert again."""
+    import hashlib
+    import hmac
+
+    receiver = _Receiver()
+    secret = "whsec-0123456789abcdef"
+    catalog = tmp_path / "hooks.toml"
+    catalog.write_text(PLANS_CATALOG + f'\n[webhooks]\nurls = ["{receiver.base}/ok", "{receiver.base}/flaky"]\n'
+                       "retry_seconds = 0.2\n", encoding="utf-8")
+    monkeypatch.setenv("LEDGER_WEBHOOK_SECRET", secret)
+    server = Server(db_url, catalog)
+    try:
+        setup = [customer("acme")[0], {"id": "com-1", "type": "commitment.purchased", "customer_id": "acme",
+                                       "occurred_at": "2026-01-01T09:00:00Z", "commitment_id": "com-2026",
+                                       "amount": "600.00", "credits": 1000, "term_start": "2026-01-01",
+                                       "term_end": "2026-03-31"}]
+        assert server.post({"events": setup}).status_code == 200
+        for i, credits in enumerate((700, 250, 50)):
+            assert server.post(usage(f"u-{i}", "acme", credits, second=i)).status_code == 200
+            time.sleep(0.8)
+        deadline = time.monotonic() + 20
+        while len({(p, h["Idempotency-Key"]) for p, h, _ in receiver.got}) < 6 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert server.post(usage("u-0", "acme", 700)).json()["results"][0]["status"] == "duplicate"
+        time.sleep(1.5)
+    finally:
+        server.stop()
+        receiver.server.shutdown()
+    by_path = {p: [(h, json.loads(b)) for q, h, b in receiver.got if q == p] for p in ("/ok", "/flaky")}
+    assert [body["threshold"] for _, body in by_path["/ok"]] == [70, 90, 100]
+    assert [body["threshold"] for _, body in by_path["/flaky"]] == [70, 70, 90, 100]  # the 500 was retried
+    for path, headers, raw in receiver.got:
+        t, v1 = (part.split("=", 1)[1] for part in headers["X-Ledger-Signature"].split(","))
+        assert hmac.compare_digest(v1, hmac.new(secret.encode(), f"{t}.".encode() + raw, hashlib.sha256).hexdigest())
+        body = json.loads(raw)
+        assert headers["Idempotency-Key"] == body["idempotency_key"]
+        assert (body["type"], body["customer_id"], body["scope"], body["grant_id"]) == (
+            "usage.threshold_crossed", "acme", "commitment", "com-2026")
+    assert len({h["Idempotency-Key"] for _, h, _ in receiver.got}) == 3  # one key per alert, the same for each URL
+    from ledger.services.alerting import deliveries
+    from ledger.store.db import make_engine
+
+    engine = make_engine(db_url)
+    rows = deliveries(engine, "acme")
+    engine.dispose()
+    assert sorted((r["url"].rsplit("/", 1)[1], r["threshold"], r["status"], r["attempts"]) for r in rows) == [
+        ("flaky", 70, "delivered", 2), ("flaky", 90, "delivered", 1), ("flaky", 100, "delivered", 1),
+        ("ok", 70, "delivered", 1), ("ok", 90, "delivered", 1), ("ok", 100, "delivered", 1)]
