@@ -76,7 +76,7 @@ class _State:
         self.config = config
         self.tokens = auth.load_tokens(config.token_file)
         self.catalog = load_catalog(config.catalog_path, required=config.catalog_path is not None)
-        self.engine, _ = open_books(config.database_url)
+        self.engine, self.direct = open_books(config.database_url)
         self.alerts = None
         if self.catalog.model.webhooks.urls:
             secret = os.environ.get(alerting.SECRET_ENV, "")
@@ -92,7 +92,7 @@ class _State:
 
     def _post(self, subs: list[Submission]) -> list[Outcome]:
         """Post a group; then note the customers it changed for the usage alerts."""
-        outcomes = serving.post_requests(self.engine, self.catalog, subs)
+        outcomes = serving.post_requests(self.engine, self.catalog, subs, direct=self.direct)
         if self.alerts is not None:
             done = [se.event for sub, o in zip(subs, outcomes) if o.status == "ok" for se in sub.events]
             customers = {cid for ev in done if (cid := getattr(ev, "customer_id", None))}

@@ -20,11 +20,12 @@ from ledger.catalog import Catalog
 from ledger.core.money import major_str
 from ledger.core.posting import ImportSummary
 from ledger.errors import InputProblem, InvalidInputError, NotFoundError
-from ledger.events import SourcedEvent
+from ledger.events import SourcedEvent, UsageRecorded
 from ledger.services.importing import import_events
 from ledger.store import customer_views as views
 from ledger.store.admin import session_on
 from ledger.store.db import SCHEMA_HEAD, current_revision, is_postgres
+from ledger.store.pipeline import post_usage
 
 if TYPE_CHECKING:
     from ledger.store.admin import Engine
@@ -79,13 +80,25 @@ def _results(sub: Submission, summary: ImportSummary) -> list[dict]:
     return out
 
 
-def _post(engine: Engine, catalog: Catalog, subs: list[Submission]) -> ImportSummary:
+def _post(engine: Engine, catalog: Catalog, subs: list[Submission], direct: bool) -> ImportSummary:
+    """One transaction for ``subs``: `import_events`, or for a lone usage event with ``direct``
+    (PostgreSQL) the pipelined path of the Python API (`ledger.store.pipeline.post_usage`, same
+    books), which declines (None) what the general path must answer."""
     with session_on(engine) as session:
+        if direct and len(subs) == 1 and len(subs[0].events) == 1 and isinstance(subs[0].events[0].event,
+                                                                                  UsageRecorded):
+            se = subs[0].events[0]
+            summary = post_usage(session, catalog, se, [subs[0].file])
+            if summary is not None:
+                if summary.duplicates and not summary.duplicate_sources:
+                    summary.duplicate_sources = [se.source]
+                return summary
         return import_events(session, catalog, [se for sub in subs for se in sub.events],
                              sources=[sub.file for sub in subs])
 
 
-def post_requests(engine: Engine, catalog: Catalog, subs: list[Submission]) -> list[Outcome]:
+def post_requests(engine: Engine, catalog: Catalog, subs: list[Submission], *, direct: bool = False
+                  ) -> list[Outcome]:
     """Post the events of every submission in one transaction (committed), one `Outcome` per
     submission, in order; each outcome holds only once its transaction has committed (or has
     been rolled back, for a refused submission).
@@ -94,20 +107,21 @@ def post_requests(engine: Engine, catalog: Catalog, subs: list[Submission]) -> l
     content, a rule of the posting) is answered "refused" with its problems and the others are
     posted again without it. Any other failure of a group of several submissions posts each one
     alone, so it is answered for the submission that caused it ("error"), not its neighbours.
-    Never raises for a submission: a failure is its outcome.
+    Never raises for a submission: a failure is its outcome. ``direct``: a group of one usage
+    event may take the pipelined path of the Python API (PostgreSQL; see `open_books`).
     """
     outcomes: dict[str, Outcome] = {}
     pending = list(subs)
     while pending:
         try:
-            summary = _post(engine, catalog, pending)
+            summary = _post(engine, catalog, pending, direct)
         except InvalidInputError as exc:
             mine: dict[str, list[InputProblem]] = {}
             for p in exc.problems:
                 mine.setdefault(p.file, []).append(p)
             named = [sub for sub in pending if sub.file in mine]
             if not named:  # a problem no request is named by: each alone tells whose it is
-                return [outcomes.get(sub.file) or _alone(engine, catalog, sub) for sub in subs]
+                return [outcomes.get(sub.file) or _alone(engine, catalog, sub, direct) for sub in subs]
             for sub in named:
                 outcomes[sub.file] = _refused(mine[sub.file])
             pending = [sub for sub in pending if sub.file not in mine]
@@ -116,16 +130,16 @@ def post_requests(engine: Engine, catalog: Catalog, subs: list[Submission]) -> l
             if len(pending) == 1:
                 outcomes[pending[0].file] = _error(exc)
                 break
-            return [outcomes.get(sub.file) or _alone(engine, catalog, sub) for sub in subs]
+            return [outcomes.get(sub.file) or _alone(engine, catalog, sub, direct) for sub in subs]
         for sub in pending:
             outcomes[sub.file] = Outcome("ok", results=_results(sub, summary), invoices=list(summary.invoices))
         break
     return [outcomes[sub.file] for sub in subs]
 
 
-def _alone(engine: Engine, catalog: Catalog, sub: Submission) -> Outcome:
+def _alone(engine: Engine, catalog: Catalog, sub: Submission, direct: bool) -> Outcome:
     try:
-        summary = _post(engine, catalog, [sub])
+        summary = _post(engine, catalog, [sub], direct)
     except InvalidInputError as exc:
         return _refused(list(exc.problems))
     except Exception as exc:  # noqa: BLE001 -- answered to this request as a server error
