@@ -279,6 +279,10 @@ def measure_server(url: str, dbname: str, workers: int, committers: int, connect
         result["rss_mb"] = peak_rss_mb(pids)
         result["workers"], result["committers"] = workers, committers
         result["warm_ok"] = first["requests"] - first["non2xx"]
+        import httpx
+
+        counters = httpx.get(base + "/healthz", timeout=10).json()["group_commit"]  # one worker's, warm-up included
+        result["per_group"] = counters["requests"] / max(1, counters["groups"])
         result["seconds"] = seconds
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -355,8 +359,9 @@ def report(args, raw: dict, api: dict, runs: list[dict], posted: int, answered: 
              f"1,000 customers); serve WxC: workers x committer threads; PostgreSQL on the same 2 shared cores "
              f"(load {load[0]:.1f}).", "",
              *target_table(rows), "",
-             f"Cores busy (server/database/wrk): {cpu}. {posted:,} rows = {answered:,} answered 200 + "
-             f"{posted - answered:,} in flight when wrk stopped."]
+             f"Cores busy (server/database/wrk): {cpu}. Requests a transaction: "
+             + ", ".join(f"{r['workers']}x{r['committers']} {r['per_group']:.0f}" for r in runs)
+             + f". {posted:,} rows = {answered:,} answered 200 + {posted - answered:,} in flight when wrk stopped."]
     for line in lines:
         print(line)
     details = [f"# B6 HTTP, {stamp:%Y-%m-%d %H:%M} UTC", "", "```", json.dumps(
