@@ -429,3 +429,22 @@ def test_usage_alerts_are_posted_signed_once_per_threshold_with_retries(db_url, 
     assert sorted((r["url"].rsplit("/", 1)[1], r["threshold"], r["status"], r["attempts"]) for r in rows) == [
         ("flaky", 70, "delivered", 2), ("flaky", 90, "delivered", 1), ("flaky", 100, "delivered", 1),
         ("ok", 70, "delivered", 1), ("ok", 90, "delivered", 1), ("ok", 100, "delivered", 1)]
+
+
+def test_healthz_is_503_when_the_schema_is_not_at_head(serve, db_url):
+    """/healthz: 200 with the revision at head; 503 naming both revisions once the database is behind."""
+    server = serve()
+    ok = httpx.get(server.base + "/healthz")
+    assert ok.status_code == 200 and ok.json()["migrations"] == "at head"
+    from ledger.store.db import SCHEMA_HEAD, make_engine
+
+    engine = make_engine(db_url)
+    with engine.begin() as c:
+        c.execute(sa.text("UPDATE alembic_version SET version_num = '0013'"))
+    behind = httpx.get(server.base + "/healthz")
+    with engine.begin() as c:
+        c.execute(sa.text("UPDATE alembic_version SET version_num = :v"), {"v": SCHEMA_HEAD})
+    engine.dispose()
+    assert behind.status_code == 503
+    assert (behind.json()["schema"], behind.json()["head"], behind.json()["migrations"]) == ("0013", SCHEMA_HEAD,
+                                                                                             "behind")
