@@ -2,7 +2,7 @@
 per group.
 
 Each request handler validates its events, then `GroupCommitter.submit` queues them and awaits
-the outcome. One thread (the committer) takes the first queued request, then whatever else
+the outcome. A committer thread takes the first queued request, then whatever else
 arrives within ``window`` seconds (2 ms by default) or until ``max_events`` events are held,
 and posts that group with `ledger.services.serving.post_requests` (one transaction). The future
 of each request is resolved only after that call has returned, that is after the transaction
@@ -10,8 +10,9 @@ holding its events has committed (or after its own refusal), so a client that go
 committed result. While one group commits, the next one gathers: under load the groups grow by
 themselves, and one COMMIT (one WAL flush on PostgreSQL) serves many requests.
 
-One committer per process: with ``ledger serve --workers N`` (PostgreSQL) each worker batches
-its own requests, and the workers' transactions serialise per customer on the customer row
+Committer threads (``threads``; ``ledger serve --committers``, 2 on PostgreSQL) share one queue,
+each group in its own transaction. With ``ledger serve --workers N`` (PostgreSQL) each worker
+batches its own requests, and the workers' transactions serialise per customer on the customer row
 locks, as concurrent imports do. SQLite has one writer at a time: one worker.
 """
 
