@@ -22,6 +22,7 @@ worker process (the config as JSON in ``LEDGER_HTTP_CONFIG``, written by ``ledge
 from __future__ import annotations
 
 import contextlib
+import gc
 import itertools
 import json
 import os
@@ -102,6 +103,13 @@ class _State:
         return outcomes
 
     def start(self) -> None:
+        # What exists now (modules, the app, the catalog) stays out of the cyclic collector's
+        # passes, and its young generation is collected every 50,000 allocations instead of 700,
+        # as `ledger.services.importing.collector_relaxed` does for imports: a group's books and
+        # rows would otherwise be scanned again and again (p99 under 64 connections: 179 -> 153 ms
+        # and 271 -> 207 ms in two side-by-side runs on the shared machine, same throughput)
+        gc.freeze()
+        gc.set_threshold(50_000, *gc.get_threshold()[1:])
         self.committer.start()
         if self.alerts is not None:
             self.alerts.start()
