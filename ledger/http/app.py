@@ -85,9 +85,8 @@ class _State:
                 raise auth.TokenError(f"the catalog names webhook URLs: set {alerting.SECRET_ENV} (at least 16 "
                                       "characters) to sign their payloads")
             self.alerts = AlertWorker(self.engine, self.catalog, secret)
-        self.committer = GroupCommitter(self._post,
-            window=config.window, max_events=config.max_group_events,
-            threads=config.committers if serving.concurrent_writers(self.engine) else 1)
+        self.committer = GroupCommitter(self._post, window=config.window, max_events=config.max_group_events,
+                                        threads=config.committers if serving.concurrent_writers(self.engine) else 1)
         self.tag = f"{os.getpid()}"
         self.counter = itertools.count(1)
 
