@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 DEMO_OUT ?= demo-out
 
-.PHONY: demo test test-fast golden install install-test bench clean i18n
+.PHONY: demo test test-fast golden install install-test bench bench-http clean i18n
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -72,6 +72,22 @@ bench: install-test
 	  echo "py-spy not installed: the scale benchmark runs without a profile"
 	$(BIN)/python benchmarks/bench_render.py --results benchmarks/RESULTS.md
 	$(BIN)/python benchmarks/bench_scale.py --results benchmarks/RESULTS.md $(BENCH_SCALE)
+	$(MAKE) bench-http
+
+# B6: `ledger serve` on PostgreSQL (127.0.0.1:5432, own database bench_http_<pid>, dropped at the
+# end) under 64 connections from wrk (one usage event a request), beside a raw INSERT+COMMIT loop
+# and Ledger.record_usage in the same run; rewrites the section "B6 HTTP" of benchmarks/RESULTS.md
+# (about 2 minutes; BENCH_HTTP=--quick: 30 s). wrk is installed with apt-get as hledger is for the
+# tests; without it the script falls back to a Python load generator and says so.
+BENCH_HTTP ?=
+bench-http: install-test
+	@command -v wrk >/dev/null 2>&1 || \
+	  ( command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
+	    { DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null 2>&1 || \
+	      { apt-get update -q >/dev/null 2>&1 && \
+	        DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null 2>&1; }; } ) || \
+	  echo "wrk not installed: B6 falls back to a Python load generator (its figures are bounded by it)"
+	$(BIN)/python benchmarks/bench_http.py --results benchmarks/RESULTS.md $(BENCH_HTTP)
 
 # The same work on one PostgreSQL (127.0.0.1:5432) and on the local Citus cluster (brought up
 # first, left up): the demo month and 1,000,000 usage events for 10,000 customers imported,

@@ -6,6 +6,8 @@ Without a catalog file the built-in default company (UTC, net 30) is used.
 
 from __future__ import annotations
 
+import re
+
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -198,11 +200,32 @@ def _check_currency(v: str) -> str:
     return v
 
 
+class Webhooks(_Strict):
+    """Usage alerts posted by ``ledger serve`` (docs/design.md §8.6): each URL gets a signed JSON
+    payload when a customer crosses 70, 90 or 100 percent of a commitment, a plan month's grant
+    or all the credits it holds; a failed delivery is tried again after ``retry_seconds`` x 2^n
+    (n: attempts so far, at most an hour), ``max_attempts`` times in all."""
+
+    urls: list[str] = Field(default_factory=list)
+    max_attempts: int = Field(default=8, ge=1, le=100)
+    retry_seconds: float = Field(default=30.0, gt=0, le=3600)
+    timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+
+    @field_validator("urls")
+    @classmethod
+    def _urls(cls, v: list[str]) -> list[str]:
+        for url in v:
+            if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", url):
+                raise ValueError(f"{url!r} is not an http:// or https:// URL")
+        return v
+
+
 class CatalogModel(_Strict):
     company: Company = Company()
     rate_card: dict[str, int] = Field(default_factory=dict)
     plans: dict[str, Plan] = Field(default_factory=dict)
     topups: dict[str, TopupPack] = Field(default_factory=dict)
+    webhooks: Webhooks = Webhooks()
 
     @field_validator("rate_card")
     @classmethod

@@ -35,6 +35,7 @@ COMMANDS = {
     "demo": "ledger.cli.demo:demo",
     "db": "ledger.cli.db:db",
     "export": "ledger.cli.export:export",
+    "serve": "ledger.cli.serve:serve",
 }
 
 

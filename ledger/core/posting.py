@@ -61,6 +61,9 @@ class ImportSummary:
     dry_run: bool = False
     import_id: int | None = None
     set_based: bool = False  # posted by the set-based usage import (ledger.services.bulk_usage)
+    # the sources ("file:line") of the events counted in ``duplicates``, when the general path
+    # (`ledger.services.importing.import_events`) imported them: an HTTP request's per-event outcome
+    duplicate_sources: list[str] = field(default_factory=list, compare=False)
 
 
 @dataclass

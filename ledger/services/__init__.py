@@ -11,7 +11,9 @@ accounting in ``ledger.core``, so no module of this package imports a database l
 - `closing`: close a month (and write its close package), reopen it (docs/design.md §6.4);
 - `verifying`: check invariants 1-6 over the whole journal (docs/design.md §7);
 - `documents`: the invoice register, one invoice, PDFs of one or a month's documents;
-- `setup`: create or migrate the database; `roles`: the least-privilege PostgreSQL roles.
+- `setup`: create or migrate the database; `roles`: the least-privilege PostgreSQL roles;
+- `serving`: the HTTP API's use cases (group commit of requests, a customer's balance and usage,
+  health); `alerting`: usage alerts queued and delivered as webhooks (docs/design.md §8.6).
 
 Importing this package imports none of them.
 """

@@ -92,6 +92,9 @@ def _import_once(session: Session, catalog: Catalog, events: list[SourcedEvent],
         token = write_posting(session, posting)
         summary = posting.summary
         summary.duplicates = duplicates
+        if duplicates:
+            applied = {id(se) for se in fresh}
+            summary.duplicate_sources = [se.source for se in events if id(se) not in applied]
         imports.finish_batch(session, batch_id, posted=summary.posted, quarantined=summary.quarantined,
                              late=summary.late)
     except BaseException:

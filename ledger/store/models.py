@@ -483,3 +483,28 @@ class EntrySeal(SQLModel, table=True):
     seq: int = Field(sa_column=sa.Column(sa.Integer, primary_key=True, autoincrement=False))
     entry_id: int = Field(sa_column=sa.Column(sa.Integer, nullable=False, index=True))
     hash: str = Field(sa_column=_str(64, nullable=False))
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One usage alert to deliver to one URL of the catalog's ``[webhooks]``: a customer crossed
+    ``threshold`` percent (70, 90, 100) of a commitment, a plan month's grant or all the credits
+    it holds (``scope``: commitment | subscription | all; ``grant_id`` '' for all).
+    ``idempotency_key``: the same for every URL of one alert (sent as Idempotency-Key); ``id``:
+    per URL. status: pending | delivered | failed (attempts exhausted)."""
+
+    __tablename__ = "webhook_delivery"
+    customer_id: str = Field(sa_column=_str(64, primary_key=True))
+    id: str = Field(sa_column=_str(64, primary_key=True))
+    idempotency_key: str = Field(sa_column=_str(64, nullable=False))
+    url: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    scope: str = Field(sa_column=_str(20, nullable=False))
+    grant_id: str = Field(sa_column=_str(128, nullable=False))
+    threshold: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
+    payload: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    status: str = Field(sa_column=_str(20, nullable=False, index=True))
+    attempts: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
+    next_attempt_at: datetime = Field(sa_column=sa.Column(UTCDateTime, nullable=False))
+    created_at: datetime = Field(sa_column=sa.Column(UTCDateTime, nullable=False))
+    delivered_at: Optional[datetime] = Field(default=None, sa_column=sa.Column(UTCDateTime, nullable=True))
+    response_status: Optional[int] = Field(default=None, sa_column=sa.Column(sa.Integer, nullable=True))
+    last_error: Optional[str] = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))

@@ -124,6 +124,9 @@ WRITER_POLICY: dict[str, TablePolicy] = {
     "document_sequence": TablePolicy(("SELECT", "INSERT"), ("last_number",),
                                      "invoicing.take_number: INSERT .. ON CONFLICT DO NOTHING, "
                                      "SELECT .. FOR UPDATE, UPDATE last_number"),
+    "webhook_delivery": TablePolicy(("SELECT", "INSERT"), ("status", "attempts", "next_attempt_at",
+                                                           "delivered_at", "response_status", "last_error"),
+                                    "ledger serve queues usage alerts, then records each delivery attempt"),
     # What verify trusts: written only by ledger_close_period() (EXECUTE for the writer) and the
     # owner's ledger_reopen_period() (migration 0010), never by the writer's own INSERT or UPDATE.
     "accounting_period": TablePolicy(("SELECT",), why="closed_periods; ledger_close_period() locks a period"),

@@ -29,7 +29,7 @@ COMMANDS = [
     ("invoices", "show"), ("reopen",), ("report",), ("report", "ar-aging"), ("report", "audit-trail"),
     ("report", "credits"), ("report", "customer"), ("report", "deferred-revenue"), ("report", "guarantees"),
     ("report", "quarantine"), ("report", "revenue"), ("report", "trial-balance"), ("report", "usage-alerts"),
-    ("report", "waterfall"), ("verify",),
+    ("report", "waterfall"), ("serve",), ("verify",),
 ]
 
 
