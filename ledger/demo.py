@@ -83,7 +83,7 @@ def _month_end(console: Console, url: str, catalog, scenario, period: str, out: 
     with session_at(url) as session:
         documents = len(issued_numbers(session, first_day(period), last_day(period)))
         with Progress(TextColumn(f"[bold]{step}[/] {period}: writing the close package"), BarColumn(),
-                      MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True) as progress:
+                      MofNCompleteColumn(), TimeElapsedColumn(), console=console) as progress:
             task = progress.add_task("package", total=documents)
             manifest = write_package(session, catalog, period, close_dir, on_document=lambda: progress.advance(task))
         rev = reporting.revenue(session, period)
