@@ -37,6 +37,8 @@ COMMITMENT_TERMS: dict[int, tuple[int, Decimal]] = {
     6: (10, Decimal("0.058")),
 }
 COMMITMENT_CREDIT_STEP = 5000
+YEN_PER_DOLLAR = 150  # a JPY commitment is priced at the USD price per credit x 150, to 10,000 yen
+YEN_AMOUNT_STEP = Decimal("10000")
 COMMITMENT_MIN_RATIO, COMMITMENT_MAX_RATIO = 8, 14
 COST_BASIS_MIN, COST_BASIS_MAX = Decimal("0.04"), Decimal("0.06")
 PILOT_RANKS = (7, 8)
@@ -45,7 +47,7 @@ PILOT_CREDIT_STEP = 500
 PILOT_PRICE = Decimal("0.05")
 PILOT_NEXT_PLAN = "professional"  # a pilot customer subscribes from the run's second month
 # rank -> plan of the demo catalog, subscribed from the run's first month
-PLAN_RANKS: dict[int, str] = {9: "professional", 10: "starter", 11: "starter", 13: "starter_jpy"}
+PLAN_RANKS: dict[int, str] = {9: "professional", 10: "starter", 11: "starter", 13: "starter"}
 AMOUNT_STEP = Decimal("100")
 TOPUP_PACK_CREDITS = 1000
 TOPUP_PACK_PRICE = Decimal("20.00")
@@ -177,13 +179,16 @@ class DemoMonth:
 
 def _annual_commitment(rank: int, cid: str, used: int, m: DemoMonth) -> tuple[dict, Decimal, int]:
     """Rule 4c: (commitment.purchased event, amount, credits) of an annual commitment; raises
-    ValueError if the credits are not 8-14x the month usage or the cost basis is out of range."""
+    ValueError if the credits are not 8-14x the month usage or the cost basis is out of range
+    (in JPY: its dollar value at YEN_PER_DOLLAR)."""
     ratio, price = COMMITMENT_TERMS[rank]
     credits = int(_round_half_up(Decimal(used * ratio), Decimal(COMMITMENT_CREDIT_STEP)))
-    amount = _round_half_up(credits * price, AMOUNT_STEP)
+    yen = _currency(cid) == "JPY"
+    amount = (_round_half_up(credits * price * YEN_PER_DOLLAR, YEN_AMOUNT_STEP) if yen
+              else _round_half_up(credits * price, AMOUNT_STEP))
     if not COMMITMENT_MIN_RATIO * used <= credits <= COMMITMENT_MAX_RATIO * used:
         raise ValueError(f"{cid}: commitment {credits} not 8-14x usage {used}")
-    if not COST_BASIS_MIN <= amount / credits <= COST_BASIS_MAX:
+    if not COST_BASIS_MIN <= amount / (YEN_PER_DOLLAR if yen else 1) / credits <= COST_BASIS_MAX:
         raise ValueError(f"{cid}: cost basis {amount / credits} out of range")
     term_end = _add_months(m.first_day, 12) - timedelta(days=1)
     event = {

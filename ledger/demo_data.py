@@ -54,7 +54,7 @@ Rule 4 - business events (M1: the run's first month; M: any month of the run)
        Currency USD and tax_rate "0", except 8 US customers with an illustrative sales tax rate
        (ranks 2, 5, 7, 10, 14, 19, 26, 38), 3 European customers in EUR with VAT (rank 3
        Germany "0.19" de_DE, rank 16 France "0.20" fr_FR, rank 23 Austria "0.20" de_AT) and
-       one Japanese customer in JPY (rank 13, consumption tax "0.10", ja_JP).
+       one Japanese customer in JPY (rank 6, consumption tax "0.10", ja_JP).
     b. ``credits.granted``: 500 welcome credits for every customer at M1-01T00:00:00Z, grant
        ``promo-<cus>-welcome``, id ``evt-<cus>-promo``, expiring at (M1+1)-01T00:00:00Z, reason
        "welcome credits": what is left expires at M1's end (breakage in credits only, zero cost).
@@ -63,7 +63,8 @@ Rule 4 - business events (M1: the run's first month; M: any month of the run)
        months. credits = round_half_up(U x ratio_r, 5000) and amount =
        round_half_up(credits x price_r, 100.00), with ratio_r and price_r from
        COMMITMENT_TERMS (ratios 9-13, prices 0.042-0.058 per credit): the commitment is 8-14x
-       one month of usage and its cost basis stays within 0.04-0.06 per credit (checked).
+       one month of usage and its cost basis stays within 0.04-0.06 per credit (checked). In
+       JPY (rank 6) amount = round_half_up(credits x price_r x 150, 10000) yen.
     d. ``commitment.purchased``, one-month pilot (ranks 7 and 8), at M1-01T09:00:00Z, id
        ``evt-<cus>-pilot``, commitment ``pilot-<cus>-<M1>``, term M1-01 .. last day of M1.
        credits = round_half_up(1.5 x U, 500), amount = round_half_up(credits x 0.05, 100.00).
@@ -103,9 +104,8 @@ Rule 4 - business events (M1: the run's first month; M: any month of the run)
     i. ``subscription.started`` on a plan of the demo catalog (``ledger/data/demo-catalog.toml``),
        id ``evt-<cus>-subscription``, at the first day of its first month (T00:00:00Z), that
        day as start_date: rank 9 on Professional (5,000 credits, 25% roll over into the next
-       month), ranks 10 and 11 on Starter (1,000 credits, overage at 0.15), rank 13 on the JPY
-       Starter (1,000 credits, overage at 22 yen), all from M1; ranks 7 and 8 on Professional
-       from M1+1.
+       month), ranks 10, 11 and 13 on Starter (1,000 credits, overage at 0.15), all from M1;
+       ranks 7 and 8 on Professional from M1+1.
     j. ``refund.issued`` for the rank-17 customer at the run's end minus one hour, id
        ``evt-<cus>-refund``: grant_ref its last pack, credits = 100 x floor(min(the pack's
        credits, the pack credits left at the run's end) / 200), i.e. half of what that pack

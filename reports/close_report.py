@@ -90,7 +90,8 @@ def _change(now: int, before: int, cur: str) -> str:
     diff = now - before
     text = ("+" if diff > 0 else "") + format_amount(diff, cur)
     if before and diff:
-        text += f" ({diff / abs(before):+.0%})"
+        share = diff / abs(before)
+        text += f" ({share:+.1%})" if abs(share) < 0.01 else f" ({share:+.0%})"
     return text
 
 

@@ -20,7 +20,7 @@ MONTH_START = datetime(2026, 10, 1, tzinfo=timezone.utc)
 MONTH_END = datetime(2026, 11, 1, tzinfo=timezone.utc)
 AMOUNT_RE = re.compile(r"^\d+\.\d{2}$")
 YEN_RE = re.compile(r"^\d+$")
-PLAN_CUSTOMERS = {"cus_009", "cus_010", "cus_011", "cus_013"}  # Professional, Starter, Starter, Starter (JPY)
+PLAN_CUSTOMERS = {"cus_009", "cus_010", "cus_011", "cus_013"}  # Professional, then Starter
 GRANTING_TYPES = ("credits.granted", "topup.purchased", "commitment.purchased")
 
 
@@ -186,8 +186,9 @@ def test_commitments(scenario, usage_by_customer):
         used = usage_by_customer[customer]
         assert event["term_start"] == "2026-10-01"
         assert event["occurred_at"] == "2026-10-01T09:00:00Z"
-        assert Decimal("0.04") <= Decimal(event["amount"]) / event["credits"] <= Decimal("0.06")
-        assert Decimal(event["amount"]) % 100 == 0
+        per_dollar = 150 if customer == "cus_006" else 1  # the JPY commitment: 150 yen a dollar
+        assert Decimal("0.04") <= Decimal(event["amount"]) / per_dollar / event["credits"] <= Decimal("0.06")
+        assert Decimal(event["amount"]) % (100 * per_dollar) == 0
         if customer in annual:
             assert 8 * used <= event["credits"] <= 14 * used
         else:
@@ -208,7 +209,7 @@ def test_event_shapes_and_amounts(scenario):
     for event in scenario.events:
         assert MONTH_START <= _aware(event["occurred_at"]) < MONTH_END
         if "amount" in event:
-            pattern = YEN_RE if event["customer_id"] == "cus_013" else AMOUNT_RE
+            pattern = YEN_RE if event["customer_id"] == "cus_006" else AMOUNT_RE
             assert isinstance(event["amount"], str) and pattern.match(event["amount"]), event
         if "expires_at" in event:
             assert _aware(event["expires_at"]) >= MONTH_END
@@ -218,7 +219,7 @@ def test_event_shapes_and_amounts(scenario):
     currencies = Counter(e["currency"] for e in scenario.events if e["type"] == "customer.created")
     assert currencies == {"USD": 46, "EUR": 3, "JPY": 1}
     locales = {e["customer_id"]: e.get("locale") for e in scenario.events if e["type"] == "customer.created"}
-    assert (locales["cus_003"], locales["cus_013"], locales["cus_016"]) == ("de_DE", "ja_JP", "fr_FR")
+    assert (locales["cus_003"], locales["cus_006"], locales["cus_016"]) == ("de_DE", "ja_JP", "fr_FR")
     taxed_usd = [
         e
         for e in scenario.events
@@ -246,12 +247,12 @@ def test_payments_are_exact_invoice_totals(scenario):
         for e in scenario.events
         if e["type"] == "customer.created"
     }
-    fees = {"starter": Decimal("99.00"), "professional": Decimal("299.00"), "starter_jpy": Decimal("15000")}
+    fees = {"starter": Decimal("99.00"), "professional": Decimal("299.00")}
     purchases = defaultdict(list)
     for event in scenario.events:
         if event["type"] in ("commitment.purchased", "topup.purchased", "subscription.started"):
             amount = fees[event["plan"]] if "plan" in event else Decimal(event["amount"])
-            unit = Decimal("1") if event["customer_id"] == "cus_013" else Decimal("0.01")
+            unit = Decimal("1") if event["customer_id"] == "cus_006" else Decimal("0.01")
             total = amount + (amount * tax[event["customer_id"]]).quantize(unit, rounding=ROUND_HALF_UP)
             purchases[event["customer_id"]].append((_aware(event["occurred_at"]), total))
     payments = [e for e in scenario.events if e["type"] == "payment.received"]
@@ -297,6 +298,7 @@ def test_customer_summary_matches_the_data(scenario, usage_by_customer, granted_
     assert profiles["hard cap"] == 1
     assert profiles["annual commitment"] == 6 and profiles["pilot commitment"] == 2
     assert profiles["Starter plan"] == 3 and profiles["Professional plan"] == 1
+    assert next(c for c in scenario.customers if c.currency == "JPY").profile == "annual commitment"
     for customer in scenario.customers:
         if customer.profile == "promotional only":
             assert customer.expected_credits < 500
@@ -341,7 +343,7 @@ def test_the_run_has_plans_rollover_refund_and_a_guarantee(run):
     a pack of the refunding customer, one guarantee, customers in USD, EUR and JPY."""
     subs = {e["customer_id"]: (e["plan"], e["start_date"]) for e in run.events if e["type"] == "subscription.started"}
     assert subs == {"cus_009": ("professional", "2026-08-01"), "cus_010": ("starter", "2026-08-01"),
-                    "cus_011": ("starter", "2026-08-01"), "cus_013": ("starter_jpy", "2026-08-01"),
+                    "cus_011": ("starter", "2026-08-01"), "cus_013": ("starter", "2026-08-01"),
                     "cus_007": ("professional", "2026-09-01"), "cus_008": ("professional", "2026-09-01")}
     refunds = [e for e in run.events if e["type"] == "refund.issued"]
     assert len(refunds) == 1 and refunds[0]["occurred_at"] == "2026-10-31T23:00:00Z"

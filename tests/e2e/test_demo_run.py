@@ -38,7 +38,7 @@ def test_demo_closes_three_months_into_complete_packages(tmp_path, monkeypatch):
         seals.append(manifest["close"])
         revenue = json.loads((package / "reports" / "revenue.json").read_text())
         streams = {(r["currency"], r["stream"]) for r in revenue["rows"] if r["amount"] != "0.00" and r["amount"] != "0"}
-        assert {("USD", "usage"), ("USD", "subscription"), ("JPY", "overage"), ("EUR", "guarantee_credits")} <= streams
+        assert {("USD", "usage"), ("USD", "subscription"), ("USD", "overage"), ("JPY", "usage"), ("EUR", "guarantee_credits")} <= streams
     assert [s["previous_seal"] for s in seals[1:]] == [s["seal"] for s in seals[:-1]]  # one chain
     october = tmp_path / "demo" / "close-2026-10"
     quarantine = json.loads((october / "reports" / "quarantine.json").read_text())
