@@ -182,5 +182,12 @@ def close_report_pdf(session: Session, catalog: Catalog, period: str, record: Cl
         rollforward=roll_rows, roll_columns=[c.capitalize() for c in reporting._ROLL_COLUMNS],
         revenue=revenue_view(session, period), late=len(reporting.late_events(session, period).rows),
         quarantined=len(reporting.quarantine(session, period).rows), charts=charts,
-        chart_window=f"{month_label(trends[0].months[0])} to {month_label(period)}" if trends else "")
+        chart_window=_window(trends, period))
     return html_pdf_bytes(html)
+
+
+def _window(trends: list[reporting.Trend], period: str) -> str:
+    """The charts' months: "Aug 2026 to Oct 2026", or "Aug 2026" for one."""
+    if not trends or trends[0].months[0] == period:
+        return month_label(period)
+    return f"{month_label(trends[0].months[0])} to {month_label(period)}"
