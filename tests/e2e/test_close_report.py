@@ -102,3 +102,15 @@ def test_month_labels_and_the_report_bytes_are_stable(books):
         record = close_record(s, "2026-03")
         assert close_report_pdf(s, books.catalog, "2026-03", record) == close_report_pdf(
             s, books.catalog, "2026-03", record)
+
+
+def test_a_close_of_empty_books_has_a_report_too(make_books, monkeypatch):
+    """A month closed before anything was posted: no journal head, no figures, no charts, and
+    still a report that says so (it used to fail formatting the missing journal head)."""
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1775000000")
+    books = make_books()
+    books.close("2026-01")
+    reader, text = _report(books, "2026-01")
+    assert "no entry yet; 0 entries dated in 2026-01 sealed" in text
+    assert "(the first close of these books)" in text and "No receivable is open." in text
+    assert "TRENDS" not in text
