@@ -47,6 +47,20 @@ def month_label(period: str, locale: str = "en_US") -> str:
     return format_date(date(year, month, 1), "MMM y", locale=locale)
 
 
+def axis_labels(months: list[str], locale: str = "en_US") -> list[str]:
+    """The x-axis labels of ``months``: "Oct 2026" each for up to 4 months; beyond, the month
+    alone ("Nov") and the year under the first month and under each January ("Jan\n2027"), so
+    a year of labels fits under a third of the page."""
+    if len(months) <= 4:
+        return [month_label(m, locale) for m in months]
+    labels = []
+    for i, m in enumerate(months):
+        year, month = map(int, m.split("-"))
+        name = format_date(date(year, month, 1), "MMM", locale=locale)
+        labels.append(f"{name}\n{year}" if i == 0 or month == 1 else name)
+    return labels
+
+
 def _grouped(value: float, _pos=None) -> str:
     """An axis tick in major units with thousands separators: 12500.0 -> "12,500"."""
     return format_decimal(value, format="#,##0.##", locale="en_US")
@@ -101,7 +115,7 @@ def revenue_chart(t: Trend) -> Markup:
     inline SVG; the streams without a movement in the window are left out of the legend."""
     with _style():
         fig, ax = _figure()
-        labels = [month_label(m) for m in t.months]
+        labels = axis_labels(t.months)
         scale = 10 ** exponent(t.currency)
         up = [0.0] * len(t.months)
         down = [0.0] * len(t.months)
@@ -120,22 +134,26 @@ def revenue_chart(t: Trend) -> Markup:
         ax.axhline(0, color=INK, linewidth=0.6)
         _slots(ax, len(labels))
         ax.set_title(f"Recognised revenue by stream, {t.currency}", loc="left")
-        ax.legend(frameon=False, ncols=3, loc="upper center", bbox_to_anchor=(0.5, -0.1), handlelength=1,
+        below = -0.2 if any("\n" in label for label in labels) else -0.1  # under one or two lines of labels
+        ax.legend(frameon=False, ncols=3, loc="upper center", bbox_to_anchor=(0.5, below), handlelength=1,
                   columnspacing=1)
         return _svg(fig, f"revenue-{t.currency}")
 
 
 def deferred_chart(t: Trend) -> Markup:
-    """Deferred revenue (2100 + 2150) at each month end, as inline SVG, each bar labelled."""
+    """Deferred revenue (2100 + 2150) at each month end, as inline SVG, each bar labelled with
+    its value (only the last one beyond 6 months)."""
     from matplotlib.ticker import MaxNLocator
 
     with _style():
         fig, ax = _figure()
-        labels = [month_label(m) for m in t.months]
+        labels = axis_labels(t.months)
         values = [v / 10 ** exponent(t.currency) for v in t.deferred]
         ax.bar(labels, values, color=ACCENT, width=0.6, alpha=0.85)
         _slots(ax, len(labels))
-        for x, v in zip(labels, values):
+        for i, (x, v) in enumerate(zip(labels, values)):
+            if len(values) > 6 and i != len(values) - 1:
+                continue  # a long window: only the last month's value, so that none overlaps
             ax.annotate(_grouped(round(v)), (x, v), xytext=(0, 2), textcoords="offset points",
                         ha="center", va="bottom", fontsize=6.5, color=INK)
         ax.set_ylim(bottom=min(0.0, *values), top=max(1.0, *values) * 1.15)

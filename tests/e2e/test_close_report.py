@@ -10,7 +10,7 @@ from builders import ACME, ev, usage
 from pypdf import PdfReader
 
 from ledger.store.closing import close_record
-from reports.close_charts import month_label
+from reports.close_charts import axis_labels, month_label
 from reports.close_report import close_report_pdf, key_figures, month_figures
 
 # Top-ups of 1,000 credits for 20.00 (0.02 a credit), never paid; payment terms 30 days.
@@ -98,6 +98,9 @@ def test_charts_start_with_the_books_read_months_and_use_the_documents_font(book
 
 def test_month_labels_and_the_report_bytes_are_stable(books):
     assert month_label("2026-10") == "Oct 2026" and month_label("2026-10", "de_DE") == "Okt. 2026"
+    assert axis_labels(["2026-09", "2026-10"]) == ["Sep 2026", "Oct 2026"]
+    year = axis_labels(["2025-11", "2025-12", *(f"2026-{m:02d}" for m in range(1, 11))])  # a year fits a third of a page
+    assert year[:4] == ["Nov\n2025", "Dec", "Jan\n2026", "Feb"] and year[-1] == "Oct"
     with books.session() as s:
         record = close_record(s, "2026-03")
         assert close_report_pdf(s, books.catalog, "2026-03", record) == close_report_pdf(
