@@ -191,3 +191,13 @@ def test_11_colour_only_on_a_terminal_and_never_with_no_color(books):
     assert "Usage revenue" in coloured and "\x1b[1;36m" in coloured  # bold cyan headers
     plain = on_terminal(base | {"NO_COLOR": "1"})
     assert "Usage revenue" in plain and "36m" not in plain
+
+
+def test_12_demo_options_out_of_range_are_usage_errors(tmp_path, sqlite_url):
+    """`ledger demo` refuses a malformed month or a month count outside 1-12 before building
+    anything: exit 2, one usage message, nothing written."""
+    for args, words in ((("--month", "2026-13"), "period must look like 2026-01"),
+                        (("--months", "0"), "0 is not in the range 1<=x<=12"),
+                        (("--months", "13"), "13 is not in the range 1<=x<=12")):
+        _fails(ledger(tmp_path, "demo", "--out", str(tmp_path / "d"), *args, url=sqlite_url), 2, words)
+    assert not (tmp_path / "d").exists()
