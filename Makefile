@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 DEMO_OUT ?= demo-out
 
-.PHONY: demo test test-fast golden install install-test bench clean
+.PHONY: demo test test-fast golden install install-test bench clean i18n
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,18 @@ test: install-test
 	        DEBIAN_FRONTEND=noninteractive apt-get install -y -q hledger >/dev/null 2>&1; }; } ) || \
 	  echo "hledger not installed: the hledger export test will be skipped"
 	$(BIN)/python -m pytest -p no:cacheprovider
+
+# Document translations (reports/i18n.py): extract the labels of reports/documents.py,
+# reports/lines.py and reports/templates/document.html into reports/locale/messages.pot, then
+# merge it into every reports/locale/<lang>/LC_MESSAGES/messages.po (new labels arrive empty:
+# translate them). The .po files are read at run time; no .mo file is built or committed.
+# A new language: pybabel init -i reports/locale/messages.pot -d reports/locale -l LANG, then
+# add it to reports.i18n.LANGUAGES.
+i18n: install
+	$(BIN)/pybabel extract -F reports/babel.cfg --no-location --sort-output --omit-header \
+	  -o reports/locale/messages.pot .
+	$(BIN)/pybabel update -i reports/locale/messages.pot -d reports/locale --no-wrap \
+	  --no-fuzzy-matching --ignore-obsolete --ignore-pot-creation-date
 
 # The unit tier: the accounting core on plain values, no database (well under a minute).
 test-fast: install-test

@@ -42,6 +42,83 @@ def _decimal_str(value: str, *, allow_zero: bool = True) -> str:
     return value
 
 
+class Payment(_Strict):
+    """How customers pay an invoice (``[company.payment]``), printed on every invoice with an
+    amount due and written into its Factur-X XML as the payment means (BG-16).
+
+    account_holder: the payee's account name (the company's name when omitted); bank: the
+    bank's name; iban (ISO 13616, checked digit by digit with its mod-97 check) and bic (ISO
+    9362, 8 or 11 characters) for a SEPA credit transfer; account_number and routing_number
+    (a US ABA routing number, 9 digits with its check digit) for a domestic transfer;
+    payment_link: an https URL where the invoice can be paid by card; note: one more sentence
+    printed under the instructions (e.g. "Wire fees are borne by the payer."). Spaces in an
+    IBAN or BIC are allowed and dropped. raises CatalogError (file, key, value) on a bad value.
+    """
+
+    account_holder: _Line | None = None
+    bank: _Line | None = None
+    iban: str | None = None
+    bic: str | None = None
+    account_number: str | None = Field(default=None, pattern=r"^[0-9A-Za-z -]{4,34}$")
+    routing_number: str | None = None
+    payment_link: str | None = Field(default=None, pattern=r"^https://[^\s]{3,500}$")
+    note: _Line | None = None
+
+    @field_validator("iban")
+    @classmethod
+    def _iban(cls, v: str | None) -> str | None:
+        from stdnum import iban
+        from stdnum.exceptions import ValidationError as NumberError
+
+        if v is None:
+            return v
+        try:
+            return iban.validate(v)
+        except NumberError as exc:
+            raise ValueError(f"is not a valid IBAN: {exc}") from None
+
+    @field_validator("bic")
+    @classmethod
+    def _bic(cls, v: str | None) -> str | None:
+        from stdnum import bic
+        from stdnum.exceptions import ValidationError as NumberError
+
+        if v is None:
+            return v
+        try:
+            return bic.validate(v)
+        except NumberError as exc:
+            raise ValueError(f"is not a valid BIC (8 or 11 characters: bank, country, location, branch): {exc}") from None
+
+    @field_validator("routing_number")
+    @classmethod
+    def _routing(cls, v: str | None) -> str | None:
+        from stdnum.exceptions import ValidationError as NumberError
+        from stdnum.us import rtn
+
+        if v is None:
+            return v
+        try:
+            return rtn.validate(v)
+        except NumberError as exc:
+            raise ValueError(f"is not a valid US routing number (9 digits with a check digit): {exc}") from None
+
+    @model_validator(mode="after")
+    def _complete(self):
+        if self.bic is not None and self.iban is None:
+            raise ValueError("bic needs an iban")
+        if self.routing_number is not None and self.account_number is None:
+            raise ValueError("routing_number needs an account_number")
+        if not (self.iban or self.account_number or self.payment_link):
+            raise ValueError("needs an iban, an account_number or a payment_link")
+        return self
+
+    @property
+    def transfer(self) -> bool:
+        """True when the block names an account to transfer to (IBAN or account number)."""
+        return bool(self.iban or self.account_number)
+
+
 class Company(_Strict):
     name: _Line = "Example AI, Inc."
     address: list[_Line] = Field(default_factory=lambda: ["1 Market St", "San Francisco, CA 94105", "USA"])
@@ -53,6 +130,7 @@ class Company(_Strict):
     country: str = Field(default="US", pattern=r"^[A-Z]{2}$")  # ISO 3166-1 alpha-2, for e-invoices
     logo: str | None = None  # PNG, JPEG or SVG file, relative to the catalog file
     templates: str | None = None  # folder of document.html / document.css overrides, relative to the catalog
+    payment: Payment | None = None  # how customers pay: printed on invoices with an amount due, and in Factur-X
 
     @field_validator("reporting_timezone")
     @classmethod

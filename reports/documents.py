@@ -9,41 +9,45 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from babel.dates import format_date
+from babel.numbers import format_decimal
 
-from ledger.catalog import Catalog
+from ledger.catalog import Catalog, Company
 from ledger.core.money import format_money, format_price, format_units, to_major
-from ledger.core.periods import boundary_date
+from ledger.core.periods import boundary_date, first_day, last_day
 from ledger.errors import NotFoundError
 from ledger.store import documents as store
 from ledger.store.documents import DocumentFacts, InvoiceRecord
-from reports.facturx import FacturXInvoice, FacturXLine, FacturXParty
-from reports.views import DocumentLine, DocumentView, Party, Table
+from reports.facturx import FacturXInvoice, FacturXLine, FacturXParty, FacturXPaymentMeans
+from reports.i18n import document_language, format_day, format_month, format_span, translations
+from reports.lines import Wording, describe_lines
+from reports.views import DocumentLine, DocumentView, Party, PaymentView, Table
 
 if TYPE_CHECKING:
     from ledger.store.db import Session
 
-TITLES = {"invoice": "Invoice", "credit_note": "Credit note"}
-
-
 def document_view(session: Session, catalog: Catalog, number: str) -> DocumentView:
-    """The view model of invoice or credit note ``number`` (every string formatted by Babel in
-    the customer's locale); raises NotFoundError.
+    """The view model of invoice or credit note ``number``, in the customer's language
+    (`reports.i18n.document_language` of ``customer.locale``) with money, numbers and dates
+    formatted by Babel in the customer's locale; raises NotFoundError.
 
     Amount due = total - the customer credit balance applied to the invoice when it was issued
-    (Dr 2200 lines carrying this invoice number). Invoices and credit notes carry the customer's
-    credits summary at the issue date (balance per grant from the 9100 lines, and credits
-    expiring in the next 30 days); a guarantee credit note carries the month-by-month
-    calculation, legacy per-seat bill against the new bill (docs/design.md §5.9).
+    (Dr 2200 lines carrying this invoice number). An invoice with an amount due carries the
+    catalog's payment instructions with its number as the payment reference; a credit note
+    names the invoice it corrects. Both carry the customer's credits just after the journal
+    entry that issued them (balance per grant from the 9100 lines, and credits expiring in the
+    next 30 days); a guarantee credit note carries the month-by-month calculation, legacy
+    per-seat bill against the new bill (docs/design.md §5.9).
     """
     facts = _facts(session, number)
     inv, customer, lines = facts.invoice, facts.customer, facts.lines
     loc = customer.locale or "en_US"
+    lang = document_language(loc)
+    _ = translations(lang).gettext
     cur = inv.currency
     company = catalog.company
 
@@ -51,45 +55,29 @@ def document_view(session: Session, catalog: Catalog, number: str) -> DocumentVi
         return format_money(amount, cur, loc)
 
     rate = Decimal(inv.tax_rate)
-    due = format_date(inv.due_date, format="long", locale=loc)
-    adjustments: list[tuple[str, str]] = []
-    amount_due = inv.total
-    label = "Amount due"
-    notes = ["Prepaid credits are non-refundable except as stated in your agreement; "
-             "unused credits expire on the date shown."]
-    if inv.kind == "invoice":
-        applied = facts.credit_applied
-        if applied:
-            adjustments.append(("Credit balance applied", money(-applied)))
-            amount_due -= applied
-        terms = f"Net {company.payment_terms_days}: due by {due}" if amount_due else "Paid in full from your credit balance"
-    else:
-        label = "Credited to your account" if inv.category == "guarantee" else "Credited"
-        terms = ("Applied to your next invoice automatically" if inv.category == "guarantee"
-                 else "Reduces the amount you owe; any excess is refunded or held as credit")
-        notes = []
+    due = format_day(inv.due_date, loc)
+    amount_due, label, terms, notes, adjustments, payment = _settlement(facts, company, money, due, _)
     tables = []
     if inv.category == "guarantee":
-        tables.append(_guarantee_table(session, inv, money))
-        notes.append("No-increase guarantee: a price concession under ASC 606-10-32-5 (variable consideration), "
-                     "including its share of tax.")
-    credits = _credits_table(session, catalog, inv, loc)
+        tables.append(_guarantee_table(session, inv, money, loc, _))
+    credits = _credits_table(session, catalog, inv, loc, _)
     if credits is not None:
         tables.append(credits)
+    wording = Wording(loc, _, catalog.tz)
     logo = catalog.logo_path
     return DocumentView(
-        title=TITLES.get(inv.kind, inv.kind),
+        title=_("Invoice") if inv.kind == "invoice" else _("Credit note"),
         number=inv.number,
-        issue_date=format_date(inv.issue_date, format="long", locale=loc),
+        issue_date=format_day(inv.issue_date, loc),
         due_date=due if inv.kind == "invoice" else None,
         currency=cur,
         seller=Party(company.name, tuple(company.address), company.email),
         buyer=Party(customer.name, tuple(json.loads(customer.address)), customer.email),
-        lines=tuple(DocumentLine(ln.description, format_units(ln.quantity, loc),
+        lines=tuple(DocumentLine(text, format_units(ln.quantity, loc),
                                  format_price(Decimal(ln.unit_price), cur, loc), money(ln.amount))
-                    for ln in lines),
+                    for ln, text in zip(lines, describe_lines(session, inv, lines, wording), strict=True)),
         subtotal=money(inv.subtotal),
-        tax_label=f"Tax ({(rate * 100).normalize():f}%)" if rate else "Tax",
+        tax_label=_("Tax ({rate}%)").format(rate=format_decimal(rate * 100, locale=loc)) if rate else _("Tax"),
         tax=money(inv.tax),
         total=money(inv.total),
         amount_due=money(amount_due),
@@ -97,12 +85,86 @@ def document_view(session: Session, catalog: Catalog, number: str) -> DocumentVi
         payment_terms=terms,
         notes=tuple(notes),
         references=tuple((label, value) for label, value in (
-            ("Customer ID", customer.id), ("Corrects", inv.reference), ("Our tax ID", company.tax_id),
-            ("Our VAT ID", company.vat_id), ("Your VAT ID", customer.vat_id)) if value),
+            (_("Customer ID"), customer.id), (_("Our tax ID"), company.tax_id),
+            (_("Our VAT ID"), company.vat_id), (_("Your VAT ID"), customer.vat_id)) if value),
         adjustments=tuple(adjustments),
         tables=tuple(tables),
         logo=logo.as_uri() if logo is not None else None,
+        lang=lang,
+        payment=payment,
+        corrects=_corrects(session, inv, loc, _),
     )
+
+
+def _settlement(facts: DocumentFacts, company: Company, money, due: str, _) -> tuple:
+    """(amount due in minor units, its label, payment terms, notes, adjustments, payment view or
+    None) of a document: an invoice less the credit balance applied to it, with the payment
+    instructions while something is due; a credit note's credited amount."""
+    inv = facts.invoice
+    amount_due, payment, adjustments = inv.total, None, []
+    if inv.kind != "invoice":
+        label = _("Credited to your account") if inv.category == "guarantee" else _("Credited")
+        terms = (_("Applied to your next invoice automatically") if inv.category == "guarantee"
+                 else _("Reduces the amount you owe; any excess is refunded or held as credit"))
+        return amount_due, label, terms, [], adjustments, payment
+    notes = [_("Prepaid credits are non-refundable except as stated in your agreement; "
+               "unused credits expire on the date shown.")]
+    if facts.credit_applied:
+        adjustments.append((_("Credit balance applied"), money(-facts.credit_applied)))
+        amount_due -= facts.credit_applied
+    terms = (_("Net {days} days: due by {date}").format(days=company.payment_terms_days, date=due)
+             if amount_due else _("Paid in full from your credit balance"))
+    if amount_due > 0 and company.payment is not None:
+        payment = _payment_view(company, inv.number, inv.currency, money(amount_due), due, _)
+    return amount_due, _("Amount due"), terms, notes, adjustments, payment
+
+
+def _payment_view(company: Company, number: str, currency: str, amount_due: str, due: str, _) -> PaymentView:
+    """How to pay invoice ``number``: the catalog's payment block, with ``number`` as reference.
+    The account shown is the one `payment_means` names for ``currency``: the IBAN and BIC for a
+    EUR invoice (or when there is no other account), else the account and routing number."""
+    p = company.payment
+    assert p is not None
+    iban = _uses_iban(company, currency)
+    rows = [(_("Account holder"), p.account_holder or company.name), (_("Bank"), p.bank),
+            (_("IBAN"), _group(p.iban) if iban else None), (_("BIC"), p.bic if iban else None),
+            (_("Account number"), None if iban else p.account_number),
+            (_("Routing number (ABA)"), None if iban else p.routing_number), (_("Pay online"), p.payment_link),
+            (_("Payment reference"), number)]
+    if p.transfer:
+        lead = _("Please transfer {amount} by {date}, quoting {number} as the payment reference.")
+    else:
+        lead = _("Please pay {amount} by {date} online, quoting {number}.")
+    return PaymentView(lead.format(amount=amount_due, date=due, number=number),
+                       tuple((label, value) for label, value in rows if value), p.note)
+
+
+def _uses_iban(company: Company, currency: str) -> bool:
+    """True when an invoice in ``currency`` is paid to the IBAN: a EUR invoice, or any invoice
+    when the payment block has an IBAN and no other account number."""
+    p = company.payment
+    return p is not None and bool(p.iban) and (currency == "EUR" or not p.account_number)
+
+
+def _group(iban: str | None) -> str | None:
+    """An IBAN in groups of four, as printed: 'DE89 3704 0044 0532 0130 00'."""
+    return None if iban is None else " ".join(iban[i:i + 4] for i in range(0, len(iban), 4))
+
+
+def _corrects(session: Session, inv: InvoiceRecord, loc: str, _) -> str | None:
+    """On a credit note, the sentence naming the invoice it corrects; None on an invoice. A
+    guarantee credit note corrects no single invoice (it gives back part of a month's or a
+    window's bills) and says which months it covers instead."""
+    if inv.kind == "invoice":
+        return None
+    original = store.invoice(session, inv.reference) if inv.reference else None
+    if original is not None:
+        return _("Corrects invoice {number} of {date}").format(number=original.number,
+                                                               date=format_day(original.issue_date, loc))
+    period = _billing_period(session, inv)
+    if inv.category == "guarantee" and period is not None:
+        return _("Credit under your no-increase guarantee for {period}").format(period=format_span(*period, loc))
+    return None
 
 
 def _facts(session: Session, number: str) -> DocumentFacts:
@@ -113,67 +175,77 @@ def _facts(session: Session, number: str) -> DocumentFacts:
     return facts
 
 
-def _guarantee_table(session: Session, inv: InvoiceRecord, money) -> Table:
+def _guarantee_table(session: Session, inv: InvoiceRecord, money, loc: str, _) -> Table:
     """Legacy per-seat bill against the new bill, month by month, for a guarantee credit note."""
     g = store.guarantee(session, inv.event_id)
     assert g is not None, inv.event_id
     months = store.guarantee_months(session, g.id, inv.service_period or "9999-12")
     if g.basis == "monthly":
         months = [m for m in months if m.period == inv.service_period]
-    rows = tuple((m.period, money(m.legacy), money(m.subscription), money(m.overage), money(m.topups + m.commitments),
+    rows = tuple((format_month(m.period, loc), money(m.legacy), money(m.subscription), money(m.overage), money(m.topups + m.commitments),
                   money(m.charges), money(m.charges - m.legacy)) for m in months)
     legacy, charges = sum(m.legacy for m in months), sum(m.charges for m in months)
-    basis = ("Monthly basis: the month's new bill less the legacy bill, when positive."
+    basis = (_("Each month, the new bill less the previous per-seat bill, when positive.")
              if g.basis == "monthly" else
-             f"Cumulative basis over {g.start_month} to {months[-1].period if months else g.start_month}: "
-             "the sum of the new bills less the sum of the legacy bills, when positive.")
+             _("Over {first} to {last}: the sum of the new bills less the sum of the previous per-seat bills, "
+               "when positive.").format(first=format_month(months[0].period if months else g.start_month, loc),
+                                        last=format_month(months[-1].period if months else g.start_month, loc)))
     return Table(
-        title="No-increase guarantee: legacy per-seat bill vs new bill",
-        headers=("Month", "Legacy per-seat bill", "Plan fee", "Overage", "Top-ups, commitments", "New bill",
-                 "Difference"),
+        title=_("No-increase guarantee: previous per-seat bill and new bill"),
+        headers=(_("Month"), _("Previous per-seat bill"), _("Plan fee"), _("Overage"), _("Top-ups, commitments"),
+                 _("New bill"), _("Difference")),
         rows=rows, numeric=(False,) + (True,) * 6,
-        totals=("Total", money(legacy), money(sum(m.subscription for m in months)),
+        totals=(_("Total"), money(legacy), money(sum(m.subscription for m in months)),
                 money(sum(m.overage for m in months)), money(sum(m.topups + m.commitments for m in months)),
                 money(charges), money(charges - legacy)),
-        note=f"{basis} Credit: {money(inv.subtotal)} before tax.")
+        note=" ".join((_("Under your no-increase guarantee, you pay no more than your previous per-seat bill: "
+                         "this credit gives back the difference, tax included."), basis,
+                       _("Credit: {amount} before tax.").format(amount=money(inv.subtotal)))))
 
 
-def _credits_table(session: Session, catalog: Catalog, inv: InvoiceRecord, loc: str) -> Table | None:
-    """The customer's credits at the end of the issue date: remaining units per grant (9100
-    balance), with the expiry date; credits expiring within 30 days are flagged. None if none."""
-    balances = store.credit_balances(session, inv.customer_id, inv.issue_date)
+def _credits_table(session: Session, catalog: Catalog, inv: InvoiceRecord, loc: str, _) -> Table | None:
+    """The customer's credits just after the journal entry that issued ``inv`` (so an invoice
+    counts the credits it sells): remaining units per grant (9100 balance through that entry in
+    event time, `ledger.store.documents.credit_balances_through`),
+    with the last day they can be used; credits expiring within 30 days of the issue date are
+    flagged. None if none (or if the document has no issuing entry)."""
+    if inv.entry_id is None:
+        return None
+    balances = store.credit_balances_through(session, inv.customer_id, inv.entry_id)
     if not balances:
         return None
     tz = catalog.tz
     grants = store.grants(session, sorted(balances))
     soon = inv.issue_date + timedelta(days=30)
+    sources = {"commitment": _("Prepaid credits"), "topup": _("Top-up"), "promotional": _("Promotional"),
+               "subscription": _("Plan allowance"), "rollover": _("Rolled over")}
     rows, expiring = [], 0
     for gid in sorted(balances, key=lambda k: (grants[k].expires_at is None, grants[k].expires_at or 0, k)):
         g = grants[gid]
+        start = g.effective_at.astimezone(tz).date()
         until = boundary_date(g.expires_at, tz) if g.expires_at is not None else None
         flag = until is not None and until <= soon
         expiring += balances[gid] if flag else 0
-        rows.append((gid, SOURCES.get(g.source, g.source), format_units(balances[gid], loc),
-                     (format_date(until, format="medium", locale=loc) if until else "never")
-                     + (" (within 30 days)" if flag else "")))
+        rows.append((sources.get(g.source, g.source), format_day(start, loc), format_units(balances[gid], loc),
+                     (format_day(until, loc) if until else _("no expiry"))
+                     + (" " + _("(within 30 days)") if flag else "")))
     return Table(
-        title=f"Your credits at {format_date(inv.issue_date, format='long', locale=loc)}",
-        headers=("Grant", "Source", "Credits left", "Valid through"), rows=tuple(rows),
+        title=_("Your credits on {date}").format(date=format_day(inv.issue_date, loc)),
+        headers=(_("Credits"), _("Since"), _("Credits left"), _("Valid through")), rows=tuple(rows),
         numeric=(False, False, True, False),
-        totals=("Total", "", format_units(sum(balances.values()), loc), ""),
-        note=(f"{format_units(expiring, loc)} credits expire in the next 30 days." if expiring
-              else "No credits expire in the next 30 days."))
-
-
-SOURCES = {"commitment": "Commitment", "topup": "Top-up", "promotional": "Promotional", "subscription": "Plan allowance",
-           "rollover": "Rolled over"}
+        totals=(_("Total"), "", format_units(sum(balances.values()), loc), ""),
+        note=(_("{credits} credits expire in the next 30 days.").format(credits=format_units(expiring, loc))
+              if expiring else _("No credits expire in the next 30 days.")))
 
 
 def facturx_invoice(session: Session, catalog: Catalog, number: str) -> FacturXInvoice | None:
     """The EN 16931 data of invoice or credit note ``number`` for its Factur-X XML, or None
     when the catalog gives the seller neither ``tax_id`` nor ``vat_id`` (EN 16931 needs one,
     BR-CO-26 and BR-S-02 / BR-Z-02). Amounts: `Decimal` major units, from the stored document;
-    amount due = total - credit balance applied (BT-113 prepaid). raises NotFoundError."""
+    amount due = total - credit balance applied (BT-113 prepaid). Line names are the page's
+    descriptions (`reports.lines`). An invoice with an amount due carries the catalog's payment
+    means (BG-16) and its number as payment reference (BT-83); a credit note names the invoice
+    it corrects (BT-25, BT-26). raises NotFoundError."""
     company = catalog.company
     if not (company.tax_id or company.vat_id):
         return None
@@ -181,6 +253,13 @@ def facturx_invoice(session: Session, catalog: Catalog, number: str) -> FacturXI
     inv, customer, lines = facts.invoice, facts.customer, facts.lines
     cur = inv.currency
     applied = facts.credit_applied
+    loc = customer.locale or "en_US"
+    gettext = translations(document_language(loc)).gettext
+    texts = describe_lines(session, inv, lines, Wording(loc, gettext, catalog.tz))
+    original = store.invoice(session, inv.reference) if inv.kind == "credit_note" and inv.reference else None
+    amount_due = to_major(inv.total - applied, cur)
+    means = (payment_means(company, cur)
+             if inv.kind == "invoice" and amount_due > 0 and company.payment is not None else ())
     return FacturXInvoice(
         number=inv.number, type_code="380" if inv.kind == "invoice" else "381", issue_date=inv.issue_date,
         currency=cur,
@@ -189,14 +268,47 @@ def facturx_invoice(session: Session, catalog: Catalog, number: str) -> FacturXI
                             tax_registration_id=company.tax_id, email=company.email),
         buyer=FacturXParty(customer.name, tuple(json.loads(customer.address)), customer.country or company.country,
                            identifier=customer.id, vat_id=customer.vat_id, email=customer.email),
-        lines=tuple(FacturXLine(ln.description, Decimal(ln.quantity), Decimal(ln.unit_price), to_major(ln.amount, cur))
-                    for ln in lines),
+        lines=tuple(FacturXLine(text, Decimal(ln.quantity), Decimal(ln.unit_price), to_major(ln.amount, cur))
+                    for ln, text in zip(lines, texts, strict=True)),
         tax_rate=Decimal(inv.tax_rate), subtotal=to_major(inv.subtotal, cur), tax=to_major(inv.tax, cur),
-        total=to_major(inv.total, cur), amount_due=to_major(inv.total - applied, cur),
+        total=to_major(inv.total, cur), amount_due=amount_due,
         due_date=inv.due_date if inv.kind == "invoice" else None,
         payment_terms=(f"Net {company.payment_terms_days}" if inv.kind == "invoice"
                        else "Credited to the customer's account; any excess over amounts owed is refunded"),
-        buyer_reference=customer.id, preceding_invoice=inv.reference)
+        buyer_reference=customer.id,
+        preceding_invoice=original.number if original is not None else None,
+        preceding_invoice_date=original.issue_date if original is not None else None,
+        payment_means=means, payment_reference=inv.number if means else None,
+        billing_period=_billing_period(session, inv))
+
+
+def _billing_period(session: Session, inv: InvoiceRecord) -> tuple[date, date] | None:
+    """The period a plan month, an overage invoice or a guarantee credit covers (first and last
+    day, inclusive; a cumulative guarantee: its whole window), or None."""
+    if not inv.service_period:
+        return None
+    first = inv.service_period
+    if inv.category == "guarantee":
+        g = store.guarantee(session, inv.event_id)
+        first = g.start_month if g is not None and g.basis != "monthly" else first
+    return first_day(first), last_day(inv.service_period)
+
+
+def payment_means(company: Company, currency: str) -> tuple[FacturXPaymentMeans, ...]:
+    """The payment means (BG-16) of the catalog's payment block for an invoice in ``currency``:
+    a SEPA credit transfer (code 58) to the IBAN and BIC for a EUR invoice; otherwise a credit
+    transfer (30) to the account number, or to the IBAN when there is none; only a payment link:
+    an online payment service (68). Empty without a payment block."""
+    p = company.payment
+    if p is None:
+        return ()
+    holder = p.account_holder or company.name
+    if _uses_iban(company, currency):
+        return (FacturXPaymentMeans("58" if currency == "EUR" else "30", iban=p.iban, account_name=holder,
+                                    bic=p.bic),)
+    if p.account_number:
+        return (FacturXPaymentMeans("30", account_id=p.account_number, account_name=holder),)
+    return (FacturXPaymentMeans("68", information=f"Pay online: {p.payment_link}"),)
 
 
 @dataclass(frozen=True)

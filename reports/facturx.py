@@ -78,6 +78,7 @@ _NS = {
 _RSM = ElementMaker(namespace=_NS["rsm"], nsmap=_NS)
 _RAM = ElementMaker(namespace=_NS["ram"], nsmap=_NS)
 _UDT = ElementMaker(namespace=_NS["udt"], nsmap=_NS)
+_QDT = ElementMaker(namespace=_NS["qdt"], nsmap=_NS)
 
 _COUNTRIES = frozenset(
     code for code in Locale("en").territories
@@ -121,6 +122,24 @@ class FacturXLine:
     unit_code: str = "C62"
 
 
+PAYMENT_MEANS = {"30": "credit transfer", "58": "SEPA credit transfer", "68": "online payment service"}
+"""UNTDID 4461 payment means codes this module writes (BT-81)."""
+
+
+@dataclass(frozen=True)
+class FacturXPaymentMeans:
+    """How the buyer pays (BG-16): type_code (BT-81, `PAYMENT_MEANS`); information (BT-82);
+    iban (BT-84 as an IBAN) or account_id (BT-84 as a proprietary account number); account_name
+    (BT-85); bic (BT-86). A credit transfer ("30", "58") needs iban or account_id (BR-61)."""
+
+    type_code: str
+    iban: str | None = None
+    account_id: str | None = None
+    account_name: str | None = None
+    bic: str | None = None
+    information: str | None = None
+
+
 @dataclass(frozen=True)
 class FacturXInvoice:
     """An invoice (type_code "380") or credit note ("381") as EN 16931 values.
@@ -153,6 +172,10 @@ class FacturXInvoice:
     buyer_reference: str | None = None
     preceding_invoice: str | None = None
     notes: tuple[str, ...] = ()
+    preceding_invoice_date: date | None = None
+    payment_means: tuple[FacturXPaymentMeans, ...] = ()
+    payment_reference: str | None = None
+    billing_period: tuple[date, date] | None = None
 
     @property
     def category(self) -> str:
@@ -211,6 +234,7 @@ def check_invoice(invoice: FacturXInvoice) -> None:
             f"amount_due {invoice.amount_due} is not between 0 and total {invoice.total} "
             "(BR-CO-16 with a non-negative prepaid amount)"
         )
+    _check_payment_and_reference(invoice)
     if invoice.amount_due > 0 and invoice.due_date is None and not invoice.payment_terms:
         raise ValueError("a positive amount due needs due_date or payment_terms (BR-CO-25)")
 
@@ -238,6 +262,21 @@ def check_invoice(invoice: FacturXInvoice) -> None:
         raise ValueError(f"tax category {category} needs zero tax, got {invoice.tax}")
     if category == "E" and not invoice.tax_exemption_reason:
         raise ValueError("tax category E needs tax_exemption_reason (BR-E-10)")
+
+
+def _check_payment_and_reference(invoice: FacturXInvoice) -> None:
+    """BT-81 codes, BR-61 (a credit transfer names the account), BT-26 only with BT-25."""
+    for means in invoice.payment_means:
+        if means.type_code not in PAYMENT_MEANS:
+            raise ValueError(f"payment means {means.type_code!r} is not one of {sorted(PAYMENT_MEANS)} (BT-81)")
+        if means.type_code in ("30", "58") and not (means.iban or means.account_id):
+            raise ValueError(f"payment means {means.type_code} needs an account identifier (BR-61)")
+        if means.type_code == "58" and not means.iban:
+            raise ValueError("a SEPA credit transfer (58) needs an IBAN (BT-84)")
+    if invoice.billing_period is not None and invoice.billing_period[0] > invoice.billing_period[1]:
+        raise ValueError(f"billing period {invoice.billing_period} ends before it starts (BR-29)")
+    if invoice.preceding_invoice_date is not None and not invoice.preceding_invoice:
+        raise ValueError("preceding_invoice_date (BT-26) without preceding_invoice (BT-25)")
 
 
 def build_cii_xml(invoice: FacturXInvoice) -> bytes:
@@ -275,8 +314,16 @@ def _document(inv: FacturXInvoice) -> etree._Element:
     if inv.due_date is not None:
         terms.append(_RAM.DueDateDateTime(_date(inv.due_date)))
     settlement = [
+        *([_RAM.PaymentReference(inv.payment_reference)] if inv.payment_reference else []),
         _RAM.InvoiceCurrencyCode(cur),
+        *(_payment_means(means) for means in inv.payment_means),
         _RAM.ApplicableTradeTax(*header_tax),
+        *(
+            [_RAM.BillingSpecifiedPeriod(_RAM.StartDateTime(_date(inv.billing_period[0])),
+                                         _RAM.EndDateTime(_date(inv.billing_period[1])))]
+            if inv.billing_period is not None
+            else []
+        ),
         *([_RAM.SpecifiedTradePaymentTerms(*terms)] if terms else []),
         _RAM.SpecifiedTradeSettlementHeaderMonetarySummation(
             _RAM.LineTotalAmount(_amount(inv.subtotal)),
@@ -293,7 +340,15 @@ def _document(inv: FacturXInvoice) -> etree._Element:
     ]
     if inv.preceding_invoice:
         settlement.append(
-            _RAM.InvoiceReferencedDocument(_RAM.IssuerAssignedID(inv.preceding_invoice))
+            _RAM.InvoiceReferencedDocument(
+                _RAM.IssuerAssignedID(inv.preceding_invoice),
+                *(
+                    [_RAM.FormattedIssueDateTime(_QDT.DateTimeString(
+                        inv.preceding_invoice_date.strftime("%Y%m%d"), format="102"))]
+                    if inv.preceding_invoice_date is not None
+                    else []
+                ),
+            )
         )
     agreement = [
         *([_RAM.BuyerReference(inv.buyer_reference)] if inv.buyer_reference else []),
@@ -319,6 +374,20 @@ def _document(inv: FacturXInvoice) -> etree._Element:
             _RAM.ApplicableHeaderTradeDelivery(),
             _RAM.ApplicableHeaderTradeSettlement(*settlement),
         ),
+    )
+
+
+def _payment_means(means: FacturXPaymentMeans) -> etree._Element:
+    account = [
+        *([_RAM.IBANID(means.iban)] if means.iban else []),
+        *([_RAM.AccountName(means.account_name)] if means.account_name else []),
+        *([_RAM.ProprietaryID(means.account_id)] if means.account_id else []),
+    ]
+    return _RAM.SpecifiedTradeSettlementPaymentMeans(
+        _RAM.TypeCode(means.type_code),
+        *([_RAM.Information(means.information)] if means.information else []),
+        *([_RAM.PayeePartyCreditorFinancialAccount(*account)] if (means.iban or means.account_id) else []),
+        *([_RAM.PayeeSpecifiedCreditorFinancialInstitution(_RAM.BICID(means.bic))] if means.bic else []),
     )
 
 

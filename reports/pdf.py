@@ -65,6 +65,7 @@ from reports.facturx import (
     FacturXInvoice,
     build_cii_xml,
 )
+from reports.i18n import translations
 from reports.views import DocumentView
 
 STATIC_DIR = pathlib.Path(__file__).resolve().parent / "static"
@@ -84,7 +85,8 @@ def _environment(loader: BaseLoader) -> ImmutableSandboxedEnvironment:
     attributes of what it is given, but not private or dunder attributes (no walk from
     ``cycler`` or ``view`` to ``__globals__`` and ``os``), not the internals of functions,
     and cannot mutate lists, dicts or sets; trying raises jinja2.exceptions.SecurityError."""
-    return ImmutableSandboxedEnvironment(loader=loader, autoescape=True, undefined=StrictUndefined)
+    return ImmutableSandboxedEnvironment(loader=loader, autoescape=True, undefined=StrictUndefined,
+                                         extensions=["jinja2.ext.i18n"])
 
 
 _TEMPLATES = _environment(PackageLoader("reports", "templates"))
@@ -174,7 +176,8 @@ def render_document_html(view: DocumentView, templates: pathlib.Path | None = No
     (e.g. ``cycler.__init__.__globals__``).
     """
     env = _TEMPLATES if templates is None else _override_environment(str(templates))
-    return env.get_template("document.html").render(view=view)
+    tr = translations(view.lang)
+    return env.get_template("document.html").render(view=view, gettext=tr.gettext, ngettext=tr.ngettext)
 
 
 @functools.lru_cache(maxsize=8)
@@ -229,7 +232,8 @@ def document_pdf_bytes(view: DocumentView, *, facturx: FacturXInvoice | None = N
     html = HTML(
         string=render_document_html(view, templates), base_url=STATIC_DIR, url_fetcher=fetcher
     )
-    document = html.render(font_config=_FONT_CONFIG, **PDF_OPTIONS)
+    options = PDF_OPTIONS if not _needs_cjk(view) else {**PDF_OPTIONS, "full_fonts": False}
+    document = html.render(font_config=_FONT_CONFIG, **options)
     stamp = _xmp_date(moment)
     document.metadata.created = document.metadata.modified = stamp
     if xml is not None:
@@ -245,7 +249,14 @@ def document_pdf_bytes(view: DocumentView, *, facturx: FacturXInvoice | None = N
                 relationship="Data",
             )
         ]
-    return document.write_pdf(finisher=_finish_pdfa, **PDF_OPTIONS)
+    return document.write_pdf(finisher=_finish_pdfa, **options)
+
+
+def _needs_cjk(view: DocumentView) -> bool:
+    """True when ``view`` prints CJK text (a Japanese document, or a customer's name in kanji):
+    the Japanese fonts are then subset for this document instead of embedded whole (they are
+    1.5 MB each; `PDF_OPTIONS`)."""
+    return view.lang == "ja" or any(ord(c) >= 0x2E80 for c in repr(view))
 
 
 def html_pdf_bytes(html: str) -> bytes:

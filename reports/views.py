@@ -14,7 +14,7 @@ Example::
                             "120,000", "$0.05", "$6,000.00"),),
         subtotal="$6,000.00", tax_label="Sales tax (8.25%)", tax="$495.00",
         total="$6,495.00", amount_due="$6,495.00",
-        payment_terms="Net 30: due by October 31, 2026",
+        payment_terms="Net 30: due by October 31, 2026", lang="en",
     )
 """
 
@@ -62,6 +62,20 @@ class Table:
 
 
 @dataclass(frozen=True)
+class PaymentView:
+    """How to pay an invoice, as printed (from the catalog's ``[company.payment]``).
+
+    lead: the sentence that asks for the payment (amount, date, reference); rows: label/value
+    pairs (account holder, bank, IBAN, BIC, account and routing number, payment link, payment
+    reference); note: the catalog's extra sentence, or None.
+    """
+
+    lead: str
+    rows: tuple[tuple[str, str], ...]
+    note: str | None = None
+
+
+@dataclass(frozen=True)
 class DocumentView:
     """Everything printed on one invoice or credit note, as formatted strings.
 
@@ -90,3 +104,6 @@ class DocumentView:
     amount_due_label: str = "Amount due"  # "Credited to your account" on a guarantee credit note
     tables: tuple[Table, ...] = ()  # e.g. the guarantee calculation and the credits summary
     logo: str | None = None  # file: URI of the seller's logo (from the catalog), or None
+    lang: str = "en"  # language of the labels (reports.i18n.LANGUAGES), the html lang attribute
+    payment: PaymentView | None = None  # on invoices with an amount due, when the catalog says how to pay
+    corrects: str | None = None  # on a credit note: "Corrects invoice INV-2026-000001 of Oct 1, 2026"

@@ -16,7 +16,13 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from ledger.core import accounts as A
-from ledger.core.records import CustomerRecord, GrantRecord, GuaranteeMonthRecord, GuaranteeRecord
+from ledger.core.records import (
+    CustomerRecord,
+    GrantRecord,
+    GuaranteeMonthRecord,
+    GuaranteeRecord,
+    SubscriptionRecord,
+)
 from ledger.store import keys
 from ledger.store.books import record_of
 from ledger.store.models import (
@@ -28,6 +34,7 @@ from ledger.store.models import (
     InvoiceLine,
     JournalEntry,
     JournalLine,
+    Subscription,
 )
 
 
@@ -52,6 +59,7 @@ class InvoiceRecord:
     category: str
     service_period: str | None
     reference: str | None
+    entry_id: int | None = None  # the journal entry that issued it
 
 
 @dataclass
@@ -85,8 +93,7 @@ def document_facts(session: Session, number: str) -> DocumentFacts | None:
         return None
     customer = customer_record(session, inv.customer_id)
     assert customer is not None
-    lines = [record_of(ln, InvoiceLineRecord) for ln in session.execute(
-        sa.select(InvoiceLine).where(InvoiceLine.invoice_number == number).order_by(InvoiceLine.position)).scalars()]
+    lines = invoice_lines(session, number)
     applied = credit_applied(session, number) if inv.kind == "invoice" else 0
     return DocumentFacts(inv, customer, lines, applied)
 
@@ -144,6 +151,42 @@ def credit_balances(session: Session, customer_id: str, on: date) -> dict[str, i
                 JournalLine.grant_id.is_not(None), JournalEntry.entry_date <= on)
          .group_by(JournalLine.grant_id))
     return {gid: int(units) for gid, units in session.execute(q) if int(units) > 0}
+
+
+def credit_balances_through(session: Session, customer_id: str, entry_id: int) -> dict[str, int]:
+    """Credits left per grant of ``customer_id`` just after journal entry ``entry_id`` (the
+    entry that issued a document, so the grant it sells is counted) in event time: the 9100
+    balance (credit - debit, int units) of the entries that occurred before it, or at the same
+    instant and were posted no later (id <= ``entry_id``); grants with a positive balance. A day's
+    usage entry, stamped with its last use, counts only if that came before."""
+    issued_at = session.execute(sa.select(JournalEntry.occurred_at).where(JournalEntry.id == entry_id)).scalar_one()
+    q = (sa.select(JournalLine.grant_id, sa.func.sum(JournalLine.credit - JournalLine.debit))
+         .join(JournalEntry, keys.entry_lines())
+         .where(JournalLine.customer_id == customer_id, JournalLine.account_code == A.CREDITS_OUTSTANDING,
+                JournalLine.grant_id.is_not(None),
+                sa.or_(JournalEntry.occurred_at < issued_at,
+                       sa.and_(JournalEntry.occurred_at == issued_at, JournalEntry.id <= entry_id)))
+         .group_by(JournalLine.grant_id))
+    return {gid: int(units) for gid, units in session.execute(q) if int(units) > 0}
+
+
+def invoice_lines(session: Session, number: str) -> list[InvoiceLineRecord]:
+    """The lines of document ``number`` in position order (empty for an unknown number)."""
+    return [record_of(ln, InvoiceLineRecord) for ln in session.execute(
+        sa.select(InvoiceLine).where(InvoiceLine.invoice_number == number).order_by(InvoiceLine.position)).scalars()]
+
+
+def invoiced_grants(session: Session, number: str) -> list[GrantRecord]:
+    """The grants sold by invoice ``number`` (its purchase or a plan month's included credits),
+    in id order."""
+    return [record_of(g, GrantRecord) for g in session.execute(
+        sa.select(Grant).where(Grant.invoice_number == number).order_by(Grant.id)).scalars()]
+
+
+def subscription(session: Session, subscription_id: str) -> SubscriptionRecord | None:
+    """Subscription ``subscription_id`` (its subscription.started event id), or None."""
+    row = session.get(Subscription, subscription_id)
+    return record_of(row, SubscriptionRecord) if row is not None else None
 
 
 def grants(session: Session, grant_ids: list[str]) -> dict[str, GrantRecord]:

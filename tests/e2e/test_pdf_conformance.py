@@ -460,7 +460,8 @@ class SpyFetcher(StaticAssetFetcher):
 
 
 def test_fonts_are_fetched_once_per_process_from_static(monkeypatch: pytest.MonkeyPatch) -> None:
-    """warm_up loads the two bundled fonts once; renders after it fetch only document.css."""
+    """warm_up loads the four bundled fonts (Latin and Japanese) once; renders after it fetch
+    only document.css."""
     font_spy, render_spy = SpyFetcher(), SpyFetcher()
     monkeypatch.setattr(pdf, "_FONT_CONFIG", FontConfiguration())
     monkeypatch.setattr(pdf, "_fonts_registered", False)
@@ -474,6 +475,8 @@ def test_fonts_are_fetched_once_per_process_from_static(monkeypatch: pytest.Monk
     assert font_spy.urls == [
         (STATIC_DIR / "fonts" / "LedgerSans-Regular.ttf").as_uri(),
         (STATIC_DIR / "fonts" / "LedgerSans-Bold.ttf").as_uri(),
+        (STATIC_DIR / "fonts" / "LedgerSansJP-Regular.otf").as_uri(),
+        (STATIC_DIR / "fonts" / "LedgerSansJP-Bold.otf").as_uri(),
     ]
     assert render_spy.urls == [(STATIC_DIR / "document.css").as_uri()] * 2
 
@@ -492,3 +495,35 @@ def test_raster_logo_is_not_interpolated(tmp_path: Path) -> None:
     assert images[0]["/Interpolate"].value is False
     assert images[0]["/SMask"].get_object()["/Interpolate"].value is False
     assert_no_actions_and_no_interpolation(reader)
+
+
+def test_japanese_document_embeds_only_the_bundled_fonts_subset() -> None:
+    """A Japanese page (labels and a buyer in kanji and kana) is drawn with Ledger Sans JP, not a
+    system CJK font, embedded as a subset (the full font is 1.5 MB), and stays PDF/A-3b."""
+    view = dataclasses.replace(INVOICE, lang="ja", title="請求書",
+                               buyer=Party("株式会社ノースウィンド分析", ("東京都千代田区丸の内1-1",)))
+    data = document_pdf_bytes(view)
+    reader = read(data)
+    fonts = page_fonts(reader)
+    base_names = {str(f["/BaseFont"]).split("+")[-1] for f in fonts}
+    assert {"Ledger-Sans-JP", "Ledger-Sans-JP-Bold"} <= base_names <= {
+        "Ledger-Sans", "Ledger-Sans-Bold", "Ledger-Sans-JP", "Ledger-Sans-JP-Bold"}, base_names
+    for descriptor in (f["/FontDescriptor"].get_object() for f in fonts if "/FontDescriptor" in f):
+        assert {"/FontFile", "/FontFile2", "/FontFile3"} & set(descriptor.keys())
+    assert len(data) < 300_000, len(data)
+    text = " ".join(page.extract_text() for page in reader.pages)
+    assert "請求書" in text and "株式会社ノースウィンド分析" in text, text
+    assert xmp_properties(reader)["pdfaid:part"] == ["3"]
+    assert_no_actions_and_no_interpolation(reader)
+
+
+def test_billing_period_is_written_as_bg14() -> None:
+    """A document covering a month carries it as the invoicing period (BT-73, BT-74), and a
+    period ending before it starts is refused."""
+    invoice = dataclasses.replace(FACTURX, billing_period=(date(2026, 10, 1), date(2026, 10, 31)))
+    xml = build_cii_xml(invoice)
+    facturx.xml_check_xsd(xml, flavor="factur-x", level="en16931")
+    assert cii(xml, "//ram:BillingSpecifiedPeriod/ram:StartDateTime/udt:DateTimeString") == ["20261001"]
+    assert cii(xml, "//ram:BillingSpecifiedPeriod/ram:EndDateTime/udt:DateTimeString") == ["20261031"]
+    with pytest.raises(ValueError, match="BR-29"):
+        build_cii_xml(dataclasses.replace(FACTURX, billing_period=(date(2026, 10, 31), date(2026, 10, 1))))

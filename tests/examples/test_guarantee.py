@@ -117,12 +117,13 @@ def test_cumulative_basis_one_credit_at_the_end_of_the_window(books):
     with books.session() as s:
         path = render_invoice(s, books.catalog, note.number, books.tmp / "cumulative.pdf")
     text = " ".join(" ".join(p.extract_text() for p in PdfReader(path).pages).split())
-    for row in ("2026-03 $750.00 $299.00 $1,200.00 $0.00 $1,499.00 $749.00",
-                "2026-04 $750.00 $299.00 $0.00 $0.00 $299.00 -$451.00",
-                "2026-05 $750.00 $299.00 $600.00 $0.00 $899.00 $149.00",
+    for row in ("Mar 2026 $750.00 $299.00 $1,200.00 $0.00 $1,499.00 $749.00",
+                "Apr 2026 $750.00 $299.00 $0.00 $0.00 $299.00 -$451.00",
+                "May 2026 $750.00 $299.00 $600.00 $0.00 $899.00 $149.00",
                 "Total $2,250.00 $897.00 $1,800.00 $0.00 $2,697.00 $447.00"):
         assert row in text, (row, text)
-    assert "Cumulative basis over 2026-03 to 2026-05" in text
+    assert "Over Mar 2026 to May 2026: the sum of the new bills" in text, text
+    assert "Credit under your no-increase guarantee for Mar 1 – May 31, 2026" in text, text
 
 
 def test_monthly_basis_same_usage(books):
@@ -251,13 +252,14 @@ def test_guarantee_credit_note_and_next_invoice_read_back_from_the_pdf(books, tm
         render_invoice(s, books.catalog, april, tmp_path / "april.pdf")
     text = " ".join(" ".join(p.extract_text() for p in PdfReader(tmp_path / "cn.pdf").pages).split())
     assert note.number in text and "Credit note" in text
-    assert "legacy per-seat bill vs new bill" in text.lower()
-    assert "2026-03 $750.00 $299.00 $1,200.00 $0.00 $1,499.00 $749.00" in text, text
+    assert "previous per-seat bill and new bill" in text.lower()
+    assert "Mar 2026 $750.00 $299.00 $1,200.00 $0.00 $1,499.00 $749.00" in text, text
     assert "Credited to your account (USD) $749.00" in text
     text = " ".join(" ".join(p.extract_text() for p in PdfReader(tmp_path / "april.pdf").pages).split())
     assert "Credit balance applied -$299.00" in text or "Credit balance applied −$299.00" in text, text
     assert "Amount due (USD) $0.00" in text
     low = text.lower()  # headings are upper-cased by the stylesheet
-    assert "your credits at april 1, 2026" in low, text  # April's 5,000 plan credits, valid through April 30
-    assert "sub-1:2026-04 plan allowance 5,000" in low and "apr 30, 2026 (within 30 days)" in low, text
+    assert "your credits on apr 1, 2026" in low, text  # April's 5,000 plan credits, valid through April 30
+    assert "plan allowance apr 1, 2026 5,000 apr 30, 2026 (within 30 days)" in low, text
+    assert "sub-1" not in low, text  # no internal id on the page
     assert "5,000 credits expire in the next 30 days" in low

@@ -62,6 +62,18 @@ def test_the_design_example_catalog_loads(tmp_path):
     ("payment_terms_days = 30", 'payment_terms_days = 30\nlogo = "ledger.toml"', "company.logo", "must be one of"),
     ("payment_terms_days = 30", 'payment_terms_days = 30\ntemplates = "nowhere"', "company.templates", "folder not found"),
     ("payment_terms_days = 30", 'payment_terms_days = 30\ncountry = "USA"', "company.country", "pattern"),
+    ("[rate_card]", '[company.payment]\niban = "DE89 3704 0044 0532 0130 01"\n[rate_card]', "company.payment.iban",
+     "not a valid IBAN"),
+    ("[rate_card]", '[company.payment]\niban = "DE89370400440532013000"\nbic = "COBADE"\n[rate_card]',
+     "company.payment.bic", "not a valid BIC"),
+    ("[rate_card]", '[company.payment]\naccount_number = "1234567"\nrouting_number = "123456789"\n[rate_card]',
+     "company.payment.routing_number", "not a valid US routing number"),
+    ("[rate_card]", '[company.payment]\nbic = "COBADEFFXXX"\npayment_link = "https://pay.example"\n[rate_card]',
+     "company.payment", "bic needs an iban"),
+    ("[rate_card]", '[company.payment]\nbank = "First Example Bank"\n[rate_card]', "company.payment",
+     "needs an iban, an account_number or a payment_link"),
+    ("[rate_card]", '[company.payment]\npayment_link = "http://pay.example"\n[rate_card]',
+     "company.payment.payment_link", "pattern"),
 ])
 def test_invalid_catalogs_name_file_key_and_value(tmp_path, old, new, key, message):
     """A bad value is refused with the file, the key path and the message."""
@@ -72,6 +84,18 @@ def test_invalid_catalogs_name_file_key_and_value(tmp_path, old, new, key, messa
         load_catalog(path, required=True)
     text = str(err.value)
     assert str(path) in text and f"key '{key}'" in text and message in text
+
+
+def test_payment_block_is_kept_in_the_company_with_iban_and_bic_normalised(tmp_path):
+    """[company.payment] belongs to the company; spaces in the IBAN and BIC are dropped."""
+    path = tmp_path / "ledger.toml"
+    path.write_text(GOOD.replace("[rate_card]", '[company.payment]\niban = "DE89 3704 0044 0532 0130 00"\n'
+                                 'bic = "COBA DEFF XXX"\naccount_number = "000123456789"\n'
+                                 'routing_number = "123456780"\n[rate_card]', 1))
+    payment = load_catalog(path, required=True).company.payment
+    assert (payment.iban, payment.bic, payment.routing_number) == ("DE89370400440532013000", "COBADEFFXXX",
+                                                                    "123456780")
+    assert payment.transfer and payment.account_holder is None
 
 
 def test_unparseable_toml_is_reported(tmp_path):
