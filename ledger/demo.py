@@ -1,8 +1,10 @@
-"""`ledger demo`: the month-end job on the bundled real usage trace, on embedded SQLite.
+"""`ledger demo`: three month-ends on the bundled real usage trace, on embedded SQLite.
 
 Builds the deterministic scenario of ledger.demo_data (50 customers, the Azure LLM inference
-trace 2023 priced into credits), imports it, closes the month, writes the reports, renders every
-invoice, and prints a summary with the paths.
+trace 2023 priced into credits, replayed in each month; commitments, plans with overage and
+rollover, top-ups, a refund, a guarantee, customers in USD, EUR and JPY), then for each month in
+order imports what is dated in it, closes it and writes its close package (reports, invoice
+PDFs, the close report), and prints a summary with the paths.
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ledger import reporting
 from ledger.catalog import load_catalog
 from ledger.core.money import format_money
+from ledger.core.periods import first_day, last_day, previous_period
 from ledger.demo_data import build_demo_scenario, write_demo_inputs
 from ledger.services.closing import close_period
 from ledger.services.importing import import_files
 from ledger.services.setup import init_books
 from ledger.store.admin import book_counts, session_at
+from ledger.store.documents import issued_numbers
 from reports.package import write_package
 
 
@@ -32,8 +36,15 @@ def demo_catalog_path() -> Path:
     return Path(str(resources.files("ledger") / "data" / "demo-catalog.toml"))
 
 
-def run_demo(out: Path, month: str = "2026-10") -> dict:
-    """Run the demo into ``out`` (a fresh demo.db is created there); returns the summary numbers."""
+def run_demo(out: Path, month: str = "2026-10", months: int = 3) -> dict:
+    """Run the demo into ``out`` (a fresh demo.db is created there): the ``months`` months
+    ending with ``month`` ("YYYY-MM"), each imported, closed and packaged in order.
+
+    Returns the summary numbers: the book counts at the end (customers, usage_events,
+    journal_entries, quarantined, invoices), ``business_events`` and, per month in ``months``
+    (a dict by "YYYY-MM", oldest first): ``recognised`` and ``deferred_at_close`` (currency ->
+    int minor units), ``invoices`` (documents issued in it) and ``package`` (its close folder).
+    """
     console = Console(stderr=True)
     out.mkdir(parents=True, exist_ok=True)
     db = out / "demo.db"
@@ -42,57 +53,75 @@ def run_demo(out: Path, month: str = "2026-10") -> dict:
     url = f"sqlite:///{db}"
     init_books(url)
     catalog = load_catalog(demo_catalog_path(), required=True)
+    calendar = [month]
+    while len(calendar) < months:
+        calendar.insert(0, previous_period(calendar[0]))
 
-    console.print(f"[bold]1/4[/] building {month} from the Azure LLM inference trace (50 customers)")
-    scenario = build_demo_scenario(month)
-    events_path, usage_path = write_demo_inputs(scenario, out / "inputs")
-
-    console.print(f"[bold]2/4[/] importing {len(scenario.events)} business events and {len(scenario.usage):,} usage events")
+    console.print(f"building {calendar[0]} to {calendar[-1]} from the Azure LLM inference trace (50 customers)")
+    scenario = build_demo_scenario(calendar[0], months)
+    per_month: dict[str, dict] = {}
+    for n, period in enumerate(calendar, start=1):
+        per_month[period] = _month_end(console, url, catalog, scenario, period, out, f"{n}/{len(calendar)}")
     with session_at(url) as session:
-        summary = import_files(session, catalog, [events_path, usage_path])
-
-    console.print(f"[bold]3/4[/] closing {month}")
-    close_dir = out / f"close-{month}"
-    with session_at(url) as session:
-        close_period(session, catalog, month, closed_by="ledger demo")
-
-    with session_at(url) as session:
-        counts = book_counts(session)
-        with Progress(TextColumn("[bold]4/4[/] writing the close package"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), console=console) as progress:
-            task = progress.add_task("package", total=counts["invoices"])
-            manifest = write_package(session, catalog, month, close_dir, on_document=lambda: progress.advance(task))
-
-        rev = reporting.revenue(session, month)
-        deferred = reporting.deferred_revenue(session, month)
-        stats = counts | {
-            "recognised": {t["currency"]: t["amount"] for t in rev.totals},
-            "deferred_at_close": {t["currency"]: t["closing"] for t in deferred.totals},
-        }
-    _print_summary(stats, summary.posted, month, url, out, close_dir, manifest)
+        stats = book_counts(session) | {"business_events": len(scenario.events), "months": per_month}
+    _print_summary(stats, calendar, url, out)
     return stats
 
 
-def _print_summary(stats: dict, posted: int, month: str, url: str, out: Path, close_dir: Path, manifest: Path) -> None:
+def _month_end(console: Console, url: str, catalog, scenario, period: str, out: Path, step: str) -> dict:
+    """Import what ``scenario`` dates in ``period``, close it and write its close package into
+    ``out``/close-``period``; returns the month's figures (see run_demo)."""
+    events_path, usage_path = write_demo_inputs(scenario, out / "inputs" / period, period)
+    part = scenario.in_month(period)
+    console.print(f"[bold]{step}[/] {period}: importing {len(part.events)} business events and "
+                  f"{len(part.usage):,} usage events, closing")
+    with session_at(url) as session:
+        import_files(session, catalog, [events_path, usage_path])
+    with session_at(url) as session:
+        close_period(session, catalog, period, closed_by="ledger demo")
+    close_dir = out / f"close-{period}"
+    with session_at(url) as session:
+        documents = len(issued_numbers(session, first_day(period), last_day(period)))
+        with Progress(TextColumn(f"[bold]{step}[/] {period}: writing the close package"), BarColumn(),
+                      MofNCompleteColumn(), TimeElapsedColumn(), console=console) as progress:
+            task = progress.add_task("package", total=documents)
+            manifest = write_package(session, catalog, period, close_dir, on_document=lambda: progress.advance(task))
+        rev = reporting.revenue(session, period)
+        deferred = reporting.deferred_revenue(session, period)
+        return {"recognised": {t["currency"]: t["amount"] for t in rev.totals},
+                "deferred_at_close": {t["currency"]: t["closing"] for t in deferred.totals},
+                "invoices": documents, "package": close_dir,
+                "files": len(json.loads(manifest.read_text())["files"])}
+
+
+def _print_summary(stats: dict, calendar: list[str], url: str, out: Path) -> None:
+    posted = stats["usage_events"] - stats["quarantined"]
     click.echo("")
-    click.echo(f"Demo month {month} closed on {url}")
+    click.echo(f"Demo months {calendar[0]} to {calendar[-1]} closed on {url}")
     click.echo(f"  customers            {stats['customers']}")
-    click.echo(f"  usage events         {stats['usage_events']:,} ({stats['usage_events'] - stats['quarantined']:,} posted, "
-               f"{stats['quarantined']} quarantined at the hard cap)")
-    click.echo(f"  business events      {posted - (stats['usage_events'] - stats['quarantined'])}")
+    click.echo(f"  usage events         {stats['usage_events']:,} ({posted:,} posted, "
+               f"{stats['quarantined']:,} quarantined at the hard cap)")
+    click.echo(f"  business events      {stats['business_events']}")
     click.echo(f"  journal entries      {stats['journal_entries']:,}")
-    click.echo(f"  invoices             {stats['invoices']}")
-    for cur, amount in stats["recognised"].items():
-        click.echo(f"  recognised revenue   {format_money(amount, cur)} ({cur}, net of all streams)")
-    for cur, amount in stats["deferred_at_close"].items():
-        click.echo(f"  deferred at close    {format_money(amount, cur)} ({cur})")
+    click.echo(f"  documents            {stats['invoices']} (invoices and credit notes)")
+    for period, figures in stats["months"].items():
+        click.echo("")
+        click.echo(f"  {period}")
+        click.echo(f"    recognised revenue {_amounts(figures['recognised'])}  (net of all streams)")
+        click.echo(f"    deferred at close  {_amounts(figures['deferred_at_close'])}")
+        folder = figures["package"]
+        click.echo(f"    close package      {folder}  ({figures['files']} files in manifest.json)")
+        click.echo(f"    close report       {folder / 'close-report.pdf'}")
+        click.echo(f"    reports            {folder / 'reports'}  (.csv and .json)")
+        click.echo(f"    invoice PDFs       {folder / 'invoices'}  ({figures['invoices']} documents)")
     click.echo("")
-    click.echo(f"  inputs               {out / 'inputs'}")
-    click.echo(f"  close package        {close_dir}  ({len(json.loads(manifest.read_text())['files'])} files in manifest.json)")
-    click.echo(f"  close report         {close_dir / 'close-report.pdf'}")
-    click.echo(f"  reports              {close_dir / 'reports'}  (.csv and .json)")
-    click.echo(f"  invoice PDFs         {close_dir / 'invoices'}")
-    click.echo(f"  explore              {ledger_command()} --database-url {url} report trial-balance --period {month}")
+    click.echo(f"  inputs               {out / 'inputs'}  (one folder per month)")
+    click.echo(f"  explore              {ledger_command()} --database-url {url} report trial-balance --period {calendar[-1]}")
+
+
+def _amounts(by_currency: dict[str, int]) -> str:
+    """Money per currency, symbol first, in currency order: "€267.50  $2,762.21"."""
+    return "  ".join(format_money(amount, cur) for cur, amount in sorted(by_currency.items()))
 
 
 def ledger_command() -> str:

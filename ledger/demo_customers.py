@@ -1,11 +1,12 @@
-"""The demo's customers and what they buy: rule 4 of the demo scenario, for one month M.
+"""The demo's customers and what they buy: rule 4 of the demo scenario, over the months of the run.
 
 The full rules are the docstring of ``ledger.demo_data``. Here: the 50 fictional customers
 (``customer.created`` and the welcome ``credits.granted``), the annual and pilot commitments,
-the top-ups bought by the 75% auto-recharge rule (and the hard-cap customer's small one), the
-payments that fall inside M, and the guarantee enrolment. Events are JSON-ready dicts in the
-JSONL format of docs/design.md §8.2; amounts are decimal strings with 2 decimals. Standard
-library only; every value is a pure function of the month and the customers' usage.
+the plan subscriptions, the top-ups bought by the 75% auto-recharge rule (and the hard-cap
+customer's small ones), the refund, the payments that fall inside the run, and the guarantee
+enrolment. Events are JSON-ready dicts in the JSONL format of docs/design.md §8.2; amounts are
+decimal strings with the currency's decimals. Standard library only; every value is a pure
+function of the months, the customers' usage and the demo catalog's plan fees.
 """
 
 from __future__ import annotations
@@ -13,10 +14,13 @@ from __future__ import annotations
 import calendar
 import hashlib
 import re
-from dataclasses import dataclass
+import tomllib
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
+from pathlib import Path
 
+from ledger.demo_directory import COUNTRY_LOCALES, CUSTOMER_DIRECTORY
 from ledger.demo_trace import customer_id
 
 # --- rule 4: business events -----------------------------------------------------------------
@@ -33,101 +37,47 @@ COMMITMENT_TERMS: dict[int, tuple[int, Decimal]] = {
     6: (10, Decimal("0.058")),
 }
 COMMITMENT_CREDIT_STEP = 5000
+YEN_PER_DOLLAR = 150  # a JPY commitment is priced at the USD price per credit x 150, to 10,000 yen
+YEN_AMOUNT_STEP = Decimal("10000")
 COMMITMENT_MIN_RATIO, COMMITMENT_MAX_RATIO = 8, 14
 COST_BASIS_MIN, COST_BASIS_MAX = Decimal("0.04"), Decimal("0.06")
 PILOT_RANKS = (7, 8)
 PILOT_RATIO = Decimal("1.5")
 PILOT_CREDIT_STEP = 500
 PILOT_PRICE = Decimal("0.05")
+PILOT_NEXT_PLAN = "professional"  # a pilot customer subscribes from the run's second month
+# rank -> plan of the demo catalog, subscribed from the run's first month
+PLAN_RANKS: dict[int, str] = {9: "professional", 10: "starter", 11: "starter", 13: "starter"}
 AMOUNT_STEP = Decimal("100")
 TOPUP_PACK_CREDITS = 1000
 TOPUP_PACK_PRICE = Decimal("20.00")
 TOPUP_COVERAGE = Decimal("1.3")
-TOPUP_TRIGGER = Decimal("0.75")  # buy when usage reaches 75% of the credits granted so far
+TOPUP_TRIGGER = Decimal("0.75")  # buy when usage reaches 75% of the credits held at the month start plus bought since
 HARD_CAP_RANK = 12
 GUARANTEE_RANK = 3  # Kestrelwerk Bioinformatik GmbH (EUR, 19% VAT, annual commitment)
 GUARANTEE_LEGACY = "250.00"  # EUR a month on its former per-seat plan
 HARD_CAP_TOPUP_CREDITS = 500
 HARD_CAP_TOPUP_PRICE = Decimal("10.00")
 HARD_CAP_MIN_EXCESS = Decimal("1.2")
+REFUND_RANK = 17  # Brambleway Translation: half of its last pack's unused credits back, the run's last day
+REFUND_REASON = "unused credits refunded at the customer's request"
 PAYMENT_MIN_DELAY_DAYS, PAYMENT_MAX_DELAY_DAYS = 10, 20
+CATALOG_PATH = Path(__file__).parent / "data" / "demo-catalog.toml"
+DECIMALS = {"JPY": 0}  # minor-unit digits of the demo's currencies other than 2 (USD, EUR)
 
-# rank -> (name, address lines, currency, tax_rate). Fictional companies; .example emails.
-_CUSTOMER_DIRECTORY: tuple[tuple[str, tuple[str, ...], str, str], ...] = (
-    ("Acme Robotics", ("410 Foundry Way", "Portland, OR 97209", "USA"), "USD", "0"),
-    ("Tumbleweed Analytics", ("2200 Mesa Ridge Blvd", "Austin, TX 78701", "USA"), "USD", "0.0825"),
-    ("Kestrelwerk Bioinformatik GmbH", ("Lindenhofstrasse 14", "80331 München", "Germany"),
-     "EUR", "0.19"),
-    ("Halcyon Harbor Legal", ("88 Pier Street, Suite 300", "Wilmington, DE 19801", "USA"),
-     "USD", "0"),
-    ("Quillfeather Publishing", ("1501 Alder Lane", "Sacramento, CA 95814", "USA"),
-     "USD", "0.0725"),
-    ("Tidewell Health Records", ("75 Lighthouse Road", "Portsmouth, NH 03801", "USA"), "USD", "0"),
-    ("Copperleaf Claims Services", ("19 Beacon Court", "Boston, MA 02108", "USA"), "USD", "0.0625"),
-    ("Larkspur Learning Co.", ("640 Prairie Avenue", "Bozeman, MT 59715", "USA"), "USD", "0"),
-    ("Ferncastle Logistics", ("3300 Depot Street", "Anchorage, AK 99501", "USA"), "USD", "0"),
-    ("Moonrake Games", ("912 Chestnut Row", "Philadelphia, PA 19107", "USA"), "USD", "0.06"),
-    ("Juniper Fold Design", ("27 Quarry Hill", "Eugene, OR 97401", "USA"), "USD", "0"),
-    ("Saltmarsh Support Desk", ("5 Cannery Lane", "Dover, DE 19901", "USA"), "USD", "0"),
-    ("Oakhaven Property Tools", ("1180 Orchard Drive", "Bend, OR 97701", "USA"), "USD", "0"),
-    ("Marigold Tutoring", ("450 Monument Circle", "Indianapolis, IN 46204", "USA"), "USD", "0.07"),
-    ("Pinecrest Field Services", ("62 Timberline Road", "Missoula, MT 59802", "USA"), "USD", "0"),
-    ("Atelier Verlaine SAS", ("12 rue des Tanneurs", "69002 Lyon", "France"), "EUR", "0.20"),
-    ("Brambleway Translation", ("301 Ferry Street", "Manchester, NH 03101", "USA"), "USD", "0"),
-    ("Ironbark Construction Software", ("7700 Girder Avenue", "Salem, OR 97301", "USA"),
-     "USD", "0"),
-    ("Sunfield Agritech", ("1400 Harvest Parkway", "Dallas, TX 75201", "USA"), "USD", "0.0825"),
-    ("Wrenfield Marketing", ("230 Market Square", "Newark, DE 19711", "USA"), "USD", "0"),
-    ("Driftwood Media Lab", ("18 Seawall Street", "Juneau, AK 99801", "USA"), "USD", "0"),
-    ("Alderpoint Finance Tools", ("990 Ledger Lane", "Concord, NH 03301", "USA"), "USD", "0"),
-    ("Bergkiesel Reisedaten GmbH", ("Mariahilfer Gasse 31", "1060 Wien", "Austria"), "EUR", "0.20"),
-    ("Cinderpath Security", ("4410 Ember Road", "Helena, MT 59601", "USA"), "USD", "0"),
-    ("Hollowbrook Recruiting", ("58 Millrace Drive", "Medford, OR 97501", "USA"), "USD", "0"),
-    ("Seaglass Retail Insights", ("2750 Tidepool Way", "San Diego, CA 92101", "USA"),
-     "USD", "0.0725"),
-    ("Thistledown Research", ("116 Heather Street", "Nashua, NH 03060", "USA"), "USD", "0"),
-    ("Gullwing Travel Desk", ("600 Harbor Loop", "Ketchikan, AK 99901", "USA"), "USD", "0"),
-    ("Rosehip Dental Software", ("84 Briar Avenue", "Lewes, DE 19958", "USA"), "USD", "0"),
-    ("Starling Creek Nonprofit Services", ("2020 Creekside Drive", "Corvallis, OR 97330", "USA"),
-     "USD", "0"),
-    ("Quarrystone Data", ("350 Granite Street", "Butte, MT 59701", "USA"), "USD", "0"),
-    ("Lanternfish Studios", ("71 Deepwater Row", "Keene, NH 03431", "USA"), "USD", "0"),
-    ("Meadowlark Insurance Tools", ("1225 Grassland Road", "Billings, MT 59101", "USA"),
-     "USD", "0"),
-    ("Cobblestone Civic Apps", ("9 Town Hall Plaza", "Ashland, OR 97520", "USA"), "USD", "0"),
-    ("Foxglove Clinical Notes", ("440 Apothecary Lane", "Milford, DE 19963", "USA"), "USD", "0"),
-    ("Windrow Farm Software", ("3100 Haybale Road", "Great Falls, MT 59401", "USA"), "USD", "0"),
-    ("Harrowgate Archives", ("17 Vellum Court", "Dover, NH 03820", "USA"), "USD", "0"),
-    ("Kindlewood Events", ("505 Hearth Street", "Raleigh, NC 27601", "USA"), "USD", "0.0475"),
-    ("Pebblebank Accounting", ("62 Riverstone Drive", "Hillsboro, OR 97123", "USA"), "USD", "0"),
-    ("Nightjar Audio", ("808 Dusk Avenue", "Fairbanks, AK 99701", "USA"), "USD", "0"),
-    ("Willowmere Architecture", ("1900 Drafting Way", "Lebanon, NH 03766", "USA"), "USD", "0"),
-    ("Rushlight Nonprofit Tech", ("33 Candle Street", "Kalispell, MT 59901", "USA"), "USD", "0"),
-    ("Gannet Point Surveys", ("270 Cliffside Road", "Newport, OR 97365", "USA"), "USD", "0"),
-    ("Sorrel & Vine Catering Tech", ("1315 Vineyard Lane", "Smyrna, DE 19977", "USA"), "USD", "0"),
-    ("Heronsgate Compliance", ("44 Wetland Way", "Sitka, AK 99835", "USA"), "USD", "0"),
-    ("Sparrowhill Schools", ("612 Schoolhouse Road", "Laconia, NH 03246", "USA"), "USD", "0"),
-    ("Mossbank Veterinary Systems", ("87 Paddock Lane", "Livingston, MT 59047", "USA"), "USD", "0"),
-    ("Kettlebrook Coffee Ops", ("2 Roastery Row", "Astoria, OR 97103", "USA"), "USD", "0"),
-    ("Ashgrove Civil Engineering", ("1600 Bridgeworks Avenue", "Seaford, DE 19973", "USA"),
-     "USD", "0"),
-    ("Featherstone Legal Aid Software", ("95 Courthouse Square", "Kodiak, AK 99615", "USA"),
-     "USD", "0"),
-)
-
-_CENT = Decimal("0.01")
 _MONTH_RE = re.compile(r"^(\d{4})-(\d{2})$")
 
 
 @dataclass(frozen=True)
 class DemoCustomer:
-    """A demo customer with its profile and the month's expected figures.
+    """A demo customer with its profile and figures over the run.
 
-    profile: "annual commitment", "pilot commitment", "top-up", "hard cap" or
-    "promotional only"; tax_rate: decimal string as in customer.created; expected_credits: the
-    month usage U in credits (rules 1-3); granted_credits: every credit granted to it in the
-    month (welcome, commitment and top-ups). Only the "hard cap" customer has
-    expected_credits > granted_credits.
+    profile: "annual commitment", "pilot commitment" (one month), "pilot, then Professional",
+    "Professional plan", "Starter plan", "top-up", "hard cap" or "promotional only"; tax_rate:
+    decimal string as in customer.created; expected_credits: the usage U of one month in credits
+    (rules 1-3, the same every month); granted_credits: every credit granted to it by an event
+    over the run (welcome, commitment and top-ups; a plan's credits are granted by the engine).
+    Only the "hard cap" customer uses more than it holds without paying overage.
     """
 
     id: str
@@ -148,8 +98,13 @@ def _round_half_up(value: Decimal, step: Decimal) -> Decimal:
     return (value / step).quantize(Decimal(1), rounding=ROUND_HALF_UP) * step
 
 
-def _money(value: Decimal) -> str:
-    return f"{value.quantize(_CENT, rounding=ROUND_HALF_UP):.2f}"
+def _minor(currency: str) -> Decimal:
+    return Decimal(1).scaleb(-DECIMALS.get(currency, 2))
+
+
+def _money(value: Decimal, currency: str = "USD") -> str:
+    """``value`` as a decimal string with exactly the currency's decimals (half up)."""
+    return str(value.quantize(_minor(currency), rounding=ROUND_HALF_UP))
 
 
 def _add_months(day: date, months: int) -> date:
@@ -222,56 +177,18 @@ class DemoMonth:
         return self.start + COMMITMENT_PURCHASE_OFFSET
 
 
-@dataclass(frozen=True)
-class CustomerMonth:
-    """One customer's part of month M: its DemoCustomer; its events (customer.created, the
-    welcome credits, its purchases, in that order); its purchases; its grants as
-    (occurred_at, credits), the welcome credits first."""
-
-    customer: DemoCustomer
-    events: list[dict]
-    purchases: list[Purchase]
-    grants: list[tuple[datetime, int]]
-
-
-def _opening_events(cid: str, rank: int, m: DemoMonth) -> list[dict]:
-    """Rules 4a and 4b: the customer's customer.created and welcome credits.granted events."""
-    name, address, currency, tax_rate = _CUSTOMER_DIRECTORY[rank - 1]
-    return [
-        {
-            "id": f"evt-{cid}-created",
-            "type": "customer.created",
-            "occurred_at": _format_time(m.start),
-            "customer_id": cid,
-            "name": name,
-            "currency": currency,
-            "tax_rate": tax_rate,
-            "address": list(address),
-            "email": f"billing@{_slug(name)}.example",
-            **({"country": "DE", "locale": "de_DE"} if address[-1] == "Germany" else {"country": "US"}),
-        },
-        {
-            "id": f"evt-{cid}-promo",
-            "type": "credits.granted",
-            "occurred_at": _format_time(m.start),
-            "customer_id": cid,
-            "grant_id": f"promo-{cid}-welcome",
-            "credits": PROMO_CREDITS,
-            "expires_at": _format_time(m.end),
-            "reason": PROMO_REASON,
-        },
-    ]
-
-
 def _annual_commitment(rank: int, cid: str, used: int, m: DemoMonth) -> tuple[dict, Decimal, int]:
     """Rule 4c: (commitment.purchased event, amount, credits) of an annual commitment; raises
-    ValueError if the credits are not 8-14x the month usage or the cost basis is out of range."""
+    ValueError if the credits are not 8-14x the month usage or the cost basis is out of range
+    (in JPY: its dollar value at YEN_PER_DOLLAR)."""
     ratio, price = COMMITMENT_TERMS[rank]
     credits = int(_round_half_up(Decimal(used * ratio), Decimal(COMMITMENT_CREDIT_STEP)))
-    amount = _round_half_up(credits * price, AMOUNT_STEP)
+    yen = _currency(cid) == "JPY"
+    amount = (_round_half_up(credits * price * YEN_PER_DOLLAR, YEN_AMOUNT_STEP) if yen
+              else _round_half_up(credits * price, AMOUNT_STEP))
     if not COMMITMENT_MIN_RATIO * used <= credits <= COMMITMENT_MAX_RATIO * used:
         raise ValueError(f"{cid}: commitment {credits} not 8-14x usage {used}")
-    if not COST_BASIS_MIN <= amount / credits <= COST_BASIS_MAX:
+    if not COST_BASIS_MIN <= amount / (YEN_PER_DOLLAR if yen else 1) / credits <= COST_BASIS_MAX:
         raise ValueError(f"{cid}: cost basis {amount / credits} out of range")
     term_end = _add_months(m.first_day, 12) - timedelta(days=1)
     event = {
@@ -280,7 +197,7 @@ def _annual_commitment(rank: int, cid: str, used: int, m: DemoMonth) -> tuple[di
         "occurred_at": _format_time(m.commitment_time),
         "customer_id": cid,
         "commitment_id": f"com-{cid}-{m.month}",
-        "amount": _money(amount),
+        "amount": _money(amount, _currency(cid)),
         "credits": credits,
         "term_start": m.first_day.isoformat(),
         "term_end": term_end.isoformat(),
@@ -301,7 +218,7 @@ def _pilot_commitment(cid: str, used: int, m: DemoMonth) -> tuple[dict, Decimal,
         "occurred_at": _format_time(m.commitment_time),
         "customer_id": cid,
         "commitment_id": f"pilot-{cid}-{m.month}",
-        "amount": _money(amount),
+        "amount": _money(amount, _currency(cid)),
         "credits": credits,
         "term_start": m.first_day.isoformat(),
         "term_end": m.last_day.isoformat(),
@@ -309,21 +226,104 @@ def _pilot_commitment(cid: str, used: int, m: DemoMonth) -> tuple[dict, Decimal,
     return event, amount, credits
 
 
-def _topup_plan(rank: int, used: int) -> tuple[str, list[tuple[int, Decimal]]]:
-    """Rules 4e and 4f: (profile, packs as (credits, amount) in purchase order) of a customer
-    without a commitment; no packs for a customer the welcome credits cover."""
+def _currency(cid: str) -> str:
+    return CUSTOMER_DIRECTORY[int(cid.removeprefix("cus_")) - 1][2]
+
+
+def plan_fee(plan: str) -> tuple[Decimal, str]:
+    """(monthly fee, currency) of ``plan`` in the demo catalog (ledger/data/demo-catalog.toml)."""
+    with open(CATALOG_PATH, "rb") as handle:
+        terms = tomllib.load(handle)["plans"][plan]
+    return Decimal(terms["monthly_fee"]), terms["currency"]
+
+
+@dataclass(frozen=True)
+class Grant:
+    """Credits a customer holds from ``at`` until ``expires`` (None: not within the run); ref:
+    the grant id (welcome credits, commitment or top-up)."""
+
+    at: datetime
+    credits: int
+    expires: datetime | None
+    ref: str
+
+
+Purchase = tuple[datetime, str, str, Decimal, Decimal, str]
+"""A purchase: (invoiced at, event id, customer id, amount before tax, tax rate, currency)."""
+
+
+@dataclass
+class CustomerRun:
+    """One customer's part of the run: its DemoCustomer; its events (customer.created, the
+    welcome credits, its purchases, subscription and refund); its purchases (and plan months,
+    for the payments); its grants, the welcome credits first; refunds as (at, grant id, credits)."""
+
+    customer: DemoCustomer | None = None
+    events: list[dict] = field(default_factory=list)
+    purchases: list[Purchase] = field(default_factory=list)
+    grants: list[Grant] = field(default_factory=list)
+    refunds: list[tuple[datetime, str, int]] = field(default_factory=list)
+
+
+def _opening_events(cid: str, rank: int, m: DemoMonth) -> list[dict]:
+    """Rules 4a and 4b: the customer's customer.created and welcome credits.granted events."""
+    name, address, currency, tax_rate = CUSTOMER_DIRECTORY[rank - 1]
+    country, locale = COUNTRY_LOCALES[address[-1]]
+    return [
+        {
+            "id": f"evt-{cid}-created",
+            "type": "customer.created",
+            "occurred_at": _format_time(m.start),
+            "customer_id": cid,
+            "name": name,
+            "currency": currency,
+            "tax_rate": tax_rate,
+            "address": list(address),
+            "email": f"billing@{_slug(name)}.example",
+            "country": country,
+            **({"locale": locale} if locale != "en_US" else {}),
+        },
+        {
+            "id": f"evt-{cid}-promo",
+            "type": "credits.granted",
+            "occurred_at": _format_time(m.start),
+            "customer_id": cid,
+            "grant_id": f"promo-{cid}-welcome",
+            "credits": PROMO_CREDITS,
+            "expires_at": _format_time(m.end),
+            "reason": PROMO_REASON,
+        },
+    ]
+
+
+def _subscribe(run: CustomerRun, cid: str, plan: str, months: list[DemoMonth], tax_rate: Decimal) -> None:
+    """Rule 4i: subscription.started on ``plan`` from the first of ``months``; each month's
+    invoice (the fee, billed on the 1st) is a purchase for the payments."""
+    first = months[0]
+    run.events.append({"id": f"evt-{cid}-subscription", "type": "subscription.started",
+                       "occurred_at": _format_time(first.start), "customer_id": cid, "plan": plan,
+                       "start_date": first.first_day.isoformat()})
+    fee, currency = plan_fee(plan)
+    for m in months:
+        run.purchases.append((m.start, f"evt-{cid}-subscription:{m.month}", cid, fee, tax_rate, currency))
+
+
+def _topup_plan(rank: int, used: int, held: int, first_month: bool) -> list[tuple[int, Decimal]]:
+    """Rules 4e and 4f: the packs (credits, amount), in purchase order, of a customer without a
+    commitment or plan for one month, holding ``held`` credits at the month start."""
     if rank == HARD_CAP_RANK:
-        return "hard cap", [(HARD_CAP_TOPUP_CREDITS, HARD_CAP_TOPUP_PRICE)]
-    if used < PROMO_CREDITS:
-        return "promotional only", []
-    needed = TOPUP_COVERAGE * used - PROMO_CREDITS  # exact Decimal
-    packs_needed = (needed / TOPUP_PACK_CREDITS).to_integral_value(ROUND_CEILING)
-    pack_count = max(1, int(packs_needed))
+        return [(HARD_CAP_TOPUP_CREDITS, HARD_CAP_TOPUP_PRICE)]
+    if first_month and used < PROMO_CREDITS:
+        return []  # the welcome credits cover the first month
+    needed = TOPUP_COVERAGE * used - held  # exact Decimal
+    if needed <= 0:
+        return []
+    pack_count = max(1, int((needed / TOPUP_PACK_CREDITS).to_integral_value(ROUND_CEILING)))
     packs = [(TOPUP_PACK_CREDITS, TOPUP_PACK_PRICE)]
     if pack_count > 1:
         rest = pack_count - 1
         packs.append((rest * TOPUP_PACK_CREDITS, rest * TOPUP_PACK_PRICE))
-    return "top-up", packs
+    return packs
 
 
 def _topup_event(cid: str, n: int, credits: int, amount: Decimal, at: datetime) -> dict:
@@ -342,57 +342,102 @@ def _topup_event(cid: str, n: int, credits: int, amount: Decimal, at: datetime) 
     }
 
 
-def customer_month(rank: int, month_usage: dict[str, int],
-                   usage_by_customer: dict[str, list[tuple[datetime, int]]], m: DemoMonth) -> CustomerMonth:
-    """Rules 4a-4f for the customer of ``rank`` (1..50): its events, purchases and grants in M.
+def _buy_topups(run: CustomerRun, rank: int, used: int, usage: list[tuple[datetime, int]],
+                months: list[DemoMonth], tax_rate: Decimal) -> None:
+    """Rules 4e and 4f for every month of the run: packs bought by the 75% rule on the credits
+    held at the month start (the welcome credits in the first month, the packs' rest later)
+    plus those bought since; with nothing held, at the month start."""
+    cid = customer_id(rank)
+    pack_credits = pack_used = 0
+    n = 0
+    for i, m in enumerate(months):
+        held = PROMO_CREDITS if i == 0 else pack_credits - pack_used
+        granted = held
+        month_usage = [(t, c) for t, c in usage if m.start <= t < m.end]
+        for credits, amount in _topup_plan(rank, used, held, i == 0):
+            at = m.start if granted == 0 else _recharge_time(cid, month_usage, granted, m.end)
+            n += 1
+            run.events.append(_topup_event(cid, n, credits, amount, at))
+            run.purchases.append((at, f"evt-{cid}-topup-{n}", cid, amount, tax_rate, _currency(cid)))
+            run.grants.append(Grant(at, credits, None, f"top-{cid}-{n}"))
+            granted += credits
+            pack_credits += credits
+        pack_used = min(pack_credits, pack_used + used - (min(used, PROMO_CREDITS) if i == 0 else 0))
 
-    month_usage: customer id -> U, the month usage in credits (absent: 0); usage_by_customer:
-    customer id -> its usage as (occurred_at, credits) in time order (for the top-ups' times).
-    Raises ValueError when a rule's guarantee breaks (see the helpers).
+
+def _refund(run: CustomerRun, cid: str, used: int, months: list[DemoMonth]) -> None:
+    """Rule 4j: on the run's last day at 23:00, half of what is left of the customer's last pack
+    at the run end (rounded down to 100 credits) is refunded."""
+    last = months[-1]
+    packs = [g for g in run.grants if g.ref.startswith("top-")]
+    total_used = used * len(months) - min(used, PROMO_CREDITS)
+    left = sum(g.credits for g in packs) - total_used
+    credits = 100 * (min(packs[-1].credits, left) // 200)
+    at = last.end - timedelta(hours=1)
+    if credits <= 0 or packs[-1].at >= at:
+        raise ValueError(f"{cid}: nothing to refund from {packs[-1].ref}")
+    run.refunds.append((at, packs[-1].ref, credits))
+    run.events.append({"id": f"evt-{cid}-refund", "type": "refund.issued", "occurred_at": _format_time(at),
+                       "customer_id": cid, "grant_ref": packs[-1].ref, "credits": credits,
+                       "reason": REFUND_REASON})
+
+
+def customer_run(rank: int, used: int, usage: list[tuple[datetime, int]], months: list[DemoMonth]) -> CustomerRun:
+    """Rules 4a-4j for the customer of ``rank`` (1..50) over ``months`` (consecutive, in order).
+
+    used: U, its usage of one month in credits; usage: its usage over the run as
+    (occurred_at, credits) in time order (for the top-ups' times). Raises ValueError when a
+    rule's guarantee breaks (see the helpers).
     """
     cid = customer_id(rank)
-    name, _, currency, tax_rate = _CUSTOMER_DIRECTORY[rank - 1]
-    used = month_usage.get(cid, 0)
-    events = _opening_events(cid, rank, m)
-    purchases: list[Purchase] = []
-    grants = [(m.start, PROMO_CREDITS)]
+    name, _, currency, tax_rate = CUSTOMER_DIRECTORY[rank - 1]
+    first = months[0]
+    run = CustomerRun(events=_opening_events(cid, rank, first))
+    run.grants.append(Grant(first.start, PROMO_CREDITS, first.end, f"promo-{cid}-welcome"))
 
-    def add_purchase(event: dict, amount: Decimal, credits: int, at: datetime) -> None:
-        events.append(event)
-        purchases.append((at, event["id"], cid, amount, Decimal(tax_rate)))
-        grants.append((at, credits))
+    def commit(event: dict, amount: Decimal, credits: int, term_end: date) -> None:
+        run.events.append(event)
+        run.purchases.append((first.commitment_time, event["id"], cid, amount, Decimal(tax_rate), currency))
+        expires = datetime.combine(term_end + timedelta(days=1), datetime.min.time(), timezone.utc)
+        run.grants.append(Grant(first.commitment_time, credits, expires, event["commitment_id"]))
 
     if rank in COMMITMENT_TERMS:
         profile = "annual commitment"
-        event, amount, credits = _annual_commitment(rank, cid, used, m)
-        add_purchase(event, amount, credits, m.commitment_time)
+        event, amount, credits = _annual_commitment(rank, cid, used, first)
+        commit(event, amount, credits, date.fromisoformat(event["term_end"]))
     elif rank in PILOT_RANKS:
-        profile = "pilot commitment"
-        event, amount, credits = _pilot_commitment(cid, used, m)
-        add_purchase(event, amount, credits, m.commitment_time)
+        profile = "pilot commitment" if len(months) == 1 else "pilot, then Professional"
+        event, amount, credits = _pilot_commitment(cid, used, first)
+        commit(event, amount, credits, first.last_day)
+        if len(months) > 1:
+            _subscribe(run, cid, PILOT_NEXT_PLAN, months[1:], Decimal(tax_rate))
+    elif rank in PLAN_RANKS:
+        profile = "Professional plan" if PLAN_RANKS[rank] == "professional" else "Starter plan"
+        _subscribe(run, cid, PLAN_RANKS[rank], months, Decimal(tax_rate))
     else:
-        profile, packs = _topup_plan(rank, used)
-        for n, (credits, amount) in enumerate(packs, start=1):
-            granted = sum(c for _, c in grants)
-            at = _recharge_time(cid, usage_by_customer[cid], granted, m.end)
-            add_purchase(_topup_event(cid, n, credits, amount, at), amount, credits, at)
-    customer = DemoCustomer(id=cid, rank=rank, name=name, profile=profile, currency=currency, tax_rate=tax_rate,
-                            expected_credits=used, granted_credits=sum(c for _, c in grants))
-    return CustomerMonth(customer, events, purchases, grants)
+        _buy_topups(run, rank, used, usage, months, Decimal(tax_rate))
+        profile = "hard cap" if rank == HARD_CAP_RANK else "top-up" if len(run.grants) > 1 else "promotional only"
+        if rank == REFUND_RANK:
+            _refund(run, cid, used, months)
+    granted = sum(g.credits for g in run.grants)
+    run.customer = DemoCustomer(id=cid, rank=rank, name=name, profile=profile, currency=currency,
+                                tax_rate=tax_rate, expected_credits=used, granted_credits=granted)
+    return run
 
 
-def payment_events(purchases: list[Purchase], month_end: datetime) -> list[dict]:
-    """Rule 4g: a payment.received for every purchase whose payment date (after its hashed delay
-    of 10-20 days) falls before month_end, numbered per customer in purchase order."""
+def payment_events(purchases: list[Purchase], run_end: datetime) -> list[dict]:
+    """Rule 4g: a payment.received for every purchase (and plan month) whose payment date,
+    after its hashed delay of 10-20 days, falls before run_end, numbered per customer in
+    purchase order."""
     payments: list[dict] = []
     payment_counts: dict[str, int] = {}
-    for at, purchase_id, cid, amount, tax_rate in sorted(purchases, key=lambda item: (item[0], item[1])):
+    for at, purchase_id, cid, amount, tax_rate, currency in sorted(purchases, key=lambda item: (item[0], item[1])):
         delay = PAYMENT_MIN_DELAY_DAYS + hashlib.sha256(purchase_id.encode()).digest()[0] % (
             PAYMENT_MAX_DELAY_DAYS - PAYMENT_MIN_DELAY_DAYS + 1
         )
-        if at + timedelta(days=delay) >= month_end:
-            continue  # would be paid next month
-        total = amount + _round_half_up(amount * tax_rate, _CENT)
+        if at + timedelta(days=delay) >= run_end:
+            continue  # would be paid after the run
+        total = amount + _round_half_up(amount * tax_rate, _minor(currency))
         payment_counts[cid] = payment_counts.get(cid, 0) + 1
         payments.append(
             {
@@ -400,7 +445,7 @@ def payment_events(purchases: list[Purchase], month_end: datetime) -> list[dict]
                 "type": "payment.received",
                 "occurred_at": _format_time(at + timedelta(days=delay)),
                 "customer_id": cid,
-                "amount": _money(total),
+                "amount": _money(total, currency),
             }
         )
     return payments
@@ -421,26 +466,46 @@ def guarantee_event(m: DemoMonth) -> dict:
     }
 
 
-def check_funding(
-    customers: list[DemoCustomer],
-    usage: dict[str, list[tuple[datetime, int]]],
-    grants: dict[str, list[tuple[datetime, int]]],
-) -> None:
-    """Rule 4f: only the hard-cap customer runs out, and it does so by a clear margin."""
-    for customer in customers:
+def check_funding(runs: list[CustomerRun], usage: dict[str, list[tuple[datetime, int]]], months: list[DemoMonth]) -> None:
+    """Rule 4f: a customer without a plan never runs out (its usage drawn from the grant
+    expiring first, then the oldest, as the engine does), except the hard-cap customer, which
+    uses at least 20% more than it is granted in every month."""
+    for run in runs:
+        customer = run.customer
         if customer.rank == HARD_CAP_RANK:
-            if customer.expected_credits < HARD_CAP_MIN_EXCESS * customer.granted_credits:
-                raise ValueError(f"{customer.id}: hard cap not exceeded by 20%")
+            for i, m in enumerate(months):
+                month_grants = sum(g.credits for g in run.grants if m.start <= g.at < m.end)
+                if customer.expected_credits < HARD_CAP_MIN_EXCESS * month_grants:
+                    raise ValueError(f"{customer.id}: hard cap not exceeded by 20% in {m.month}")
             continue
-        if customer.profile == "promotional only" and customer.expected_credits >= PROMO_CREDITS:
-            raise ValueError(f"{customer.id}: needs a top-up")
-        schedule = sorted(grants[customer.id])
-        available = used = index = 0
-        for moment, credits in usage.get(customer.id, []):
-            while index < len(schedule) and schedule[index][0] <= moment:
-                available += schedule[index][1]
-                index += 1
-            used += credits
-            if used > available:
-                raise ValueError(f"{customer.id} runs out of credits at {moment.isoformat()}")
+        if customer.profile.endswith("plan") or customer.profile.endswith("Professional"):
+            continue  # beyond its credits a plan customer pays overage
+        _check_draws(customer.id, run, usage.get(customer.id, []))
 
+
+def _check_draws(cid: str, run: CustomerRun, usage: list[tuple[datetime, int]]) -> None:
+    """Replays the customer's grants, refunds and usage in time order (grants first at one
+    instant); raises ValueError at the first usage its unexpired credits do not cover."""
+    never = datetime.max.replace(tzinfo=timezone.utc)
+    left = {g.ref: g.credits for g in run.grants}
+    timeline = [(g.at, 0, g.ref, 0) for g in run.grants]
+    timeline += [(at, 1, ref, credits) for at, ref, credits in run.refunds]
+    timeline += [(at, 2, "", credits) for at, credits in usage]
+    active: list[Grant] = []
+    for moment, kind, ref, credits in sorted(timeline):
+        if kind == 0:
+            active.append(next(g for g in run.grants if g.ref == ref))
+            continue
+        if kind == 1:
+            if left[ref] < credits:
+                raise ValueError(f"{cid}: refund of {credits} from {ref} holding {left[ref]}")
+            left[ref] -= credits
+            continue
+        for grant in sorted(active, key=lambda g: (g.expires or never, g.at)):
+            if grant.expires is not None and grant.expires <= moment:
+                continue
+            drawn = min(left[grant.ref], credits)
+            left[grant.ref] -= drawn
+            credits -= drawn
+        if credits:
+            raise ValueError(f"{cid} runs out of credits at {moment.isoformat()}")

@@ -51,7 +51,8 @@ CUMULATIVE_BOUNDS: tuple[float, ...] = _cumulative_bounds()  # C_1 .. C_50
 class UsageRow:
     """One metered request priced into credits: a row of usage.csv.
 
-    event_id: f"u-{F}-{k:05d}"; customer_id: "cus_001".."cus_050"; occurred_at: RFC 3339 UTC,
+    event_id: f"u-{F}-{k:05d}-{YYYYMM}" (YYYYMM: the month replayed); customer_id:
+    "cus_001".."cus_050"; occurred_at: RFC 3339 UTC,
     "YYYY-MM-DDTHH:MM:SS.ffffffZ"; credits: int, >= 1 (rule 1).
     """
 
@@ -120,7 +121,7 @@ def replay_usage(month_start: datetime, days: int) -> list[tuple[datetime, Usage
                     (
                         moment,
                         UsageRow(
-                            event_id=f"u-{file_key}-{k:05d}",
+                            event_id=f"u-{file_key}-{k:05d}-{month_start:%Y%m}",
                             customer_id=customer_id(assign_rank(file_key, k)),
                             occurred_at=_format_usage_time(moment),
                             credits=price_request(int(context), int(generated)),

@@ -388,11 +388,14 @@ class Trend:
 
 def trends(session: Session, period: str, months: int = 12) -> list[Trend]:
     """Recognised revenue by stream and deferred revenue at month end for the ``months`` months
-    ending with ``period``, per currency (one `Trend` each, sorted by currency)."""
-    from ledger.core.periods import previous_period
+    ending with ``period``, per currency (one `Trend` each, sorted by currency); the window
+    starts no earlier than the month of the first journal entry (none before the books start)."""
+    from ledger.core.periods import period_of, previous_period
 
+    start = store.first_entry_date(session)
+    first = period_of(start) if start is not None else period
     window = [period]
-    while len(window) < months:
+    while len(window) < months and previous_period(window[0]) >= first:
         window.insert(0, previous_period(window[0]))
     end = last_day(period)
     codes = {code: stream for code, stream in A.REVENUE_STREAMS}

@@ -147,14 +147,11 @@ def table_width() -> int:
     return shutil.get_terminal_size((120, 24)).columns
 
 
-def to_table(report: Report, console: Console | None = None, width: int | None = None) -> str:
-    """A boxed table for people; totals as a footer per currency/commodity.
-
-    Every text is printed literally (`_text`: no Rich markup or emoji codes, control characters
-    escaped by `printable`). width: characters per line (default `table_width`); long cells fold.
-    Returns plain text (no ANSI styles), ending in a newline.
-    """
-    table = Table(title=_text(report.title), box=box.SIMPLE_HEAVY, show_footer=False, title_justify="left")
+def _table(report: Report) -> Table:
+    """The Rich table of ``report``: headers in colour (shown only on a colour terminal), money
+    and counts right-aligned, long cells folded, totals in bold below a rule."""
+    table = Table(title=_text(report.title), box=box.SIMPLE_HEAVY, show_footer=False, title_justify="left",
+                  title_style="bold", header_style="bold cyan")
     for c in report.columns:
         table.add_column(_text(c.title), justify="right" if c.kind in ("money", "credits", "int") else "left",
                          overflow="fold")
@@ -173,14 +170,47 @@ def to_table(report: Report, console: Console | None = None, width: int | None =
                 else:
                     cells.append("Total" if i == 0 else "")
             table.add_row(*map(_text, cells), style="bold")
-    out = Console(file=io.StringIO(), width=width or table_width(), record=True, force_terminal=False)
-    out.print(table)
+    return table
+
+
+def _print(report: Report, console: Console) -> None:
+    console.print(_table(report))
     for t in report.totals:
         commodity = t.get(report.currency_key)
         for c in report.total_columns:
             if c.key in t:
-                out.print(_text(f"{c.title}{f', {commodity}' if commodity else ''}: {_cell(c, t, commodity)}"))
+                console.print(_text(f"{c.title}{f', {commodity}' if commodity else ''}: {_cell(c, t, commodity)}"))
+
+
+def natural_width(report: Report) -> int:
+    """The characters per line ``report``'s table needs with no cell folded."""
+    return max(len(line.rstrip()) for line in to_table(report, width=1000).splitlines())
+
+
+def to_table(report: Report, console: Console | None = None, width: int | None = None) -> str:
+    """A boxed table for people; totals as a footer per currency/commodity.
+
+    Every text is printed literally (`_text`: no Rich markup or emoji codes, control characters
+    escaped by `printable`). width: characters per line (default `table_width`); long cells fold.
+    Returns plain text (no ANSI styles), ending in a newline: for a file (``--out``).
+    """
+    out = Console(file=io.StringIO(), width=width or table_width(), record=True, force_terminal=False)
+    _print(report, out)
     return out.export_text()
+
+
+def print_table(report: Report, *, wide: bool = False, file=None) -> None:
+    """Print ``report``'s table to standard output (or ``file``) through a Rich console, which
+    decides: the width of the terminal (on a pipe, $COLUMNS or 120: `table_width`), and styles
+    only on a terminal (none on a pipe or in a file; no colour when NO_COLOR is set). wide: at
+    least the table's natural width (the waterfall's 21 columns would fold every amount)."""
+    import sys
+
+    stream = file or sys.stdout
+    width = None if stream.isatty() else table_width()
+    if wide:
+        width = max(width or shutil.get_terminal_size().columns, natural_width(report))
+    _print(report, Console(file=stream, width=width))
 
 
 def render(report: Report, fmt: str) -> str:

@@ -65,11 +65,15 @@ def _fmt(fmt: str | None) -> str:
     return fmt or ("table" if sys.stdout.isatty() else "json")
 
 
+def _check_out(out: str | None) -> None:
+    """raises ClickException (exit 1) when the folder of --out ``out`` does not exist."""
+    if out and not Path(out).parent.is_dir():
+        raise click.ClickException(f"cannot write {out}: folder {Path(out).parent} does not exist")
+
+
 def _emit(text: str, out: str | None) -> None:
     if out:
-        folder = Path(out).parent
-        if not folder.is_dir():
-            raise click.ClickException(f"cannot write {out}: folder {folder} does not exist")
+        _check_out(out)
         try:
             Path(out).write_text(text, encoding="utf-8")
         except OSError as exc:
@@ -77,6 +81,32 @@ def _emit(text: str, out: str | None) -> None:
         click.echo(f"wrote {out}", err=True)
     else:
         click.echo(text, nl=not text.endswith("\n"))
+
+
+def emit_report(rep, fmt: str | None, out: str | None, *, wide: bool = False) -> None:
+    """Write the `ledger.reporting.Report` ``rep`` as ``fmt`` (table | csv | json; default
+    `_fmt`) to ``out`` or standard output. A table to standard output is printed by Rich
+    (`reports.tables.print_table`: the terminal's width, styles only on a terminal). A report
+    without rows says so in one line on standard error, and as a table prints nothing more
+    (CSV and JSON still write their empty document, for the programs that read them); the exit
+    code stays 0. wide: a table at least as wide as its columns need."""
+    from reports.tables import natural_width, render, table_width, to_table
+
+    fmt = _fmt(fmt)
+    _check_out(out)
+    if not rep.rows:
+        click.echo(f"{rep.title}: nothing to report" + (f" (no activity in {rep.period})" if rep.period else ""),
+                   err=True)
+        if fmt == "table":
+            return
+    if fmt == "table" and out is None:
+        from reports.tables import print_table
+
+        print_table(rep, wide=wide)
+    elif fmt == "table" and wide:
+        _emit(to_table(rep, width=max(table_width(), natural_width(rep))), out)
+    else:
+        _emit(render(rep, fmt), out)
 
 
 def plural(n: int, word: str, words: str | None = None) -> str:

@@ -11,18 +11,7 @@ from __future__ import annotations
 
 import click
 
-from ledger.cli._common import FORMAT, OUT, PERIOD, Ctx, _emit, _fmt, _period
-
-
-def _render(rep, fmt: str) -> str:
-    """reports.tables.render, except that a table is as wide as its columns need (the waterfall
-    has 21 columns; the terminal's width would wrap every amount)."""
-    from reports.tables import render, table_width, to_table
-
-    if fmt != "table":
-        return render(rep, fmt)
-    natural = max(len(line.rstrip()) for line in to_table(rep, width=1000).splitlines())
-    return to_table(rep, width=max(table_width(), natural))
+from ledger.cli._common import FORMAT, OUT, PERIOD, Ctx, _period, emit_report
 
 
 @click.command("waterfall")
@@ -38,7 +27,7 @@ def waterfall_cmd(obj: Ctx, period: str, fmt: str | None, out: str | None) -> No
     period = _period(period)
     with obj.session() as session:
         rep = waterfall(session, period, tz=obj.catalog.tz)
-    _emit(_render(rep, _fmt(fmt)), out)
+    emit_report(rep, fmt, out, wide=True)
 
 
 @click.command("usage-alerts")
@@ -54,4 +43,4 @@ def usage_alerts_cmd(obj: Ctx, period: str, fmt: str | None, out: str | None) ->
     period = _period(period)
     with obj.session() as session:
         rep = usage_alerts(session, period, tz=obj.catalog.tz)
-    _emit(_render(rep, _fmt(fmt)), out)
+    emit_report(rep, fmt, out, wide=True)

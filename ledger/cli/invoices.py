@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ledger.cli._common import FORMAT, OUT, Ctx, _emit, _fmt, _period, plural
+from ledger.cli._common import FORMAT, OUT, Ctx, _period, emit_report, plural
 
 
 @click.group()
@@ -22,10 +22,10 @@ def invoices() -> None:
 def invoices_list(obj: Ctx, fmt: str | None, out: str | None) -> None:
     """Every issued invoice with its totals."""
     from ledger.services.documents import invoice_register
-    from reports.tables import render
 
     with obj.session() as session:
-        _emit(render(invoice_register(session), _fmt(fmt)), out)
+        register = invoice_register(session)
+    emit_report(register, fmt, out)
 
 
 @invoices.command("show")

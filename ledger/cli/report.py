@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from ledger.cli._common import FORMAT, OUT, PERIOD, Ctx, _emit, _fmt, _period
+from ledger.cli._common import FORMAT, OUT, PERIOD, Ctx, _period, emit_report
 from ledger.cli._lazy import LazyGroup
 
 
@@ -30,13 +30,12 @@ def _report_command(name: str, builder_name: str, help_text: str, period_require
     @click.pass_obj
     def command(obj: Ctx, period: str | None, fmt: str | None, out: str | None, **kw) -> None:
         from ledger import reporting
-        from reports.tables import render
 
         if period is not None:
             period = _period(period)
         with obj.session() as session:
             rep = getattr(reporting, builder_name)(session, period, **kw)
-        _emit(render(rep, _fmt(fmt)), out)
+        emit_report(rep, fmt, out)
 
     return command
 
@@ -67,7 +66,6 @@ def ar_aging_cmd(obj: Ctx, period: str | None, as_of: str | None, fmt: str | Non
     from datetime import date
 
     from ledger.reporting import ar_aging
-    from reports.tables import render
 
     if period is not None and as_of is not None:
         raise click.UsageError("give --period or --as-of, not both")
@@ -81,7 +79,7 @@ def ar_aging_cmd(obj: Ctx, period: str | None, as_of: str | None, fmt: str | Non
             raise click.BadParameter(f"{as_of!r} is not a date (YYYY-MM-DD)", param_hint="--as-of") from None
     with obj.session() as session:
         rep = ar_aging(session, period, as_of=day)
-    _emit(render(rep, _fmt(fmt)), out)
+    emit_report(rep, fmt, out)
 
 
 @report.command("guarantees")
@@ -92,9 +90,8 @@ def ar_aging_cmd(obj: Ctx, period: str | None, as_of: str | None, fmt: str | Non
 def guarantees_cmd(obj: Ctx, period: str, fmt: str | None, out: str | None) -> None:
     """No-increase guarantees: per enrolled customer and month, legacy bill vs new bill, credits, cost."""
     from ledger.reporting import guarantees
-    from reports.tables import render
 
     period = _period(period)
     with obj.session() as session:
         rep = guarantees(session, period, tz=obj.catalog.tz)
-    _emit(render(rep, _fmt(fmt)), out)
+    emit_report(rep, fmt, out)

@@ -192,6 +192,11 @@ def monthly_sums(session: Session, codes: list[str], end: date) -> list[tuple[st
     return [(month, code, cur, int(net)) for month, code, cur, net in session.execute(q)]
 
 
+def first_entry_date(session: Session) -> date | None:
+    """The date of the earliest journal entry (when the books start), or None for empty books."""
+    return session.execute(sa.select(sa.func.min(JournalEntry.entry_date))).scalar_one()
+
+
 def late_postings(session: Session, start: date, end: date) -> list[tuple[str, str, str | None, datetime, date]]:
     """(event id, type, customer id, occurred_at, posted on) of the late events posted from
     ``start`` to ``end`` (docs/design.md §6.3): business events (posted_date), then usage

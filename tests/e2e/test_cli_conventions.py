@@ -142,3 +142,62 @@ def test_9_an_explicit_catalog_that_is_missing_is_an_error(tmp_path, sqlite_url)
     _fails(r, 1, f"{missing}: catalog file not found")
     r = ledger(tmp_path, "report", "revenue", "--period", "2026-01", url=sqlite_url)  # no ledger.toml here: default
     assert r.returncode == 0 and not (tmp_path / "ledger.toml").exists(), r.stderr
+
+
+def test_10_a_report_without_activity_says_so_instead_of_an_empty_table(books):
+    """A period with nothing in it: one line on standard error, exit 0, no table; CSV and JSON
+    still write their (empty) document for the programs that read them."""
+    tmp, url = books
+    r = ledger(tmp, "report", "revenue", "--period", "2030-01", "--format", "table", url=url)
+    assert r.returncode == 0 and r.stdout == "", r.stdout
+    assert r.stderr.strip() == "Revenue by stream, 2030-01: nothing to report (no activity in 2030-01)"
+    r = ledger(tmp, "report", "revenue", "--period", "2030-01", "--format", "json", url=url)
+    assert r.returncode == 0 and json.loads(r.stdout)["rows"] == [] and "nothing to report" in r.stderr
+    r = ledger(tmp, "report", "revenue", "--period", "2026-01", "--format", "table", url=url)
+    assert r.returncode == 0 and "Usage revenue" in r.stdout and r.stderr == ""
+
+
+def test_11_colour_only_on_a_terminal_and_never_with_no_color(books):
+    """A table is styled on a terminal (headers in colour), plain on a pipe, and without
+    colour when NO_COLOR is set."""
+    import pty
+
+    tmp, url = books
+    args = [sys.executable, "-m", "ledger", "--database-url", url, "report", "revenue", "--period", "2026-01",
+            "--format", "table"]
+    piped = subprocess.run(args, capture_output=True, text=True, cwd=tmp, timeout=120)
+    assert piped.returncode == 0 and "Usage revenue" in piped.stdout and "\x1b[" not in piped.stdout
+
+    def on_terminal(env: dict) -> str:
+        leader, follower = pty.openpty()
+        proc = subprocess.Popen(args, stdout=follower, stderr=subprocess.PIPE, cwd=tmp,
+                                env={k: v for k, v in env.items() if k != "NO_COLOR"} | env)
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                data = os.read(leader, 65536)
+            except OSError:  # the terminal closed with the process
+                break
+            if not data:
+                break
+            chunks.append(data)
+        proc.wait(timeout=120)
+        os.close(leader)
+        return b"".join(chunks).decode()
+
+    base = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "COLUMNS")} | {"TERM": "xterm-256color"}
+    coloured = on_terminal(base)
+    assert "Usage revenue" in coloured and "\x1b[1;36m" in coloured  # bold cyan headers
+    plain = on_terminal(base | {"NO_COLOR": "1"})
+    assert "Usage revenue" in plain and "36m" not in plain
+
+
+def test_12_demo_options_out_of_range_are_usage_errors(tmp_path, sqlite_url):
+    """`ledger demo` refuses a malformed month or a month count outside 1-12 before building
+    anything: exit 2, one usage message, nothing written."""
+    for args, words in ((("--month", "2026-13"), "period must look like 2026-01"),
+                        (("--months", "0"), "0 is not in the range 1<=x<=12"),
+                        (("--months", "13"), "13 is not in the range 1<=x<=12")):
+        _fails(ledger(tmp_path, "demo", "--out", str(tmp_path / "d"), *args, url=sqlite_url), 2, words)
+    assert not (tmp_path / "d").exists()

@@ -19,6 +19,8 @@ MONTH = "2026-10"
 MONTH_START = datetime(2026, 10, 1, tzinfo=timezone.utc)
 MONTH_END = datetime(2026, 11, 1, tzinfo=timezone.utc)
 AMOUNT_RE = re.compile(r"^\d+\.\d{2}$")
+YEN_RE = re.compile(r"^\d+$")
+PLAN_CUSTOMERS = {"cus_009", "cus_010", "cus_011", "cus_013"}  # Professional, then Starter
 GRANTING_TYPES = ("credits.granted", "topup.purchased", "commitment.purchased")
 
 
@@ -106,7 +108,7 @@ def test_pricing_rule_on_concrete_rows(scenario):
     ]
     for event_id, context, generated, credits in cases:
         assert price_request(context, generated) == credits
-        assert by_id[event_id].credits == credits
+        assert by_id[f"{event_id}-202610"].credits == credits
     assert price_request(0, 0) == 1
     assert price_request(0, 250) == 1
     assert price_request(0, 251) == 2
@@ -117,10 +119,10 @@ def test_replay_times_on_concrete_rows(scenario):
     """occurred_at = month start + (k mod D) days + ((k // D) mod 24) h + offset in the trace."""
     by_id = {row.event_id: row for row in scenario.usage}
     # code k=126: day 126 mod 31 = 2, hour 126 // 31 = 4, 18:20:20.0340900 - 18:17:03.9799600
-    assert by_id["u-code-00126"].occurred_at == "2026-10-03T04:03:16.054130Z"
+    assert by_id["u-code-00126-202610"].occurred_at == "2026-10-03T04:03:16.054130Z"
     # conv k=143: day 19, hour 4, 18:16:36.4232750 - 18:15:46.6805900
-    assert by_id["u-conv-00143"].occurred_at == "2026-10-20T04:00:49.742685Z"
-    assert by_id["u-code-00000"].occurred_at == "2026-10-01T00:00:00.000000Z"
+    assert by_id["u-conv-00143-202610"].occurred_at == "2026-10-20T04:00:49.742685Z"
+    assert by_id["u-code-00000-202610"].occurred_at == "2026-10-01T00:00:00.000000Z"
 
 
 def test_assignment_rule_matches_an_independent_computation(scenario):
@@ -136,16 +138,17 @@ def test_assignment_rule_matches_an_independent_computation(scenario):
             if u < running / total:
                 rank = r
                 break
-        assert by_id[f"u-{file_key}-{k:05d}"].customer_id == f"cus_{rank:03d}"
+        assert by_id[f"u-{file_key}-{k:05d}-202610"].customer_id == f"cus_{rank:03d}"
 
 
 def test_exactly_one_customer_hits_the_hard_cap(usage_by_customer, granted_by_customer):
-    """Exactly one customer uses >= 120% of its credits; every other has enough credits."""
-    short = [c for c in usage_by_customer if usage_by_customer[c] > granted_by_customer[c]]
+    """Exactly one customer uses >= 120% of its credits; every other has enough credits, but
+    the plan subscribers, whose plan grants its credits and bills overage."""
+    short = [c for c in usage_by_customer if usage_by_customer[c] > granted_by_customer[c] and c not in PLAN_CUSTOMERS]
     assert short == ["cus_012"]
     assert usage_by_customer["cus_012"] >= Decimal("1.2") * granted_by_customer["cus_012"]
     for customer, used in usage_by_customer.items():
-        if customer != "cus_012":
+        if customer != "cus_012" and customer not in PLAN_CUSTOMERS:
             assert granted_by_customer[customer] >= used, customer
 
 
@@ -167,7 +170,7 @@ def test_no_other_customer_runs_out_at_any_moment(scenario):
             if balance < 0:
                 ran_out.add(customer)
                 break
-    assert ran_out == {"cus_012"}
+    assert ran_out - PLAN_CUSTOMERS - {"cus_007", "cus_008"} == {"cus_012"}  # pilots subscribe in September
 
 
 def test_commitments(scenario, usage_by_customer):
@@ -183,8 +186,9 @@ def test_commitments(scenario, usage_by_customer):
         used = usage_by_customer[customer]
         assert event["term_start"] == "2026-10-01"
         assert event["occurred_at"] == "2026-10-01T09:00:00Z"
-        assert Decimal("0.04") <= Decimal(event["amount"]) / event["credits"] <= Decimal("0.06")
-        assert Decimal(event["amount"]) % 100 == 0
+        per_dollar = 150 if customer == "cus_006" else 1  # the JPY commitment: 150 yen a dollar
+        assert Decimal("0.04") <= Decimal(event["amount"]) / per_dollar / event["credits"] <= Decimal("0.06")
+        assert Decimal(event["amount"]) % (100 * per_dollar) == 0
         if customer in annual:
             assert 8 * used <= event["credits"] <= 14 * used
         else:
@@ -205,14 +209,17 @@ def test_event_shapes_and_amounts(scenario):
     for event in scenario.events:
         assert MONTH_START <= _aware(event["occurred_at"]) < MONTH_END
         if "amount" in event:
-            assert isinstance(event["amount"], str) and AMOUNT_RE.match(event["amount"]), event
+            pattern = YEN_RE if event["customer_id"] == "cus_006" else AMOUNT_RE
+            assert isinstance(event["amount"], str) and pattern.match(event["amount"]), event
         if "expires_at" in event:
             assert _aware(event["expires_at"]) >= MONTH_END
         assert "invoice_number" not in event
     promo = [e for e in scenario.events if e["type"] == "credits.granted"]
     assert all(e["credits"] == 500 and e["expires_at"] == "2026-11-01T00:00:00Z" for e in promo)
     currencies = Counter(e["currency"] for e in scenario.events if e["type"] == "customer.created")
-    assert currencies == {"USD": 47, "EUR": 3}
+    assert currencies == {"USD": 46, "EUR": 3, "JPY": 1}
+    locales = {e["customer_id"]: e.get("locale") for e in scenario.events if e["type"] == "customer.created"}
+    assert (locales["cus_003"], locales["cus_006"], locales["cus_016"]) == ("de_DE", "ja_JP", "fr_FR")
     taxed_usd = [
         e
         for e in scenario.events
@@ -240,17 +247,17 @@ def test_payments_are_exact_invoice_totals(scenario):
         for e in scenario.events
         if e["type"] == "customer.created"
     }
+    fees = {"starter": Decimal("99.00"), "professional": Decimal("299.00")}
     purchases = defaultdict(list)
     for event in scenario.events:
-        if event["type"] in ("commitment.purchased", "topup.purchased"):
-            amount = Decimal(event["amount"])
-            total = amount + (amount * tax[event["customer_id"]]).quantize(
-                Decimal("0.01"), rounding=ROUND_HALF_UP
-            )
+        if event["type"] in ("commitment.purchased", "topup.purchased", "subscription.started"):
+            amount = fees[event["plan"]] if "plan" in event else Decimal(event["amount"])
+            unit = Decimal("1") if event["customer_id"] == "cus_006" else Decimal("0.01")
+            total = amount + (amount * tax[event["customer_id"]]).quantize(unit, rounding=ROUND_HALF_UP)
             purchases[event["customer_id"]].append((_aware(event["occurred_at"]), total))
     payments = [e for e in scenario.events if e["type"] == "payment.received"]
     purchase_count = sum(len(items) for items in purchases.values())
-    assert 0.4 * purchase_count <= len(payments) <= 0.6 * purchase_count
+    assert 0.4 * purchase_count <= len(payments) <= 0.7 * purchase_count
     for payment in payments:
         paid_at = _aware(payment["occurred_at"])
         assert any(
@@ -290,6 +297,8 @@ def test_customer_summary_matches_the_data(scenario, usage_by_customer, granted_
     profiles = Counter(c.profile for c in scenario.customers)
     assert profiles["hard cap"] == 1
     assert profiles["annual commitment"] == 6 and profiles["pilot commitment"] == 2
+    assert profiles["Starter plan"] == 3 and profiles["Professional plan"] == 1
+    assert next(c for c in scenario.customers if c.currency == "JPY").profile == "annual commitment"
     for customer in scenario.customers:
         if customer.profile == "promotional only":
             assert customer.expected_credits < 500
@@ -303,3 +312,81 @@ def test_other_months_and_bad_month():
     for bad in ("2026-13", "2026-1", "Oct 2026"):
         with pytest.raises(ValueError):
             build_demo_scenario(bad)
+
+
+# --- the three-month run of `ledger demo` ------------------------------------------------------
+RUN_MONTHS = ("2026-08", "2026-09", "2026-10")
+
+
+@pytest.fixture(scope="module")
+def run() -> demo_data.DemoScenario:
+    return build_demo_scenario("2026-08", 3)
+
+
+def test_the_run_replays_the_trace_in_each_month(run):
+    """Three months of 28,185 requests each, ids unique, every row inside its month; the month
+    slices split the run's events and usage without loss."""
+    assert run.months == RUN_MONTHS and len(run.usage) == 3 * 28_185
+    assert len({row.event_id for row in run.usage}) == len(run.usage)
+    slices = [run.in_month(m) for m in RUN_MONTHS]
+    for month, part in zip(RUN_MONTHS, slices):
+        assert len(part.usage) == 28_185
+        assert all(row.occurred_at.startswith(month) and row.event_id.endswith(month.replace("-", ""))
+                   for row in part.usage)
+    assert sum(len(p.events) for p in slices) == len(run.events)
+    per_month = [Counter(r.customer_id for r in p.usage) for p in slices]
+    assert per_month[0] == per_month[1] == per_month[2]  # the same usage U each month
+
+
+def test_the_run_has_plans_rollover_refund_and_a_guarantee(run):
+    """Plans from the first month (pilots from the second), one refund in the last month from
+    a pack of the refunding customer, one guarantee, customers in USD, EUR and JPY."""
+    subs = {e["customer_id"]: (e["plan"], e["start_date"]) for e in run.events if e["type"] == "subscription.started"}
+    assert subs == {"cus_009": ("professional", "2026-08-01"), "cus_010": ("starter", "2026-08-01"),
+                    "cus_011": ("starter", "2026-08-01"), "cus_013": ("starter", "2026-08-01"),
+                    "cus_007": ("professional", "2026-09-01"), "cus_008": ("professional", "2026-09-01")}
+    refunds = [e for e in run.events if e["type"] == "refund.issued"]
+    assert len(refunds) == 1 and refunds[0]["occurred_at"] == "2026-10-31T23:00:00Z"
+    packs = {e["topup_id"]: e for e in run.events if e["type"] == "topup.purchased"}
+    refunded = packs[refunds[0]["grant_ref"]]
+    assert refunded["customer_id"] == refunds[0]["customer_id"] == "cus_017"
+    assert 0 < refunds[0]["credits"] <= refunded["credits"] // 2
+    assert sum(e["type"] == "guarantee.enrolled" for e in run.events) == 1
+    later = Counter(e["occurred_at"][:7] for e in run.events if e["type"] == "topup.purchased")
+    assert later["2026-09"] > 0 and later["2026-10"] > 0  # packs bought again as they run low
+
+
+def test_no_customer_without_a_plan_runs_out_in_the_run(run):  # noqa: C901 (one replay, read top to bottom)
+    """Welcome credits expire at the first month's end; packs last 12 months; commitments their
+    term. Except the hard-cap customer, what is held always covers the usage so far."""
+    expiry = {}
+    timeline: dict[str, list[tuple[datetime, int, int, str]]] = defaultdict(list)
+    for event in run.events:
+        if event["type"] in GRANTING_TYPES:
+            ref = event.get("grant_id") or event.get("topup_id") or event.get("commitment_id")
+            if "expires_at" in event:
+                expiry[ref] = _aware(event["expires_at"])
+            elif "term_end" in event:
+                expiry[ref] = datetime.fromisoformat(event["term_end"]).replace(tzinfo=timezone.utc) + timedelta(days=1)
+            timeline[event["customer_id"]].append((_aware(event["occurred_at"]), 0, event["credits"], ref))
+        elif event["type"] == "refund.issued":
+            timeline[event["customer_id"]].append((_aware(event["occurred_at"]), 1, -event["credits"], event["grant_ref"]))
+    for row in run.usage:
+        timeline[row.customer_id].append((_aware(row.occurred_at), 2, -row.credits, ""))
+    ran_out = set()
+    for customer, items in timeline.items():
+        left: dict[str, int] = {}
+        for moment, kind, delta, ref in sorted(items):
+            if kind < 2:
+                left[ref] = left.get(ref, 0) + delta
+                continue
+            need = -delta
+            for grant in sorted(left, key=lambda g: (expiry[g], g)):
+                if expiry[grant] > moment:
+                    drawn = min(left[grant], need)
+                    left[grant] -= drawn
+                    need -= drawn
+            if need:
+                ran_out.add(customer)
+                break
+    assert ran_out - PLAN_CUSTOMERS - {"cus_007", "cus_008"} == {"cus_012"}  # pilots subscribe in September
