@@ -68,7 +68,7 @@ class SubscriptionPeriodRecord:
     credits_fee: int
     platform_fee: int
     credits: int
-    invoice_number: str
+    invoice_number: str | None  # None: a month with nothing to bill (a zero fee) has no invoice
     grant_id: str | None
 
 

@@ -400,7 +400,7 @@ class SubscriptionPeriod(SQLModel, table=True):
     credits_fee: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
     platform_fee: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
     credits: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
-    invoice_number: str = Field(sa_column=_str(32, nullable=False))
+    invoice_number: Optional[str] = Field(default=None, sa_column=_str(32, nullable=True))  # None: nothing billed
     grant_id: Optional[str] = Field(default=None, sa_column=_str(128, nullable=True))
 
 
