@@ -38,3 +38,8 @@ def catalog_show(obj: Ctx, fmt: str | None) -> None:
     for code, pack in data["topups"].items():
         click.echo(f"top-up {code}: {pack['credits']:,} credits for {pack['price']} {pack['currency']}"
                    + (f", expires after {pack['expires_after_months']} months" if pack["expires_after_months"] else ""))
+    costs = data["costs"]
+    unit = [f"{a} {c} {cur}/unit" for a, by in costs["actions"].items() for cur, c in by.items()]
+    unit += [f"{c} {cur}/credit" for cur, c in costs["credit"].items()]
+    click.echo("cost to serve: " + (", ".join(unit) or "none")
+               + f"; margins flagged under {costs['margin_threshold_percent']}%")

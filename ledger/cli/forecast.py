@@ -53,5 +53,5 @@ def usage_alerts_cmd(obj: Ctx, period: str, fmt: str | None, out: str | None) ->
 
     period = _period(period)
     with obj.session() as session:
-        rep = usage_alerts(session, period, tz=obj.catalog.tz)
+        rep = usage_alerts(session, period, tz=obj.catalog.tz, soft_caps=obj.catalog.soft_caps())
     _emit(_render(rep, _fmt(fmt)), out)

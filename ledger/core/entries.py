@@ -43,6 +43,8 @@ class EntryKind(StrEnum):
     CREDIT_APPLIED = "credit_applied"  # customer credit balance applied to an invoice
     VOID = "void"  # the mirror of a voided event's entries
     RECLASS = "reclass"  # a cancelled paid invoice moved to the customer credit balance
+    USAGE_HELD = "usage_held"  # usage beyond a soft cap, held for review (CREDIT lines only)
+    USAGE_RELEASED = "usage_released"  # held usage approved or rejected (CREDIT lines only)
 
 
 @dataclass(frozen=True, slots=True)

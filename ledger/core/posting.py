@@ -119,6 +119,7 @@ class Posting:
         self.usage_index: dict[str, UsageRecord] = {}
         self.usage_bucket: dict[str, ConsumptionBucket] = {}
         self.draws_of: dict[str, list[tuple[str, int]]] = {}
+        self.held: dict[str, int] = {}  # usage event id -> units still held for review (soft cap)
         self.quarantine_rows: list[QuarantineRecord] = []
         self.period_rows: list[SubscriptionPeriodRecord] = []
         self.guarantee_month_rows: list[GuaranteeMonthRecord] = []
