@@ -163,6 +163,20 @@ CASES = {
           "grant_id": "long", "credits": 50, "reason": "trial"}],
         [_use("u1", "acme", "2026-01-25T10:00:00Z", 30), _use("u2", "acme", "2026-01-25T11:00:00Z", 40),
          _use("u3", "acme", "2026-01-25T12:00:00Z", 20)]),
+    # acme's auto top-up (below 800, strategies.CATALOG): the second event crosses and buys a pack
+    "auto top-up inside the day": (
+        [_created("acme"),
+         {"id": "g1", "type": "credits.granted", "occurred_at": "2026-01-02T00:00:00Z", "customer_id": "acme",
+          "grant_id": "long", "credits": 1000, "reason": "trial"}],
+        [_use("u1", "acme", "2026-01-25T10:00:00Z", 100), _use("u2", "acme", "2026-01-25T11:00:00Z", 150),
+         _use("u3", "acme", "2026-01-25T12:00:00Z", 100)]),
+    # globex's soft cap (6,000 a month): the second event is held for review, the third fits
+    "soft cap inside the day": (
+        [_created("globex"),
+         {"id": "g1", "type": "credits.granted", "occurred_at": "2026-01-02T00:00:00Z", "customer_id": "globex",
+          "grant_id": "long", "credits": 10_000, "reason": "trial"}],
+        [_use("u1", "globex", "2026-01-25T10:00:00Z", 5000), _use("u2", "globex", "2026-01-25T11:00:00Z", 2000),
+         _use("u3", "globex", "2026-01-25T12:00:00Z", 500)]),
 }
 
 
