@@ -81,7 +81,7 @@ def auto_topup(p: Posting, se: SourcedEvent, book: CustomerBook, t: datetime, d:
     expires_at = None
     if pack.expires_after_months:
         expires_at = start_of_day(add_months(local_date(t, p.tz), pack.expires_after_months), p.tz)
-    text = (f"Auto top-up {packs} x pack {policy.pack} ({grant_id}): {format_units(units)} credits, "
+    text = (f"Auto top-up {packs} x {policy.pack} ({grant_id}): {format_units(units)} credits, "
             f"the credits fell below {format_units(policy.below)} with usage {se.id}")
     if expires_at is not None:
         text += f", expiring {boundary_date(expires_at, p.tz).isoformat()}"
