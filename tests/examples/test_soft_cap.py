@@ -70,11 +70,12 @@ def test_usage_past_the_soft_cap_is_held_then_part_released(books):
     assert _alert(books) == (1000, 950, "95.0", 90)
     assert books.balance("4000") == 9_50 and books.balance("9500", "CREDIT") == 400
     assert books.balance("9200", "CREDIT") == 950
-    books.post("\n".join([
+    summary = books.post("\n".join([
         ev("a1", "usage.approved", "2026-03-10T09:00:00Z", customer_id="acme", target_event_id="u2", credits=200),
         ev("r1", "usage.rejected", "2026-03-10T09:30:00Z", customer_id="acme", target_event_id="u4",
            reason="runaway batch job"),
     ]))
+    assert (summary.posted, summary.quarantined) == (2, 1)
     assert books.balance("4000") == 11_50 and books.balance("9200", "CREDIT") == 1_150
     assert books.balance("9500", "CREDIT") == 100 and books.balance("9550", "CREDIT") == 100
     with books.session() as s:

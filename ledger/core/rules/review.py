@@ -128,5 +128,6 @@ def on_usage_rejected(p: Posting, se: SourcedEvent, ev: UsageRejected) -> None:
     reason = f"rejected at review ({se.id}): {ev.reason}"
     p.quarantine_rows.append(QuarantineRecord(event_id=target, customer_id=ev.customer_id, occurred_at=ev.occurred_at,
                                               credits=left, reason=reason, available=0, import_id=p.import_id))
+    p.summary.quarantined += 1
     p.summary.quarantine.append((target, reason))
     p.record_event(se, ev.customer_id, d, late)
