@@ -114,10 +114,24 @@ class Ledger:
                          country=country, vat_id=vat_id)
 
     def record_usage(self, event_id: str, *, customer_id: str, occurred_at: datetime | str, credits: int | None = None,
-                     action: str | None = None, quantity: int | None = None) -> ImportSummary:
-        """``usage.recorded``: ``credits``, or ``action`` + ``quantity`` priced by the rate card."""
+                     action: str | None = None, quantity: int | None = None,
+                     cost: str | Decimal | None = None) -> ImportSummary:
+        """``usage.recorded``: ``credits``, or ``action`` + ``quantity`` priced by the rate card;
+        ``cost``: its own cost to serve (major units of the customer's currency)."""
         return self._one("usage.recorded", event_id, occurred_at, customer_id=customer_id, credits=credits,
-                         action=action, quantity=quantity)
+                         action=action, quantity=quantity, cost=cost)
+
+    def approve_usage(self, event_id: str, *, customer_id: str, target_event_id: str, occurred_at: datetime | str,
+                      credits: int | None = None) -> ImportSummary:
+        """``usage.approved``: release usage held at a soft cap (``credits`` of it, default all)."""
+        return self._one("usage.approved", event_id, occurred_at, customer_id=customer_id,
+                         target_event_id=target_event_id, credits=credits)
+
+    def reject_usage(self, event_id: str, *, customer_id: str, target_event_id: str, reason: str,
+                     occurred_at: datetime | str) -> ImportSummary:
+        """``usage.rejected``: quarantine what is still held of a usage held at a soft cap."""
+        return self._one("usage.rejected", event_id, occurred_at, customer_id=customer_id,
+                         target_event_id=target_event_id, reason=reason)
 
     def start_subscription(self, event_id: str, *, customer_id: str, plan: str, start_date: date | str,
                            occurred_at: datetime | str) -> ImportSummary:

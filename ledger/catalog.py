@@ -220,12 +220,90 @@ class Webhooks(_Strict):
         return v
 
 
+def _unit_costs(v: dict[str, str]) -> dict[str, str]:
+    """Currency -> cost of one unit: an ISO 4217 code and a non-negative decimal string (more
+    decimals than the currency are allowed: costs are rounded per customer-day)."""
+    for currency, cost in v.items():
+        if not is_currency(currency):
+            raise ValueError(f"{currency}: is not an ISO 4217 currency")
+        if len(cost) > 40:
+            raise ValueError(f"{currency}: at most 40 characters")
+        try:
+            _decimal_str(cost)
+        except ValueError as exc:
+            raise ValueError(f"{currency}: {exc}") from None
+    return v
+
+
+class Costs(_Strict):
+    """The cost to serve usage (docs/design.md §5.10): per unit of a rate-card action and per
+    credit of usage given as credits, per currency; the margin report flags gross margins under
+    ``margin_threshold_percent``."""
+
+    actions: dict[str, dict[str, str]] = Field(default_factory=dict)  # action -> currency -> cost per unit
+    credit: dict[str, str] = Field(default_factory=dict)  # currency -> cost per credit (usage given as credits)
+    margin_threshold_percent: int = Field(default=40, ge=-1000, le=100)
+
+    @field_validator("actions")
+    @classmethod
+    def _actions(cls, v: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        for action, costs in v.items():
+            try:
+                _unit_costs(costs)
+            except ValueError as exc:
+                raise ValueError(f"{action}.{exc}") from None
+        return v
+
+    _credit = field_validator("credit")(classmethod(lambda cls, v: _unit_costs(v)))
+
+
+class AutoTopup(_Strict):
+    """Buy credits when usage leaves fewer than ``below`` usable (docs/design.md §5.11): one
+    ``pack`` (or, with ``recharge_to``, as many packs as bring the credits to at least it), at
+    most ``monthly_cap`` times per accounting month; ``enabled = false`` turns a catalog-wide
+    policy off for one customer."""
+
+    below: int = Field(default=1, ge=1)
+    pack: str = ""
+    monthly_cap: int = Field(default=3, ge=1, le=1000)
+    recharge_to: int | None = Field(default=None, ge=1)
+    enabled: StrictBool = True
+
+    @model_validator(mode="after")
+    def _shape(self):
+        if self.enabled and not self.pack:
+            raise ValueError("needs a pack (a [topups] code)")
+        if self.recharge_to is not None and self.recharge_to <= self.below:
+            raise ValueError(f"recharge_to {self.recharge_to} must be above below {self.below}")
+        return self
+
+
+class CustomerTerms(_Strict):
+    auto_topup: AutoTopup | None = None
+    soft_cap: int | None = Field(default=None, ge=1)  # credits a month; beyond it usage is held for review
+
+
 class CatalogModel(_Strict):
     company: Company = Company()
     rate_card: dict[str, int] = Field(default_factory=dict)
     plans: dict[str, Plan] = Field(default_factory=dict)
     topups: dict[str, TopupPack] = Field(default_factory=dict)
     webhooks: Webhooks = Webhooks()
+    costs: Costs = Costs()
+    auto_topup: AutoTopup | None = None  # for every customer in the pack's currency
+    customers: dict[str, CustomerTerms] = Field(default_factory=dict)  # per-customer terms (override)
+
+    @model_validator(mode="after")
+    def _costed_actions_priced(self):
+        unknown = sorted(set(self.costs.actions) - set(self.rate_card))
+        if unknown:
+            raise ValueError(f"costs.actions.{unknown[0]}: the action is not in the rate card")
+        policies = [("auto_topup", self.auto_topup)] + [(f"customers.{c}.auto_topup", t.auto_topup)
+                                                       for c, t in self.customers.items()]
+        for key, policy in policies:
+            if policy is not None and policy.enabled and policy.pack not in self.topups:
+                raise ValueError(f"{key}.pack: {policy.pack!r} is not a [topups] pack")
+        return self
 
     @field_validator("rate_card")
     @classmethod
@@ -272,6 +350,30 @@ class Catalog:
 
     def plan(self, code: str) -> Plan | None:
         return self.model.plans.get(code)
+
+    def auto_topup(self, customer_id: str, currency: str) -> AutoTopup | None:
+        """The auto top-up policy of a customer: its own (``[customers.<id>]``), else the
+        catalog's when its pack is in the customer's currency; None when none applies."""
+        terms = self.model.customers.get(customer_id)
+        policy = terms.auto_topup if terms is not None and terms.auto_topup is not None else self.model.auto_topup
+        if policy is None or not policy.enabled or self.model.topups[policy.pack].currency != currency:
+            return None
+        return policy
+
+    def soft_caps(self) -> dict[str, int]:
+        """Every customer's monthly soft cap in credits, by customer id."""
+        return {cid: t.soft_cap for cid, t in self.model.customers.items() if t.soft_cap is not None}
+
+    def soft_cap(self, customer_id: str) -> int | None:
+        """The customer's monthly soft cap in credits (docs/design.md §5.12), or None."""
+        terms = self.model.customers.get(customer_id)
+        return terms.soft_cap if terms is not None else None
+
+    def unit_cost(self, action: str | None, currency: str) -> str | None:
+        """The cost to serve one unit of ``action`` (None: one credit of usage given as
+        credits) in ``currency``, a decimal string in major units, or None when none is set."""
+        costs = self.model.costs
+        return costs.credit.get(currency) if action is None else costs.actions.get(action, {}).get(currency)
 
 
 def load_catalog(path: str | Path | None, *, required: bool = False) -> Catalog:

@@ -92,6 +92,17 @@ class UnbalancedEntryError(LedgerError):
 
 
 @dataclass
+class InternalError(LedgerError):
+    """The engine built something its own rules forbid (an entry without lines, say): a bug,
+    refused before anything is written. message: what was refused, naming the entry."""
+
+    message: str
+
+    def __str__(self) -> str:
+        return f"internal error, nothing was posted: {self.message}"
+
+
+@dataclass
 class PeriodLockedError(LedgerError):
     """A posting was dated in a closed (locked) period."""
 

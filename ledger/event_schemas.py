@@ -33,6 +33,15 @@ from pydantic import (
 from pydantic_core import SchemaValidator, core_schema
 
 from ledger.errors import NO_VALUE, InputProblem
+from ledger.json_keys import duplicate_keys
+from ledger.schema_messages import (  # noqa: F401 (YEAR_MIN, YEAR_MAX, control_message: re-exported)
+    _YEARS,
+    YEAR_MAX,
+    YEAR_MIN,
+    _format_message,
+    _strict_instant_message,
+    control_message,
+)
 from ledger.core.money import INT64_MAX, is_currency, parse_decimal
 
 
@@ -52,6 +61,8 @@ class EventType(StrEnum):
     BREAKAGE_ESTIMATE_CHANGED = "breakage.estimate_changed"
     GUARANTEE_ENROLLED = "guarantee.enrolled"
     EVENT_VOIDED = "event.voided"
+    USAGE_APPROVED = "usage.approved"
+    USAGE_REJECTED = "usage.rejected"
 
 
 # Patterns run in pydantic-core's Rust regex engine (regex_engine="rust-regex" on every model), where "$"
@@ -67,20 +78,11 @@ Text = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NO
 Line = Annotated[str, StringConstraints(max_length=200, pattern=NO_CONTROLS)]
 """Text (names, reasons) and Line (address lines, email): one line of at most 200 characters."""
 
-YEAR_MIN, YEAR_MAX = 2000, 2099
-"""The years of every date and instant of an event (docs/design.md §8.2 "Date bounds"): nothing booked
-is older, and period, expiry and term arithmetic stays far from the end of datetime (9999)."""
-_YEARS = f"is out of range: dates and timestamps must be in the years {YEAR_MIN} through {YEAR_MAX}"
 RFC3339 = r"20[0-9]{2}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?([Zz]|[+-][0-9]{2}:[0-9]{2})"
 """An instant as RFC 3339 writes it, year 2000-2099: date, T, time, at most 6 fractional digits (an
 instant keeps microseconds, nothing finer), Z or +hh:mm. Unanchored; valid in Rust and Python."""
 _RFC3339 = rf"\A{RFC3339}\z"
 _DAY = r"\A20[0-9]{2}-[0-9]{2}-[0-9]{2}\z"
-_LOOSE_INSTANT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?P<frac>\.[0-9]+)?"
-                            r"(?P<offset>[Zz]|[+-][0-9]{2}:[0-9]{2})?")
-_LOOSE_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-
-
 def _year_in_bounds(value: date) -> date:
     if YEAR_MIN <= value.year <= YEAR_MAX:
         return value
@@ -136,6 +138,17 @@ def _unit_price(value: str) -> str:
     _positive_decimal(value)
     if _parse(value) > MAX_UNIT_PRICE:
         raise ValueError(f"must be at most {MAX_UNIT_PRICE} per credit")
+    return value
+
+
+MAX_EVENT_COST = 1_000_000_000_000
+
+
+def _cost(value: str | None) -> str | None:
+    """A usage event's own cost to serve: a decimal string >= 0, at most 10^12 major units (more
+    decimals than the currency are allowed: costs are rounded per customer-day)."""
+    if value is not None and not 0 <= _parse(value) <= MAX_EVENT_COST:
+        raise ValueError("must not be negative" if _parse(value) < 0 else f"must be at most {MAX_EVENT_COST}")
     return value
 
 
@@ -291,6 +304,11 @@ class UsageRecorded(_Event):
     credits: Credits | None = None
     action: Id | None = None
     quantity: Credits | None = None
+    # the event's own cost to serve, in major units of the customer's currency (overrides the
+    # catalog's costs); left out of the canonical JSON when not given, so hashes stay as they were
+    cost: str | None = Field(default=None, exclude_if=lambda v: v is None)
+
+    _cost = field_validator("cost")(classmethod(lambda cls, v: _cost(v)))
 
     @model_validator(mode="after")
     def _shape(self):
@@ -299,6 +317,25 @@ class UsageRecorded(_Event):
         if self.action is not None and self.quantity is None:
             raise ValueError("'action' needs a 'quantity'")
         return self
+
+
+class UsageApproved(_Event):
+    """Usage held for review at a soft cap released: ``credits`` of it (default: all still held)
+    are consumed now."""
+
+    type: Literal["usage.approved"]
+    customer_id: CustomerId
+    target_event_id: Id
+    credits: Credits | None = None
+
+
+class UsageRejected(_Event):
+    """Usage held for review at a soft cap refused: what is still held is quarantined."""
+
+    type: Literal["usage.rejected"]
+    customer_id: CustomerId
+    target_event_id: Id
+    reason: Text
 
 
 class PaymentReceived(_Event):
@@ -385,7 +422,7 @@ class GuaranteeEnrolled(_Event):
 AnyEvent = Annotated[
     Union[CustomerCreated, CommitmentPurchased, TopupPurchased, CreditsGranted, UsageRecorded, PaymentReceived,
           SubscriptionStarted, SubscriptionCancelled, RefundIssued, BreakageEstimateChanged, GuaranteeEnrolled,
-          EventVoided],
+          EventVoided, UsageApproved, UsageRejected],
     Field(discriminator="type"),
 ]
 EVENT_TYPES: tuple[str, ...] = tuple(t.value for t in EventType)
@@ -435,7 +472,8 @@ def _usage_canonical_json(event: UsageRecorded) -> str:
     instant is serialised by pydantic as in ``model_dump(mode="json")``. Equality with
     `canonical_json` is a property test (tests/unit/test_events.py)."""
     at = _INSTANT.dump_python(event.occurred_at, mode="json")
-    return (f'{{"action":{_json_scalar(event.action)},"credits":{_json_scalar(event.credits)},'
+    cost = "" if event.cost is None else f'"cost":"{event.cost}",'  # a checked decimal: nothing to escape
+    return (f'{{"action":{_json_scalar(event.action)},{cost}"credits":{_json_scalar(event.credits)},'
             f'"customer_id":"{event.customer_id}","id":"{event.id}","occurred_at":"{at}",'
             f'"quantity":{_json_scalar(event.quantity)},"type":"usage.recorded"}}')
 
@@ -446,41 +484,7 @@ def content_hash(event: BaseModel) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-_DECIMAL_FIELDS = frozenset({"amount", "tax_rate", "expected_rate", "overage_price", "legacy_monthly_amount"})
-
-
-def _format_message(kind: str, value: object) -> str:
-    """The message of a date or instant not written as `Instant` or `Day` require."""
-    if kind == "iso_date":
-        loose = isinstance(value, str) and _LOOSE_DAY.fullmatch(value)
-        return _YEARS if loose else "must be a date string \"YYYY-MM-DD\" (e.g. \"2026-01-05\")"
-    if not isinstance(value, str):
-        return "must be an RFC 3339 timestamp string such as \"2026-01-05T10:00:00Z\""
-    m = _LOOSE_INSTANT.fullmatch(value)
-    if m is None:
-        epoch = " (Unix epoch seconds are refused)" if value.strip().isdigit() else ""
-        return (f"is not an RFC 3339 timestamp{epoch}: a date, \"T\", a time and an offset, e.g. "
-                "2026-01-05T10:00:00Z or 2026-01-05T11:00:00.5+01:00")
-    if m["frac"] and len(m["frac"]) > 7:
-        return "has more than 6 fractional digits (an instant is kept to the microsecond)"
-    if not m["offset"]:
-        return "needs an RFC 3339 offset such as Z or +01:00 (naive timestamps are refused)"
-    return _YEARS
-
-
-def control_message(value: object) -> str:
-    """The message for a text holding a control character (`NO_CONTROLS`), naming the first one."""
-    found = next((c for c in value if c <= "\x1f" or "\x7f" <= c <= "\x9f"), "") if isinstance(value, str) else ""
-    at = f": U+{ord(found):04X} at character {value.index(found) + 1}" if found else ""  # type: ignore[union-attr]
-    return f"must not contain control characters (C0 such as NUL or newline, DEL, C1){at}"
-
-
-def _strict_instant_message(value: object) -> str | None:
-    try:
-        _INSTANT.validate_json(json.dumps(value), strict=True)
-    except ValidationError as exc:
-        return exc.errors()[0]["msg"]
-    return None
+_DECIMAL_FIELDS = frozenset({"amount", "tax_rate", "expected_rate", "overage_price", "legacy_monthly_amount", "cost"})
 
 
 def _message(err: Any, loc: list[str], value: object) -> tuple[str, object]:
@@ -533,25 +537,6 @@ def _problems_from(exc: ValidationError, file: str, line: int) -> list[InputProb
 MAX_LINE_BYTES = 1 << 20
 """The longest line of an event file (bytes, LF not counted) and JSON text of one event (characters):
 1 MiB. An event is a few hundred bytes (docs/design.md §8.2 "Limits")."""
-
-
-def duplicate_keys(text: str) -> list[tuple[str, list[Any]]]:
-    """(key, its values in order) for each key given twice in one object of the JSON ``text``
-    (nested too); [] if none or not JSON. JSON parsers disagree on which value wins."""
-    found: list[tuple[str, list[Any]]] = []
-
-    def pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        obj = dict(pairs)
-        if len(obj) < len(pairs):
-            twice = [k for k in obj if sum(1 for key, _ in pairs if key == k) > 1]
-            found.extend((k, [v for key, v in pairs if key == k]) for k in twice)
-        return obj
-
-    try:
-        json.loads(text, object_pairs_hook=pairs_hook)
-    except (ValueError, RecursionError):
-        return []
-    return found
 
 
 _KEY_END = re.compile(r'"[ \t\n\r]*:')

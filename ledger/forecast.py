@@ -45,6 +45,7 @@ from ledger.core.records import GrantRecord
 from ledger.reporting import Column, Report
 from ledger.store.journal import customer_names, deferred_fees, deferred_on_ledger
 from ledger.store.lots import consumed_units, grant_records, lot_balances, unlotted_balances
+from ledger.store.reports import customer_account_sums
 
 if TYPE_CHECKING:
     from ledger.store.db import Session
@@ -413,7 +414,7 @@ _ALERT_COLUMNS = [
     Column("expires", "Expires (last day)"), Column("before_expiry", "Before expiry")]
 
 
-def usage_alerts(session: Session, period: str, *, tz: ZoneInfo = UTC) -> Report:
+def usage_alerts(session: Session, period: str, *, tz: ZoneInfo = UTC, soft_caps: dict[str, int] | None = None) -> Report:
     """Customers who have used 70%, 90% or 100% of a commitment, of a plan allowance (a
     subscription month's grant) or of all the credits they hold, at the end of ``period``.
 
@@ -436,6 +437,10 @@ def usage_alerts(session: Session, period: str, *, tz: ZoneInfo = UTC) -> Report
     and ``before_expiry`` (True when the exhaustion date is on or before ``expires``, or the
     credits never expire). Credits are int units.
 
+    ``soft_caps`` (customer id -> credits a month, docs/design.md §5.12) adds a ``soft_cap`` row
+    per customer whose credits consumed in the period reached 70, 90 or 100% of its cap
+    (``granted`` the cap, ``outstanding`` what is left under it).
+
     totals: one per threshold, ``customers``: how many customers have that threshold as their
     highest. Raises ValueError for a malformed period.
     """
@@ -456,6 +461,14 @@ def usage_alerts(session: Session, period: str, *, tz: ZoneInfo = UTC) -> Report
             if row is not None:
                 rows.append(row)
                 highest[cid] = max(highest.get(cid, 0), row["threshold"])
+    month = customer_account_sums(session, [A.CREDITS_CONSUMED], first_day(period), end) if soft_caps else {}
+    for cid, cap in sorted((soft_caps or {}).items()):
+        used = month.get((cid, A.CREDITS_CONSUMED, CREDIT), 0)  # credits consumed in the period
+        row = _alert_row(end, cid, names.get(cid, cid), "soft_cap", "", cap, used, max(cap - used, 0), 0, None)
+        if row is not None:
+            rows.append(row)
+            highest[cid] = max(highest.get(cid, 0), row["threshold"])
+    rows.sort(key=lambda r: r["customer_id"])  # stable: a customer's grant rows, then its soft cap
     totals = [{"threshold": t, "customers": sum(1 for v in highest.values() if v == t)} for t in THRESHOLDS]
     return Report("usage-alerts", f"Usage alerts at {end.isoformat()}: 70% / 90% / 100% of credits used", period,
                   list(_ALERT_COLUMNS), rows, totals, currency_key="threshold",

@@ -295,6 +295,22 @@ def customer_statement(session: Session, period: str | None = None, *, customer_
                            Column("balance", "Balance", "money")], rows, totals)
 
 
+# --------------------------------------------------------------------------- soft-cap reviews
+def pending_reviews(session: Session, period: str | None = None) -> Report:
+    """Usage held for review at a soft cap (docs/design.md §5.12) still pending at the end of
+    ``period`` (now if None): event, customer, when, credits held and still pending (int units)."""
+    end = _window(period)[1] if period else None
+    names = _customer_names(session)
+    rows = [{"event_id": eid, "customer_id": cid, "customer": names.get(cid, cid), "occurred_at": at.isoformat(),
+             "held": held, "pending": left}
+            for eid, cid, at, held, left in store.held_usage(session, end) if left > 0]
+    return Report("reviews", "Usage held for review at a soft cap" + (f", {period}" if period else ""), period,
+                  [Column("event_id", "Event"), Column("customer_id", "Customer"), Column("customer", "Name"),
+                   Column("occurred_at", "Occurred"), Column("held", "Held", "credits"),
+                   Column("pending", "Pending", "credits")], rows,
+                  [{"events": len(rows), "pending": sum(r["pending"] for r in rows)}], currency_key="events")
+
+
 # --------------------------------------------------------------------------- guarantees
 def guarantees(session: Session, period: str, *, tz: ZoneInfo = ZoneInfo("UTC")) -> Report:
     """The no-increase guarantees (docs/design.md §5.9) as at the end of ``period``: one row per enrolled

@@ -3,8 +3,8 @@
 ``write_package(session, catalog, period, out_dir)`` writes, for a closed period:
 
 - ``reports/<name>.csv`` and ``.json``: trial balance, deferred-revenue rollforward, revenue by
-  stream, credits by grant, AR aging, guarantees, late events, quarantined usage (and the
-  forecasting reports when installed);
+  stream, credits by grant, AR aging, guarantees, late events, quarantined usage, gross margin
+  by customer (and the forecasting reports when installed);
 - ``journal/journal.csv`` and ``journal.jsonl``: the period's journal entries as ``ledger
   export journal --from <first day> --to <last day>`` writes them, with their manifests;
 - ``invoices/<number>.pdf``: every invoice and credit note issued in the period;
@@ -41,8 +41,13 @@ if TYPE_CHECKING:
 UTC = ZoneInfo("UTC")
 
 
-def period_reports(session: Session, period: str, tz: ZoneInfo = UTC) -> list[reporting.Report]:
-    """The reports of the close package for ``period``; ``tz``: the reporting timezone."""
+def period_reports(session: Session, period: str, tz: ZoneInfo = UTC, *, margin_threshold: int = 40,
+                   soft_caps: dict[str, int] | None = None) -> list[reporting.Report]:
+    """The reports of the close package for ``period``; ``tz``: the reporting timezone;
+    ``margin_threshold``: the percent under which the margin report flags a customer;
+    ``soft_caps``: customers' monthly soft caps, for the usage alerts."""
+    from ledger.margin import gross_margin
+
     return [
         reporting.trial_balance(session, period),
         reporting.deferred_revenue(session, period),
@@ -52,17 +57,20 @@ def period_reports(session: Session, period: str, tz: ZoneInfo = UTC) -> list[re
         reporting.ar_aging(session, period),
         reporting.guarantees(session, period, tz=tz),
         reporting.late_events(session, period),
+        gross_margin(session, period, threshold=margin_threshold),
+        reporting.pending_reviews(session, period),
         forecast.waterfall(session, period, tz=tz),
-        forecast.usage_alerts(session, period, tz=tz),
+        forecast.usage_alerts(session, period, tz=tz, soft_caps=soft_caps),
     ]
 
 
-def write_reports(session: Session, period: str, out_dir: str | Path, tz: ZoneInfo = UTC) -> list[Path]:
+def write_reports(session: Session, period: str, out_dir: str | Path, tz: ZoneInfo = UTC, *,
+                  margin_threshold: int = 40, soft_caps: dict[str, int] | None = None) -> list[Path]:
     """Write every period report as <name>.csv and <name>.json into ``out_dir``; returns the paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for report in period_reports(session, period, tz):
+    for report in period_reports(session, period, tz, margin_threshold=margin_threshold, soft_caps=soft_caps):
         for suffix, text in (("csv", to_csv(report)), ("json", to_json(report))):
             path = out / f"{report.name}.{suffix}"
             path.write_text(text, encoding="utf-8")
@@ -133,7 +141,9 @@ def _write_parts(session: Session, catalog: Catalog, period: str, record, out: P
     from reports.close_report import close_report_pdf
     from reports.documents import render_job
 
-    files = write_reports(session, period, out / "reports", catalog.tz)
+    files = write_reports(session, period, out / "reports", catalog.tz,
+                          margin_threshold=catalog.model.costs.margin_threshold_percent,
+                          soft_caps=catalog.soft_caps())
     files += _journal(session, period, out / "journal")
     numbers = issued_numbers(session, first_day(period), last_day(period))
     with _source_date(int(record.at.timestamp())):

@@ -18,12 +18,38 @@ START = datetime(2026, 1, 1, tzinfo=timezone.utc)
 CUSTOMERS = ("acme", "globex")
 CURRENCY = {"acme": "USD", "globex": "JPY"}
 TAX = {"acme": "0.0825", "globex": "0"}
-PLANS = {"USD": ("pro_usd", "basic_usd"), "JPY": ("pro_jpy",)}
+PLANS = {"USD": ("pro_usd", "basic_usd", "per_resolution_usd"), "JPY": ("pro_jpy",)}
 
 CATALOG = """
 [rate_card]
 EXTRACT_TEXT = 5
 GENERATE_REPORT = 50
+
+[costs]
+credit = { USD = "0.0035", JPY = "0.5" }
+
+[topups.pack_500]
+credits = 500
+price = "10.00"
+currency = "USD"
+
+[customers.acme]
+auto_topup = { below = 800, pack = "pack_500", monthly_cap = 2 }
+
+[customers.globex]
+soft_cap = 6000
+
+[costs.actions]
+EXTRACT_TEXT = { USD = "0.035" }
+
+[plans.per_resolution_usd]
+name = "Per resolution"
+currency = "USD"
+monthly_fee = "0.00"
+included_credits = 0
+overage_price = "0.99"
+credit_ssp = "0.99"
+platform_ssp = "0.00"
 
 [plans.pro_usd]
 name = "Professional"
@@ -75,7 +101,7 @@ def operation(draw, n: int, earlier: list[dict]) -> dict:
     customer = draw(st.sampled_from(CUSTOMERS))
     kind = draw(st.sampled_from(["topup", "topup", "commitment", "commitment", "promo", "usage", "usage", "usage",
                                  "usage", "usage", "payment", "subscribe", "cancel", "refund", "estimate", "void",
-                                 "guarantee"]))
+                                 "guarantee", "review"]))
     base = {"id": f"e{n}", "occurred_at": _ts(minute), "customer_id": customer}
     mine = [e for e in earlier if e.get("customer_id") == customer]
     if kind == "topup":
@@ -141,6 +167,15 @@ def operation(draw, n: int, earlier: list[dict]) -> dict:
                        "expected_rate": _rate(draw)}
     voidable = [e for e in earlier if e["type"] in ("topup.purchased", "commitment.purchased", "credits.granted",
                                                      "payment.received", "usage.recorded")]
+    used = [e["id"] for e in mine if e["type"] == "usage.recorded"]
+    if kind == "review" and used:  # an approval or rejection of usage held at a soft cap (refused if not held)
+        target = draw(st.sampled_from(used))
+        if draw(st.booleans()):
+            ev = base | {"type": "usage.approved", "target_event_id": target}
+            if draw(st.booleans()):
+                ev["credits"] = draw(st.integers(1, 3000))
+            return ev
+        return base | {"type": "usage.rejected", "target_event_id": target, "reason": "property test"}
     if kind == "void" and voidable:
         target = draw(st.sampled_from(voidable))
         later = max(minute, int((datetime.fromisoformat(target["occurred_at"]) - START).total_seconds() // 60) + 1)
@@ -150,7 +185,10 @@ def operation(draw, n: int, earlier: list[dict]) -> dict:
     if draw(st.booleans()):
         return base | {"type": "usage.recorded", "action": draw(st.sampled_from(["EXTRACT_TEXT", "GENERATE_REPORT"])),
                        "quantity": draw(st.integers(1, 80))}
-    return base | {"type": "usage.recorded", "credits": draw(st.integers(1, 4000))}
+    ev = base | {"type": "usage.recorded", "credits": draw(st.integers(1, 4000))}
+    if draw(st.integers(0, 3)) == 0:  # its own cost to serve, more decimals than the currency
+        ev["cost"] = f"{draw(st.integers(0, 99))}.{draw(st.integers(0, 999)):03d}"
+    return ev
 
 
 @st.composite

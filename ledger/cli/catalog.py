@@ -38,3 +38,17 @@ def catalog_show(obj: Ctx, fmt: str | None) -> None:
     for code, pack in data["topups"].items():
         click.echo(f"top-up {code}: {pack['credits']:,} credits for {pack['price']} {pack['currency']}"
                    + (f", expires after {pack['expires_after_months']} months" if pack["expires_after_months"] else ""))
+    costs = data["costs"]
+    unit = [f"{a} {c} {cur}/unit" for a, by in costs["actions"].items() for cur, c in by.items()]
+    unit += [f"{c} {cur}/credit" for cur, c in costs["credit"].items()]
+    click.echo("cost to serve: " + (", ".join(unit) or "none")
+               + f"; margins flagged under {costs['margin_threshold_percent']}%")
+    policies = ([("every customer", data["auto_topup"])] if data["auto_topup"] else []) + [
+        (cid, terms["auto_topup"]) for cid, terms in data["customers"].items() if terms["auto_topup"]]
+    for who, p in policies:
+        click.echo(f"auto top-up ({who}): " + (
+            f"below {p['below']:,} credits buy {p['pack']}" + (f" up to {p['recharge_to']:,}" if p["recharge_to"] else "")
+            + f", at most {p['monthly_cap']} a month" if p["enabled"] else "off"))
+    caps = {cid: terms["soft_cap"] for cid, terms in data["customers"].items() if terms["soft_cap"]}
+    if caps:
+        click.echo("soft caps: " + ", ".join(f"{cid} {cap:,} credits a month" for cid, cap in caps.items()))

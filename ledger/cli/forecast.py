@@ -42,5 +42,5 @@ def usage_alerts_cmd(obj: Ctx, period: str, fmt: str | None, out: str | None) ->
 
     period = _period(period)
     with obj.session() as session:
-        rep = usage_alerts(session, period, tz=obj.catalog.tz)
+        rep = usage_alerts(session, period, tz=obj.catalog.tz, soft_caps=obj.catalog.soft_caps())
     emit_report(rep, fmt, out, wide=True)

@@ -48,6 +48,8 @@ click.option("--customer", "customer_id", default=None, help="Only this customer
     _report_command("credits", "credits", "Per grant: opening, granted, consumed, rolled, expired, refunded, remaining, deferred."))
 _report_command("audit-trail", "audit_trail", "Closes and reopens of periods: who, when, why, journal head, seal, checks.",
                 period_required=False)
+_report_command("reviews", "pending_reviews", "Usage held for review at a soft cap, still pending.",
+                period_required=False)
 _report_command("quarantine", "quarantine", "Usage kept out of the books (e.g. hard cap), with reasons.", period_required=False)
 click.option("--customer", "customer_id", required=True, help="The customer.")(
     _report_command("customer", "customer_statement",
@@ -94,4 +96,31 @@ def guarantees_cmd(obj: Ctx, period: str, fmt: str | None, out: str | None) -> N
     period = _period(period)
     with obj.session() as session:
         rep = guarantees(session, period, tz=obj.catalog.tz)
+    emit_report(rep, fmt, out)
+
+
+@report.command("margin")
+@PERIOD
+@click.option("--threshold", default=None,
+              help="Flag margins under this percent (default: the catalog's costs.margin_threshold_percent, 40).")
+@FORMAT
+@OUT
+@click.pass_obj
+def margin_cmd(obj: Ctx, period: str, threshold: str | None, fmt: str | None, out: str | None) -> None:
+    """Gross margin per customer: revenue recognised by stream, cost of usage, margin and margin %."""
+    from decimal import Decimal, InvalidOperation
+
+    from ledger.margin import gross_margin
+
+    period = _period(period)
+    limit: Decimal | int = obj.catalog.model.costs.margin_threshold_percent
+    if threshold is not None:
+        try:
+            limit = Decimal(threshold)
+        except InvalidOperation:
+            raise click.BadParameter(f"{threshold!r} is not a number of percent (e.g. 40)", param_hint="--threshold") from None
+        if not limit.is_finite():
+            raise click.BadParameter(f"{threshold!r} is not a number of percent (e.g. 40)", param_hint="--threshold")
+    with obj.session() as session:
+        rep = gross_margin(session, period, threshold=limit)
     emit_report(rep, fmt, out)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from fractions import Fraction
 
 from ledger.core.records import (
     CustomerRecord,
@@ -90,6 +91,8 @@ class CustomerBook:
     credit_balance: int = 0  # 2200: overpayments, cancelled paid invoices, guarantee credits not yet applied
     guarantees: list[GuaranteeState] = field(default_factory=list)
     new: bool = False
+    # credits consumed per accounting month, read when a soft cap first needs them (period -> units)
+    month_used: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -108,6 +111,7 @@ class ConsumptionBucket:
     drawn: int = 0  # units drawn from grants so far (the next event's draw_start)
     overage_units: int = 0
     overage_amount: int = 0
+    cost: Fraction = Fraction(0)  # cost to serve the day's usage, exact minor units (rounded once, in the entry)
     usage_ids: list[str] = field(default_factory=list)
     last_at: datetime | None = None
     events: int = 0  # usage events posted into the bucket (usage_ids, or a count from a set-based import)

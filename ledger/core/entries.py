@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
 
-from ledger.errors import PeriodLockedError, UnbalancedEntryError
+from ledger.errors import InternalError, PeriodLockedError, UnbalancedEntryError
 from ledger.core.periods import period_of
 
 
@@ -43,6 +43,8 @@ class EntryKind(StrEnum):
     CREDIT_APPLIED = "credit_applied"  # customer credit balance applied to an invoice
     VOID = "void"  # the mirror of a voided event's entries
     RECLASS = "reclass"  # a cancelled paid invoice moved to the customer credit balance
+    USAGE_HELD = "usage_held"  # usage beyond a soft cap, held for review (CREDIT lines only)
+    USAGE_RELEASED = "usage_released"  # held usage approved or rejected (CREDIT lines only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,9 +109,10 @@ def check_draft(draft: EntryDraft, closed: set[str]) -> None:
     """Check one entry before it is written (docs/design.md §7): it has lines, each line has
     exactly one positive int side, it balances per commodity, and its period is open.
 
-    raises UnbalancedEntryError, PeriodLockedError or ValueError (empty entry, bad line)."""
+    raises InternalError (an entry without lines: no rule may post one, `Posting.entries` drops
+    those no document names), UnbalancedEntryError, PeriodLockedError or ValueError (bad line)."""
     if not draft.lines:
-        raise ValueError(f"journal entry '{draft.description}' has no lines")
+        raise InternalError(f"journal entry '{draft.description}' ({draft.kind}, {draft.entry_date}) has no lines")
     for ln in draft.lines:
         if not (isinstance(ln.debit, int) and isinstance(ln.credit, int)) or ln.debit < 0 or ln.credit < 0 or (ln.debit > 0) == (ln.credit > 0):
             raise ValueError(f"journal entry '{draft.description}': line {ln} must have exactly one positive side")

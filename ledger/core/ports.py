@@ -32,6 +32,10 @@ class StoredUsage:
     overage_price: str | None
     entry_date: date | None = None
     draws: list[tuple[str, int]] = field(default_factory=list)
+    credits: int = 0
+    action: str | None = None
+    quantity: int | None = None
+    cost: str | None = None  # its own cost to serve, when the event gave one
 
 
 @dataclass
@@ -78,6 +82,14 @@ class LedgerStore(Protocol):
 
     def document(self, number: str) -> StoredDocument:
         """The lines and tax of issued document ``number``."""
+        ...
+
+    def consumed_in(self, customer_id: str, start: date, end: date) -> int:
+        """Credits the customer consumed (9200, net of voids) in entries dated ``start`` to ``end``."""
+        ...
+
+    def held_units(self, event_id: str) -> int:
+        """Units of usage event ``event_id`` still held for review (its 9500 balance)."""
         ...
 
     def charge_inputs(self, customer_id: str, tz: ZoneInfo) -> tuple[list[ChargeDocument], list[Sale]]:

@@ -122,6 +122,7 @@ class Posting:
         self.usage_index: dict[str, UsageRecord] = {}
         self.usage_bucket: dict[str, ConsumptionBucket] = {}
         self.draws_of: dict[str, list[tuple[str, int]]] = {}
+        self.held: dict[str, int] = {}  # usage event id -> units still held for review (soft cap)
         self.quarantine_rows: list[QuarantineRecord] = []
         self.period_rows: list[SubscriptionPeriodRecord] = []
         self.guarantee_month_rows: list[GuaranteeMonthRecord] = []
@@ -260,7 +261,8 @@ class Posting:
     def entries(self) -> Journal:
         """Every entry of the posting, in posting order: each consumption bucket becomes its
         consumption entry in its place (and gives up its sums), and the proportional-breakage
-        entries follow the rest. Built once; apply nothing after it."""
+        entries follow the rest. An entry without lines that no document names is left out
+        (the writer refuses any other with an internal error). Built once; apply nothing after it."""
         if self._journal is None:
             from ledger.core.rules.usage import consumption_entries
 
@@ -277,8 +279,8 @@ class Posting:
                     drafts.append(entry)
                     if extra is not None:
                         breakage.append(extra)
-                else:
-                    drafts.append(item)
+                elif item.lines or any(draft is item for _, draft in self.invoices):
+                    drafts.append(item)  # an entry that moved nothing is dropped, unless a document names it
             position = {id(d): i for i, d in enumerate(drafts)}
             self._journal = Journal(drafts + breakage, usage_entry,
                                     [position[id(draft)] for _, draft in self.invoices], bucket_entry)

@@ -68,7 +68,7 @@ class SubscriptionPeriodRecord:
     credits_fee: int
     platform_fee: int
     credits: int
-    invoice_number: str
+    invoice_number: str | None  # None: a month with nothing to bill (a zero fee) has no invoice
     grant_id: str | None
 
 
@@ -168,6 +168,7 @@ class UsageRecord:
     source: str
     overage_units: int = 0
     overage_price: str | None = None
+    cost: str | None = None  # the event's own cost to serve (major units), when it gave one
     # units its entry's grant draws had taken before it (its place in the entry's drawdown
     # stream: it drew [draw_start, draw_start + credits - overage_units) of it)
     draw_start: int = 0

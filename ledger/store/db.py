@@ -133,9 +133,12 @@ def is_unique_violation(exc: BaseException) -> bool:
     """True for a unique-key violation from either database: a concurrent writer committed the
     same key first (SQLSTATE 23505 on PostgreSQL, "UNIQUE constraint failed" on SQLite). On
     Citus a violation on a worker during a multi-shard write reaches the coordinator as an
-    internal error (SQLSTATE XX000) carrying the worker's message."""
+    internal error (SQLSTATE XX000) carrying the worker's message. A COPY (the writer's path
+    for many rows) raises psycopg's own error, not wrapped by SQLAlchemy."""
     if isinstance(exc, sa.exc.InternalError):
         return str(exc.orig).startswith("duplicate key value violates unique constraint")
+    if getattr(exc, "sqlstate", None) == "23505":  # raised by psycopg itself (a COPY of many rows)
+        return True
     if not isinstance(exc, sa.exc.IntegrityError):
         return False
     orig = exc.orig

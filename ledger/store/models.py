@@ -250,6 +250,8 @@ class UsageEvent(SQLModel, table=True):
     # units beyond the credits held, posted as overage at overage_price (decimal string per credit)
     overage_units: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False, server_default="0"))
     overage_price: Optional[str] = Field(default=None, sa_column=_str(40, nullable=True))
+    # the event's own cost to serve (decimal string, major units), when it gave one (migration 0015)
+    cost: Optional[str] = Field(default=None, sa_column=_str(40, nullable=True))
     # its place in its entry's drawdown stream: the units the entry's grant draws had taken before
     # it. It drew units [draw_start, draw_start + credits - overage_units) of the entry's Dr 9100
     # lines taken in line order; the view usage_draw gives each event's draws from it. NULL: a
@@ -400,7 +402,7 @@ class SubscriptionPeriod(SQLModel, table=True):
     credits_fee: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
     platform_fee: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
     credits: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
-    invoice_number: str = Field(sa_column=_str(32, nullable=False))
+    invoice_number: Optional[str] = Field(default=None, sa_column=_str(32, nullable=True))  # None: nothing billed
     grant_id: Optional[str] = Field(default=None, sa_column=_str(128, nullable=True))
 
 

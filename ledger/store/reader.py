@@ -16,6 +16,7 @@ from ledger.core.ports import StoredDocument, StoredEntry, StoredUsage
 from ledger.core.rules.usage import draws_at
 from ledger.store.models import Customer, Grant, Invoice, InvoiceLine, JournalEntry, JournalLine, UsageDrawLegacy, UsageEvent
 from ledger.store.books import BookCache, load_books
+from ledger.store import keys
 from ledger.store.numbering import take_number
 
 
@@ -69,7 +70,8 @@ class SessionStore:
                 .order_by(JournalLine.id))]
             draws = draws_at(segments, int(row.draw_start), int(row.credits) - int(row.overage_units or 0))
         return StoredUsage(row.id, row.customer_id, row.status, int(row.overage_units or 0), row.overage_price,
-                           entry.entry_date if entry is not None else None, draws)
+                           entry.entry_date if entry is not None else None, draws, int(row.credits), row.action,
+                           row.quantity, row.cost)
 
     def event_entries(self, event_id: str) -> list[StoredEntry]:
         s = self.session
@@ -83,6 +85,18 @@ class SessionStore:
                                          .order_by(JournalLine.id)).scalars()]
             out.append(StoredEntry(e.kind, e.customer_id, lines))
         return out
+
+    def consumed_in(self, customer_id: str, start, end) -> int:
+        q = (sa.select(sa.func.coalesce(sa.func.sum(JournalLine.credit - JournalLine.debit), 0))
+             .join(JournalEntry, keys.entry_lines())
+             .where(JournalLine.customer_id == customer_id, JournalLine.account_code == A.CREDITS_CONSUMED,
+                    JournalEntry.entry_date >= start, JournalEntry.entry_date <= end))
+        return int(self.session.execute(q).scalar_one())
+
+    def held_units(self, event_id: str) -> int:
+        q = (sa.select(sa.func.coalesce(sa.func.sum(JournalLine.debit - JournalLine.credit), 0))
+             .where(JournalLine.event_id == event_id, JournalLine.account_code == A.USAGE_HELD))
+        return int(self.session.execute(q).scalar_one())
 
     def document(self, number: str) -> StoredDocument:
         s = self.session

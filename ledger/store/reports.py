@@ -93,6 +93,34 @@ def account_sums(session: Session, codes: list[str], start: date, end: date) -> 
     return {(code, cur): int(v) for code, cur, v in session.execute(q)}
 
 
+def customer_account_sums(session: Session, codes: list[str], start: date,
+                          end: date) -> dict[tuple[str, str, str], int]:
+    """credit - debit of the lines of accounts ``codes`` dated from ``start`` to ``end``, per
+    (customer id, account code, commodity); int minor units."""
+    q = (sa.select(JournalLine.customer_id, JournalLine.account_code, JournalLine.commodity,
+                   sa.func.sum(JournalLine.credit - JournalLine.debit))
+         .join(JournalEntry, keys.entry_lines())
+         .where(JournalLine.account_code.in_(codes), _in(start, end), JournalLine.customer_id.is_not(None))
+         .group_by(JournalLine.customer_id, JournalLine.account_code, JournalLine.commodity))
+    return {(cid, code, cur): int(v) for cid, code, cur, v in session.execute(q)}
+
+
+def held_usage(session: Session, end: date | None = None) -> list[tuple[str, str, datetime, int, int]]:
+    """(usage event id, customer id, occurred_at, units held, units still held) of every usage
+    held for review at a soft cap, from its 9500 lines dated on or before ``end`` (all if None),
+    in customer and event order."""
+    q = (sa.select(JournalLine.event_id, UsageEvent.customer_id, UsageEvent.occurred_at,
+                   sa.func.sum(JournalLine.debit), sa.func.sum(JournalLine.debit - JournalLine.credit))
+         .join(JournalEntry, keys.entry_lines())
+         .join(UsageEvent, keys.line_usage())
+         .where(JournalLine.account_code == A.USAGE_HELD)
+         .group_by(JournalLine.event_id, UsageEvent.customer_id, UsageEvent.occurred_at)
+         .order_by(UsageEvent.customer_id, JournalLine.event_id))
+    if end is not None:
+        q = q.where(JournalEntry.entry_date <= end)
+    return [(eid, cid, at, int(held), int(left)) for eid, cid, at, held, left in session.execute(q)]
+
+
 def credit_movements(session: Session, start: date, end: date,
                      customer_id: str | None = None) -> list[tuple[str, str, str, int, int, int]]:
     """(grant id, account, entry kind, before, credits, debits) of the grant lines of 9100 and

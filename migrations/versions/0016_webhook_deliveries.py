@@ -15,7 +15,7 @@ from alembic import op
 
 
 revision: str = '0016'
-down_revision: Union[str, None] = '0013'
+down_revision: Union[str, None] = '0015'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

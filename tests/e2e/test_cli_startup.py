@@ -26,7 +26,7 @@ HEAVY = ("sqlalchemy", "sqlmodel", "pydantic", "pydantic_core", "matplotlib", "w
 COMMANDS = [
     (), ("catalog",), ("catalog", "show"), ("close",), ("db",), ("db", "distribute"), ("db", "roles"), ("demo",), ("export",),
     ("export", "journal"), ("import",), ("init",), ("invoices",), ("invoices", "list"), ("invoices", "render"),
-    ("invoices", "show"), ("reopen",), ("report",), ("report", "ar-aging"), ("report", "audit-trail"),
+    ("invoices", "show"), ("reopen",), ("report",), ("report", "ar-aging"), ("report", "audit-trail"), ("report", "margin"), ("report", "reviews"),
     ("report", "credits"), ("report", "customer"), ("report", "deferred-revenue"), ("report", "guarantees"),
     ("report", "quarantine"), ("report", "revenue"), ("report", "trial-balance"), ("report", "usage-alerts"),
     ("report", "waterfall"), ("serve",), ("verify",),

@@ -205,6 +205,8 @@ BASES = {
     "breakage.estimate_changed": {"customer_id": "acme", "grant_ref": "com-1", "expected_rate": "0.2"},
     "guarantee.enrolled": {"customer_id": "acme", "legacy_monthly_amount": "10.00", "start_month": "2026-01"},
     "event.voided": {"target_event_id": "t1", "reason": "typo"},
+    "usage.approved": {"customer_id": "acme", "target_event_id": "u1", "credits": 5},
+    "usage.rejected": {"customer_id": "acme", "target_event_id": "u1", "reason": "runaway job"},
 }
 
 

@@ -93,3 +93,28 @@ def test_concurrent_callers_never_draw_a_credit_twice(pg_url, plans_catalog):
         left = c.execute(sa.text("SELECT sum(credit - debit) FROM journal_line WHERE account_code = '9100'")).scalar_one()
     ledger.close()
     assert (posted, quarantined, left) == (100, 100, 0)
+
+
+def test_soft_cap_review_and_usage_cost_through_the_api(db_url, tmp_path):
+    """record_usage with its own cost posts Dr 5000 / Cr 2500; usage past a soft cap is held,
+    approve_usage releases part of it and reject_usage quarantines the rest."""
+    from ledger.catalog import load_catalog
+    from ledger.store.models import JournalLine, Quarantine
+
+    path = tmp_path / "ledger.toml"
+    path.write_text("[customers.acme]\nsoft_cap = 100\n", encoding="utf-8")
+    with Ledger(db_url, load_catalog(path, required=True)) as api:
+        api.create_customer("c1", customer_id="acme", name="Acme", currency="USD", occurred_at="2026-03-01T00:00:00Z")
+        api.grant_credits("g1", customer_id="acme", grant_id="promo", credits=1000, occurred_at="2026-03-01T00:00:00Z")
+        api.record_usage("u1", customer_id="acme", credits=90, cost=Decimal("1.005"), occurred_at="2026-03-02T00:00:00Z")
+        api.record_usage("u2", customer_id="acme", credits=50, occurred_at="2026-03-03T00:00:00Z")  # held
+        api.approve_usage("a1", customer_id="acme", target_event_id="u2", credits=20, occurred_at="2026-03-04T00:00:00Z")
+        api.reject_usage("r1", customer_id="acme", target_event_id="u2", reason="too much",
+                         occurred_at="2026-03-05T00:00:00Z")
+        with api.engine.connect() as c:
+            net = dict(c.execute(sa.select(JournalLine.account_code, sa.func.sum(JournalLine.debit - JournalLine.credit))
+                                 .group_by(JournalLine.account_code)).all())
+            quarantined = c.execute(sa.select(Quarantine.event_id, Quarantine.credits)).all()
+    assert net["5000"] == 101 and net["2500"] == -101  # 1.005 rounds to 1.01
+    assert net["9200"] == -110 and net.get("9500", 0) == 0
+    assert quarantined == [("u2", 30)]

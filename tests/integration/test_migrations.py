@@ -37,7 +37,7 @@ def test_init_is_idempotent_and_seeds_the_chart(db_url):
     init_database(engine)
     with engine.connect() as c:
         codes = c.execute(sa.text("SELECT code FROM account ORDER BY code")).scalars().all()
-    assert codes[:3] == ["1000", "1100", "1150"] and len(codes) == 20
+    assert codes[:3] == ["1000", "1100", "1150"] and len(codes) == 24
     engine.dispose()
 
 

@@ -163,6 +163,20 @@ CASES = {
           "grant_id": "long", "credits": 50, "reason": "trial"}],
         [_use("u1", "acme", "2026-01-25T10:00:00Z", 30), _use("u2", "acme", "2026-01-25T11:00:00Z", 40),
          _use("u3", "acme", "2026-01-25T12:00:00Z", 20)]),
+    # acme's auto top-up (below 800, strategies.CATALOG): the second event crosses and buys a pack
+    "auto top-up inside the day": (
+        [_created("acme"),
+         {"id": "g1", "type": "credits.granted", "occurred_at": "2026-01-02T00:00:00Z", "customer_id": "acme",
+          "grant_id": "long", "credits": 1000, "reason": "trial"}],
+        [_use("u1", "acme", "2026-01-25T10:00:00Z", 100), _use("u2", "acme", "2026-01-25T11:00:00Z", 150),
+         _use("u3", "acme", "2026-01-25T12:00:00Z", 100)]),
+    # globex's soft cap (6,000 a month): the second event is held for review, the third fits
+    "soft cap inside the day": (
+        [_created("globex"),
+         {"id": "g1", "type": "credits.granted", "occurred_at": "2026-01-02T00:00:00Z", "customer_id": "globex",
+          "grant_id": "long", "credits": 10_000, "reason": "trial"}],
+        [_use("u1", "globex", "2026-01-25T10:00:00Z", 5000), _use("u2", "globex", "2026-01-25T11:00:00Z", 2000),
+         _use("u3", "globex", "2026-01-25T12:00:00Z", 500)]),
 }
 
 
@@ -275,6 +289,8 @@ def test_two_set_based_imports_of_one_file_at_once_post_it_once(make_books, tmp_
         with books.engine.connect() as c:
             rows = c.execute(sa.text("SELECT count(*), sum(credits) FROM usage_event")).one()
             consumed = c.execute(sa.text("SELECT sum(credit) FROM journal_line WHERE account_code = '9200'")).scalar_one()
-        assert rows == (6000, sum(i % 9 + 1 for i in range(6000))) and consumed == rows[1]
+            # globex's usage past its soft cap (strategies.CATALOG) is held for review, not consumed
+            held = c.execute(sa.text("SELECT coalesce(sum(debit), 0) FROM journal_line WHERE account_code = '9500'")).scalar_one()
+        assert rows == (6000, sum(i % 9 + 1 for i in range(6000))) and consumed + held == rows[1] and held > 0
     finally:
         books.engine.dispose()

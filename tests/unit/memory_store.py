@@ -38,6 +38,12 @@ class MemoryStore:
     def stored_usage(self, event_id: str) -> StoredUsage | None:
         return None
 
+    def consumed_in(self, customer_id: str, start, end) -> int:
+        return 0
+
+    def held_units(self, event_id: str) -> int:
+        return 0
+
     def event_entries(self, event_id: str) -> list[StoredEntry]:
         return []
 

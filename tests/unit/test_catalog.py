@@ -135,3 +135,41 @@ def test_logo_and_template_folder_resolve_against_the_catalog_file(tmp_path):
     assert cat.logo_path == (tmp_path / "brand" / "logo.svg").resolve()
     assert cat.templates_dir == (tmp_path / "tpl").resolve()
     assert cat.company.country == "DE"
+
+
+@pytest.mark.parametrize("extra, key, message", [
+    ('[costs.actions]\nUNKNOWN = { USD = "0.01" }\n', "", "costs.actions.UNKNOWN: the action is not in the rate card"),
+    ('[costs]\ncredit = { USD = "-0.01" }\n', "costs.credit", "USD: must not be negative"),
+    ('[costs]\ncredit = { XYZ = "0.01" }\n', "costs.credit", "XYZ: is not an ISO 4217 currency"),
+    ('[auto_topup]\nbelow = 500\npack = "nope"\n', "", "auto_topup.pack: 'nope' is not a [topups] pack"),
+    ('[auto_topup]\nbelow = 500\npack = "pack_1000"\nrecharge_to = 400\n', "auto_topup",
+     "recharge_to 400 must be above below 500"),
+    ('[customers.acme]\nsoft_cap = 0\n', "customers.acme.soft_cap", "greater than or equal to 1"),
+])
+def test_costs_auto_topup_and_soft_caps_are_validated(tmp_path, extra, key, message):
+    """A bad [costs], [auto_topup] or [customers] value is refused naming its key and value."""
+    (tmp_path / "ledger.toml").write_text(GOOD + "\n" + extra)
+    with pytest.raises(CatalogError) as err:
+        load_catalog(tmp_path / "ledger.toml")
+    assert message in str(err.value) and (not key or err.value.key == key), str(err.value)
+
+
+def test_auto_topup_policies_by_customer_and_currency(tmp_path):
+    """A customer's own policy wins; the catalog's applies only in its pack's currency; enabled =
+    false turns it off; soft caps are per customer."""
+    (tmp_path / "ledger.toml").write_text(GOOD + """
+[auto_topup]
+below = 500
+pack = "pack_1000"
+
+[customers.big]
+auto_topup = { below = 100, pack = "pack_1000", monthly_cap = 1 }
+soft_cap = 5000
+
+[customers.off]
+auto_topup = { enabled = false }
+""")
+    cat = load_catalog(tmp_path / "ledger.toml")
+    assert cat.auto_topup("anyone", "USD").below == 500 and cat.auto_topup("anyone", "EUR") is None
+    assert cat.auto_topup("big", "USD").monthly_cap == 1 and cat.auto_topup("off", "USD") is None
+    assert cat.soft_caps() == {"big": 5000} and cat.soft_cap("anyone") is None

@@ -99,3 +99,30 @@ def test_a_refund_that_moves_no_money_leaves_no_refunded_base(catalog):
     (entry,) = [d for d in p.entries().drafts if d.kind == EntryKind.REFUND]
     assert {ln.commodity for ln in entry.lines} == {"CREDIT"}
     assert p.books["acme"].refunded_base == {}
+
+
+def test_an_entry_without_lines_is_refused_as_an_internal_error():
+    """`check_draft` refuses an entry that moves nothing with an InternalError naming it (the
+    CLI prints it and exits 1, no traceback); `Posting.entries` drops one no document names."""
+    from datetime import date, datetime, timezone
+
+    import pytest
+
+    from ledger.core.entries import EntryDraft, check_draft
+    from ledger.errors import InternalError, LedgerError
+
+    draft = EntryDraft(date(2026, 3, 1), datetime(2026, 3, 1, tzinfo=timezone.utc), EntryKind.SUBSCRIPTION,
+                       "Free plan, 2026-03", "acme")
+    draft.dr("1100", "USD", 0).cr("2150", "USD", 0)  # zero amounts add no line
+    with pytest.raises(InternalError, match="'Free plan, 2026-03' .* has no lines") as err:
+        check_draft(draft, set())
+    assert isinstance(err.value, LedgerError)
+
+
+def test_a_posting_leaves_out_an_entry_that_moved_nothing(catalog):
+    """An entry a rule opened but left empty is not among the posting's entries."""
+    from datetime import date, datetime, timezone
+
+    p = post(catalog, "\n".join([ACME, topup(1000, "20.00")]))
+    p.entry(date(2026, 1, 3), datetime(2026, 1, 3, tzinfo=timezone.utc), EntryKind.RECOGNITION, "nothing", "acme")
+    assert [d.kind for d in p.entries().drafts] == [EntryKind.PURCHASE]

@@ -18,6 +18,7 @@ from ledger.core.rules.guarantee import on_guarantee_enrolled
 from ledger.core.rules.payments import on_payment_received
 from ledger.core.rules.purchases import on_commitment_purchased, on_credits_granted, on_topup_purchased
 from ledger.core.rules.refunds import on_refund_issued
+from ledger.core.rules.review import on_usage_approved, on_usage_rejected
 from ledger.core.rules.subscriptions import on_subscription_cancelled, on_subscription_started
 from ledger.core.rules.usage import on_usage_recorded
 from ledger.core.rules.voids import on_event_voided
@@ -33,7 +34,9 @@ from ledger.events import (
     SubscriptionCancelled,
     SubscriptionStarted,
     TopupPurchased,
+    UsageApproved,
     UsageRecorded,
+    UsageRejected,
 )
 
 HANDLERS: dict[type, Callable] = {
@@ -49,5 +52,7 @@ HANDLERS: dict[type, Callable] = {
     BreakageEstimateChanged: on_breakage_estimate_changed,
     GuaranteeEnrolled: on_guarantee_enrolled,
     EventVoided: on_event_voided,
+    UsageApproved: on_usage_approved,
+    UsageRejected: on_usage_rejected,
 }
 """Event type -> the rule that applies it."""

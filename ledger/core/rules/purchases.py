@@ -43,7 +43,8 @@ def add_months(d: date, months: int) -> date:
 
 def new_grant(p: Posting, book: CustomerBook, se: SourcedEvent, *, grant_id: str, source: str, units: int,
               amount: int, effective_at: datetime, expires_at: datetime | None,
-              invoice_number: str | None, policy: CommitmentPurchased | None = None) -> GrantState:
+              invoice_number: str | None, policy: CommitmentPurchased | None = None,
+              event_id: str | None = None) -> GrantState:
     """Create grant ``grant_id`` of ``units`` credits for ``amount`` (int minor units) in
     ``book``; a commitment's rollover, breakage, renewal and overage terms come from ``policy``."""
     rollover = policy.rollover if policy is not None else None
@@ -60,31 +61,35 @@ def new_grant(p: Posting, book: CustomerBook, se: SourcedEvent, *, grant_id: str
         renews=policy.renews if policy is not None else None,
         overage_price=policy.overage_price if policy is not None else None,
         contract_id=grant_id if source == "commitment" else None,
-        generation=0, parent_grant_id=None, event_id=se.id, invoice_number=invoice_number))
+        generation=0, parent_grant_id=None, event_id=event_id or se.id, invoice_number=invoice_number))
 
 
 def sale(p: Posting, se: SourcedEvent, book: CustomerBook, d: date, *, grant_id: str, source: str, units: int,
          amount: int, effective_at: datetime, expires_at: datetime | None, line_text: str,
-         policy: CommitmentPurchased | None = None) -> None:
-    """A purchase invoiced now: Dr 1100 A+T / Cr 2100(grant) A / Cr 2400 T; Dr 9000 q / Cr 9100(grant) q."""
+         policy: CommitmentPurchased | None = None, event_id: str | None = None) -> None:
+    """A purchase invoiced now: Dr 1100 A+T / Cr 2100(grant) A / Cr 2400 T; Dr 9000 q / Cr 9100(grant) q.
+    ``event_id``: the id the entry, its lines and the invoice name (default: the event's; an
+    auto top-up names its own, derived from the usage that triggered it)."""
     c = book.customer
+    eid = event_id or se.id
     tax = apply_rate(amount, parse_decimal(c.tax_rate))
     price = unit_price_text(amount, units, c.currency)
     # quantity x unit price shown only when exact; otherwise one line at the whole amount
     line = (line_text, units, price, amount) if price is not None else (line_text, 1, major_str(amount, c.currency), amount)
     inv = new_document(p.store, customer_id=c.id, currency=c.currency, issue_date=d,
                        terms_days=p.catalog.company.payment_terms_days, tax_rate=c.tax_rate, tax=tax,
-                       event_id=se.id, lines=[line])
+                       event_id=eid, lines=[line])
     new_grant(p, book, se, grant_id=grant_id, source=source, units=units, amount=amount,
-              effective_at=effective_at, expires_at=expires_at, invoice_number=inv.number, policy=policy)
-    draft = p.entry(d, se.event.occurred_at, EntryKind.PURCHASE,  # type: ignore[attr-defined]
-                    f"{line_text}; invoice {inv.number}", c.id, se.id)
-    dims = {"invoice_number": inv.number, "event_id": se.id}
+              effective_at=effective_at, expires_at=expires_at, invoice_number=inv.number, policy=policy,
+              event_id=eid)
+    at = effective_at if event_id else se.event.occurred_at  # type: ignore[attr-defined]
+    draft = p.entry(d, at, EntryKind.PURCHASE, f"{line_text}; invoice {inv.number}", c.id, eid)
+    dims = {"invoice_number": inv.number, "event_id": eid}
     draft.dr(A.RECEIVABLE, c.currency, amount + tax, **dims)
     draft.cr(A.DEFERRED_CREDITS, c.currency, amount, grant_id=grant_id, **dims)
     draft.cr(A.SALES_TAX, c.currency, tax, **dims)
-    draft.dr(A.CREDITS_ISSUED, CREDIT, units, grant_id=grant_id, event_id=se.id)
-    draft.cr(A.CREDITS_OUTSTANDING, CREDIT, units, grant_id=grant_id, event_id=se.id)
+    draft.dr(A.CREDITS_ISSUED, CREDIT, units, grant_id=grant_id, event_id=eid)
+    draft.cr(A.CREDITS_OUTSTANDING, CREDIT, units, grant_id=grant_id, event_id=eid)
     p.issue(book, inv, draft)
 
 

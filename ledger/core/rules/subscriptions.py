@@ -112,10 +112,13 @@ def bill_month(p: Posting, book: CustomerBook, sub: SubState, m: str) -> None:
     d = p.step_date(due, period_end=False)
     span = f"{start.isoformat()} to {end.isoformat()}" + (f", {days} of {dim} days" if days != dim else "")
     text = f"{row.plan_name} plan, {m} ({span}): {format_units(credits)} included credits"
+    # a month with nothing to bill (a zero-fee plan) issues no invoice; one with no credits
+    # either posts nothing: its overage, if any, is invoiced in arrears (docs/design.md §5.3)
     inv = new_document(p.store, customer_id=c.id, currency=c.currency, issue_date=d,
                        terms_days=p.catalog.company.payment_terms_days, tax_rate=c.tax_rate, tax=tax,
                        event_id=row.id, lines=[(text, 1, major_str(fee, c.currency), fee)],
-                       category="subscription", service_period=m)
+                       category="subscription", service_period=m) if fee else None
+    number = inv.number if inv is not None else None
     grant_id = f"{row.id}:{m}" if credits else None
     if grant_id:
         p.add_grant(book, GrantRecord(
@@ -124,20 +127,24 @@ def bill_month(p: Posting, book: CustomerBook, sub: SubState, m: str) -> None:
             expected_breakage_rate=None, rollover_percent=row.rollover_percent,
             rollover_max_periods=row.rollover_max_periods, rollover_max_credits=row.rollover_max_credits,
             rollover_expires=row.rollover_expires, renews=None, overage_price=None, contract_id=row.id,
-            generation=0, parent_grant_id=None, event_id=row.id, invoice_number=inv.number))
+            generation=0, parent_grant_id=None, event_id=row.id, invoice_number=number))
     period_row = SubscriptionPeriodRecord(subscription_id=row.id, period=m, customer_id=c.id, service_start=start,
                                           service_end=end, fee=fee, credits_fee=fc, platform_fee=fp, credits=credits,
-                                          invoice_number=inv.number, grant_id=grant_id)
+                                          invoice_number=number, grant_id=grant_id)
     sub.periods[m] = period_row
     p.period_rows.append(period_row)
-    if fp:
-        sub.pending[inv.number] = (start_of_day(end + timedelta(days=1), p.tz), fp)
-    draft = p.entry(d, due, EntryKind.SUBSCRIPTION, f"{text}; invoice {inv.number}", c.id, None)
-    dims = {"invoice_number": inv.number}
+    if inv is None and not credits:
+        return
+    if fp and number is not None:
+        sub.pending[number] = (start_of_day(end + timedelta(days=1), p.tz), fp)
+    draft = p.entry(d, due, EntryKind.SUBSCRIPTION, text + (f"; invoice {number}" if number else "; nothing billed"),
+                    c.id, None)
+    dims = {"invoice_number": number}
     draft.dr(A.RECEIVABLE, c.currency, fee + tax, **dims)
     draft.cr(A.DEFERRED_CREDITS, c.currency, fc, grant_id=grant_id, **dims)
     draft.cr(A.DEFERRED_SUBSCRIPTIONS, c.currency, fp, **dims)
     draft.cr(A.SALES_TAX, c.currency, tax, **dims)
     draft.dr(A.CREDITS_ISSUED, CREDIT, credits, grant_id=grant_id)
     draft.cr(A.CREDITS_OUTSTANDING, CREDIT, credits, grant_id=grant_id)
-    p.issue(book, inv, draft)
+    if inv is not None:
+        p.issue(book, inv, draft)

@@ -9,6 +9,8 @@ accounting day per posting::
     per grant g:  Dr 2100 (g) / Cr 4000 Usage revenue;   Dr 9100 (g) / Cr 9200 Credits consumed
     overage:      Dr 1150 / Cr 4010 round(units x price), cumulative per customer-month;
                   Dr 9050 / Cr 9200
+    cost:         Dr 5000 Cost of revenue / Cr 2500 Accrued cost of usage, the day's exact cost
+                  to serve rounded once (the event's own ``cost``, else the catalog's unit cost)
 
 With no overage price in effect, usage beyond the credits held is quarantined with its reason
 (the hard cap), never dropped. A proportional-breakage grant's breakage share goes into its own
@@ -19,6 +21,7 @@ month's end: Dr 1100 O+T / Cr 1150 O / Cr 2400 T.
 from __future__ import annotations
 
 from datetime import datetime
+from fractions import Fraction
 from typing import TYPE_CHECKING
 
 from ledger.core import accounts as A
@@ -27,10 +30,13 @@ from ledger.core.documents import new_document
 from ledger.core.entries import EntryDraft, EntryKind
 from ledger.core.posting import problem
 from ledger.core.records import QuarantineRecord, UsageDay, UsageRecord
+from ledger.core.rules import review
+from ledger.core.rules.autotopup import auto_topup, crosses, policy_of
 from ledger.core.schedule import next_step, run_steps
 from ledger.events import SourcedEvent, UsageRecorded
 from ledger.core.grants import plan_drawdown
-from ledger.core.money import CREDIT, INT64_MAX, apply_rate, format_units, parse_decimal, price_amount
+from ledger.core.money import (CREDIT, INT64_MAX, apply_rate, exponent, format_units, parse_decimal, price_amount,
+                               round_fraction)
 from ledger.core.periods import local_date, period_end, period_of, start_of_day
 
 if TYPE_CHECKING:
@@ -63,15 +69,19 @@ def _effective_time(p: Posting, book: CustomerBook, t: datetime) -> tuple[dateti
     return t_eff, late
 
 
-def on_usage_recorded(p: Posting, se: SourcedEvent, ev: UsageRecorded) -> None:
+def on_usage_recorded(p: Posting, se: SourcedEvent, ev: UsageRecorded, *, released: bool = False) -> None:
     """Draw credits in consumption order; beyond the credits held, overage at the price in
-    effect or, without one, quarantine (hard cap)."""
+    effect or, without one, quarantine (hard cap). Usage past the customer's soft cap is held
+    for review instead (`ledger.core.rules.review`), unless ``released`` by an approval."""
     book = p.book(ev.customer_id)
     t = ev.occurred_at
     d, _ = p.accounting_date(t)
     t_eff, late = _effective_time(p, book, t)
     run_steps(p, book, t_eff)
     credits = ev.credits if ev.credits is not None else p.catalog.model.rate_card[ev.action] * ev.quantity  # type: ignore[index,operator]
+    if not released and review.over_soft_cap(p, book, d, credits):
+        review.hold(p, se, ev, book, d, t, credits, late)
+        return
     plan, available = plan_drawdown(list(book.grants.values()), t_eff, credits)
     over, price = 0, None
     if not plan:
@@ -82,7 +92,7 @@ def on_usage_recorded(p: Posting, se: SourcedEvent, ev: UsageRecorded) -> None:
     row = UsageRecord(id=se.id, customer_id=ev.customer_id, occurred_at=t, credits=credits, action=ev.action,
                       quantity=ev.quantity, content_hash=se.content_hash, status="posted", late=late,
                       import_id=p.import_id, source=se.source, overage_units=over,
-                      overage_price=price if over else None)
+                      overage_price=price if over else None, cost=ev.cost)
     p.usage_rows.append(row)
     p.usage_index[se.id] = row
     if late:
@@ -98,10 +108,28 @@ def on_usage_recorded(p: Posting, se: SourcedEvent, ev: UsageRecorded) -> None:
     if over:
         assert price is not None
         _add_overage(se, book, bucket, period_of(d), price, over, credits)
+    cost = usage_cost(p, book.customer.currency, ev.cost, ev.action, ev.quantity if ev.action else credits)
+    if cost:
+        if round_fraction(bucket.cost + cost) > INT64_MAX // 2:
+            raise problem(se, "cost", ev.cost, "the day's cost of usage exceeds the 64-bit range of amounts")
+        bucket.cost += cost
     bucket.usage_ids.append(se.id)
     bucket.events += 1
     p.usage_bucket[se.id] = bucket
     p.summary.posted += 1
+    auto_topup(p, se, book, t_eff, d, available, credits - over)
+    review.count_used(p, book, d, credits)
+
+
+def usage_cost(p: Posting, currency: str, own: str | None, action: str | None, units: int) -> Fraction:
+    """The cost to serve a usage event, exact, in minor units of ``currency``: its ``own`` cost
+    (decimal string, major units) when it gave one, else the catalog's unit cost of ``action``
+    (None: of a credit) times ``units`` (its quantity, or its credits); 0 when none is set."""
+    unit = own if own is not None else p.catalog.unit_cost(action, currency)
+    if unit is None:
+        return Fraction(0)
+    cost = Fraction(parse_decimal(unit)) * 10 ** exponent(currency)
+    return cost if own is not None else cost * units
 
 
 def _consume(bucket: ConsumptionBucket, plan: list) -> None:
@@ -121,8 +149,8 @@ def post_usage_day(p: Posting, day: UsageDay) -> tuple[int, str | None] | None:
     one by one gives: returns (units the grants cover, overage price or None) and the events
     take their places in the bucket in time order; None, with nothing changed but the steps due
     by the first event, when the day must be posted event by event: a step falls due after its
-    first event (an expiry, a month's bill), a grant starts or ends during it, or it reaches the
-    hard cap. Each event's draws are then the cumulative split of the day's stream: grants
+    first event (an expiry, a month's bill), a grant starts or ends during it, it reaches the
+    hard cap, or it crosses the customer's auto top-up threshold or soft cap. Each event's draws are then the cumulative split of the day's stream: grants
     relieve by the cumulative formula and overage is priced cumulatively, so the sums agree."""
     book = p.book(day.customer_id)
     t0, t1 = day.first_at, day.last_at
@@ -142,12 +170,21 @@ def post_usage_day(p: Posting, day: UsageDay) -> tuple[int, str | None] | None:
             return None
         plan = plan_drawdown(list(book.grants.values()), t0, available)[0] if available else []
         drawable = available
+    if crosses(policy_of(p, book), available, drawable):
+        return None  # an auto top-up: bought by the event that crosses, in the general rules
     d, _ = p.accounting_date(t0)
+    if review.over_soft_cap(p, book, d, day.credits):
+        return None  # the event that passes the soft cap is held, in the general rules
     acc_o = book.overage.get((period_of(d), price)) if price is not None else None
     if price is not None and price_amount((acc_o.units if acc_o else 0) + day.credits - drawable, price,
                                           book.customer.currency) > INT64_MAX // 2:
         return None  # the general path refuses it, naming the event
+    cost = usage_cost(p, book.customer.currency, None, None, day.credits)  # a credits CSV: the catalog's per credit
+    held = p.buckets.get((book.customer.id, d))
+    if round_fraction((held.cost if held else 0) + cost) > INT64_MAX // 2:
+        return None
     bucket = p.bucket(book, d, t0)
+    bucket.cost += cost
     p.bucket(book, d, t1)
     _consume(bucket, plan)
     if drawable < day.credits:
@@ -161,6 +198,7 @@ def post_usage_day(p: Posting, day: UsageDay) -> tuple[int, str | None] | None:
         bucket.overage_amount += price_amount(acc_o.units, price, cur) - before
     bucket.events += day.events
     p.summary.posted += day.events
+    review.count_used(p, book, d, day.credits)
     return drawable, price
 
 
@@ -240,6 +278,9 @@ def consumption_entries(p: Posting, bucket: ConsumptionBucket) -> tuple[EntryDra
         draft.dr(A.CREDITS_OVERAGE, CREDIT, bucket.overage_units)
         draft.cr(A.CREDITS_CONSUMED, CREDIT, bucket.overage_units)
         units_total += bucket.overage_units
+    cost = round_fraction(bucket.cost)
+    draft.dr(A.COST_OF_REVENUE, cur, cost)
+    draft.cr(A.ACCRUED_COST, cur, cost)
     draft.description = (f"Usage of {cid} on {d.isoformat()}: {bucket.events} events, "
                          f"{format_units(units_total)} credits"
                          + (f" ({format_units(bucket.overage_units)} as overage)" if bucket.overage_units else ""))

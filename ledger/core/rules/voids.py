@@ -15,7 +15,9 @@ from ledger.core.ports import StoredEntry, StoredUsage
 from ledger.core.posting import problem
 from ledger.core.schedule import catch_up
 from ledger.events import EventVoided, SourcedEvent
-from ledger.core.money import CREDIT, major_str, price_amount
+from ledger.core.money import CREDIT, major_str, price_amount, round_fraction
+from ledger.core.rules.review import count_used
+from ledger.core.rules.usage import usage_cost
 from ledger.core.periods import period_of
 
 if TYPE_CHECKING:
@@ -29,7 +31,8 @@ def _usage_target(p: Posting, target: str) -> StoredUsage | None:
         return p.store.stored_usage(target)
     bucket = p.usage_bucket.get(target)
     return StoredUsage(row.id, row.customer_id, row.status, row.overage_units, row.overage_price,
-                       bucket.entry_date if bucket is not None else None, p.draws_of.get(target, []))
+                       bucket.entry_date if bucket is not None else None, p.draws_of.get(target, []),
+                       row.credits, row.action, row.quantity, row.cost)
 
 
 def _entries_of(p: Posting, se: SourcedEvent, target: str) -> list[StoredEntry]:
@@ -132,10 +135,11 @@ def void_usage(p: Posting, se: SourcedEvent, ev: EventVoided, usage: StoredUsage
     """Return a posted usage event's units to the grants they came from (the reverse of the
     cumulative formula at the current R, so each grant stays on it) and take back its overage:
     Dr 4000 (and 4050 for proportional grants) / Cr 2100 (g), Dr 9200 / Cr 9100 (g);
-    Dr 4010 / Cr 1150, Dr 9200 / Cr 9050."""
+    Dr 4010 / Cr 1150, Dr 9200 / Cr 9050; its cost to serve, Dr 2500 / Cr 5000 (its own cost,
+    else the catalog's at the void)."""
     target = usage.id
     if usage.status != "posted":
-        raise problem(se, "target_event_id", target, "was quarantined, not posted: there is nothing to void")
+        raise problem(se, "target_event_id", target, f"was {usage.status}, not posted: there is nothing to void")
     book, d, late = p.prepare(usage.customer_id, ev.occurred_at)
     c = book.customer
     draft = p.entry(d, ev.occurred_at, EntryKind.VOID, f"Void of usage event {target}: {ev.reason}", c.id, se.id)
@@ -163,5 +167,10 @@ def void_usage(p: Posting, se: SourcedEvent, ev: EventVoided, usage: StoredUsage
         draft.cr(A.UNBILLED, c.currency, amount, event_id=target)
         draft.dr(A.CREDITS_CONSUMED, CREDIT, over, event_id=target)
         draft.cr(A.CREDITS_OVERAGE, CREDIT, over, event_id=target)
+    cost = round_fraction(usage_cost(p, c.currency, usage.cost, usage.action,
+                                     usage.quantity if usage.action else usage.credits))  # type: ignore[arg-type]
+    draft.dr(A.ACCRUED_COST, c.currency, cost, event_id=target)
+    draft.cr(A.COST_OF_REVENUE, c.currency, cost, event_id=target)
+    count_used(p, book, d, -usage.credits)
     p.record_event(se, c.id, d, late)
     catch_up(p, book, ev.occurred_at)
