@@ -7,6 +7,7 @@ lines posted with it (invariant 5). The stored facts are read by ``ledger.store.
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass
 from datetime import timedelta
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from babel.dates import format_date
 
-from ledger.catalog import Catalog
+from ledger.catalog import Catalog, Company
 from ledger.core.money import format_money, format_price, format_units, to_major
 from ledger.core.periods import boundary_date
 from ledger.errors import NotFoundError
@@ -42,6 +43,7 @@ def document_view(session: Session, catalog: Catalog, number: str) -> DocumentVi
     calculation, legacy per-seat bill against the new bill (docs/design.md §5.9).
     """
     facts = _facts(session, number)
+    catalog, logo = issued_seller(catalog, facts)
     inv, customer, lines = facts.invoice, facts.customer, facts.lines
     loc = customer.locale or "en_US"
     cur = inv.currency
@@ -76,7 +78,6 @@ def document_view(session: Session, catalog: Catalog, number: str) -> DocumentVi
     credits = _credits_table(session, catalog, inv, loc)
     if credits is not None:
         tables.append(credits)
-    logo = catalog.logo_path
     return DocumentView(
         title=TITLES.get(inv.kind, inv.kind),
         number=inv.number,
@@ -101,8 +102,27 @@ def document_view(session: Session, catalog: Catalog, number: str) -> DocumentVi
             ("Our VAT ID", company.vat_id), ("Your VAT ID", customer.vat_id)) if value),
         adjustments=tuple(adjustments),
         tables=tuple(tables),
-        logo=logo.as_uri() if logo is not None else None,
+        logo=logo,
     )
+
+
+def issued_seller(catalog: Catalog, facts: DocumentFacts) -> tuple[Catalog, str | None]:
+    """Where a document's seller comes from: (the catalog with the company the document stored
+    when it was issued, the stored logo as a data: URI or None). Every page and Factur-X field
+    about the seller (name, address, tax ids, payment terms, reporting timezone, any later
+    field of `Company`) reads the returned catalog, so a change to ``ledger.toml``, or none at
+    all, changes no issued document. A document issued before migration 0014 stored none: it
+    takes the catalog's company and logo file as they are now (raises CatalogError without a
+    company)."""
+    if facts.seller is None:
+        catalog.require_company(f"rendering {facts.invoice.number}, issued before documents kept their seller,")
+        path = catalog.logo_path
+        return catalog, path.as_uri() if path is not None else None
+    issued = catalog.with_company(Company.model_validate_json(facts.seller))
+    if facts.logo is None:
+        return issued, None
+    content, media_type = facts.logo
+    return issued, f"data:{media_type};base64,{base64.b64encode(content).decode('ascii')}"
 
 
 def _facts(session: Session, number: str) -> DocumentFacts:
@@ -174,10 +194,11 @@ def facturx_invoice(session: Session, catalog: Catalog, number: str) -> FacturXI
     when the catalog gives the seller neither ``tax_id`` nor ``vat_id`` (EN 16931 needs one,
     BR-CO-26 and BR-S-02 / BR-Z-02). Amounts: `Decimal` major units, from the stored document;
     amount due = total - credit balance applied (BT-113 prepaid). raises NotFoundError."""
+    facts = _facts(session, number)
+    catalog, _ = issued_seller(catalog, facts)
     company = catalog.company
     if not (company.tax_id or company.vat_id):
         return None
-    facts = _facts(session, number)
     inv, customer, lines = facts.invoice, facts.customer, facts.lines
     cur = inv.currency
     applied = facts.credit_applied

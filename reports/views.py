@@ -89,4 +89,4 @@ class DocumentView:
     adjustments: tuple[tuple[str, str], ...] = ()  # between total and amount due, e.g. ("Credit balance applied", "-$299.00")
     amount_due_label: str = "Amount due"  # "Credited to your account" on a guarantee credit note
     tables: tuple[Table, ...] = ()  # e.g. the guarantee calculation and the credits summary
-    logo: str | None = None  # file: URI of the seller's logo (from the catalog), or None
+    logo: str | None = None  # the seller's logo: data: URI of the stored one, or file: URI (catalog), or None
