@@ -52,7 +52,7 @@ class Company(_Strict):
     model (`Catalog.seller_snapshot`), so a field added later needs a default for older snapshots
     to load."""
 
-    name: _Line
+    name: _Line = Field(min_length=1)
     address: list[_Line] = Field(min_length=1)
     email: _Line | None = None
     tax_id: _Line | None = None  # the seller's tax registration (e.g. a US EIN), printed and in e-invoices
@@ -169,11 +169,12 @@ class Catalog:
         needs a catalog with a ``[company]`` table (name and address of the seller)."""
         if self.model.company is None:
             where = self.path or "ledger.toml"
-            what = "has no [company] table" if self.path else "not found"
-            raise CatalogError(where, "company", NO_VALUE,
-                               f"{what}: {needed_for} needs the seller's name and address from the catalog's "
-                               f"[company] table (write a starter catalog to fill in with `ledger init --catalog "
-                               f"{where}`, or pass --catalog FILE)")
+            how = f"{needed_for} needs a catalog whose [company] table gives the seller's name and address"
+            if self.path:
+                raise CatalogError(where, "company", NO_VALUE, f"is missing: {how} (add the table; `ledger init "
+                                   "--catalog NEW.toml` writes a starter catalog showing every key)")
+            raise CatalogError(where, "", NO_VALUE, f"not found: {how} (`ledger init --catalog {where}` writes a "
+                               "starter catalog to fill in; or pass --catalog FILE)")
         return self.model.company
 
     @property
