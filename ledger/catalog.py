@@ -4,7 +4,7 @@ Validated on load; a bad catalog raises CatalogError naming the file, the key an
 Without a catalog file (or without its ``[company]`` table) there is no seller: reports and
 verify work (periods in UTC), but nothing that issues an invoice or credit note may run
 (`Catalog.require_company`); ``ledger init --catalog FILE`` writes a starter catalog
-(`STARTER_CATALOG`).
+(`ledger.services.setup.STARTER_CATALOG`).
 """
 
 from __future__ import annotations
@@ -153,10 +153,6 @@ class Catalog:
     model: CatalogModel = field(default_factory=CatalogModel)
     path: str | None = None
     logo: bytes | None = None
-
-    @property
-    def has_company(self) -> bool:
-        return self.model.company is not None
 
     @property
     def company(self) -> Company:
