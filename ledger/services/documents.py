@@ -5,6 +5,8 @@ transaction and die with the calling process."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -75,7 +77,9 @@ def invoice_register(session: Session) -> Report:
 
 
 def invoice_document(session: Session, number: str) -> dict:
-    """One invoice with its lines; amounts as decimal strings in major units. raises NotFoundError."""
+    """One invoice with its lines; amounts as decimal strings in major units; ``seller`` and
+    ``buyer`` as the document kept them when issued and the sha256 of its logo (None for a
+    document issued before migration 0014, or without a logo). raises NotFoundError."""
     found = invoices.with_lines(session, number)
     if found is None:
         raise NotFoundError("invoice", number)
@@ -87,7 +91,10 @@ def invoice_document(session: Session, number: str) -> dict:
             "lines": [{"description": ln["description"], "quantity": ln["quantity"], "unit_price": ln["unit_price"],
                        "amount": major_str(ln["amount"], cur)} for ln in lines],
             "subtotal": major_str(inv["subtotal"], cur), "tax": major_str(inv["tax"], cur),
-            "total": major_str(inv["total"], cur), "event_id": inv["event_id"], "entry_id": inv["entry_id"]}
+            "total": major_str(inv["total"], cur), "event_id": inv["event_id"], "entry_id": inv["entry_id"],
+            "seller": json.loads(inv["seller"]) if inv["seller"] else None,
+            "buyer": json.loads(inv["buyer"]) if inv["buyer"] else None,
+            "logo_sha256": hashlib.sha256(inv["logo"]).hexdigest() if inv["logo"] is not None else None}
 
 
 def render_document(session: Session, catalog: Catalog, number: str, out: str | Path) -> Path:

@@ -8,6 +8,7 @@ On SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -17,6 +18,7 @@ from conftest import PLANS_CATALOG
 from ledger.catalog import Catalog, load_catalog
 from ledger.errors import CatalogError
 from ledger.store.models import Customer, Invoice
+from ledger.services.documents import invoice_document
 from reports.documents import render_invoice
 
 LOGO = ('<svg xmlns="http://www.w3.org/2000/svg" width="120" height="30">'
@@ -104,6 +106,10 @@ def test_the_invoice_row_holds_the_seller_buyer_and_logo_as_issued(issued):
                                  "email": "rechnung@kestrel.example", "locale": "de_DE", "country": "DE",
                                  "vat_id": "DE129273398"}
     assert (logo, logo_type) == (LOGO.encode(), "image/svg+xml")
+    with issued.session() as s:  # `ledger invoices show` prints them back
+        shown = invoice_document(s, "INV-2026-000001")
+    assert shown["seller"] == json.loads(seller) and shown["buyer"] == json.loads(buyer)
+    assert shown["logo_sha256"] == hashlib.sha256(LOGO.encode()).hexdigest()
 
 
 def test_a_document_issued_before_snapshots_needs_a_catalog_to_render(issued, tmp_path):
