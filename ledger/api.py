@@ -76,6 +76,7 @@ class Ledger:
         # gives the same books (LEDGER_DIRECT=0 turns it off, for comparison)
         self.engine, self._direct = open_books(database_url)
         self.catalog = catalog if isinstance(catalog, Catalog) else load_catalog(catalog, required=catalog is not None)
+        self.catalog.require_company("posting events through ledger.api.Ledger")
         self._n = 0
 
     def close(self) -> None:

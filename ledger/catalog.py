@@ -1,11 +1,15 @@
 """The catalog (`ledger.toml`, docs/design.md §8.3): the company, the rate card, plans and top-up packs.
 
 Validated on load; a bad catalog raises CatalogError naming the file, the key and the value.
-Without a catalog file the built-in default company (UTC, net 30) is used.
+Without a catalog file (or without its ``[company]`` table) there is no seller: reports and
+verify work (periods in UTC), but nothing that issues an invoice or credit note may run
+(`Catalog.require_company`); ``ledger init --catalog FILE`` writes a starter catalog
+(`ledger.services.setup.STARTER_CATALOG`).
 """
 
 from __future__ import annotations
 
+import json
 import re
 
 import tomllib
@@ -25,7 +29,7 @@ from pydantic import (
     model_validator,
 )
 
-from ledger.errors import CatalogError
+from ledger.errors import NO_VALUE, CatalogError
 from ledger.core.money import is_currency, parse_decimal, to_minor
 from ledger.event_schemas import NO_CONTROLS, control_message
 
@@ -122,8 +126,13 @@ class Payment(_Strict):
 
 
 class Company(_Strict):
-    name: _Line = "Example AI, Inc."
-    address: list[_Line] = Field(default_factory=lambda: ["1 Market St", "San Francisco, CA 94105", "USA"])
+    """The seller printed on every invoice and credit note. ``name`` and ``address`` (one or more
+    lines) are required; the rest has defaults. An issued document keeps a snapshot of this whole
+    model (`Catalog.seller_snapshot`), so a field added later needs a default for older snapshots
+    to load."""
+
+    name: _Line = Field(min_length=1)
+    address: list[_Line] = Field(min_length=1)
     email: _Line | None = None
     tax_id: _Line | None = None  # the seller's tax registration (e.g. a US EIN), printed and in e-invoices
     vat_id: str | None = Field(default=None, pattern=r"^[A-Z]{2}[0-9A-Za-z+*.]{2,13}$")  # EU VAT id with prefix
@@ -284,7 +293,7 @@ class CustomerTerms(_Strict):
 
 
 class CatalogModel(_Strict):
-    company: Company = Company()
+    company: Company | None = None
     rate_card: dict[str, int] = Field(default_factory=dict)
     plans: dict[str, Plan] = Field(default_factory=dict)
     topups: dict[str, TopupPack] = Field(default_factory=dict)
@@ -316,18 +325,48 @@ class CatalogModel(_Strict):
 
 @dataclass(frozen=True)
 class Catalog:
-    """A validated catalog. tz: the reporting timezone (periods are its calendar months)."""
+    """A validated catalog. tz: the reporting timezone (periods are its calendar months; UTC
+    without a company). logo: the bytes of ``company.logo`` as read when the catalog was loaded
+    (None without one), so that what a document stores at issue is what was validated."""
 
     model: CatalogModel = field(default_factory=CatalogModel)
     path: str | None = None
+    logo: bytes | None = None
 
     @property
     def company(self) -> Company:
+        """The seller; raises CatalogError (naming the file and how to get a starter catalog)
+        when the catalog has no ``[company]`` table or there is no catalog file."""
+        return self.require_company("issuing invoices and credit notes")
+
+    def require_company(self, needed_for: str) -> Company:
+        """The company, or CatalogError saying that ``needed_for`` (e.g. "`ledger import`")
+        needs a catalog with a ``[company]`` table (name and address of the seller)."""
+        if self.model.company is None:
+            where = self.path or "ledger.toml"
+            how = f"{needed_for} needs a catalog whose [company] table gives the seller's name and address"
+            if self.path:
+                raise CatalogError(where, "company", NO_VALUE, f"is missing: {how} (add the table; `ledger init "
+                                   "--catalog NEW.toml` writes a starter catalog showing every key)")
+            raise CatalogError(where, "", NO_VALUE, f"not found: {how} (`ledger init --catalog {where}` writes a "
+                               "starter catalog to fill in; or pass --catalog FILE)")
         return self.model.company
 
     @property
     def tz(self) -> ZoneInfo:
-        return ZoneInfo(self.model.company.reporting_timezone)
+        return ZoneInfo(self.model.company.reporting_timezone if self.model.company else "UTC")
+
+    def seller_snapshot(self) -> str:
+        """The company as canonical JSON (every field of `Company`, sorted keys, no whitespace,
+        UTF-8): what an invoice or credit note stores as its seller when issued. raises
+        CatalogError without a company."""
+        return json.dumps(self.company.model_dump(mode="json"), sort_keys=True, separators=(",", ":"),
+                          ensure_ascii=False)
+
+    def with_company(self, company: Company) -> Catalog:
+        """This catalog with ``company`` as its seller (an issued document's snapshot); its
+        paths still resolve against this catalog's folder."""
+        return Catalog(self.model.model_copy(update={"company": company}), self.path, self.logo)
 
     def asset(self, relative: str | None) -> Path | None:
         """A catalog-relative path (``company.logo``, ``company.templates``) resolved against the
@@ -339,11 +378,17 @@ class Catalog:
 
     @property
     def logo_path(self) -> Path | None:
-        return self.asset(self.company.logo)
+        return self.asset(self.model.company.logo) if self.model.company else None
+
+    @property
+    def logo_type(self) -> str | None:
+        """The media type of the logo (image/png, image/jpeg, image/svg+xml), or None."""
+        path = self.logo_path
+        return LOGO_TYPES[path.suffix.lower()] if path is not None else None
 
     @property
     def templates_dir(self) -> Path | None:
-        return self.asset(self.company.templates)
+        return self.asset(self.model.company.templates) if self.model.company else None
 
     def topup(self, code: str) -> TopupPack | None:
         return self.model.topups.get(code)
@@ -408,9 +453,11 @@ def load_catalog(path: str | Path | None, *, required: bool = False) -> Catalog:
         if logo.suffix.lower() not in LOGO_TYPES:
             raise CatalogError(str(p), "company.logo", catalog.company.logo,
                                f"must be one of {', '.join(sorted(LOGO_TYPES))}")
+        catalog = Catalog(catalog.model, catalog.path, logo.read_bytes())
     if folder is not None and not folder.is_dir():
         raise CatalogError(str(p), "company.templates", catalog.company.templates, f"folder not found ({folder})")
     return catalog
 
 
-LOGO_TYPES = frozenset({".png", ".jpg", ".jpeg", ".svg"})
+LOGO_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".svg": "image/svg+xml"}
+"""Logo file suffix -> media type."""

@@ -7,6 +7,7 @@ lines posted with it (invariant 5). The stored facts are read by ``ledger.store.
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -44,6 +45,7 @@ def document_view(session: Session, catalog: Catalog, number: str) -> DocumentVi
     per-seat bill against the new bill (docs/design.md §5.9).
     """
     facts = _facts(session, number)
+    catalog, logo = issued_seller(catalog, facts)
     inv, customer, lines = facts.invoice, facts.customer, facts.lines
     loc = customer.locale or "en_US"
     lang = document_language(loc)
@@ -64,7 +66,6 @@ def document_view(session: Session, catalog: Catalog, number: str) -> DocumentVi
     if credits is not None:
         tables.append(credits)
     wording = Wording(loc, _, catalog.tz)
-    logo = catalog.logo_path
     return DocumentView(
         title=_("Invoice") if inv.kind == "invoice" else _("Credit note"),
         number=inv.number,
@@ -89,7 +90,7 @@ def document_view(session: Session, catalog: Catalog, number: str) -> DocumentVi
             (_("Our VAT ID"), company.vat_id), (_("Your VAT ID"), customer.vat_id)) if value),
         adjustments=tuple(adjustments),
         tables=tuple(tables),
-        logo=logo.as_uri() if logo is not None else None,
+        logo=logo,
         lang=lang,
         payment=payment,
         corrects=_corrects(session, inv, loc, _),
@@ -165,6 +166,25 @@ def _corrects(session: Session, inv: InvoiceRecord, loc: str, _) -> str | None:
     if inv.category == "guarantee" and period is not None:
         return _("Credit under your no-increase guarantee for {period}").format(period=format_span(*period, loc))
     return None
+
+
+def issued_seller(catalog: Catalog, facts: DocumentFacts) -> tuple[Catalog, str | None]:
+    """Where a document's seller comes from: (the catalog with the company the document stored
+    when it was issued, the stored logo as a data: URI or None). Every page and Factur-X field
+    about the seller (name, address, tax ids, payment terms, reporting timezone, any later
+    field of `Company`) reads the returned catalog, so a change to ``ledger.toml``, or none at
+    all, changes no issued document. A document issued before migration 0014 stored none: it
+    takes the catalog's company and logo file as they are now (raises CatalogError without a
+    company)."""
+    if facts.seller is None:
+        catalog.require_company(f"rendering {facts.invoice.number}, issued before documents kept their seller,")
+        path = catalog.logo_path
+        return catalog, path.as_uri() if path is not None else None
+    issued = catalog.with_company(Company.model_validate_json(facts.seller))
+    if facts.logo is None:
+        return issued, None
+    content, media_type = facts.logo
+    return issued, f"data:{media_type};base64,{base64.b64encode(content).decode('ascii')}"
 
 
 def _facts(session: Session, number: str) -> DocumentFacts:
@@ -246,10 +266,11 @@ def facturx_invoice(session: Session, catalog: Catalog, number: str) -> FacturXI
     descriptions (`reports.lines`). An invoice with an amount due carries the catalog's payment
     means (BG-16) and its number as payment reference (BT-83); a credit note names the invoice
     it corrects (BT-25, BT-26). raises NotFoundError."""
+    facts = _facts(session, number)
+    catalog, _logo = issued_seller(catalog, facts)
     company = catalog.company
     if not (company.tax_id or company.vat_id):
         return None
-    facts = _facts(session, number)
     inv, customer, lines = facts.invoice, facts.customer, facts.lines
     cur = inv.currency
     applied = facts.credit_applied

@@ -34,6 +34,7 @@ Example::
 
 from __future__ import annotations
 
+import base64
 import copy
 import functools
 import gc
@@ -118,6 +119,7 @@ class StaticAssetFetcher(URLFetcher):
     """
 
     extra_files: frozenset[pathlib.Path] = frozenset()
+    extra_data: frozenset[str] = frozenset()
 
     def allowing(self, *files: pathlib.Path) -> StaticAssetFetcher:
         """A copy of this fetcher that also serves exactly ``files`` (resolved paths)."""
@@ -125,8 +127,20 @@ class StaticAssetFetcher(URLFetcher):
         twin.extra_files = self.extra_files | {pathlib.Path(f).resolve() for f in files}
         return twin
 
+    def allowing_data(self, *urls: str) -> StaticAssetFetcher:
+        """A copy of this fetcher that also serves exactly the base64 ``data:`` URLs ``urls``
+        (an issued document's stored logo)."""
+        twin = copy.copy(self)
+        twin.extra_data = self.extra_data | set(urls)
+        return twin
+
     def fetch(self, url: str, headers: dict[str, str] | None = None) -> URLFetcherResponse:
-        """Return the bundled file at ``url``; raise `ResourceRefusedError` for anything else."""
+        """Return the bundled file at ``url`` (or an allowed data: URL's content); raise
+        `ResourceRefusedError` for anything else."""
+        if url in self.extra_data:
+            media_type, _, payload = url.removeprefix("data:").partition(";base64,")
+            return URLFetcherResponse(url, body=base64.b64decode(payload, validate=True),
+                                      headers={"Content-Type": media_type})
         path = static_path(url, self.extra_files)
         content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         return URLFetcherResponse(
@@ -204,7 +218,8 @@ def render_document_pdf(
     time; everything else depends only on ``view``, ``facturx`` and the template.
     templates: a folder whose ``document.html`` replaces the bundled one (see
     `render_document_html`). The logo named by ``view.logo`` is the one file outside
-    `STATIC_DIR` the render may read.
+    `STATIC_DIR` the render may read (or, as a base64 ``data:`` URL, the logo stored with the
+    document).
     raises ValueError if SOURCE_DATE_EPOCH is set but not a non-negative integer, if
     ``facturx`` fails `reports.facturx.check_invoice`, or if its number differs from
     ``view.number``; OSError if ``out`` cannot be written (its parent folder must exist).
@@ -227,7 +242,9 @@ def document_pdf_bytes(view: DocumentView, *, facturx: FacturXInvoice | None = N
         xml = build_cii_xml(facturx)
     warm_up()
     fetcher = safe_fetcher
-    if view.logo is not None:
+    if view.logo is not None and view.logo.startswith("data:"):  # stored with the document at issue
+        fetcher = fetcher.allowing_data(view.logo)
+    elif view.logo is not None:
         fetcher = fetcher.allowing(pathlib.Path(url2pathname(urlsplit(view.logo).path)))
     html = HTML(
         string=render_document_html(view, templates), base_url=STATIC_DIR, url_fetcher=fetcher

@@ -103,7 +103,7 @@ class DocumentView:
     adjustments: tuple[tuple[str, str], ...] = ()  # between total and amount due, e.g. ("Credit balance applied", "-$299.00")
     amount_due_label: str = "Amount due"  # "Credited to your account" on a guarantee credit note
     tables: tuple[Table, ...] = ()  # e.g. the guarantee calculation and the credits summary
-    logo: str | None = None  # file: URI of the seller's logo (from the catalog), or None
+    logo: str | None = None  # the seller's logo: data: URI of the stored one, or file: URI (catalog), or None
     lang: str = "en"  # language of the labels (reports.i18n.LANGUAGES), the html lang attribute
     payment: PaymentView | None = None  # on invoices with an amount due, when the catalog says how to pay
     corrects: str | None = None  # on a credit note: "Corrects invoice INV-2026-000001 of Oct 1, 2026"

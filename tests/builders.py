@@ -7,6 +7,10 @@ tests/integration and tests/e2e can share them without importing one another.
 from __future__ import annotations
 
 import json
+from pathlib import Path
+
+COMPANY_CATALOG = Path(__file__).parent / "company.toml"
+"""A catalog with only a company (the seller of every document), for tests that need no plans."""
 
 ACME = ('{"id": "c-acme", "type": "customer.created", "occurred_at": "2026-01-01T00:00:00Z", '
         '"customer_id": "acme", "name": "Acme AI", "currency": "USD"}')
@@ -43,6 +47,6 @@ def import_in_process(url: str, path: str) -> None:
     engine = make_engine(url)
     try:
         with Session(engine) as s:
-            import_files(s, load_catalog(None), [path])
+            import_files(s, load_catalog(COMPANY_CATALOG, required=True), [path])
     finally:
         engine.dispose()

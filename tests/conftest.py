@@ -24,6 +24,7 @@ from sqlmodel import Session
 from ledger.core import accounts as A
 from ledger.catalog import Catalog, load_catalog
 from ledger.store.db import init_database, make_engine
+from builders import COMPANY_CATALOG
 
 DEFAULT_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 # Every reuse of a kept customer book (books.BookCache) is checked against a fresh derivation
@@ -258,16 +259,22 @@ class Books:
         return sorted((e.entry_date.isoformat(), e.kind, tuple(sorted(lines.get(i, [])))) for i, e in entries.items())
 
 
+def company_catalog() -> Catalog:
+    """The catalog of `COMPANY_CATALOG`: Example AI, Inc., UTC, net 30."""
+    return load_catalog(COMPANY_CATALOG, required=True)
+
+
 @pytest.fixture
 def books(db_url, tmp_path) -> Books:
     engine = make_engine(db_url)
-    yield Books(db_url, engine, load_catalog(None), tmp_path)
+    yield Books(db_url, engine, company_catalog(), tmp_path)
     engine.dispose()
 
 
 PLANS_CATALOG = """
 [company]
 name = "Example AI, Inc."
+address = ["1 Market St", "San Francisco, CA 94105", "USA"]
 reporting_timezone = "UTC"
 payment_terms_days = 30
 

@@ -21,6 +21,10 @@ TAX = {"acme": "0.0825", "globex": "0"}
 PLANS = {"USD": ("pro_usd", "basic_usd", "per_resolution_usd"), "JPY": ("pro_jpy",)}
 
 CATALOG = """
+[company]
+name = "Example AI, Inc."
+address = ["1 Market St", "San Francisco, CA 94105", "USA"]
+
 [rate_card]
 EXTRACT_TEXT = 5
 GENERATE_REPORT = 50

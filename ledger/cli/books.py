@@ -11,14 +11,23 @@ from ledger.cli._common import FORMAT, Ctx, _fmt, install_db_error_hook, plural
 
 
 @click.command()
+@click.option("--catalog", "starter", type=click.Path(dir_okay=False), default=None,
+              help="Also write a commented starter catalog to this file, to fill in (never overwrites a file).")
 @click.pass_obj
-def init(obj: Ctx) -> None:
-    """Create or migrate the database (Alembic upgrade head) and seed the chart of accounts."""
-    from ledger.services.setup import init_books
+def init(obj: Ctx, starter: str | None) -> None:
+    """Create or migrate the database (Alembic upgrade head) and seed the chart of accounts; with
+    --catalog FILE, first write a starter catalog there (company to fill in, rate card, a plan,
+    a top-up pack): import and close need its [company] name and address."""
+    from ledger.services.setup import init_books, write_starter_catalog
 
+    if starter is not None:
+        written = write_starter_catalog(starter)
     install_db_error_hook()
     init_books(obj.url)
     click.echo(f"database ready: {obj.url}")
+    if starter is not None:
+        click.echo(f"starter catalog written: {written} (fill in [company] name and address, then pass "
+                   f"--catalog {written} or name it ledger.toml)")
 
 
 @click.command("import")

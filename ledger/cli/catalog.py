@@ -28,8 +28,11 @@ def catalog_show(obj: Ctx, fmt: str | None) -> None:
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
         return
     company = data["company"]
-    click.echo(f"{company['name']} ({cat.path}); reporting timezone {company['reporting_timezone']}, "
-               f"net {company['payment_terms_days']} days")
+    if company is None:
+        click.echo(f"no [company] ({cat.path}): import and close refuse until it names the seller; reporting timezone UTC")
+    else:
+        click.echo(f"{company['name']} ({cat.path}); reporting timezone {company['reporting_timezone']}, "
+                   f"net {company['payment_terms_days']} days")
     click.echo("rate card: " + (", ".join(f"{k} = {v} credits" for k, v in data["rate_card"].items()) or "none"))
     for code, plan in data["plans"].items():
         click.echo(f"plan {code}: {plan['name']}, {plan['monthly_fee']} {plan['currency']}/month, "

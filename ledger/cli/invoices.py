@@ -20,7 +20,8 @@ def invoices() -> None:
 @OUT
 @click.pass_obj
 def invoices_list(obj: Ctx, fmt: str | None, out: str | None) -> None:
-    """Every issued invoice with its totals."""
+    """Every issued invoice and credit note (credit notes negative), with totals per currency:
+    invoices, credit notes and net."""
     from ledger.services.documents import invoice_register
 
     with obj.session() as session:

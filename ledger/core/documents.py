@@ -7,6 +7,7 @@ its number back and the series stay gap-free per year (docs/design.md §8.1).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
@@ -63,10 +64,31 @@ class InvoiceDraft:
     category: str = "purchase"  # purchase | subscription | overage | refund | void | guarantee
     service_period: str | None = None
     reference: str | None = None  # the invoice a credit note corrects
+    # What the page shows that the journal does not hold, as it was at issue (`Posting.issue`):
+    # seller: canonical JSON of the catalog's company; buyer: canonical JSON of `buyer_snapshot`;
+    # logo: the logo's bytes and media type (None: no logo)
+    seller: str | None = None
+    buyer: str | None = None
+    logo: bytes | None = None
+    logo_type: str | None = None
 
     @property
     def total(self) -> int:
         return self.subtotal + self.tax
+
+
+BUYER_FIELDS = ("name", "address", "email", "locale", "country", "vat_id")
+"""The customer's fields an issued document keeps as they were at issue (`buyer_snapshot`)."""
+
+
+def buyer_snapshot(customer: object) -> str:
+    """Canonical JSON (sorted keys, no whitespace, UTF-8) of the customer's `BUYER_FIELDS`, the
+    address as a list of lines: e.g. {"address":["500 Main St"],"country":"US","email":null,
+    "locale":"en_US","name":"Acme AI","vat_id":null}. ``customer``: a CustomerRecord (address:
+    JSON text of its lines)."""
+    values = {f: getattr(customer, f) for f in BUYER_FIELDS}
+    values["address"] = json.loads(values["address"])
+    return json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def new_document(numbers: DocumentNumbers, *, customer_id: str, currency: str, issue_date: date, terms_days: int,

@@ -29,7 +29,7 @@ from fractions import Fraction
 from ledger.core import accounts as A
 from ledger.catalog import Catalog
 from ledger.core.book import ConsumptionBucket, CustomerBook
-from ledger.core.documents import InvoiceDraft
+from ledger.core.documents import InvoiceDraft, buyer_snapshot
 from ledger.core.entries import EntryDraft, EntryKind
 from ledger.core.ports import LedgerStore
 from ledger.core.records import (
@@ -129,6 +129,7 @@ class Posting:
         self.summary = ImportSummary(import_id=import_id)
         self._grant_seq = 0
         self._journal: Journal | None = None
+        self._seller: str | None = None  # the catalog's company as canonical JSON, once a document is issued
 
     # ----------------------------------------------------------------- books
     def book(self, customer_id: str) -> CustomerBook:
@@ -203,8 +204,14 @@ class Posting:
         return bucket
 
     def issue(self, book: CustomerBook, inv: InvoiceDraft, draft: EntryDraft) -> None:
-        """Issue ``inv`` with its entry ``draft``; an invoice gets the customer's credit balance
-        applied at once (`apply_credit`)."""
+        """Issue ``inv`` with its entry ``draft``: it keeps the seller (the catalog's company),
+        the logo and the customer as they are now, so that it never changes (docs/design.md
+        §5.8); an invoice gets the customer's credit balance applied at once (`apply_credit`).
+        raises CatalogError when the catalog has no company."""
+        if self._seller is None:
+            self._seller = self.catalog.seller_snapshot()
+        inv.seller, inv.buyer = self._seller, buyer_snapshot(book.customer)
+        inv.logo, inv.logo_type = self.catalog.logo, self.catalog.logo_type
         self.invoices.append((inv, draft))
         self.summary.invoices.append(inv.number)
         if inv.kind == "invoice":

@@ -102,8 +102,10 @@ def close_period(session: Session, catalog: Catalog, period: str, *, closed_by: 
     raises PeriodOrderError (an earlier period is still open), InvariantError (nothing changed).
     ``now`` (aware) is recorded as closed_at; it does not affect any posting. ``progress`` is
     called as (stage, done, total) while the close runs: "period-end steps" once per customer,
-    then "checks" and "seal".
+    then "checks" and "seal". A close may issue documents (overage invoices, guarantee credit
+    notes): raises CatalogError before anything is posted when the catalog has no company.
     """
+    catalog.require_company("closing a period")
     def report(stage: str, done: int, total: int) -> None:
         if progress is not None:
             progress(stage, done, total)

@@ -60,8 +60,10 @@ def import_events(session: Session, catalog: Catalog, events: list[SourcedEvent]
     order (stable: file order breaks ties). When a concurrent import commits one of the batch's
     keys first (the same customer created by two imports at once), the batch is rolled back and
     checked again once against what that import committed: an identical event is then a
-    duplicate, a different one a problem naming the field and value.
+    duplicate, a different one a problem naming the field and value. raises CatalogError,
+    before anything is posted, when the catalog has no company (documents need the seller).
     """
+    catalog.require_company("posting events")
     try:
         return _import_once(session, catalog, events, sources, parse_problems, dry_run)
     except Exception as exc:
@@ -164,7 +166,10 @@ def import_files(session: Session, catalog: Catalog, files: Sequence[str | Path]
 
     raises InvalidInputError listing every problem (file, line, field, value); nothing posted by
     the failing chunk (with chunks, the message says how many were committed before it).
+    An import may issue invoices and credit notes (purchases, plan months, overage), so it needs
+    a catalog with a company, checked before any file is read: raises CatalogError without one.
     """
+    catalog.require_company("importing events")
     sources = [str(f) for f in files]
     if (chunk_size == CHUNK and jobs == 1 if staged is None else staged) and can_stage(session, list(files), dry_run):
         summary = _import_set_based(session, catalog, files[0], progress)

@@ -41,8 +41,10 @@ def record_events(engine: Engine, catalog: Catalog, lines: Iterable[tuple[str, i
     ``source`` as the import's source; ``direct``: one usage event may take the pipelined path.
 
     raises InvalidInputError (every problem; nothing posted) for an invalid event or one the
-    books refuse; database errors as `import_events` raises them (nothing posted).
+    books refuse; database errors as `import_events` raises them (nothing posted); CatalogError
+    when the catalog has no company (nothing posted).
     """
+    catalog.require_company("posting events")
     parsed: list[SourcedEvent] = []
     problems = []
     for text, line in lines:

@@ -9,13 +9,15 @@ currency; credits: int units; dates: local dates of the reporting timezone.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, replace
 from datetime import date
 
 import sqlalchemy as sa
 from sqlmodel import Session
 
 from ledger.core import accounts as A
+from ledger.core.documents import BUYER_FIELDS
 from ledger.core.records import (
     CustomerRecord,
     GrantRecord,
@@ -78,12 +80,19 @@ class InvoiceLineRecord:
 class DocumentFacts:
     """Document ``invoice`` with its ``customer``, its ``lines`` in position order, and
     ``credit_applied``: the customer credit balance applied to it when issued (Dr 2200 lines of
-    ``credit_applied`` entries carrying its number; 0 for a credit note). Money: int minor units."""
+    ``credit_applied`` entries carrying its number; 0 for a credit note). Money: int minor units.
+
+    What the document kept at issue (migration 0014): ``customer`` carries the name, address,
+    e-mail, locale, country and VAT id it had then; ``seller`` is the catalog's company then, as
+    canonical JSON; ``logo`` the logo's (bytes, media type). A document issued before 0014 has
+    ``seller`` None (and ``logo`` None, ``customer`` as it is now): render it from the catalog."""
 
     invoice: InvoiceRecord
     customer: CustomerRecord
     lines: list[InvoiceLineRecord]
     credit_applied: int
+    seller: str | None = None
+    logo: tuple[bytes, str] | None = None
 
 
 def document_facts(session: Session, number: str) -> DocumentFacts | None:
@@ -93,9 +102,17 @@ def document_facts(session: Session, number: str) -> DocumentFacts | None:
         return None
     customer = customer_record(session, inv.customer_id)
     assert customer is not None
+    seller, buyer, logo, logo_type = session.execute(
+        sa.select(Invoice.seller, Invoice.buyer, Invoice.logo, Invoice.logo_type)
+        .where(Invoice.customer_id == inv.customer_id, Invoice.number == number)).one()
+    if buyer is not None:
+        kept = json.loads(buyer)
+        customer = replace(customer, **{f: kept[f] for f in BUYER_FIELDS if f != "address"},
+                           address=json.dumps(kept["address"]))
     lines = invoice_lines(session, number)
     applied = credit_applied(session, number) if inv.kind == "invoice" else 0
-    return DocumentFacts(inv, customer, lines, applied)
+    return DocumentFacts(inv, customer, lines, applied, seller,
+                         (bytes(logo), logo_type) if logo is not None else None)
 
 
 def invoice(session: Session, number: str) -> InvoiceRecord | None:

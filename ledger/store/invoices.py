@@ -20,17 +20,23 @@ def _columns(row: Any) -> dict[str, Any]:
     return {c.name: getattr(row, c.name) for c in row.__table__.columns}
 
 
+_ISSUED_AS = ("seller", "buyer", "logo", "logo_type")
+"""The columns of what a document kept at issue (migration 0014): the register reads none of them
+(the logo alone may be kilobytes a row)."""
+
+
 def register(session: Session) -> list[dict[str, Any]]:
-    """Every document's columns and its customer's name (key ``customer``), in series, year and
-    sequence order."""
-    q = (sa.select(Invoice, Customer.name).join(Customer, keys.customer_of(Invoice))
+    """Every document's columns but `_ISSUED_AS`, and its customer's name (key ``customer``), in
+    series, year and sequence order."""
+    columns = [c for c in Invoice.__table__.columns if c.name not in _ISSUED_AS]
+    q = (sa.select(*columns, Customer.name.label("customer")).join(Customer, keys.customer_of(Invoice))
          .order_by(Invoice.series, Invoice.year, Invoice.sequence))
-    return [_columns(inv) | {"customer": name} for inv, name in session.execute(q)]
+    return [dict(row) for row in session.execute(q).mappings()]
 
 
 def with_lines(session: Session, number: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
-    """Document ``number``'s columns and its lines' columns in position order; None if no such
-    document."""
+    """Document ``number``'s columns (``logo``: bytes or None) and its lines' columns in position
+    order; None if no such document."""
     inv = session.get(Invoice, number)
     if inv is None:
         return None

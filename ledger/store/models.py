@@ -338,6 +338,14 @@ class Invoice(SQLModel, table=True):
     category: str = Field(default="purchase", sa_column=_str(20, nullable=False, server_default="purchase"))
     service_period: Optional[str] = Field(default=None, sa_column=_str(7, nullable=True))
     reference: Optional[str] = Field(default=None, sa_column=_str(32, nullable=True))
+    # What the page shows beyond the journal, as it was at issue (migration 0014; NULL on documents
+    # issued before it, which render from the catalog): seller, canonical JSON of the catalog's
+    # company; buyer, canonical JSON of the customer's name, address, e-mail, locale, country and
+    # VAT id; logo, the logo file's bytes, logo_type its media type (NULL: no logo)
+    seller: Optional[str] = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    buyer: Optional[str] = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    logo: Optional[bytes] = Field(default=None, sa_column=sa.Column(sa.LargeBinary, nullable=True))
+    logo_type: Optional[str] = Field(default=None, sa_column=_str(40, nullable=True))
     __table_args__ = (sa.UniqueConstraint("series", "year", "sequence"),)
 
 

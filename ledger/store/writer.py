@@ -76,13 +76,15 @@ def usage_values(row: UsageRecord, entry_id: int | None) -> dict[str, Any]:
 
 def document_rows(doc: InvoiceDraft, entry_id: int | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The invoice row and its lines' rows (column -> value) of an issued document, issued by
-    entry ``entry_id``."""
+    entry ``entry_id``; the row carries the seller, buyer and logo snapshots the draft took at
+    issue (`ledger.core.posting.Posting.issue`)."""
     series, year, _ = doc.number.split("-")
     inv = {"number": doc.number, "series": series, "year": int(year), "sequence": doc.sequence, "kind": doc.kind,
            "customer_id": doc.customer_id, "currency": doc.currency, "issue_date": doc.issue_date,
            "due_date": doc.due_date, "tax_rate": doc.tax_rate, "subtotal": doc.subtotal, "tax": doc.tax,
            "total": doc.total, "event_id": doc.event_id, "entry_id": entry_id, "category": doc.category,
-           "service_period": doc.service_period, "reference": doc.reference}
+           "service_period": doc.service_period, "reference": doc.reference, "seller": doc.seller,
+           "buyer": doc.buyer, "logo": doc.logo, "logo_type": doc.logo_type}
     lines = [{"invoice_number": doc.number, "position": i + 1, "description": d, "quantity": q, "unit_price": p,
               "amount": a, "customer_id": doc.customer_id} for i, (d, q, p, a) in enumerate(doc.lines)]
     return inv, lines

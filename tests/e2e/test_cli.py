@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from builders import COMPANY_CATALOG
 
 EVENTS = """\
 {"id": "c1", "type": "customer.created", "occurred_at": "2026-01-01T00:00:00Z", "customer_id": "acme", "name": "Acme AI", "currency": "USD", "tax_rate": "0.0825", "address": ["1 Main St", "Springfield"]}
@@ -26,6 +27,7 @@ def ledger(tmp: Path, *args: str, url: str | None = None) -> subprocess.Complete
 def cli_db(tmp_path, db_url):
     (tmp_path / "events.jsonl").write_text(EVENTS)
     (tmp_path / "usage.csv").write_text(USAGE)
+    (tmp_path / "ledger.toml").write_bytes(COMPANY_CATALOG.read_bytes())
     return tmp_path, db_url
 
 

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from builders import COMPANY_CATALOG
 from test_cli import EVENTS, USAGE, ledger
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,6 +31,7 @@ def books(tmp_path, sqlite_url):
     """A SQLite ledger with one customer, a top-up, a posted usage and a quarantined one."""
     (tmp_path / "events.jsonl").write_text(EVENTS)
     (tmp_path / "usage.csv").write_text(USAGE)
+    (tmp_path / "ledger.toml").write_bytes(COMPANY_CATALOG.read_bytes())
     r = ledger(tmp_path, "import", "events.jsonl", "usage.csv", url=sqlite_url)
     assert r.returncode == 0, r.stderr
     return tmp_path, sqlite_url
@@ -140,7 +142,7 @@ def test_9_an_explicit_catalog_that_is_missing_is_an_error(tmp_path, sqlite_url)
                         "report", "revenue", "--period", "2026-01"], capture_output=True, text=True, cwd=tmp_path,
                        timeout=120)
     _fails(r, 1, f"{missing}: catalog file not found")
-    r = ledger(tmp_path, "report", "revenue", "--period", "2026-01", url=sqlite_url)  # no ledger.toml here: default
+    r = ledger(tmp_path, "report", "revenue", "--period", "2026-01", url=sqlite_url)  # no ledger.toml: reading needs none
     assert r.returncode == 0 and not (tmp_path / "ledger.toml").exists(), r.stderr
 
 

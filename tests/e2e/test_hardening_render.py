@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from builders import COMPANY_CATALOG
 from jinja2.exceptions import SecurityError
 
 from ledger.reporting import Column, Report
@@ -152,6 +153,7 @@ def test_cli_table_report_prints_a_hostile_customer_name_literally(tmp_path, sql
     """Rich markup enters through an event file and prints literally; a name with terminal escapes
     (refused at input today, but possibly in books written before that rule) is shown escaped."""
     (tmp_path / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in EVENTS), encoding="utf-8")
+    (tmp_path / "ledger.toml").write_bytes(COMPANY_CATALOG.read_bytes())
     r = _ledger(tmp_path, sqlite_url, "import", "events.jsonl")
     assert r.returncode == 0, r.stderr
     r = _ledger(tmp_path, sqlite_url, "report", "deferred-revenue", "--period", "2026-01", "--format", "table")

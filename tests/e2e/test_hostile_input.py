@@ -377,7 +377,8 @@ def test_raw_lines_splits_like_a_file():
 
 @pytest.mark.parametrize("old,new,key", [
     ('name = "Example AI, Inc."', 'name = "Example\\u0001 AI"', "company.name"),
-    ('name = "Example AI, Inc."', 'name = "Example AI"\naddress = ["1 Main St\\nSpringfield"]', "company.address.0"),
+    ('address = ["1 Market St", "San Francisco, CA 94105", "USA"]', 'address = ["1 Main St\\nSpringfield"]',
+     "company.address.0"),
     ('name = "Example AI, Inc."', 'name = "Example AI"\ntax_id = "12-3456789\\u0000"', "company.tax_id"),
     ('name = "Starter"', 'name = "Star\\u0085ter"', "plans.starter.name"),
 ])

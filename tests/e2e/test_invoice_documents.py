@@ -8,6 +8,7 @@ replaces the bundled one and still escapes customer text; money follows the cust
 
 from __future__ import annotations
 
+import base64
 import json
 
 import facturx
@@ -109,8 +110,9 @@ def test_logo_is_drawn_and_no_other_file_is_read(shop, tmp_path, monkeypatch):
     monkeypatch.setattr(pdf.StaticAssetFetcher, "fetch", spy)
     with shop.session() as s:
         path = render_invoice(s, shop.catalog, "INV-2026-000001", tmp_path / "logo.pdf")
-    assert any(u.endswith("/brand/logo.svg") for u in seen), seen
-    assert all(u.endswith(("/brand/logo.svg", "/document.css")) or "/fonts/" in u for u in seen), seen
+    stored = "data:image/svg+xml;base64," + base64.b64encode(LOGO.encode()).decode()
+    assert stored in seen, seen  # the logo the invoice stored when it was issued, not the file
+    assert all(u == stored or u.endswith("/document.css") or "/fonts/" in u for u in seen), seen
     drawn = PdfReader(path).pages[0].get_contents().get_data()
     assert b"0.07451 0.647059 0.482353 rg" in drawn  # the logo's rectangle, #13a57b, a colour nothing else uses
 

@@ -90,7 +90,7 @@ def _catalog(spec: dict) -> Catalog:
 
         return load_catalog(demo_catalog_path(), required=True)
     if spec.get("catalog") is None:
-        return load_catalog(None)
+        return load_catalog(CATALOGS / "company.toml", required=True)
     return load_catalog(CATALOGS / f"{spec['catalog']}.toml", required=True)
 
 

@@ -91,7 +91,7 @@ def test_one_file_spanning_months_equals_month_by_month(books, sqlite_template, 
     import shutil
 
     from conftest import Books
-    from ledger.catalog import load_catalog
+    from conftest import company_catalog
     from ledger.store.db import make_engine
 
     books.post(COMMITMENT + "\n".join([JAN, FEB, MAR]))
@@ -99,7 +99,7 @@ def test_one_file_spanning_months_equals_month_by_month(books, sqlite_template, 
         books.close(p)
     other_path = tmp_path / "other.db"
     shutil.copyfile(sqlite_template, other_path)
-    other = Books(f"sqlite:///{other_path}", make_engine(f"sqlite:///{other_path}"), load_catalog(None), tmp_path / "o")
+    other = Books(f"sqlite:///{other_path}", make_engine(f"sqlite:///{other_path}"), company_catalog(), tmp_path / "o")
     (tmp_path / "o").mkdir()
     other.post(COMMITMENT + JAN)
     other.close("2026-01")

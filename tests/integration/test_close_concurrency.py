@@ -112,15 +112,15 @@ def _run(url: str, what: str, arg: str, barrier) -> None:
     ("import"), post its events one API call each ("api"), or close the period ``arg``
     ("close"). A failure exits non-zero with its traceback on stderr."""
     from ledger.api import Ledger
-    from ledger.catalog import load_catalog
+    from conftest import company_catalog
     from ledger.services.closing import close_period
     from ledger.services.importing import import_files
     from ledger.store.db import make_engine
 
-    catalog = load_catalog(None)
+    catalog = company_catalog()
     if what == "api":
         events = [json.loads(line) for line in open(arg, encoding="utf-8")]
-        with Ledger(url) as books:
+        with Ledger(url, catalog) as books:
             barrier.wait(60)
             for e in events:
                 books.record_usage(e["id"], customer_id=e["customer_id"], occurred_at=e["occurred_at"],
@@ -146,7 +146,7 @@ def test_a_writer_during_the_close_never_deadlocks(pg_url, tmp_path, writer):
     is posted; invariants and seals hold."""
     from builders import import_in_process
 
-    from ledger.catalog import load_catalog
+    from conftest import company_catalog
     from ledger.store.db import make_engine
 
     import_in_process(pg_url, _setup(tmp_path))
@@ -171,6 +171,6 @@ def test_a_writer_during_the_close_never_deadlocks(pg_url, tmp_path, writer):
         used = s.execute(sa.text("SELECT count(*) FROM usage_event WHERE entry_id IS NOT NULL")).scalar_one()
         assert used == CUSTOMERS * (1 + 2 * len(MONTHS))
     with Session(engine) as s:
-        result = verify_books(s, load_catalog(None))
+        result = verify_books(s, company_catalog())
     engine.dispose()
     assert result.ok and result.sealed == len(MONTHS), (result.violations, result.breaks)

@@ -21,10 +21,9 @@ import itertools
 import pytest
 import sqlalchemy as sa
 from builders import ACME, ev, usage
-from conftest import _SUFFIX
+from conftest import _SUFFIX, company_catalog
 from sqlmodel import Session
 
-from ledger.catalog import load_catalog
 from ledger.services.closing import close_period, reopen_period
 from ledger.services.verifying import verify_books
 from ledger.store.db import make_engine
@@ -57,7 +56,7 @@ def writer(pg_url, tmp_path):
     n = next(_n)
     w, a = f"ledger_cw_{_SUFFIX}_{n}", f"ledger_ca_{_SUFFIX}_{n}"
     owner = make_engine(pg_url)
-    books = Books(pg_url, owner, load_catalog(None), tmp_path)
+    books = Books(pg_url, owner, company_catalog(), tmp_path)
     books.post(HISTORY)
     apply_roles(owner, w, a, login=True)
     engine = make_engine(_as(pg_url, w))

@@ -16,13 +16,14 @@ import sys
 import time
 
 import pytest
+from builders import COMPANY_CATALOG
 import sqlalchemy as sa
 
 N, CUSTOMERS, CHUNK = 24_000, 20, 1_000
 
 
 def _ledger(url: str, *args: str, wait: bool = True):
-    cmd = [sys.executable, "-m", "ledger", "--database-url", url, *args]
+    cmd = [sys.executable, "-m", "ledger", "--database-url", url, "--catalog", str(COMPANY_CATALOG), *args]
     if wait:
         return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from builders import COMPANY_CATALOG
 import sqlalchemy as sa
 
 DOCS = 80  # one top-up invoice per customer: enough for the render to run several seconds
@@ -62,7 +63,7 @@ def test_sigkill_of_a_period_render_leaves_no_worker_and_no_open_transaction(pg_
                                  "amount": "20.00"}))
     events = tmp_path / "events.jsonl"
     events.write_text("\n".join(lines) + "\n")
-    base = [sys.executable, "-m", "ledger", "--database-url", pg_url]
+    base = [sys.executable, "-m", "ledger", "--database-url", pg_url, "--catalog", str(COMPANY_CATALOG)]
     r = subprocess.run([*base, "import", str(events)], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
 

@@ -84,6 +84,7 @@ def balance(drafts: Sequence[EntryDraft], account: str, commodity: str = "USD", 
 CATALOG = """
 [company]
 name = "Example AI, Inc."
+address = ["1 Market St", "San Francisco, CA 94105", "USA"]
 reporting_timezone = "UTC"
 payment_terms_days = 30
 
