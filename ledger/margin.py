@@ -37,9 +37,9 @@ def margin_percent(revenue: int, margin: int) -> Decimal | None:
 
 def gross_margin(session: Session, period: str, *, threshold: Decimal | int = 40) -> Report:
     """Per customer and currency over ``period``: revenue recognised by stream (int minor units;
-    contra-revenue negative), net revenue, cost of revenue, gross margin and margin % (a decimal
-    string, "" without revenue), and ``below`` ("yes" when margin % < ``threshold`` percent or
-    there is cost without revenue). Customers with neither revenue nor cost are left out.
+    contra-revenue negative), net revenue, cost of revenue, gross margin and margin % (`Decimal`
+    to one decimal, None without revenue; a decimal string in JSON and CSV), and ``below`` (bool: margin % < ``threshold`` percent, or
+    cost without revenue). Customers with neither revenue nor cost are left out.
     Totals per currency. raises ValueError for a period not written YYYY-MM."""
     start, end = _window(period)
     codes = [code for code, _ in A.REVENUE_STREAMS] + [A.COST_OF_REVENUE]
@@ -62,19 +62,16 @@ def gross_margin(session: Session, period: str, *, threshold: Decimal | int = 40
         pct = margin_percent(r["revenue"], m)
         below = (pct is None and r["cost"] > 0) or (pct is not None and pct < threshold)
         rows.append({"customer_id": cid, "customer": names.get(cid, cid), "currency": cur, **r, "margin": m,
-                     "margin_percent": "" if pct is None else str(pct), "below": "yes" if below else "", "_pct": pct})
+                     "margin_percent": pct, "below": below})
         t = totals.setdefault(cur, {"currency": cur, **dict.fromkeys((*STREAMS, "revenue", "cost", "margin"), 0)})
         for k in (*STREAMS, "revenue", "cost", "margin"):
             t[k] += rows[-1][k]
-    rows.sort(key=lambda r: (r["_pct"] is not None, r["_pct"] or 0, r["customer_id"], r["currency"]))
-    for r in rows:
-        del r["_pct"]
+    rows.sort(key=lambda r: (r["margin_percent"] is not None, r["margin_percent"] or 0, r["customer_id"], r["currency"]))
     for t in totals.values():
-        pct = margin_percent(t["revenue"], t["margin"])
-        t["margin_percent"] = "" if pct is None else str(pct)
+        t["margin_percent"] = margin_percent(t["revenue"], t["margin"])
     cols = [Column("customer_id", "Customer"), Column("customer", "Name"), Column("currency", "Cur")]
     cols += [Column(k, k.capitalize(), "money") for k in STREAMS]
     cols += [Column("revenue", "Revenue", "money"), Column("cost", "Cost", "money"), Column("margin", "Margin", "money"),
-             Column("margin_percent", "Margin %"), Column("below", f"Under {threshold}%")]
+             Column("margin_percent", "Margin %", "percent"), Column("below", f"Under {threshold}%")]
     return Report("margin", f"Gross margin by customer, {period} (flagged under {threshold}%)", period, cols, rows,
                   [totals[k] for k in sorted(totals)])

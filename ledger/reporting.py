@@ -34,7 +34,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Column:
-    """key: row field; kind: text | money (uses the row's currency/commodity) | credits | int | date."""
+    """key: row field; kind: text | money (uses the row's currency/commodity) | credits | int | date |
+    percent (a `Decimal` number of percent, or None)."""
 
     key: str
     title: str

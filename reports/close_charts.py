@@ -163,3 +163,41 @@ def deferred_chart(t: Trend) -> Markup:
                     ha="center", va="center", color="#8a909a")
         ax.set_title(f"Deferred revenue at month end, {t.currency}", loc="left")
         return _svg(fig, f"deferred-{t.currency}")
+
+
+MARGIN_BANDS = ((None, 0, "< 0%"), (0, 20, "0-20%"), (20, 40, "20-40%"), (40, 60, "40-60%"), (60, 80, "60-80%"),
+                (80, None, ">= 80%"))
+"""The bands of the margin chart: (from, below, label) in margin percent; None is open."""
+
+
+def margin_bands(percents: list) -> list[int]:
+    """How many of ``percents`` (Decimal margin percents) fall in each of `MARGIN_BANDS`."""
+    counts = [0] * len(MARGIN_BANDS)
+    for pct in percents:
+        for i, (low, high, _) in enumerate(MARGIN_BANDS):
+            if (low is None or pct >= low) and (high is None or pct < high):
+                counts[i] += 1
+                break
+    return counts
+
+
+def margin_chart(currency: str, percents: list, threshold) -> Markup:
+    """Customers by gross margin band (`MARGIN_BANDS`), as inline SVG: the bands under
+    ``threshold`` percent in the warning colour, each bar labelled with its count."""
+    from matplotlib.ticker import MaxNLocator
+
+    with _style():
+        fig, ax = _figure()
+        counts = margin_bands(percents)
+        labels = [label for _, _, label in MARGIN_BANDS]
+        colours = ["#c0504d" if high is not None and high <= threshold else ACCENT for _, high, _ in MARGIN_BANDS]
+        ax.bar(labels, counts, color=colours, width=0.6, alpha=0.85)
+        for x, n in zip(labels, counts):
+            if n:
+                ax.annotate(f"{n:,}", (x, n), xytext=(0, 2), textcoords="offset points", ha="center",
+                            va="bottom", fontsize=6.5, color=INK)
+        ax.yaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
+        ax.set_ylim(top=max(1, *counts) * 1.2)
+        ax.tick_params(axis="x", labelsize=6.5)
+        ax.set_title(f"Customers by gross margin, {currency}", loc="left")
+        return _svg(fig, f"margin-{currency}")

@@ -25,7 +25,7 @@ from ledger.core.money import CREDIT, format_amount
 from ledger.core.periods import first_day, last_day, period_of, previous_period
 from ledger.store import documents as store
 from ledger.store.reports import CloseRecord, first_entry_date
-from reports.close_charts import deferred_chart, month_label, revenue_chart
+from reports.close_charts import deferred_chart, margin_chart, month_label, revenue_chart
 from reports.pdf import html_pdf_bytes, render_template
 
 if TYPE_CHECKING:
@@ -161,6 +161,41 @@ def aging_view(session: Session, period: str) -> dict:
     return {"titles": [AGING_TITLES[b] for b in reporting.AGING_BUCKETS], "rows": rows, "title": aging.title}
 
 
+MARGIN_FLAGGED_SHOWN = 10
+"""At most this many flagged customers are listed on the page (all are in margin.csv)."""
+
+
+def margin_view(session: Session, catalog: Catalog, period: str) -> dict | None:
+    """Gross margin of ``period`` (`ledger.margin.gross_margin`, the catalog's threshold): per
+    currency the totals and a chart of customers by margin band, and the customers under the
+    threshold, lowest first (at most `MARGIN_FLAGGED_SHOWN`); None when no cost of usage was
+    posted in the period (a margin without costs says nothing)."""
+    from ledger.margin import gross_margin
+
+    threshold = catalog.model.costs.margin_threshold_percent
+    rep = gross_margin(session, period, threshold=threshold)
+    if not any(t["cost"] for t in rep.totals):
+        return None
+    totals = [{"currency": t["currency"], "revenue": format_amount(t["revenue"], t["currency"]),
+               "cost": format_amount(t["cost"], t["currency"]), "margin": format_amount(t["margin"], t["currency"]),
+               "percent": _percent(t["margin_percent"], "")} for t in rep.totals]
+    charts = [margin_chart(t["currency"], [r["margin_percent"] for r in rep.rows
+                                           if r["currency"] == t["currency"] and r["margin_percent"] is not None], threshold)
+              for t in rep.totals]
+    flagged = [r for r in rep.rows if r["below"]]
+    shown = [{"customer": f"{r['customer']} ({r['customer_id']})", "currency": r["currency"],
+              "revenue": format_amount(r["revenue"], r["currency"]), "cost": format_amount(r["cost"], r["currency"]),
+              "percent": _percent(r["margin_percent"], "no revenue")}
+             for r in flagged[:MARGIN_FLAGGED_SHOWN]]
+    return {"threshold": threshold, "totals": totals, "charts": charts, "flagged": shown,
+            "flagged_count": len(flagged), "customers": len(rep.rows)}
+
+
+def _percent(value, missing: str) -> str:
+    """A margin percent as printed: "25.0%" (``missing`` for None)."""
+    return missing if value is None else f"{value}%"
+
+
 def close_report_pdf(session: Session, catalog: Catalog, period: str, record: CloseRecord) -> bytes:
     """The close report of ``period`` as PDF/A-3b bytes, for its close ``record`` (a
     `ledger.store.reports.CloseRecord` or the period_close row it mirrors: the page shows its
@@ -182,7 +217,7 @@ def close_report_pdf(session: Session, catalog: Catalog, period: str, record: Cl
         rollforward=roll_rows, roll_columns=[c.capitalize() for c in reporting._ROLL_COLUMNS],
         revenue=revenue_view(session, period), late=len(reporting.late_events(session, period).rows),
         quarantined=len(reporting.quarantine(session, period).rows), charts=charts,
-        chart_window=_window(trends, period))
+        chart_window=_window(trends, period), margin=margin_view(session, catalog, period))
     return html_pdf_bytes(html)
 
 

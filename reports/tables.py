@@ -18,6 +18,7 @@ import io
 import json
 import re
 import shutil
+from decimal import Decimal
 from typing import Any
 
 from rich import box
@@ -43,7 +44,11 @@ def _plain(report: Report, row: dict) -> dict:
     commodity = row.get(report.currency_key)
     for k, v in row.items():
         col = next((c for c in (*report.columns, *report.total_columns) if c.key == k), None)
-        out[k] = _money_json(v, commodity) if col is not None and col.kind == "money" and isinstance(v, int) else v
+        if col is not None and col.kind == "money" and isinstance(v, int):
+            v = _money_json(v, commodity)
+        elif isinstance(v, Decimal):  # a percent: a decimal string, as amounts are
+            v = str(v)
+        out[k] = v
     return out
 
 
@@ -136,6 +141,8 @@ def _cell(col: Column, row: dict, commodity: str | None) -> str:
         if commodity == CREDIT:
             return format_units(v)
         return format_amount(v, commodity) if commodity else str(v)
+    if col.kind == "percent" and isinstance(v, Decimal):
+        return f"{v}%"
     if col.kind in ("credits", "int") and isinstance(v, int):
         return format_units(v)
     return str(v)
@@ -153,7 +160,7 @@ def _table(report: Report) -> Table:
     table = Table(title=_text(report.title), box=box.SIMPLE_HEAVY, show_footer=False, title_justify="left",
                   title_style="bold", header_style="bold cyan")
     for c in report.columns:
-        table.add_column(_text(c.title), justify="right" if c.kind in ("money", "credits", "int") else "left",
+        table.add_column(_text(c.title), justify="right" if c.kind in ("money", "credits", "int", "percent") else "left",
                          overflow="fold")
     for r in report.rows:
         table.add_row(*[_text(_cell(c, r, r.get(report.currency_key))) for c in report.columns])

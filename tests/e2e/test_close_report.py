@@ -117,3 +117,32 @@ def test_a_close_of_empty_books_has_a_report_too(make_books, monkeypatch):
     assert "no entry yet; 0 entries dated in 2026-01 sealed" in text
     assert "(the first close of these books)" in text and "No receivable is open." in text
     assert "TRENDS" not in text
+
+
+def test_the_gross_margin_section_flags_customers_under_the_threshold(make_books, tmp_path, monkeypatch):
+    """With a cost of 0.015 a credit, March's 200 credits (4.00 of revenue at 0.02) cost 3.00:
+    a margin of 1.00, 25.0%, under the 40% threshold, so acme is listed; the books without
+    costs (the other tests) have no margin section at all."""
+    from conftest import PLANS_CATALOG
+
+    from ledger.catalog import load_catalog
+
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1775000000")
+    path = tmp_path / "costs.toml"
+    path.write_text(PLANS_CATALOG + '\n[costs]\ncredit = { USD = "0.015" }\n', encoding="utf-8")
+    b = make_books()
+    b.catalog = load_catalog(path, required=True)
+    b.post(HISTORY)
+    for period in ("2026-01", "2026-02", "2026-03"):
+        b.close(period)
+    assert b.balance("5000") == 900 * 15 // 10  # 900 credits used at 0.015: 13.50
+    _, text = _report(b, "2026-03")
+    assert "Gross margin, Mar 2026".upper() in text
+    assert "USD 4.00 3.00 1.00 25.0%" in text
+    assert "Under 40% gross margin: 1 of 1 customers".upper() in text
+    assert "(acme) USD 4.00 3.00 25.0%" in text
+
+
+def test_books_without_costs_have_no_margin_section(books):
+    _, text = _report(books, "2026-03")
+    assert "GROSS MARGIN" not in text

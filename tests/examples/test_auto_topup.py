@@ -16,6 +16,7 @@ from builders import ev
 CATALOG = """
 [company]
 name = "Example AI, Inc."
+address = ["1 Market St", "San Francisco, CA 94105", "USA"]
 
 [topups.pack_1000]
 credits = 1000

@@ -11,6 +11,8 @@ nothing at its start (no entry, no invoice) and its usage is invoiced in arrears
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 import sqlalchemy as sa
 
@@ -22,6 +24,7 @@ from builders import ev
 CATALOG = """
 [company]
 name = "Example AI, Inc."
+address = ["1 Market St", "San Francisco, CA 94105", "USA"]
 reporting_timezone = "UTC"
 payment_terms_days = 30
 
@@ -152,13 +155,13 @@ def test_gross_margin_of_three_customers_on_the_same_5000_plan(books):
     with books.session() as s:
         rep = gross_margin(s, "2026-03", threshold=40)
     got = [(r["customer_id"], r["revenue"], r["cost"], r["margin"], r["margin_percent"], r["below"]) for r in rep.rows]
-    assert got == [("large", 5_000_00, 10_200_00, -5_200_00, "-104.0", "yes"),
-                   ("mid", 5_000_00, 2_520_00, 2_480_00, "49.6", ""),
-                   ("small", 5_000_00, 240_00, 4_760_00, "95.2", "")]
+    assert got == [("large", 5_000_00, 10_200_00, -5_200_00, Decimal("-104.0"), True),
+                   ("mid", 5_000_00, 2_520_00, 2_480_00, Decimal("49.6"), False),
+                   ("small", 5_000_00, 240_00, 4_760_00, Decimal("95.2"), False)]
     # SSPs 100,000 x 0.04 = 4,000.00 and 1,000.00: Fc 4,000.00 (0.04 a credit), Fp 1,000.00
     assert rep.totals == [{"currency": "USD", "usage": 108_000 * 4, "overage": 0,
                            "subscription": 3 * 1_000_00, "breakage": 3 * 4_000_00 - 108_000 * 4, "contra": 0,
-                           "revenue": 15_000_00, "cost": 12_960_00, "margin": 2_040_00, "margin_percent": "13.6"}]
+                           "revenue": 15_000_00, "cost": 12_960_00, "margin": 2_040_00, "margin_percent": Decimal("13.6")}]
     assert books.verify() == []
 
 

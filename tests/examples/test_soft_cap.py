@@ -15,6 +15,10 @@ from ledger.store.models import Quarantine, UsageEvent
 from builders import ev
 
 CATALOG = """
+[company]
+name = "Example AI, Inc."
+address = ["1 Market St", "San Francisco, CA 94105", "USA"]
+
 [customers.acme]
 soft_cap = 1000
 """
