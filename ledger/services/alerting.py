@@ -1,5 +1,6 @@
 """Usage alerts as webhooks (docs/design.md §8.6): queue an alert when a customer crosses 70, 90 or
-100 percent of a commitment, a plan month's grant or all the credits it holds, and deliver each
+100 percent of a commitment, a plan month's grant, all the credits it holds or its monthly soft
+cap (docs/design.md §5.12), and deliver each
 to the catalog's ``[webhooks]`` URLs, signed, with retries.
 
 What is crossed is `ledger.forecast.usage_alerts` at the end of the period given (the same
@@ -38,10 +39,11 @@ EVENT = "usage.threshold_crossed"
 Send = Callable[[str, bytes, dict[str, str], float], tuple[int | None, str | None]]
 
 
-def alert_key(customer_id: str, scope: str, grant_id: str, granted: int, threshold: int) -> str:
+def alert_key(customer_id: str, scope: str, grant_id: str, granted: int, threshold: int, period: str = "") -> str:
     """The idempotency key of one alert (sha256 hex). For ``all`` the units held are part of it:
-    after a new grant, crossing a threshold again is a new alert."""
-    what = grant_id if scope != "all" else f"held:{granted}"
+    after a new grant, crossing a threshold again is a new alert; for ``soft_cap`` (a monthly
+    cap) the period is: each month's crossing is a new alert."""
+    what = {"all": f"held:{granted}", "soft_cap": f"month:{period}"}.get(scope, grant_id)
     return hashlib.sha256(f"{customer_id}|{scope}|{what}|{threshold}".encode()).hexdigest()
 
 
@@ -59,11 +61,11 @@ def queue_alerts(engine: Engine, catalog: Catalog, customers: set[str], period: 
         return 0
     with session_on(engine) as session:
         rows = []
-        for row in usage_alerts(session, period, tz=catalog.tz).rows:
+        for row in usage_alerts(session, period, tz=catalog.tz, soft_caps=catalog.soft_caps()).rows:
             if row["customer_id"] not in customers:
                 continue
             for threshold in (t for t in THRESHOLDS if t <= row["threshold"]):
-                key = alert_key(row["customer_id"], row["scope"], row["grant_id"], row["granted"], threshold)
+                key = alert_key(row["customer_id"], row["scope"], row["grant_id"], row["granted"], threshold, period)
                 payload = {"type": EVENT, "idempotency_key": key, "customer_id": row["customer_id"],
                            "scope": row["scope"], "grant_id": row["grant_id"] or None, "threshold": threshold,
                            "granted": row["granted"], "consumed": row["consumed"], "percent": row["percent"],

@@ -448,3 +448,42 @@ def test_healthz_is_503_when_the_schema_is_not_at_head(serve, db_url):
     assert behind.status_code == 503
     assert (behind.json()["schema"], behind.json()["head"], behind.json()["migrations"]) == ("0013", SCHEMA_HEAD,
                                                                                              "behind")
+
+
+def test_a_soft_cap_crossing_is_queued_as_a_webhook_once_per_month(db_url, tmp_path):
+    """acme holds 3,000 credits (1,700 used in all: under 70% of them) and its soft cap is 1,000
+    credits a month: 750 used in March reach 70% (one alert per URL),
+    a second queueing finds nothing new; 950 used in April reach 70% and 90% of April's cap:
+    new alerts, keyed by the month (the same thresholds in another month are not repeats)."""
+    from datetime import datetime, timezone
+
+    from builders import ACME, ev
+    from conftest import Books
+
+    from ledger.catalog import load_catalog
+    from ledger.services.alerting import deliveries, queue_alerts
+    from ledger.store.db import make_engine
+
+    path = tmp_path / "caps.toml"
+    path.write_text(PLANS_CATALOG + '\n[webhooks]\nurls = ["https://hooks.example/a"]\n\n[customers.acme]\n'
+                    "soft_cap = 1000\n", encoding="utf-8")
+    engine = make_engine(db_url)
+    books = Books(db_url, engine, load_catalog(path, required=True), tmp_path)
+    books.post("\n".join([
+        ACME,
+        ev("t-1", "topup.purchased", "2026-03-01T09:00:00Z", customer_id="acme", topup_id="t-1", pack="pack_1000"),
+        ev("t-2", "topup.purchased", "2026-03-01T09:01:00Z", customer_id="acme", topup_id="t-2", pack="pack_1000"),
+        ev("t-3", "topup.purchased", "2026-03-01T09:02:00Z", customer_id="acme", topup_id="t-3", pack="pack_1000"),
+        ev("u-1", "usage.recorded", "2026-03-10T09:00:00Z", customer_id="acme", credits=750),
+        ev("u-2", "usage.recorded", "2026-04-10T09:00:00Z", customer_id="acme", credits=950),
+    ]))
+    now = datetime(2026, 4, 30, tzinfo=timezone.utc)
+    try:
+        assert queue_alerts(engine, books.catalog, {"acme"}, "2026-03", now) == 1
+        assert queue_alerts(engine, books.catalog, {"acme"}, "2026-03", now) == 0
+        assert queue_alerts(engine, books.catalog, {"acme"}, "2026-04", now) == 2
+        rows = [r for r in deliveries(engine, "acme") if r["scope"] == "soft_cap"]
+    finally:
+        engine.dispose()
+    payloads = sorted((json.loads(r["payload"])["period"], r["threshold"]) for r in rows)
+    assert payloads == [("2026-03", 70), ("2026-04", 70), ("2026-04", 90)]
