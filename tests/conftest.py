@@ -271,6 +271,23 @@ def books(db_url, tmp_path) -> Books:
     engine.dispose()
 
 
+@pytest.fixture
+def books_with(db_url, tmp_path):
+    """Factory: fresh books on ``db_url`` whose catalog is the TOML text given (written to
+    ``tmp_path/ledger.toml`` and loaded as `ledger --catalog` would)."""
+    engines = []
+
+    def make(catalog_text: str) -> Books:
+        path = tmp_path / "ledger.toml"
+        path.write_text(catalog_text, encoding="utf-8")
+        engines.append(make_engine(db_url))
+        return Books(db_url, engines[-1], load_catalog(path, required=True), tmp_path)
+
+    yield make
+    for engine in engines:
+        engine.dispose()
+
+
 PLANS_CATALOG = """
 [company]
 name = "Example AI, Inc."

@@ -8,8 +8,6 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from ledger.catalog import load_catalog
-from ledger.store.db import make_engine
 from ledger.store.models import Grant, Invoice
 from builders import ev
 
@@ -37,14 +35,8 @@ auto_topup = { enabled = false }
 
 
 @pytest.fixture
-def books(db_url, tmp_path):
-    from conftest import Books
-
-    path = tmp_path / "ledger.toml"
-    path.write_text(CATALOG, encoding="utf-8")
-    engine = make_engine(db_url)
-    yield Books(db_url, engine, load_catalog(path, required=True), tmp_path)
-    engine.dispose()
+def books(books_with):
+    return books_with(CATALOG)
 
 
 def customer(cid: str) -> str:

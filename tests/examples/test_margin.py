@@ -16,8 +16,6 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from ledger.catalog import load_catalog
-from ledger.store.db import make_engine
 from ledger.store.models import Invoice, InvoiceLine, JournalEntry, SubscriptionPeriod
 from builders import ev
 
@@ -65,14 +63,8 @@ currency = "USD"
 
 
 @pytest.fixture
-def books(db_url, tmp_path):
-    from conftest import Books
-
-    path = tmp_path / "ledger.toml"
-    path.write_text(CATALOG, encoding="utf-8")
-    engine = make_engine(db_url)
-    yield Books(db_url, engine, load_catalog(path, required=True), tmp_path)
-    engine.dispose()
+def books(books_with):
+    return books_with(CATALOG)
 
 
 def customer(cid: str) -> str:
