@@ -98,11 +98,13 @@ def test_concurrent_callers_never_draw_a_credit_twice(pg_url, plans_catalog):
 def test_soft_cap_review_and_usage_cost_through_the_api(db_url, tmp_path):
     """record_usage with its own cost posts Dr 5000 / Cr 2500; usage past a soft cap is held,
     approve_usage releases part of it and reject_usage quarantines the rest."""
+    from builders import COMPANY_CATALOG
+
     from ledger.catalog import load_catalog
     from ledger.store.models import JournalLine, Quarantine
 
     path = tmp_path / "ledger.toml"
-    path.write_text("[customers.acme]\nsoft_cap = 100\n", encoding="utf-8")
+    path.write_text(COMPANY_CATALOG.read_text(encoding="utf-8") + "\n[customers.acme]\nsoft_cap = 100\n", encoding="utf-8")
     with Ledger(db_url, load_catalog(path, required=True)) as api:
         api.create_customer("c1", customer_id="acme", name="Acme", currency="USD", occurred_at="2026-03-01T00:00:00Z")
         api.grant_credits("g1", customer_id="acme", grant_id="promo", credits=1000, occurred_at="2026-03-01T00:00:00Z")
