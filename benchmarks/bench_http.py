@@ -142,7 +142,7 @@ def api_one_per_call(url: str, seconds: float) -> dict:
     from ledger.api import Ledger
 
     nonce = uuid.uuid4().hex[:8]
-    with Ledger(url) as books:
+    with Ledger(url, catalog_path()) as books:
         lat, n, start = [], 0, time.perf_counter()
         while time.perf_counter() - start < seconds:
             t = time.perf_counter()
@@ -152,6 +152,13 @@ def api_one_per_call(url: str, seconds: float) -> dict:
             n += 1
         wall = time.perf_counter() - start
     return {"rate": n / wall, "p50": percentile(lat, 0.5) * 1000, "p99": percentile(lat, 0.99) * 1000, "n": n}
+
+
+def catalog_path():
+    """The bundled demo catalog (Example AI, Inc.): posting needs a company."""
+    from ledger.demo import demo_catalog_path
+
+    return demo_catalog_path()
 
 
 def setup_books(url: str) -> None:
@@ -164,7 +171,7 @@ def setup_books(url: str) -> None:
                     "customer_id": f"c{i}", "name": f"Customer {i}", "currency": "USD"},
                    {"id": f"t-{i}", "type": "topup.purchased", "occurred_at": "2026-01-02T00:00:00Z",
                     "customer_id": f"c{i}", "topup_id": f"top-{i}", "credits": 10**12, "amount": "100000.00"}]
-    with Ledger(url) as books:
+    with Ledger(url, catalog_path()) as books:
         books.post(events)
 
 
@@ -180,7 +187,8 @@ def start_server(url: str, workers: int, committers: int) -> tuple[subprocess.Po
     port = free_port()
     env = {**os.environ, "LEDGER_API_TOKENS": TOKEN}
     env.pop("LEDGER_CHECK_BOOK_CACHE", None)
-    proc = subprocess.Popen([sys.executable, "-m", "ledger", "--database-url", url, "serve", "--port", str(port),
+    proc = subprocess.Popen([sys.executable, "-m", "ledger", "--database-url", url, "--catalog", str(catalog_path()),
+                             "serve", "--port", str(port),
                              "--workers", str(workers), "--committers", str(committers)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
