@@ -116,6 +116,8 @@ citus-down:
 # cluster up and down again (a cluster already up is left up); pytest's exit code is kept.
 CITUS_PORT ?= 9700
 CITUS_TESTS ?= tests/examples/test_worked_examples.py tests/examples/test_lifecycle.py \
+  tests/examples/test_margin.py tests/examples/test_auto_topup.py tests/examples/test_soft_cap.py \
+  tests/e2e/test_issued_documents.py \
   tests/integration/test_database_guards.py tests/integration/test_concurrency.py \
   tests/integration/test_concurrent_customers.py tests/integration/test_close_concurrency.py \
   tests/integration/test_staged_usage.py tests/integration/test_verify.py tests/integration/test_api.py \
