@@ -137,7 +137,8 @@ def is_unique_violation(exc: BaseException) -> bool:
     for many rows) raises psycopg's own error, not wrapped by SQLAlchemy."""
     if isinstance(exc, sa.exc.InternalError):
         return str(exc.orig).startswith("duplicate key value violates unique constraint")
-    if getattr(exc, "sqlstate", None) == "23505":  # raised by psycopg itself (a COPY of many rows)
+    state = getattr(exc, "sqlstate", None)  # raised by psycopg itself (a COPY of many rows)
+    if state == "23505" or (state == "XX000" and str(exc).startswith("duplicate key value violates unique constraint")):
         return True
     if not isinstance(exc, sa.exc.IntegrityError):
         return False

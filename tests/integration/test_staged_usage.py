@@ -294,3 +294,18 @@ def test_two_set_based_imports_of_one_file_at_once_post_it_once(make_books, tmp_
         assert rows == (6000, sum(i % 9 + 1 for i in range(6000))) and consumed + held == rows[1] and held > 0
     finally:
         books.engine.dispose()
+
+
+def test_a_lost_race_is_told_from_other_errors_on_both_databases():
+    """What the set-based path takes for "another import wrote these rows first" (then it counts
+    them as duplicates): a unique violation raised by psycopg itself (a COPY), and on Citus the
+    same reaching the coordinator as an internal error (XX000) with the worker's message; any
+    other internal error is not one."""
+    import psycopg.errors as pg
+
+    from ledger.store.db import is_unique_violation
+
+    assert is_unique_violation(pg.UniqueViolation("duplicate key value violates unique constraint \"usage_event_pkey\""))
+    assert is_unique_violation(pg.InternalError_("duplicate key value violates unique constraint \"usage_event_pkey_102008\""))
+    assert not is_unique_violation(pg.InternalError_("could not connect to worker node"))
+    assert not is_unique_violation(ValueError("duplicate key value violates unique constraint"))
