@@ -16,7 +16,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING
 
 from ledger.core import accounts as A
-from ledger.reporting import Column, Report, _window
+from ledger.reporting import Column, Report, period_window
 from ledger.store import reports as store
 from ledger.store.journal import customer_names
 
@@ -41,7 +41,7 @@ def gross_margin(session: Session, period: str, *, threshold: Decimal | int = 40
     to one decimal, None without revenue; a decimal string in JSON and CSV), and ``below`` (bool: margin % < ``threshold`` percent, or
     cost without revenue). Customers with neither revenue nor cost are left out.
     Totals per currency. raises ValueError for a period not written YYYY-MM."""
-    start, end = _window(period)
+    start, end = period_window(period)
     codes = [code for code, _ in A.REVENUE_STREAMS] + [A.COST_OF_REVENUE]
     acc: dict[tuple[str, str], dict[str, int]] = {}
     for (cid, code, cur), v in store.customer_account_sums(session, codes, start, end).items():

@@ -54,7 +54,8 @@ class Report:
     total_columns: list[Column] = field(default_factory=list)  # fields only the totals carry
 
 
-def _window(period: str) -> tuple[date, date]:
+def period_window(period: str) -> tuple[date, date]:
+    """The first and last day of ``period`` ("YYYY-MM"); raises ValueError on another shape."""
     parse_period(period)
     return first_day(period), last_day(period)
 
@@ -62,7 +63,7 @@ def _window(period: str) -> tuple[date, date]:
 # --------------------------------------------------------------------------- trial balance
 def trial_balance(session: Session, period: str) -> Report:
     """Balances per account and commodity at the period end (life to date), debit or credit side."""
-    _, end = _window(period)
+    _, end = period_window(period)
     rows, totals = [], defaultdict(lambda: [0, 0])
     for code, name, commodity, d, c in store.account_balances(session, end):
         net = d - c
@@ -84,7 +85,8 @@ def trial_balance(session: Session, period: str) -> Report:
 _ROLLFORWARD = {"purchase": "billed", "subscription": "billed", "consumption": "recognised", "recognition": "recognised",
                 "expiry": "breakage", "breakage_estimate": "breakage",
                 "proportional_breakage": "breakage", "refund": "refunded", "rollover": "rolled"}
-_ROLL_COLUMNS = ("opening", "billed", "recognised", "breakage", "refunded", "rolled", "other", "closing")
+# the columns of the deferred revenue rollforward, in order (opening + movements = closing)
+ROLLFORWARD_COLUMNS = ("opening", "billed", "recognised", "breakage", "refunded", "rolled", "other", "closing")
 
 
 def deferred_revenue(session: Session, period: str) -> Report:
@@ -94,10 +96,10 @@ def deferred_revenue(session: Session, period: str) -> Report:
     rolled: net moves between grants (0 in total per customer); other: any other movement
     (e.g. voids), kept visible so the row always ties to closing.
     """
-    start, end = _window(period)
+    start, end = period_window(period)
     acc: dict[tuple[str, str], dict[str, int]] = {}
     for cid, cur, kind, before, during in store.deferred_movements(session, start, end):
-        row = acc.setdefault((cid, cur), dict.fromkeys(_ROLL_COLUMNS, 0))
+        row = acc.setdefault((cid, cur), dict.fromkeys(ROLLFORWARD_COLUMNS, 0))
         row["opening"] += before
         col = _ROLLFORWARD.get(kind, "other")
         sign = -1 if col in ("recognised", "breakage", "refunded") else 1
@@ -109,11 +111,11 @@ def deferred_revenue(session: Session, period: str) -> Report:
         if not any(r.values()):
             continue
         rows.append({"customer_id": cid, "customer": names.get(cid, cid), "currency": cur, **r})
-        t = totals.setdefault(cur, {"currency": cur, **dict.fromkeys(_ROLL_COLUMNS, 0)})
-        for k in _ROLL_COLUMNS:
+        t = totals.setdefault(cur, {"currency": cur, **dict.fromkeys(ROLLFORWARD_COLUMNS, 0)})
+        for k in ROLLFORWARD_COLUMNS:
             t[k] += r[k]
     cols = [Column("customer_id", "Customer"), Column("customer", "Name"), Column("currency", "Cur")]
-    cols += [Column(k, k.capitalize(), "money") for k in _ROLL_COLUMNS]
+    cols += [Column(k, k.capitalize(), "money") for k in ROLLFORWARD_COLUMNS]
     return Report("deferred-revenue", f"Deferred revenue rollforward, {period}", period, cols, rows,
                   [totals[k] for k in sorted(totals)])
 
@@ -124,14 +126,15 @@ def _customer_names(session: Session) -> dict[str, str]:
 
 
 # --------------------------------------------------------------------------- revenue
-_STREAM_NAMES = {"usage": "Usage revenue", "overage": "Overage revenue", "subscription": "Subscription revenue",
+# the revenue streams of the revenue report, by kind, with their display names
+STREAM_NAMES = {"usage": "Usage revenue", "overage": "Overage revenue", "subscription": "Subscription revenue",
                  "breakage": "Breakage revenue", "guarantee_credits": "Guarantee credits",
                  "refunds_and_concessions": "Refunds and concessions"}
 
 
 def revenue(session: Session, period: str) -> Report:
     """Revenue by stream in the period, per currency; contra-revenue streams are negative; net per currency."""
-    start, end = _window(period)
+    start, end = period_window(period)
     codes = [code for code, _ in A.REVENUE_STREAMS]
     sums = store.account_sums(session, codes, start, end)
     currencies = sorted({cur for _, cur in sums})
@@ -141,7 +144,7 @@ def revenue(session: Session, period: str) -> Report:
         for code, stream in A.REVENUE_STREAMS:
             v = sums.get((code, cur), 0)
             net += v
-            rows.append({"currency": cur, "stream": stream, "account": code, "name": _STREAM_NAMES[stream], "amount": v})
+            rows.append({"currency": cur, "stream": stream, "account": code, "name": STREAM_NAMES[stream], "amount": v})
         totals.append({"currency": cur, "stream": "net", "amount": net})
     return Report("revenue", f"Revenue by stream, {period}", period,
                   [Column("currency", "Cur"), Column("stream", "Stream"), Column("account", "Account"),
@@ -158,7 +161,7 @@ def credits(session: Session, period: str, customer_id: str | None = None) -> Re
     """Per grant over the period: opening units, granted, consumed, rolled in/out, expired,
     refunded, remaining, expires_at and the deferred amount left at the period end. An unknown
     ``customer_id`` raises NotFoundError (as the customer statement does)."""
-    start, end = _window(period)
+    start, end = period_window(period)
     if customer_id is not None and docs.customer_record(session, customer_id) is None:
         raise NotFoundError("customer", customer_id)
     acc: dict[str, dict[str, int]] = {}
@@ -242,7 +245,7 @@ def ar_aging(session: Session, period: str | None = None, *, as_of: date | None 
     if as_of is None:
         if period is None:
             raise ValueError("ar_aging needs a period or an as_of date")
-        _, as_of = _window(period)
+        _, as_of = period_window(period)
     open_amounts = store.open_receivables(session, as_of)
     invoices = docs.invoices(session, list(open_amounts))
     names = _customer_names(session)
@@ -274,7 +277,7 @@ def customer_statement(session: Session, period: str | None = None, *, customer_
     customer = docs.customer_record(session, customer_id)
     if customer is None:
         raise NotFoundError("customer", customer_id)
-    start, end = _window(period) if period else (None, None)
+    start, end = period_window(period) if period else (None, None)
     rows, balance, opening = [], 0, 0
     for d, entry_id, kind, text, number, debit, credit in store.statement_movements(session, customer_id, end):
         net = debit - credit
@@ -300,7 +303,7 @@ def customer_statement(session: Session, period: str | None = None, *, customer_
 def pending_reviews(session: Session, period: str | None = None) -> Report:
     """Usage held for review at a soft cap (docs/design.md §5.12) still pending at the end of
     ``period`` (now if None): event, customer, when, credits held and still pending (int units)."""
-    end = _window(period)[1] if period else None
+    end = period_window(period)[1] if period else None
     names = _customer_names(session)
     rows = [{"event_id": eid, "customer_id": cid, "customer": names.get(cid, cid), "occurred_at": at.isoformat(),
              "held": held, "pending": left}
@@ -328,7 +331,7 @@ def guarantees(session: Session, period: str, *, tz: ZoneInfo = ZoneInfo("UTC"))
     """
     from ledger.core import guarantee as G
 
-    _, end = _window(period)
+    _, end = period_window(period)
     names = _customer_names(session)
     notes = store.guarantee_note_dates(session)
     rows, totals = [], {}
@@ -440,7 +443,7 @@ def trends(session: Session, period: str, months: int = 12) -> list[Trend]:
 def late_events(session: Session, period: str) -> Report:
     """Events dated in a closed period and posted in ``period`` (docs/design.md §6.3): business events and
     usage, with their original occurred_at and the date they were posted at."""
-    d0, d1 = _window(period)
+    d0, d1 = period_window(period)
     rows = [{"event_id": i, "type": t, "customer_id": c, "occurred_at": at.isoformat(), "posted": p.isoformat()}
             for i, t, c, at, p in store.late_postings(session, d0, d1)]
     rows.sort(key=lambda r: (r["occurred_at"], r["event_id"]))

@@ -21,7 +21,7 @@ from babel.numbers import format_decimal
 from markupsafe import Markup
 
 from ledger.core.money import exponent
-from ledger.reporting import _STREAM_NAMES, Trend
+from ledger.reporting import STREAM_NAMES, Trend
 from reports.pdf import STATIC_DIR
 
 STREAM_COLOURS = {"usage": "#2d4a8a", "overage": "#5b7bc0", "subscription": "#13a57b", "breakage": "#e0a040",
@@ -125,7 +125,7 @@ def revenue_chart(t: Trend) -> Markup:
                 continue
             base = [down[i] if v < 0 else up[i] for i, v in enumerate(series)]
             ax.bar(labels, series, bottom=base, color=STREAM_COLOURS.get(stream, "#888888"),
-                   label=_STREAM_NAMES.get(stream, stream), width=0.6)
+                   label=STREAM_NAMES.get(stream, stream), width=0.6)
             for i, v in enumerate(series):
                 if v < 0:
                     down[i] += v

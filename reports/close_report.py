@@ -204,7 +204,7 @@ def close_report_pdf(session: Session, catalog: Catalog, period: str, record: Cl
     books_start = period_of(start) if start is not None else period
     currencies, figures, prior = key_figures(session, period, books_start)
     rollforward = reporting.deferred_revenue(session, period)
-    roll_rows = [{"currency": t["currency"], "cells": [format_amount(t[k], t["currency"]) for k in reporting._ROLL_COLUMNS]}
+    roll_rows = [{"currency": t["currency"], "cells": [format_amount(t[k], t["currency"]) for k in reporting.ROLLFORWARD_COLUMNS]}
                  for t in rollforward.totals]
     trends = reporting.trends(session, period)
     charts = [(t.currency, revenue_chart(t), deferred_chart(t)) for t in trends if any(t.deferred) or
@@ -214,7 +214,7 @@ def close_report_pdf(session: Session, catalog: Catalog, period: str, record: Cl
         prior_month=month_label(prior) if prior else None, record=record,
         checks=json.loads(record.checks or "[]"), currencies=currencies, figures=figures,
         aging=aging_view(session, period), trial_balance=trial_balance_view(session, period),
-        rollforward=roll_rows, roll_columns=[c.capitalize() for c in reporting._ROLL_COLUMNS],
+        rollforward=roll_rows, roll_columns=[c.capitalize() for c in reporting.ROLLFORWARD_COLUMNS],
         revenue=revenue_view(session, period), late=len(reporting.late_events(session, period).rows),
         quarantined=len(reporting.quarantine(session, period).rows), charts=charts,
         chart_window=_window(trends, period), margin=margin_view(session, catalog, period))

@@ -83,12 +83,21 @@ def build(source: Path, target: Path) -> None:
             table.cmap[MINUS_SIGN] = table.cmap[FIGURE_DASH]
 
     postscript = f"LedgerSans-{weight}"
+    rename(font, FAMILY, weight, postscript, "Noto Sans 2.004 (fonts-noto-core 20201225-1)")
+
+    font["head"].created, font["head"].modified = created, modified
+    font.save(target, reorderTables=True)
+
+
+def rename(font: TTFont, family: str, weight: str, postscript: str, origin: str) -> None:
+    """Name ``font`` ``family`` ``weight`` (name IDs 1-6, Windows and Mac platforms; the typographic
+    family names 16, 17, 21 and 22 removed), saying it is a subset of ``origin``."""
     names = {
-        1: FAMILY,
+        1: family,
         2: weight,
         3: f"2.004;credit-ledger;{postscript}",
-        4: f"{FAMILY} {weight}",
-        5: "Version 2.004; subset of Noto Sans 2.004 (fonts-noto-core 20201225-1)",
+        4: f"{family} {weight}",
+        5: f"Version 2.004; subset of {origin}",
         6: postscript,
     }
     name_table = font["name"]
@@ -99,17 +108,16 @@ def build(source: Path, target: Path) -> None:
         name_table.setName(text, name_id, 3, 1, 0x409)
         name_table.setName(text, name_id, 1, 0, 0)
 
-    font["head"].created, font["head"].modified = created, modified
-    font.save(target, reorderTables=True)
 
-
-def main(argv: list[str]) -> int:
-    """Build both weights from the folder ``argv[1]``; return the process exit code."""
+def build_all(argv: list[str], sources: dict[str, tuple[str, str]], build, usage: str) -> int:
+    """Build every output of ``sources`` ({output: (input file, its SHA-256)}) from the folder
+    ``argv[1]`` with ``build(source, target)``, next to this script; return the exit code
+    (2: wrong arguments, 1: an input whose SHA-256 differs)."""
     if len(argv) != 2:
-        print(__doc__, file=sys.stderr)
+        print(usage, file=sys.stderr)
         return 2
     folder = Path(argv[1])
-    for output, (name, expected) in SOURCES.items():
+    for output, (name, expected) in sources.items():
         source = folder / name
         digest = hashlib.sha256(source.read_bytes()).hexdigest()
         if digest != expected:
@@ -124,4 +132,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv))
+    raise SystemExit(build_all(sys.argv, SOURCES, build, __doc__))

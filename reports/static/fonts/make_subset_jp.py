@@ -16,12 +16,12 @@ give byte-identical outputs.
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from pathlib import Path
 
 from fontTools import subset
 from fontTools.ttLib import TTFont
+from make_subset import build_all, rename  # the Latin fonts' script, beside this one
 
 HERE = Path(__file__).resolve().parent
 CATALOG = HERE.parent.parent / "locale" / "ja" / "LC_MESSAGES" / "messages.po"
@@ -88,39 +88,11 @@ def build(source: Path, target: Path) -> None:
     subsetter.populate(unicodes=codepoints())
     subsetter.subset(font)
     postscript = f"LedgerSansJP-{weight}"
-    names = {1: FAMILY, 2: weight, 3: f"2.004;credit-ledger;{postscript}", 4: f"{FAMILY} {weight}",
-             5: "Version 2.004; subset of Noto Sans CJK JP 2.004 (fonts-noto-cjk 1:20220127+repack1-1)",
-             6: postscript}
-    name_table = font["name"]
-    for name_id in (16, 17, 21, 22):
-        name_table.removeNames(nameID=name_id)
-    for name_id, text in names.items():
-        name_table.removeNames(nameID=name_id)
-        name_table.setName(text, name_id, 3, 1, 0x409)
-        name_table.setName(text, name_id, 1, 0, 0)
+    rename(font, FAMILY, weight, postscript, "Noto Sans CJK JP 2.004 (fonts-noto-cjk 1:20220127+repack1-1)")
     cff = font["CFF "].cff
     cff.fontNames = [postscript]
     font.save(target, reorderTables=True)
 
 
-def main(argv: list[str]) -> int:
-    """Build both weights from the folder ``argv[1]``; return the process exit code."""
-    if len(argv) != 2:
-        print(__doc__, file=sys.stderr)
-        return 2
-    folder = Path(argv[1])
-    for output, (name, expected) in SOURCES.items():
-        source = folder / name
-        digest = hashlib.sha256(source.read_bytes()).hexdigest()
-        if digest != expected:
-            print(f"{source}: SHA-256 {digest}, expected {expected}", file=sys.stderr)
-            return 1
-        target = HERE / output
-        build(source, target)
-        sha = hashlib.sha256(target.read_bytes()).hexdigest()
-        print(f"{target.name}: {target.stat().st_size} bytes, sha256 {sha}")
-    return 0
-
-
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv))
+    raise SystemExit(build_all(sys.argv, SOURCES, build, __doc__))
