@@ -42,11 +42,15 @@ def snapshot_url(url: str) -> bool:
     return _URL.match(url) is not None
 
 
+def _hide(url: str) -> str:
+    """``url`` with the password shown as ***."""
+    return re.sub(r"^([^:/]*://[^:@/]*):[^@/]*@", r"\1:***@", url)
+
+
 def _shown(url: str) -> str:
     """``url`` as `ledger.store.db.open_engine` names it in messages: the psycopg driver named,
     the password shown as ***."""
-    rest = _URL.match(url).group(1)  # type: ignore[union-attr]
-    return "postgresql+psycopg://" + re.sub(r"^([^:@/]*):[^@/]*@", r"\1:***@", rest)
+    return _hide("postgresql+psycopg://" + _URL.match(url).group(1))  # type: ignore[union-attr]
 
 
 class Snapshot:
@@ -167,9 +171,12 @@ def _connect(conninfo: str) -> Any:
 def open_snapshot(url: str) -> Iterator[Snapshot]:
     """A `Snapshot` of the initialised books at ``url`` (`snapshot_url` must hold), closed on
     exit. Raises NotInitialisedError, as `ledger.store.db.open_engine` does, when the database
-    cannot be reached or its schema is not at `SCHEMA_HEAD`."""
+    cannot be reached or its schema is not at `SCHEMA_HEAD`; ValueError for another URL. A
+    psycopg.Error raised meanwhile carries the connected role as ``ledger_role``."""
     import psycopg
 
+    if not snapshot_url(url):
+        raise ValueError(f"not a PostgreSQL URL for psycopg without query parameters: {_hide(url)}")
     conninfo = "postgresql://" + _URL.match(url).group(1)  # type: ignore[union-attr]
     try:
         conn = _connect(conninfo)
@@ -186,5 +193,8 @@ def open_snapshot(url: str) -> Iterator[Snapshot]:
         if current != [SCHEMA_HEAD]:
             raise NotInitialisedError(_shown(url), f"schema revision {current[0] if current else 'none'}, head is {SCHEMA_HEAD}")
         yield Snapshot(conn, conninfo, bool(citus))
+    except psycopg.Error as exc:  # the role, for the command line's message (ledger.cli._errors)
+        exc.ledger_role = conn.info.user  # type: ignore[attr-defined]
+        raise
     finally:
         conn.close()
