@@ -85,6 +85,7 @@ from ledger.export.writers import (
 )
 from ledger.store.csv_rows import copy_csv_sql
 from ledger.store.pg import Snapshot
+
 if TYPE_CHECKING:
     from ledger.store.db import Session
 
