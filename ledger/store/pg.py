@@ -194,7 +194,8 @@ def open_snapshot(url: str) -> Iterator[Snapshot]:
             raise NotInitialisedError(_shown(url), f"schema revision {current[0] if current else 'none'}, head is {SCHEMA_HEAD}")
         yield Snapshot(conn, conninfo, bool(citus))
     except psycopg.Error as exc:  # the role, for the command line's message (ledger.cli._errors)
-        exc.ledger_role = conn.info.user  # type: ignore[attr-defined]
+        with contextlib.suppress(psycopg.Error):  # (a broken connection may not tell)
+            exc.ledger_role = conn.info.user  # type: ignore[attr-defined]
         raise
     finally:
         conn.close()
