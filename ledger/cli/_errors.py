@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import sys
+from types import SimpleNamespace
 from typing import Any
 
 _DENIED = re.compile(r"permission denied for (table|view|materialized view|sequence|schema|function) (\S+)")
@@ -57,7 +58,12 @@ def refused_message(exc: Any) -> str | None:
 def database_error_message(exc: BaseException) -> str | None:
     """The one line for a database error (ArgumentError: a --database-url SQLAlchemy cannot
     open, e.g. an unknown dialect; IntegrityError: the database refused the change;
-    a privilege error: see refused_message); None for anything else (re-raised by main)."""
+    a privilege error: see refused_message, also raised by psycopg itself on the reads of
+    `ledger.store.pg`); None for anything else (re-raised by main)."""
+    psycopg = sys.modules.get("psycopg")
+    if psycopg is not None and isinstance(exc, psycopg.Error) and getattr(exc, "ledger_role", None):
+        # raised on the reads of ledger.store.pg.open_snapshot, which names the role on it
+        return refused_message(SimpleNamespace(orig=exc, statement="SELECT", ledger_role=exc.ledger_role))
     sa_exc = sys.modules.get("sqlalchemy.exc")
     if sa_exc is None:  # SQLAlchemy never imported: not a database error
         return None

@@ -51,9 +51,13 @@ def journal(obj: Ctx, start: date | None, end: date | None, fmt: str, out: str) 
 
     from ledger.export import export_journal
 
+    from ledger.store.pg import open_snapshot, snapshot_url
+
     gc.freeze()  # what is loaded by now lives as long as the process: no collection, not even at exit, need scan it
     t0 = time.perf_counter()
-    with obj.session() as session:
+    # A CSV of PostgreSQL books is made by the server: read on psycopg alone (no SQLAlchemy to import)
+    books = open_snapshot(obj.url) if fmt == "csv" and snapshot_url(obj.url) else obj.session()
+    with books as session:
         try:
             result = export_journal(session, out, fmt, start=start, end=end)
         except OSError as exc:

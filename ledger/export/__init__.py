@@ -83,21 +83,13 @@ from ledger.export.writers import (
     write_hledger,
     write_jsonl,
 )
-from ledger.store.db import is_postgres
-from ledger.store.journal import (
-    chart,
-    copy_csv_rows,
-    copy_csv_sql,
-    customer_names,
-    entries_by_date,
-    journal_balances,
-    journal_entries,
-    read_snapshot,
-    used_accounts,
-)
+from ledger.store.csv_rows import copy_csv_sql
+from ledger.store.pg import Snapshot
 
 if TYPE_CHECKING:
     from ledger.store.db import Session
+
+    Books = Session | Snapshot
 
 __all__ = [
     "CSV_COLUMNS", "FORMATS", "OPENING_KIND", "AccountInfo", "CountingWriter", "ExportContext", "ExportEntry",
@@ -111,7 +103,53 @@ __all__ = [
 _CountingWriter = CountingWriter  # the name tests/integration/test_export.py imports
 
 
-def iter_entries(session: Session, start: date | None = None, end: date | None = None,
+def _store_read(name: str):
+    """The read ``name`` of the books an export reads: on a Session the function of
+    `ledger.store.journal` (imported on first use: it imports SQLAlchemy), on a PostgreSQL
+    `ledger.store.pg.Snapshot` its method; same arguments and answer either way. A name of this
+    module, so that a test may replace it."""
+    def read(books, *args, **kw):
+        if isinstance(books, Snapshot):
+            return getattr(books, name)(*args, **kw)
+        from ledger.store import journal
+
+        return getattr(journal, name)(books, *args, **kw)
+
+    read.__name__ = read.__qualname__ = name
+    read.__doc__ = f"`ledger.store.journal.{name}` of a Session, or the method of a `ledger.store.pg.Snapshot`."
+    return read
+
+
+chart = _store_read("chart")
+customer_names = _store_read("customer_names")
+entries_by_date = _store_read("entries_by_date")
+first_entry_date = _store_read("first_entry_date")
+journal_balances = _store_read("journal_balances")
+journal_entries = _store_read("journal_entries")
+used_accounts = _store_read("used_accounts")
+copy_csv_rows = _store_read("copy_csv_rows")
+
+
+def is_postgres(books: Books) -> bool:
+    """Whether ``books`` (a Session or a `ledger.store.pg.Snapshot`) read a PostgreSQL database."""
+    if isinstance(books, Snapshot):
+        return True
+    from ledger.store.db import is_postgres as on_postgres
+
+    return on_postgres(books)
+
+
+def read_snapshot(books: Books) -> bool:
+    """`ledger.store.journal.read_snapshot` of a Session; True for a `ledger.store.pg.Snapshot`
+    (its transaction is such a snapshot)."""
+    if isinstance(books, Snapshot):
+        return True
+    from ledger.store.journal import read_snapshot as begin
+
+    return begin(books)
+
+
+def iter_entries(session: Books, start: date | None = None, end: date | None = None,
                  *, chunk: int = 5000) -> Iterator[ExportEntry]:
     """The journal entries dated in [start, end] (inclusive, None = open-ended) with their lines,
     ordered by (entry_date, entry id), lines by id; streamed in chunks of ``chunk`` rows
@@ -131,7 +169,8 @@ def _opening_entry(opening: dict[tuple[str, str], int], day: date) -> ExportEntr
 class _Plan:
     """What an export holds, read before its entries: the range, the balances brought forward
     (``opening``, dated ``opening_day``), the first date of an entry with lines in the range
-    (None when there is none) and the writers' context."""
+    (None when there is none), the writers' context and, when read with the accounts used (an
+    export without ``start``), the journal's balances at ``end`` (``journal``, else None)."""
 
     start: date | None
     end: date | None
@@ -139,14 +178,15 @@ class _Plan:
     opening_day: date | None
     first_entry: date | None
     ctx: ExportContext
+    journal: dict[tuple[str, str], int] | None = None
 
 
 @dataclass
 class _Tally:
     """What went into the file: net movements {(account code, commodity): int minor units, debit
     positive}, entries and postings (the opening entry not counted); ``journal``: the journal's
-    balances at the export's end when already read (`journal_balances`, side by side with the
-    read-back), else None."""
+    balances at the export's end when already read (`journal_balances`: with the accounts used,
+    `_plan`, or side by side with the read-back), else None."""
 
     movements: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
     entries: int = 0
@@ -154,12 +194,20 @@ class _Tally:
     journal: dict[tuple[str, str], int] | None = None
 
 
-def _plan(session: Session, start: date | None, end: date | None, *, names: bool = True) -> _Plan:
+def _plan(session: Books, start: date | None, end: date | None, *, names: bool = True) -> _Plan:
     """Read the chart, the balances before ``start``, the accounts used and (``names``)
-    customers' names; raises ExportError when lines use an account missing from the chart."""
+    customers' names; raises ExportError when lines use an account missing from the chart.
+    Without ``start`` the accounts used are those of the journal's balances at ``end`` (zeros
+    kept), read once for both."""
     accounts = {code: AccountInfo(code, name, type_, normal) for code, name, type_, normal in chart(session)}
     opening = journal_balances(session, before=start) if start is not None else {}
-    used_pairs, first_entry = used_accounts(session, start, end)
+    journal = None
+    if start is None:
+        nets = journal_balances(session, through=end, zeros=True)
+        used_pairs, first_entry = sorted(nets), first_entry_date(session, start, end)
+        journal = {key: net for key, net in nets.items() if net != 0}
+    else:
+        used_pairs, first_entry = used_accounts(session, start, end)
     used = sorted(set(used_pairs) | set(opening))
     opening_day = start - timedelta(days=1) if start is not None else None
     first_date = opening_day if opening else first_entry
@@ -169,10 +217,10 @@ def _plan(session: Session, start: date | None, end: date | None, *, names: bool
     span = ("all entry dates" if start is None and end is None else
             f"entry dates {start.isoformat() if start else 'first'} to {end.isoformat() if end else 'last'}")
     ctx = ExportContext(accounts, customer_names(session) if names else {}, used, first_date, f"Journal export, {span}")
-    return _Plan(start, end, opening, opening_day, first_entry, ctx)
+    return _Plan(start, end, opening, opening_day, first_entry, ctx, journal)
 
 
-def _counted(session: Session, plan: _Plan, tally: _Tally) -> Iterator[ExportEntry]:
+def _counted(session: Books, plan: _Plan, tally: _Tally) -> Iterator[ExportEntry]:
     """The export's entries (the opening entry first, when there is one), tallied as they go."""
     if plan.opening:
         yield _opening_entry(plan.opening, plan.opening_day)  # type: ignore[arg-type]
@@ -217,15 +265,15 @@ def split_dates(counts: list[tuple[date, int]], parts: int) -> list[date]:
     return cuts
 
 
-def _copy_csv(session: Session, tmp: Path, plan: _Plan, tally: _Tally, shared: bool) -> tuple[str, int, int]:
+def _copy_csv(session: Books, tmp: Path, plan: _Plan, tally: _Tally, shared: bool) -> tuple[str, int, int]:
     """The CSV export on PostgreSQL: header and opening entry from ``write_csv``, the journal's
     rows from ``copy_csv_rows`` (in `COPY_PARTS` parts side by side when ``shared``, the
     session's snapshot being one other connections may share, and the export holds at least
     `SPLIT_MIN_ENTRIES` entries), written through a `CountingWriter` (sha256, bytes, lines of
     what was written). The rows are then read back from the file (`read_csv_movements`, the
     parts' regions side by side) for the tie-out check: their entry id, account, commodity and
-    minor amounts go into ``tally``, and meanwhile the journal's balances at the end into
-    ``tally.journal``. Returns the file's (sha256 hex, bytes, lines), of the bytes written."""
+    minor amounts go into ``tally``, and meanwhile (unless ``tally.journal`` holds them already)
+    the journal's balances at the end into ``tally.journal``. Returns the file's (sha256 hex, bytes, lines), of the bytes written."""
     _check_commodities(c for _, c in plan.ctx.used)
     head = io.StringIO(newline="")
     write_csv(head, [_opening_entry(plan.opening, plan.opening_day)] if plan.opening else [], plan.ctx)  # type: ignore[arg-type]
@@ -243,10 +291,13 @@ def _copy_csv(session: Session, tmp: Path, plan: _Plan, tally: _Tally, shared: b
     finally:
         loading.join()
     splits = [len(head_bytes) + sum(sizes[:i]) for i in range(1, len(sizes or ()))]
-    with ThreadPoolExecutor(1, thread_name_prefix="ledger-export-readback") as pool:
-        reading = pool.submit(read_csv_movements, tmp, len(head_bytes), splits)
-        tally.journal = journal_balances(session, through=plan.end)  # while the file is read back
-        nets, entries, postings = reading.result()
+    if tally.journal is not None:
+        nets, entries, postings = read_csv_movements(tmp, len(head_bytes), splits)
+    else:
+        with ThreadPoolExecutor(1, thread_name_prefix="ledger-export-readback") as pool:
+            reading = pool.submit(read_csv_movements, tmp, len(head_bytes), splits)
+            tally.journal = journal_balances(session, through=plan.end)  # while the file is read back
+            nets, entries, postings = reading.result()
     for key, net in nets.items():
         tally.movements[key] += net
     tally.entries += entries
@@ -254,7 +305,7 @@ def _copy_csv(session: Session, tmp: Path, plan: _Plan, tally: _Tally, shared: b
     return rows.sha.hexdigest(), rows.bytes, rows.lines
 
 
-def _write(session: Session, tmp: Path, fmt: str, plan: _Plan, tally: _Tally, shared: bool) -> tuple[str, int, int] | None:
+def _write(session: Books, tmp: Path, fmt: str, plan: _Plan, tally: _Tally, shared: bool) -> tuple[str, int, int] | None:
     """Write the export to ``tmp``: on PostgreSQL a CSV by the server (`_copy_csv`, returning the
     (sha256, bytes, lines) it counted), else by the format's writer (None). Removes ``tmp`` on
     any error."""
@@ -269,7 +320,7 @@ def _write(session: Session, tmp: Path, fmt: str, plan: _Plan, tally: _Tally, sh
     return None
 
 
-def _tie_out(session: Session, tmp: Path, plan: _Plan, tally: _Tally) -> dict[tuple[str, str], int]:
+def _tie_out(session: Books, tmp: Path, plan: _Plan, tally: _Tally) -> dict[tuple[str, str], int]:
     """The balances at the export's end (brought forward + movements, zeros left out), checked
     against the journal's (`journal_balances` through ``end``, unless ``tally.journal`` holds
     them); raises ExportError, removing ``tmp``, when they differ."""
@@ -312,17 +363,19 @@ def _manifest(path: Path, fmt: str, written: tuple[str, int, int], plan: _Plan, 
     }
 
 
-def export_journal(session: Session, out: str | os.PathLike, fmt: str, *, start: date | None = None,
+def export_journal(session: Books, out: str | os.PathLike, fmt: str, *, start: date | None = None,
                    end: date | None = None) -> ExportResult:
     """Write the journal dated in [start, end] to ``out`` in ``fmt`` (one of ``FORMATS``), with
     ``out.manifest.json`` and ``out.sha256`` beside it (see the module docstring).
 
-    start, end: inclusive entry dates, None = open-ended; with ``start`` the export begins with
-    the opening balance entry. Every statement reads one snapshot (`db.one_snapshot`, when
-    ``session`` has no transaction open; the connections that copy parts of a PostgreSQL CSV
+    session: a Session, or for a CSV a `ledger.store.pg.Snapshot` of PostgreSQL books (what
+    ``ledger export journal --format csv`` reads there, without SQLAlchemy). start, end:
+    inclusive entry dates, None = open-ended; with ``start`` the export begins with the opening
+    balance entry. Every statement reads one snapshot (`db.one_snapshot`, when ``session`` has
+    no transaction open, or the Snapshot's own; the connections that copy parts of a PostgreSQL CSV
     side by side import that snapshot), so postings made meanwhile are not in the file and do
     not break its tie-out. Returns an ``ExportResult``. Raises ExportError when start is
-    after end, the format is unknown, or the exported lines do not add up to the journal's
+    after end, the format is unknown (or not csv for a Snapshot), or the exported lines do not add up to the journal's
     balances at ``end`` (never expected: a self-check); ValueError for an unknown commodity;
     OSError when FILE cannot be written (no partial FILE is left behind).
     """
@@ -330,10 +383,12 @@ def export_journal(session: Session, out: str | os.PathLike, fmt: str, *, start:
         raise ExportError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if start is not None and end is not None and start > end:
         raise ExportError(f"--from {start.isoformat()} is after --to {end.isoformat()}: nothing to export")
+    if isinstance(session, Snapshot) and fmt != "csv":
+        raise ExportError(f"a PostgreSQL snapshot of the books is exported as csv, not {fmt}: export a Session")
     shared = read_snapshot(session)  # else the caller's transaction decides what is read
     path = Path(out)
     plan = _plan(session, start, end, names=not (fmt == "csv" and is_postgres(session)))
-    tally = _Tally()
+    tally = _Tally(journal=plan.journal)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
     written = _write(session, tmp, fmt, plan, tally, shared)

@@ -36,6 +36,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ledger.store.keys_sql import entry_lines_sql, line_grant_sql  # noqa: F401 - also given here
 from ledger.store.models import Customer, Grant, Invoice, InvoiceLine, JournalEntry, JournalLine, SubscriptionPeriod, UsageEvent
 
 
@@ -90,14 +91,3 @@ def customer_of(row: Any, customer: Any = Customer) -> sa.ColumnElement[bool]:
     """A row and its customer: ``customer.id = row.customer_id`` (the distribution column of
     ``customer`` is its id)."""
     return customer.id == row.customer_id
-
-
-def entry_lines_sql(entry: str, line: str, *, by_customer: bool = True) -> str:
-    """`entry_lines` in SQL text, for the aliases ``entry`` and ``line``."""
-    same = f" AND {line}.customer_id = {entry}.customer_id" if by_customer else ""
-    return f"{line}.entry_id = {entry}.id{same}"
-
-
-def line_grant_sql(line: str, grant: str) -> str:
-    """`line_grant` in SQL text, for the aliases ``line`` and ``grant``."""
-    return f"{grant}.id = {line}.grant_id AND {grant}.customer_id = {line}.customer_id"

@@ -443,7 +443,8 @@ def test_auditor_reads_everything_and_every_write_fails_naming_the_privilege(rol
                  ("invoices", "list", "--format", "json"),
                  ("invoices", "show", "INV-2026-000001"),
                  ("report", "audit-trail"),
-                 ("export", "journal", "--format", "jsonl", "--out", "journal.jsonl")):
+                 ("export", "journal", "--format", "jsonl", "--out", "journal.jsonl"),
+                 ("export", "journal", "--format", "csv", "--out", "journal.csv")):
         r = roles.ledger(*args, url=url)
         assert r.returncode == 0, (args, r.stderr)
     entries = _scalar(roles.url, "SELECT count(*) FROM journal_entry")
