@@ -20,6 +20,7 @@ from sqlmodel import Session
 
 from ledger.core.accounts import CHART
 from ledger.errors import NotInitialisedError
+from ledger.store.head import SCHEMA_HEAD
 
 if TYPE_CHECKING:  # Alembic is imported where it is used: most commands only check the revision
     from alembic.config import Config
@@ -69,10 +70,7 @@ def alembic_config(connection: sa.Connection | None = None, url: str | None = No
     return cfg
 
 
-SCHEMA_HEAD = "0016"
-"""The head revision of migrations/versions, which `open_engine` requires, kept here so that a
-command need not import Alembic and read every migration script to learn it
-(tests/integration/test_migrations.py checks it against the scripts)."""
+
 
 
 def head_revision() -> str:

@@ -20,11 +20,9 @@ from typing import Any, BinaryIO
 
 from ledger.errors import NotInitialisedError
 from ledger.store.csv_rows import copy_csv_sql, copy_parts
+from ledger.store.head import SCHEMA_HEAD
 from ledger.store.keys_sql import entry_lines_sql
 
-SCHEMA_HEAD = "0016"
-"""A copy of `ledger.store.db.SCHEMA_HEAD` (that module imports SQLAlchemy), the revision
-`open_snapshot` requires; tests/unit/test_store_pg.py checks that the two are equal."""
 
 _URL = re.compile(r"^postgres(?:ql)?(?:\+psycopg)?://([^?#]*)$")
 """A --database-url `open_snapshot` opens: PostgreSQL through psycopg 3 (the driver

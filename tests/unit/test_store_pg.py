@@ -1,15 +1,11 @@
-"""`ledger.store.pg` without a database: its copy of the schema head, the URLs it opens and how
-it names them in messages (as `ledger.store.db.open_engine` does)."""
+"""`ledger.store.pg` without a database: the URLs it opens and how it names them in messages (as
+`ledger.store.db.open_engine` does)."""
 
 from __future__ import annotations
 
 import pytest
 
 from ledger.store import db, pg
-
-
-def test_the_schema_head_copy_equals_the_store_s():
-    assert pg.SCHEMA_HEAD == db.SCHEMA_HEAD
 
 
 @pytest.mark.parametrize("url", ["postgresql://u@h:5432/d", "postgres://u:p@h/d", "postgresql+psycopg://u@h/d",
