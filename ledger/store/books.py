@@ -221,10 +221,12 @@ def _grant_states(s: Session, ids: list[str], customers: Mapping[str, Customer]
         else:
             estimates.setdefault(body["grant_ref"], []).append((at, eid, body["expected_rate"]))
     out: dict[str, dict[str, GrantState]] = defaultdict(dict)
-    for g in s.execute(sa.select(Grant).where(in_values(s, Grant.customer_id, ids)).order_by(Grant.effective_at, Grant.id)).scalars():
+    columns = [getattr(Grant, name) for name in _field_names(GrantRecord)]  # plain rows: no ORM objects
+    for row in s.execute(sa.select(*columns).where(in_values(s, Grant.customer_id, ids))
+                         .order_by(Grant.effective_at, Grant.id)):
+        g = GrantRecord(*row)
         lot = lots.get(g.id) or LotBalance(g.id)
-        state = grant_state(record_of(g, GrantRecord), relieved=g.units - lot.outstanding,
-                            released=g.amount - lot.deferred)
+        state = grant_state(g, relieved=g.units - lot.outstanding, released=g.amount - lot.deferred)
         if g.id in estimates:
             state.rate = Fraction(Decimal(max(estimates[g.id])[2]))
         state.voided = g.event_id in voided[g.customer_id] and g.source in ("commitment", "topup", "promotional")
