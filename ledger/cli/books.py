@@ -54,7 +54,8 @@ def import_(obj: Ctx, files: tuple[str, ...], dry_run: bool, chunk_size: int | N
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ledger.errors import LedgerError
-    from ledger.services.importing import CHUNK, collector_relaxed, import_files
+    from ledger.services.collector import collector_relaxed
+    from ledger.services.importing import CHUNK, import_files
 
     console = Console(stderr=True)
     failed: LedgerError | None = None

@@ -23,6 +23,7 @@ def close(obj: Ctx, period: str, out_dir: str | None) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ledger.services.closing import close_month
+    from ledger.services.collector import collector_relaxed
 
     period = _period(period)
     console = Console(stderr=True)
@@ -51,9 +52,10 @@ def close(obj: Ctx, period: str, out_dir: str | None) -> None:
                 tasks["package: documents"] = bar.add_task("package: documents", total=None)
 
         try:
-            outcome = close_month(session, obj.catalog, period, out_dir=out_dir, closed_by=getpass.getuser(),
-                                  progress=progress, on_closed=closed,
-                                  on_document=lambda: bar.advance(tasks["package: documents"]))
+            with collector_relaxed():
+                outcome = close_month(session, obj.catalog, period, out_dir=out_dir, closed_by=getpass.getuser(),
+                                      progress=progress, on_closed=closed,
+                                      on_document=lambda: bar.advance(tasks["package: documents"]))
         except Exception as exc:
             if "package: documents" not in tasks:  # the close itself failed: nothing is committed
                 raise

@@ -104,7 +104,7 @@ class _State:
     def start(self) -> None:
         # What exists now (modules, the app, the catalog) stays out of the cyclic collector's
         # passes, and its young generation is collected every 50,000 allocations instead of 700,
-        # as `ledger.services.importing.collector_relaxed` does for imports: a group's books and
+        # as `ledger.services.collector.collector_relaxed` does for imports: a group's books and
         # rows would otherwise be scanned again and again (p99 under 64 connections: 179 -> 153 ms
         # and 271 -> 207 ms in two side-by-side runs on the shared machine, same throughput)
         gc.freeze()

@@ -13,7 +13,8 @@ accounting in ``ledger.core``, so no module of this package imports a database l
 - `documents`: the invoice register, one invoice, PDFs of one or a month's documents;
 - `setup`: create or migrate the database; `roles`: the least-privilege PostgreSQL roles;
 - `serving`: the HTTP API's use cases (group commit of requests, a customer's balance and usage,
-  health); `alerting`: usage alerts queued and delivered as webhooks (docs/design.md §8.6).
+  health); `alerting`: usage alerts queued and delivered as webhooks (docs/design.md §8.6);
+- `collector`: Python's garbage collector relaxed for a bulk run (an import, a close).
 
 Importing this package imports none of them.
 """

@@ -16,7 +16,6 @@ one transaction each, in one process or several.
 from __future__ import annotations
 
 import contextlib
-import gc
 import functools
 import os
 import signal
@@ -109,22 +108,6 @@ def _import_once(session: Session, catalog: Catalog, events: list[SourcedEvent],
         session.commit()
         kept.BOOKS.put(db, token, posting.books)
     return summary
-
-
-@contextlib.contextmanager
-def collector_relaxed(threshold: int = 50_000) -> Iterator[None]:
-    """Python's cyclic garbage collector paused for what exists (``gc.freeze``) and run every
-    ``threshold`` allocations instead of 700, restored afterwards: an import keeps millions of
-    objects alive (books, drafts, rows), which each young-generation pass would scan again
-    (about 1.5 s of CPU of a 33,000-event business import)."""
-    old = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(threshold, old[1], old[2])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*old)
-        gc.unfreeze()
 
 
 def import_files(session: Session, catalog: Catalog, files: Sequence[str | Path], *, dry_run: bool = False,

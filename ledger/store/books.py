@@ -171,10 +171,12 @@ def load_books(session: Session, ids: Sequence[str], tz, *, given: Mapping[str, 
 def _load_chunk(session: Session, ids: list[str], tz, given: Mapping[str, Customer], cache: BookCache | None,
                 db: str) -> dict[str, CustomerBook]:
     s = session
-    customers = {c: given[c] for c in ids if c in given}
+    customers: dict[str, Customer | CustomerRecord] = {c: given[c] for c in ids if c in given}
     missing = [c for c in ids if c not in customers]
-    if missing:
-        customers.update((c.id, c) for c in s.execute(sa.select(Customer).where(in_values(s, Customer.id, missing))).scalars())
+    if missing:  # plain records, not ORM objects: a close reads every customer here
+        columns = [getattr(Customer, name) for name in _field_names(CustomerRecord)]
+        customers.update((row.id, CustomerRecord(*row))
+                         for row in s.execute(sa.select(*columns).where(in_values(s, Customer.id, missing))))
     out: dict[str, CustomerBook] = {}
     if cache is not None:
         for cid, row in list(customers.items()):
@@ -204,7 +206,7 @@ def _load_chunk(session: Session, ids: list[str], tz, given: Mapping[str, Custom
     return out
 
 
-def _grant_states(s: Session, ids: list[str], customers: Mapping[str, Customer]
+def _grant_states(s: Session, ids: list[str], customers: Mapping[str, Customer | CustomerRecord]
                   ) -> tuple[dict[str, dict[str, GrantState]], dict[str, set[str]]]:
     """Each customer's grants with units relieved and amount released from their lot balances
     (`ledger.store.lots.lot_balances`: the journal's 9100 and 2100 lines), breakage estimates and
@@ -221,10 +223,12 @@ def _grant_states(s: Session, ids: list[str], customers: Mapping[str, Customer]
         else:
             estimates.setdefault(body["grant_ref"], []).append((at, eid, body["expected_rate"]))
     out: dict[str, dict[str, GrantState]] = defaultdict(dict)
-    for g in s.execute(sa.select(Grant).where(in_values(s, Grant.customer_id, ids)).order_by(Grant.effective_at, Grant.id)).scalars():
+    columns = [getattr(Grant, name) for name in _field_names(GrantRecord)]  # plain rows: no ORM objects
+    for row in s.execute(sa.select(*columns).where(in_values(s, Grant.customer_id, ids))
+                         .order_by(Grant.effective_at, Grant.id)):
+        g = GrantRecord(*row)
         lot = lots.get(g.id) or LotBalance(g.id)
-        state = grant_state(record_of(g, GrantRecord), relieved=g.units - lot.outstanding,
-                            released=g.amount - lot.deferred)
+        state = grant_state(g, relieved=g.units - lot.outstanding, released=g.amount - lot.deferred)
         if g.id in estimates:
             state.rate = Fraction(Decimal(max(estimates[g.id])[2]))
         state.voided = g.event_id in voided[g.customer_id] and g.source in ("commitment", "topup", "promotional")

@@ -67,6 +67,19 @@ def check_entries_balance(session: Session, through: date | None = None) -> list
         sa.func.sum(JournalLine.debit) != sa.func.sum(JournalLine.credit)).order_by(JournalLine.entry_id)
     for entry_id, commodity, d, c in session.execute(q):
         out.append(Violation(1, f"entry {entry_id}", f"{commodity} debits {d} != credits {c}"))
+    # the trial balance is the sum of the entries: it can only be off when an entry is
+    if out:
+        out += _trial_balance(session, through)
+    orphans = session.execute(sa.select(sa.func.count()).select_from(JournalEntry).where(
+        ~sa.exists().where(keys.entry_lines()))).scalar_one()
+    if orphans:
+        out.append(Violation(1, "journal", f"{orphans} entries have no lines"))
+    return out
+
+
+def _trial_balance(session: Session, through: date | None) -> list[Violation]:
+    """Invariant 1's trial balance: a violation per commodity whose debits and credits differ."""
+    out = []
     q = (sa.select(JournalLine.commodity, sa.func.sum(JournalLine.debit), sa.func.sum(JournalLine.credit))
          .join(JournalEntry, keys.entry_lines()))
     if through:
@@ -74,10 +87,6 @@ def check_entries_balance(session: Session, through: date | None = None) -> list
     for commodity, d, c in session.execute(q.group_by(JournalLine.commodity)):
         if d != c:
             out.append(Violation(1, f"trial balance {commodity}", f"debits {d} != credits {c}"))
-    orphans = session.execute(sa.select(sa.func.count()).select_from(JournalEntry).where(
-        ~sa.exists().where(keys.entry_lines()))).scalar_one()
-    if orphans:
-        out.append(Violation(1, "journal", f"{orphans} entries have no lines"))
     return out
 
 

@@ -143,13 +143,15 @@ def _write_customers(session: Session, p: Posting, token: int) -> None:
     for b in new:
         b.customer.steps_through = b.steps_through
     bulk_insert(s, Customer.__table__, [values_of(b.customer) for b in new])
-    moved = [b for b in p.books.values() if not b.new and b.steps_through != b.customer.steps_through]
-    if moved:
-        s.execute(sa.update(Customer.__table__).where(Customer.__table__.c.id == sa.bindparam("cid"))
-                  .values(steps_through=sa.bindparam("st")).execution_options(synchronize_session=False),
-                  [{"cid": b.customer.id, "st": b.steps_through} for b in moved])
-        for b in moved:
+    moved: dict[datetime | None, list[str]] = defaultdict(list)  # by new cursor: a close moves all to one
+    for b in p.books.values():
+        if not b.new and b.steps_through != b.customer.steps_through:
+            moved[b.steps_through].append(b.customer.id)
             b.customer.steps_through = b.steps_through
+    for steps_through, ids in moved.items():
+        for chunk in chunks(sorted(ids), 10_000):
+            s.execute(sa.update(Customer).where(in_values(s, Customer.id, chunk)).values(steps_through=steps_through)
+                      .execution_options(synchronize_session=False))
     for chunk in chunks(sorted(p.books), 10_000):
         s.execute(sa.update(Customer).where(in_values(s, Customer.id, chunk)).values(book_version=token)
                   .execution_options(synchronize_session=False))

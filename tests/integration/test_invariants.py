@@ -78,3 +78,28 @@ def test_billing_counts_debits_and_credits_on_both_sides(books):
           .dr("4000", "USD", 1_00).cr("1000", "USD", 1_00))
     assert [str(v) for v in books.verify()] == [
         "invariant 4 (customer acme USD): billed + unbilled 10050 != recognised + deferred + credit notes 9950"]
+
+
+def test_an_unbalanced_entry_is_caught_with_the_trial_balance(books):
+    """An entry whose debits and credits differ (written past the posting path, on SQLite,
+    where only that path checks it) breaks invariant 1: the entry, and the trial balance
+    with it, since the trial balance is the sum of the entries."""
+    import sqlalchemy as sa
+
+    from ledger.store.models import JournalEntry, JournalLine
+
+    if books.url.startswith("postgresql"):
+        return  # the database refuses the entry at commit (migration 0001's deferred balance trigger)
+    books.post(TOPUP)
+    with Session(books.engine) as s:
+        entry = s.execute(sa.insert(JournalEntry).values(
+            entry_date=date(2026, 1, 3), occurred_at=datetime(2026, 1, 3, tzinfo=timezone.utc), kind="manual",
+            description="off by one", customer_id="acme").returning(JournalEntry.id)).scalar_one()
+        s.execute(sa.insert(JournalLine), [
+            {"entry_id": entry, "account_code": "1000", "commodity": "USD", "debit": 100, "credit": 0, "customer_id": "acme"},
+            {"entry_id": entry, "account_code": "2200", "commodity": "USD", "debit": 0, "credit": 99, "customer_id": "acme"}])
+        s.commit()
+    found = [str(v) for v in books.verify()]
+    assert f"invariant 1 (entry {entry}): USD debits 100 != credits 99" in found, found
+    trial = [v.split(": ", 1)[1].split() for v in found if v.startswith("invariant 1 (trial balance USD)")]
+    assert len(trial) == 1 and int(trial[0][1]) - int(trial[0][4]) == 1, found  # "debits D != credits C"
