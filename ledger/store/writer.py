@@ -115,8 +115,10 @@ def insert_entries(session: Session, drafts: Sequence[EntryDraft], *, closed: Se
             if d.occurred_at.tzinfo is None:  # what UTCDateTime refuses on the INSERT path
                 raise ValueError(f"journal entry '{d.description}': naive occurred_at {d.occurred_at!r}")
         ids = sorted(session.execute(sa.text(_NEXT_ENTRY_IDS), {"n": len(drafts)}).scalars())
+        # the values of ENTRY_COLUMNS, dates as ISO text (`ledger.store.db.copy_text`)
         copy_rows(session, JournalEntry.__tablename__, ("id", *ENTRY_COLUMNS),
-                  ((entry_id, *(getattr(d, c) for c in ENTRY_COLUMNS)) for entry_id, d in zip(ids, drafts)))
+                  ((entry_id, d.entry_date.isoformat(), d.occurred_at.isoformat(), d.kind, d.description,
+                    d.customer_id, d.event_id, d.import_id) for entry_id, d in zip(ids, drafts)))
     else:
         ids = list(session.execute(sa.insert(JournalEntry).returning(JournalEntry.id, sort_by_parameter_order=True),
                                    [entry_values(d) for d in drafts]).scalars())
