@@ -142,8 +142,8 @@ def _write_customers(session: Session, p: Posting, token: int) -> None:
     """New customers, the others' moved steps cursor, and the book version of all of them."""
     s = session
     new = [b for b in p.books.values() if b.new]
-    for b in new:
-        b.customer.steps_through = b.steps_through
+    for b in new:  # inserted with their cursor and version: no UPDATE of rows just written
+        b.customer.steps_through, b.customer.book_version = b.steps_through, token
     bulk_insert(s, Customer.__table__, [values_of(b.customer) for b in new])
     moved = [b for b in p.books.values() if not b.new and b.steps_through != b.customer.steps_through]
     if moved:
@@ -152,7 +152,7 @@ def _write_customers(session: Session, p: Posting, token: int) -> None:
                   [{"cid": b.customer.id, "st": b.steps_through} for b in moved])
         for b in moved:
             b.customer.steps_through = b.steps_through
-    for chunk in chunks(sorted(p.books), 10_000):
+    for chunk in chunks(sorted(cid for cid, b in p.books.items() if not b.new), 10_000):
         s.execute(sa.update(Customer).where(in_values(s, Customer.id, chunk)).values(book_version=token)
                   .execution_options(synchronize_session=False))
     for b in p.books.values():
