@@ -11,6 +11,7 @@ or the reports at module level: ``ledger --help`` and ``ledger --version`` impor
 
 from __future__ import annotations
 
+import gc
 import re
 import sys
 from pathlib import Path
@@ -71,6 +72,16 @@ def _hide_password(url: str) -> str:
 
 def main() -> None:
     """Entry point: LedgerError -> message on stderr, exit 1 (never a traceback for bad input)."""
+    try:
+        _run()
+    finally:
+        # The command is done and the process exits: what it leaves in memory (an import's kept
+        # books: millions of objects) needs no more cyclic collection. Frozen, it is skipped by
+        # the collections of the interpreter's shutdown (most of a 33,000-event import's exit time).
+        gc.freeze()
+
+
+def _run() -> None:
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Abort:

@@ -245,10 +245,12 @@ class Posting:
         HANDLERS[type(se.event)](self, se, se.event)
 
     def record_event(self, se: SourcedEvent, customer_id: str | None, d: date, late: bool) -> None:
-        """Record a posted business event (usage is recorded by its own rule)."""
+        """Record a posted business event (usage is recorded by its own rule); its payload is the
+        canonical JSON the event was hashed by when it was read from a file (``se.payload``)."""
+        payload = se.payload if se.payload is not None else canonical_json(se.event)
         self.event_rows.append(EventRecord(
             id=se.id, type=se.event.type, customer_id=customer_id, occurred_at=se.event.occurred_at,  # type: ignore[attr-defined]
-            content_hash=se.content_hash, payload=canonical_json(se.event), status="posted", late=late,
+            content_hash=se.content_hash, payload=payload, status="posted", late=late,
             posted_date=d, source=se.source, import_id=self.import_id))
         self.summary.posted += 1
         if late:

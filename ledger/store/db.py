@@ -8,7 +8,7 @@ no command ever writes into a half-migrated schema.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -217,12 +217,33 @@ def bulk_insert(session: Session, table: sa.Table, rows: list[dict]) -> None:
     if len(rows) < COPY_ROWS or not is_postgres(session):
         session.execute(sa.insert(table), rows)
         return
-    for row in rows:  # what UTCDateTime refuses on the INSERT path (COPY would read it in the session's zone)
-        for value in row.values():
+    columns = list(rows[0])
+    times = [i for i, c in enumerate(columns) if _is_time(table.c[c].type)]
+    for row in rows:  # what UTCDateTime refuses on the INSERT path (checked before anything is sent)
+        for i in times:
+            value = row[columns[i]]
             if isinstance(value, datetime) and value.tzinfo is None:
                 raise ValueError(f"{table.name}: naive datetime {value!r}: an offset is required")
-    columns = list(rows[0])
-    copy_rows(session, table.name, columns, ([row[c] for c in columns] for row in rows))
+
+    def values(row: dict) -> list:
+        out = [row[c] for c in columns]
+        for i in times:
+            out[i] = copy_text(out[i])
+        return out
+
+    copy_rows(session, table.name, columns, map(values, rows))
+
+
+def _is_time(column_type: sa.types.TypeEngine) -> bool:
+    """Whether a column holds dates or datetimes (a TypeDecorator by its implementation)."""
+    return isinstance(getattr(column_type, "impl", column_type), (sa.DateTime, sa.Date))
+
+
+def copy_text(value: object) -> object:
+    """A date or an aware datetime as the text COPY reads back as the same value (ISO 8601; a
+    datetime with its offset, so the same instant whatever the session's time zone), as psycopg's
+    own dumpers would send it but at a fraction of their cost; any other value unchanged."""
+    return value.isoformat() if isinstance(value, date) else value
 
 
 def copy_rows(session: Session, table: str, columns: Sequence[str], rows: Iterable[Sequence]) -> None:

@@ -115,8 +115,10 @@ def insert_entries(session: Session, drafts: Sequence[EntryDraft], *, closed: Se
             if d.occurred_at.tzinfo is None:  # what UTCDateTime refuses on the INSERT path
                 raise ValueError(f"journal entry '{d.description}': naive occurred_at {d.occurred_at!r}")
         ids = sorted(session.execute(sa.text(_NEXT_ENTRY_IDS), {"n": len(drafts)}).scalars())
+        # the values of ENTRY_COLUMNS, dates as ISO text (`ledger.store.db.copy_text`)
         copy_rows(session, JournalEntry.__tablename__, ("id", *ENTRY_COLUMNS),
-                  ((entry_id, *(getattr(d, c) for c in ENTRY_COLUMNS)) for entry_id, d in zip(ids, drafts)))
+                  ((entry_id, d.entry_date.isoformat(), d.occurred_at.isoformat(), d.kind, d.description,
+                    d.customer_id, d.event_id, d.import_id) for entry_id, d in zip(ids, drafts)))
     else:
         ids = list(session.execute(sa.insert(JournalEntry).returning(JournalEntry.id, sort_by_parameter_order=True),
                                    [entry_values(d) for d in drafts]).scalars())
@@ -140,8 +142,8 @@ def _write_customers(session: Session, p: Posting, token: int) -> None:
     """New customers, the others' moved steps cursor, and the book version of all of them."""
     s = session
     new = [b for b in p.books.values() if b.new]
-    for b in new:
-        b.customer.steps_through = b.steps_through
+    for b in new:  # inserted with their cursor and version: no UPDATE of rows just written
+        b.customer.steps_through, b.customer.book_version = b.steps_through, token
     bulk_insert(s, Customer.__table__, [values_of(b.customer) for b in new])
     moved: dict[datetime | None, list[str]] = defaultdict(list)  # by new cursor: a close moves all to one
     for b in p.books.values():
@@ -152,7 +154,7 @@ def _write_customers(session: Session, p: Posting, token: int) -> None:
         for chunk in chunks(sorted(ids), 10_000):
             s.execute(sa.update(Customer).where(in_values(s, Customer.id, chunk)).values(steps_through=steps_through)
                       .execution_options(synchronize_session=False))
-    for chunk in chunks(sorted(p.books), 10_000):
+    for chunk in chunks(sorted(cid for cid, b in p.books.items() if not b.new), 10_000):
         s.execute(sa.update(Customer).where(in_values(s, Customer.id, chunk)).values(book_version=token)
                   .execution_options(synchronize_session=False))
     for b in p.books.values():

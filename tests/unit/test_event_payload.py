@@ -6,7 +6,10 @@ from __future__ import annotations
 import hashlib
 import json
 
+from memory_store import MemoryStore, catalog  # noqa: F401 (catalog: a fixture)
+
 from ledger.core.checks import GRANT_ID_FIELDS, declared
+from ledger.core.posting import Posting, apply_order
 from ledger.event_schemas import canonical_json, content_hash, parse_event
 from ledger.events import CommitmentPurchased, CustomerCreated, PaymentReceived, SourcedEvent, TopupPurchased
 
@@ -43,6 +46,18 @@ def test_a_usage_event_keeps_no_json_and_hashes_as_before():
     assert se is not None, problems
     assert se.payload is None
     assert se.content_hash == hashlib.sha256(canonical_json(se.event).encode()).hexdigest()
+
+
+def test_the_posting_stores_the_kept_json_as_the_event_payload(catalog):
+    lines = [LINES[0], *LINES[2:5]]  # (the commitment is dated before the customer)
+    parsed = [parse_event(json.dumps(obj, ensure_ascii=False), "in.jsonl", n)[0] for n, obj in enumerate(lines, 1)]
+    p = Posting(catalog, MemoryStore(), closed=())
+    for se in sorted(parsed, key=apply_order):
+        p.apply(se)
+    kept = {se.id: se.payload for se in parsed}
+    assert {row.id: row.payload for row in p.event_rows} == kept
+    # the very text parse_event kept and hashed: not serialised a second time
+    assert all(row.payload is kept[row.id] for row in p.event_rows)
 
 
 def test_the_kept_json_takes_no_part_in_equality():
