@@ -69,7 +69,7 @@ def alembic_config(connection: sa.Connection | None = None, url: str | None = No
     return cfg
 
 
-SCHEMA_HEAD = "0016"
+SCHEMA_HEAD = "0017"
 """The head revision of migrations/versions, which `open_engine` requires, kept here so that a
 command need not import Alembic and read every migration script to learn it
 (tests/integration/test_migrations.py checks it against the scripts)."""
