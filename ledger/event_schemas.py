@@ -14,7 +14,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Union, get_args
@@ -467,11 +467,14 @@ def _json_scalar(value: str | int | None) -> str:
 
 
 def _usage_canonical_json(event: UsageRecorded) -> str:
-    """`canonical_json` of a usage event, written directly (a bulk import hashes every line,
-    twice): its strings match the Id patterns, which admit nothing JSON escapes, and the
-    instant is serialised by pydantic as in ``model_dump(mode="json")``. Equality with
-    `canonical_json` is a property test (tests/unit/test_events.py)."""
-    at = _INSTANT.dump_python(event.occurred_at, mode="json")
+    """`canonical_json` of a usage event with its instant in UTC, written directly (a bulk import
+    hashes every line, twice): its strings match the Id patterns, which admit nothing JSON
+    escapes, and the instant is serialised by pydantic as in ``model_dump(mode="json")``. In UTC
+    because a usage event's content is its fields as stored (the stored row keeps the instant,
+    not the offset it was written with: `ledger.store.usage_rows` hashes the row), so the same
+    instant written with two offsets is the same event. Equality with `canonical_json` of the
+    event moved to UTC is a property test (tests/unit/test_events.py)."""
+    at = _INSTANT.dump_python(event.occurred_at.astimezone(timezone.utc), mode="json")
     cost = "" if event.cost is None else f'"cost":"{event.cost}",'  # a checked decimal: nothing to escape
     return (f'{{"action":{_json_scalar(event.action)},{cost}"credits":{_json_scalar(event.credits)},'
             f'"customer_id":"{event.customer_id}","id":"{event.id}","occurred_at":"{at}",'
@@ -479,7 +482,8 @@ def _usage_canonical_json(event: UsageRecorded) -> str:
 
 
 def content_hash(event: BaseModel) -> str:
-    """sha256 of the canonical JSON: the same event from JSONL or CSV hashes the same."""
+    """sha256 of the canonical JSON (a usage event's with its instant in UTC:
+    `_usage_canonical_json`): the same event from JSONL or CSV hashes the same."""
     text = _usage_canonical_json(event) if type(event) is UsageRecorded else canonical_json(event)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

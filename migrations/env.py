@@ -21,9 +21,13 @@ def _url() -> str:
 
 def _for_dialect(dialect: str):
     """Alembic's include_object: a model constraint marked ``info={"postgresql_only": True}``
-    exists on PostgreSQL only (its migration skips SQLite)."""
+    exists on PostgreSQL only (its migration skips SQLite), one marked ``{"sqlite_only": True}``
+    on SQLite only."""
     def include(obj, name, type_, reflected, compare_to) -> bool:
-        return reflected or dialect == "postgresql" or not getattr(obj, "info", {}).get("postgresql_only")
+        info = getattr(obj, "info", {})
+        if reflected:
+            return True
+        return not info.get("sqlite_only") if dialect == "postgresql" else not info.get("postgresql_only")
     return include
 
 

@@ -104,7 +104,7 @@ def _post(session: Session, catalog: Catalog, file: str, closed: list[str],
     journal = posting.entries()
     buckets = [(cid, day, journal.ids[journal.bucket_entry[cid, day]], drawable, price)
                for (cid, day), (drawable, price) in whole.items()]
-    staging.insert_staged_usage(session, buckets, import_id=batch_id, file=file, expanded=expanded)
+    staging.insert_staged_usage(session, buckets, import_id=batch_id, expanded=expanded)
     summary = posting.summary
     summary.set_based = True
     imports.finish_batch(session, batch_id, posted=summary.posted, quarantined=summary.quarantined, late=summary.late)

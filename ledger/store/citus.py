@@ -31,7 +31,7 @@ from ledger.store.db import forget_citus
 
 DISTRIBUTED = ("customer", "credit_grant", "subscription", "subscription_period", "guarantee", "guarantee_month",
                "event", "journal_entry", "journal_line", "invoice", "invoice_line", "usage_event",
-               "usage_draw_legacy", "quarantine", "webhook_delivery")
+               "usage_draw_legacy", "usage_source", "quarantine", "webhook_delivery")
 """The tables of a customer's books, distributed by customer (customer by id, the rest by customer_id)."""
 REFERENCE = ("account", "accounting_period")
 """Small tables every shard reads: copied to every node."""

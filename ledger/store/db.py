@@ -70,9 +70,6 @@ def alembic_config(connection: sa.Connection | None = None, url: str | None = No
     return cfg
 
 
-
-
-
 def head_revision() -> str:
     """The head revision, read from the migration scripts (Alembic)."""
     from alembic.script import ScriptDirectory

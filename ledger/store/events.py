@@ -32,6 +32,7 @@ from ledger.core.checks import GRANT_ID_FIELDS, BatchFacts, KnownCustomer, decla
 from ledger.events import EventVoided, SourcedEvent, UsageRecorded
 from ledger.store.db import CHUNK, chunks, in_values, is_citus, is_postgres
 from ledger.store.models import Customer, Event, Grant, UsageEvent
+from ledger.store import usage_rows
 
 
 def existing_events(session: Session, ids: list[str], models: Sequence = (Event, UsageEvent)) -> dict[str, tuple[str, str]]:
@@ -45,12 +46,15 @@ def existing_events(session: Session, ids: list[str], models: Sequence = (Event,
 
     out: dict[str, tuple[str, str]] = {}
     pg = is_postgres(session)
-    for chunk in chunks(ids, 10_000 if pg else CHUNK // len(models)):
+    for chunk in chunks(ids, 10_000 if pg else CHUNK):
         param = sa.bindparam("ids", list(chunk), type_=ARRAY(sa.String)) if pg else None
-        q = sa.union_all(*(sa.select(m.id, m.content_hash, m.source, sa.literal(n).label("n"))
-                           .where(m.id == sa.any_(param) if pg else m.id.in_(chunk)) for n, m in enumerate(models)))
-        for i, h, src, _ in sorted(session.execute(q), key=lambda r: r[3]):  # a later model wins, as before
-            out[i] = (h, src)
+        for m in models:  # a later model wins, as before
+            where = m.id == sa.any_(param) if pg else m.id.in_(chunk)
+            if m is UsageEvent:  # its hash and source come from its fields (`ledger.store.usage_rows`)
+                out.update(usage_rows.stored_usage_facts(session, where))
+            else:
+                out.update((i, (h, src)) for i, h, src in session.execute(sa.select(m.id, m.content_hash, m.source)
+                                                                           .where(where)))
     return out
 
 

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 import sqlalchemy as sa
 from sqlmodel import Session
 
+from ledger.store import usage_rows
 from ledger.store.db import chunks, copy_rows, is_postgres
 from ledger.store.models import Customer, ImportBatch
 
@@ -90,12 +91,18 @@ _UNKNOWN_CUSTOMERS = """
       AND s.customer_id NOT IN (SELECT k.id FROM customer k)
     ORDER BY s.customer_id, s.file, s.line"""
 
-# an id already posted (as a business or a usage event) with different content
+# an id already posted as a business event with different content
 _BOOK_CONFLICTS = """
-    SELECT f.file, f.line, f.id, b.source FROM import_first f
-    JOIN (SELECT id, content_hash, source FROM event
-          UNION ALL SELECT id, content_hash, source FROM usage_event) b ON b.id = f.id
+    SELECT f.file, f.line, f.id, b.source FROM import_first f JOIN event b ON b.id = f.id
     WHERE substr(b.content_hash, 1, 16) <> f.digest"""
+
+# the usage rows of staged ids, with what gives back their hash and source (compared in Python:
+# `ledger.store.usage_rows`)
+_STORED_USAGE = f"""
+    SELECT f.file, f.line, f.digest, {', '.join('u.' + c for c in usage_rows.FIELDS)},
+           u.import_id, u.file_index, u.line, k.source
+      FROM import_first f JOIN usage_event u ON u.id = f.id
+      LEFT JOIN usage_source k ON k.customer_id = u.customer_id AND k.id = u.id"""
 
 # events per customer, for sharing the second pass among processes (NULL: an event.voided)
 _LOADS = "SELECT customer_id, count(*) FROM import_stage GROUP BY customer_id"
@@ -129,8 +136,17 @@ def staged_unknown_customers(session: Session) -> list[tuple[int, int, str]]:
 
 
 def staged_book_conflicts(session: Session) -> list[tuple[int, int, str, str]]:
-    """(file, line, id, stored source) of every staged id already posted with different content."""
-    return [tuple(r) for r in session.execute(sa.text(_BOOK_CONFLICTS))]
+    """(file, line, id, stored source) of every staged id already posted with different content:
+    the business events', then the usage events' (read in partitions: a re-run of a large file
+    finds every id stored)."""
+    out = [tuple(r) for r in session.execute(sa.text(_BOOK_CONFLICTS))]
+    result = session.execute(sa.text(_STORED_USAGE), execution_options={"yield_per": 20_000})
+    for part in result.partitions():
+        rows = [tuple(r) for r in part]
+        for r, (h, src) in zip(rows, usage_rows.stored_facts(session, [r[3:] for r in rows])):
+            if h[:16] != r[2]:
+                out.append((r[0], r[1], r[3], src))
+    return out
 
 
 def staged_loads(session: Session) -> dict[str | None, int]:

@@ -232,21 +232,28 @@ class UsageEvent(SQLModel, table=True):
 
     credits: int units drawn. status: posted | quarantined. entry_id: the consumption entry
     (one per customer per day per import) that carries this event's relief; None when quarantined.
+    No content hash: the fields are the content (`ledger.store.usage_rows`, migration 0017).
     """
 
     __tablename__ = "usage_event"
     id: str = Field(sa_column=_str(128, primary_key=True))
-    customer_id: str = Field(sa_column=_str(64, nullable=False, index=True))
+    customer_id: str = Field(sa_column=_str(64, nullable=False))
     occurred_at: datetime = Field(sa_column=sa.Column(UTCDateTime, nullable=False))
     credits: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
     action: Optional[str] = Field(default=None, sa_column=_str(64, nullable=True))
     quantity: Optional[int] = Field(default=None, sa_column=sa.Column(sa.BigInteger, nullable=True))
-    content_hash: str = Field(sa_column=_str(64, nullable=False))
     status: str = Field(sa_column=_str(20, nullable=False))
     late: bool = Field(sa_column=sa.Column(sa.Boolean, nullable=False))
-    entry_id: Optional[int] = Field(default=None, sa_column=sa.Column(sa.Integer, sa.ForeignKey("journal_entry.id"), nullable=True, index=True))
-    import_id: Optional[int] = Field(default=None, sa_column=sa.Column(sa.Integer, sa.ForeignKey("import_batch.id"), nullable=True))
-    source: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    # where it came from: file ``file_index`` of import batch ``import_id``'s sources, line ``line``
+    # (`ledger.store.usage_rows`; usage_source keeps the source the batch does not give back)
+    file_index: int = Field(default=0, sa_column=sa.Column(sa.SmallInteger, nullable=False, server_default="0"))
+    line: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False, server_default="0"))
+    # no foreign keys on PostgreSQL (migration 0017): the one writer inserts the entry and the
+    # import batch in the same transaction as the row, and keys checked row by row cost the bulk
+    # import more than the rows' own primary key; SQLite keeps them (dropping one there copies
+    # the table)
+    entry_id: Optional[int] = Field(default=None, sa_column=sa.Column(sa.Integer, nullable=True))
+    import_id: Optional[int] = Field(default=None, sa_column=sa.Column(sa.Integer, nullable=True))
     # units beyond the credits held, posted as overage at overage_price (decimal string per credit)
     overage_units: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False, server_default="0"))
     overage_price: Optional[str] = Field(default=None, sa_column=_str(40, nullable=True))
@@ -258,10 +265,27 @@ class UsageEvent(SQLModel, table=True):
     # row converted from older books whose draws are kept in usage_draw_legacy instead.
     draw_start: Optional[int] = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=True, server_default="0"))
     __table_args__ = (
+        sa.ForeignKeyConstraint(["entry_id"], ["journal_entry.id"], name="fk_usage_event_entry_id_journal_entry",
+                                info={"sqlite_only": True}),
+        sa.ForeignKeyConstraint(["import_id"], ["import_batch.id"], name="fk_usage_event_import_id_import_batch",
+                                info={"sqlite_only": True}),
+        # a customer's usage, and the usage an entry carries (every read names the customer):
+        # one index where there were one by customer and one by entry (migration 0017)
+        sa.Index("ix_usage_event_customer_entry", "customer_id", "entry_id"),
         # the usage that went to overage, per customer: what loading a customer's book reads
         sa.Index("ix_usage_event_overage", "customer_id", "entry_id", postgresql_where=sa.text("overage_units > 0"),
                  sqlite_where=sa.text("overage_units > 0")),
     )
+
+
+class UsageSource(SQLModel, table=True):
+    """The source (``FILE:LINE``) of a usage row whose import batch does not give it back (no
+    batch, a file not among the batch's sources, a row converted from older books)."""
+
+    __tablename__ = "usage_source"
+    customer_id: str = Field(sa_column=_str(64, primary_key=True))
+    id: str = Field(sa_column=_str(128, primary_key=True))
+    source: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
 
 
 class UsageDrawLegacy(SQLModel, table=True):

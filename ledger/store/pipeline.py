@@ -61,6 +61,7 @@ from ledger.errors import InvalidInputError
 from ledger.events import SourcedEvent, UsageRecorded
 from ledger.store.models import Customer
 from ledger.store import books as kept
+from ledger.store import usage_rows
 from ledger.store.books import check_kept_book
 from ledger.store.reader import SessionStore
 from ledger.store.writer import (
@@ -77,8 +78,11 @@ from ledger.core.checks import stored_conflict
 _CUSTOMER_COLUMNS = tuple(c.name for c in Customer.__table__.columns)
 _LOCK = f"SELECT {', '.join(_CUSTOMER_COLUMNS)} FROM customer WHERE id = %s FOR UPDATE"
 # a later table wins in ledger.store.events.existing_events (usage_event after event); ids are unique across both
-_STORED = ("SELECT content_hash, source FROM usage_event WHERE id = %(id)s "
-           "UNION ALL SELECT content_hash, source FROM event WHERE id = %(id)s")
+_STORED_EVENT = "SELECT content_hash, source FROM event WHERE id = %(id)s"
+# a usage row's hash and source come from its fields (`ledger.store.usage_rows.stored_facts`)
+_STORED_USAGE = (f"SELECT {', '.join('u.' + f for f in usage_rows.FIELDS)}, u.import_id, u.file_index, u.line, k.source"
+                 " FROM usage_event u LEFT JOIN usage_source k ON k.customer_id = u.customer_id AND k.id = u.id"
+                 " WHERE u.id = %(id)s")
 _CLOSED = "SELECT period FROM accounting_period WHERE status = 'closed' ORDER BY period"
 _BATCH_ID = "SELECT nextval(pg_get_serial_sequence('import_batch', 'id'))"
 _LOCK_ROW = "SELECT 1 FROM customer WHERE id = %s FOR UPDATE"
@@ -208,7 +212,7 @@ def _send_kept(raw: psycopg.Connection, session: Session, catalog: Catalog, se: 
                                           "closed": ",".join(closed)})
                     batch.execute(INSERT_BATCH_FROM_SEQUENCE,
                                   (_sources(sources), summary.posted, 0, summary.quarantined, summary.late))
-                    send_posting(cur, run, book.steps_through, new_token, BATCH_JUST_INSERTED)
+                    send_posting(cur, run, book.steps_through, new_token, BATCH_JUST_INSERTED, sources)
                     cur.execute("COMMIT")
                 except psycopg.Error as exc:
                     failed = exc
@@ -249,15 +253,19 @@ def _post(session: Session, raw: psycopg.Connection, catalog: Catalog, se: Sourc
           sources: list[str]) -> ImportSummary | None:
     with raw.pipeline():
         lock = raw.execute(_LOCK, (ev.customer_id,))
-        stored = raw.execute(_STORED, {"id": se.id})
+        stored = raw.execute(_STORED_EVENT, {"id": se.id})
+        stored_usage = raw.execute(_STORED_USAGE, {"id": se.id})
         closed_rows = raw.execute(_CLOSED)
         batch = raw.execute(_BATCH_ID)
     row = lock.fetchone()
     prior = stored.fetchone()
+    usage_row = stored_usage.fetchone()
     closed = [p for (p,) in closed_rows.fetchall()]
     (batch_id,) = batch.fetchone()  # type: ignore[misc]
     db = str(session.get_bind().url)
     _CLOSED_SEEN[db] = closed
+    if usage_row is not None:
+        (prior,) = usage_rows.stored_facts(session, [usage_row])
     if prior is not None:
         stored_hash, stored_source = prior
         if stored_hash != se.content_hash:
@@ -289,7 +297,7 @@ def _post(session: Session, raw: psycopg.Connection, catalog: Catalog, se: Sourc
     token = _checked_drafts(run, closed)
     with raw.pipeline(), raw.cursor() as cur:
         cur.execute(INSERT_BATCH, batch_row)
-        send_posting(cur, run, run.books[customer.id].steps_through, token, {})
+        send_posting(cur, run, run.books[customer.id].steps_through, token, {}, sources)
     session.commit()
     kept.BOOKS.put(db, token, run.books)
     summary.entries = len(run.entries().drafts)

@@ -110,6 +110,7 @@ WRITER_POLICY: dict[str, TablePolicy] = {
     "usage_event": _append("usage as received"),
     "usage_draw": TablePolicy(("SELECT",), why="a view: which grants each usage event drew from"),
     "usage_draw_legacy": TablePolicy(("SELECT",), why="draws of converted books; written by the migration only"),
+    "usage_source": _append("the source of a usage row its import batch does not give back"),
     "quarantine": _append("usage kept out of the books"),
     "customer": TablePolicy(("SELECT", "INSERT"), ("steps_through", "book_version"),
                             "customer.created; the writer moves the steps_through cursor and the book version"),

@@ -74,23 +74,15 @@ _BUCKETS = """CREATE TEMPORARY TABLE usage_bucket (
     price text, PRIMARY KEY (customer_id, day)) ON COMMIT DROP"""
 
 # each event's place in its bucket: units of the day before it (time, then line), the part of
-# it the grants cover (up to ``drawable``) and the rest as overage; the content hash is the
-# sha256 of the event's canonical JSON, written from cells the checks above proved plain
-_INSERT = r"""INSERT INTO usage_event (id, customer_id, occurred_at, credits, action, quantity, content_hash, status,
-                                      late, entry_id, import_id, source, overage_units, overage_price, draw_start)
-SELECT s.event_id, s.customer_id, s.at, s.credits, NULL, NULL,
-       encode(sha256(convert_to('{"action"\:null,"credits":' || s.credits || ',"customer_id":"' || s.customer_id
-                                || '","id":"' || s.event_id || '","occurred_at":"' || s.at_text
-                                || '","quantity"\:null,"type":"usage.recorded"}', 'UTF8')), 'hex'),
-       'posted', false, b.entry_id, :import_id, :file || ':' || s.line,
+# it the grants cover (up to ``drawable``) and the rest as overage; its source is the batch's one
+# file (``file_index`` 0) and its line (`ledger.store.usage_rows`)
+_INSERT = r"""INSERT INTO usage_event (id, customer_id, occurred_at, credits, action, quantity, status, late, entry_id,
+                                      import_id, file_index, line, overage_units, overage_price, draw_start)
+SELECT s.event_id, s.customer_id, s.at, s.credits, NULL, NULL, 'posted', false, b.entry_id, :import_id, 0, s.line,
        s.credits - (least(s.before + s.credits, b.drawable) - least(s.before, b.drawable)),
        CASE WHEN s.before + s.credits > b.drawable THEN b.price END,
        least(s.before, b.drawable)
-  FROM (SELECT *, sum(credits) OVER (PARTITION BY customer_id, day ORDER BY at, line) - credits AS before,
-               -- the instant as the event schema writes it: microseconds only when not zero
-               to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS')
-               || CASE WHEN to_char(at AT TIME ZONE 'UTC', 'US') = '000000' THEN ''
-                       ELSE '.' || to_char(at AT TIME ZONE 'UTC', 'US') END || 'Z' AS at_text
+  FROM (SELECT *, sum(credits) OVER (PARTITION BY customer_id, day ORDER BY at, line) - credits AS before
           FROM usage_stage) s
   JOIN usage_bucket b ON b.customer_id = s.customer_id AND b.day = s.day"""
 
@@ -174,11 +166,12 @@ def staged_events(session: Session, customer_id: str, day: date) -> list[tuple[s
 
 
 def insert_staged_usage(session: Session, buckets: Sequence[tuple[str, date, int, int, str | None]],
-                        *, import_id: int, file: str, expanded: Sequence[tuple[str, date]]) -> int:
+                        *, import_id: int, expanded: Sequence[tuple[str, date]]) -> int:
     """Write the usage rows of every staged event of ``buckets`` ((customer id, day, entry id,
     units the grants cover, overage price or None)) in one INSERT ... SELECT; the events of
     ``expanded`` customer-days were posted event by event and are dropped from the staging
-    table first. Returns the rows written."""
+    table first. Each row names import batch ``import_id``'s one file and its line. Returns the
+    rows written."""
     raw = _raw(session)
     if expanded:
         session.execute(sa.text("DELETE FROM usage_stage s USING (SELECT unnest(CAST(:c AS text[])) AS c, "
@@ -188,4 +181,4 @@ def insert_staged_usage(session: Session, buckets: Sequence[tuple[str, date, int
     with raw.cursor() as cur, cur.copy("COPY usage_bucket (customer_id, day, entry_id, drawable, price) FROM STDIN") as copy:
         for row in buckets:
             copy.write_row(row)
-    return session.execute(sa.text(_INSERT), {"import_id": import_id, "file": file}).rowcount
+    return session.execute(sa.text(_INSERT), {"import_id": import_id}).rowcount

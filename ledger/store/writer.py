@@ -43,8 +43,10 @@ from ledger.store.models import (
     Subscription,
     SubscriptionPeriod,
     UsageEvent,
+    UsageSource,
 )
 from ledger.store.periods import closed_periods
+from ledger.store.usage_rows import batch_files, place
 from ledger.store.books import values_of
 
 if TYPE_CHECKING:
@@ -69,9 +71,19 @@ def line_values(entry_id: int, ln: Line) -> tuple:
             ln.invoice_number, ln.event_id)
 
 
-def usage_values(row: UsageRecord, entry_id: int | None) -> dict[str, Any]:
-    """The usage_event row of ``row``, carried by entry ``entry_id`` (None: quarantined)."""
-    return {**values_of(row), "entry_id": entry_id}
+def usage_values(row: UsageRecord, entry_id: int | None, files: Sequence[str]) -> tuple[dict[str, Any], dict | None]:
+    """(the usage_event row of ``row``, carried by entry ``entry_id`` (None: quarantined), its
+    usage_source row or None): its source as the file's place in ``files`` (the sources of the
+    row's import batch) and the line (`ledger.store.usage_rows`), kept as text in usage_source
+    when the batch does not give it back. No content hash: the fields are the content."""
+    values = values_of(row)
+    source = values.pop("source")
+    del values["content_hash"]
+    try:
+        values["file_index"], values["line"] = place(files, source)
+    except ValueError:
+        return {**values, "entry_id": entry_id}, {"customer_id": row.customer_id, "id": row.id, "source": source}
+    return {**values, "entry_id": entry_id}, None
 
 
 def document_rows(doc: InvoiceDraft, entry_id: int | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -199,9 +211,11 @@ def write_posting(session: Session, p: Posting) -> int:
     documents = [document_rows(doc, ids[index]) for (doc, _), index in zip(p.invoices, journal.invoice_entry)]
     bulk_insert(s, Invoice.__table__, [inv for inv, _ in documents])
     bulk_insert(s, InvoiceLine.__table__, [ln for _, doc_lines in documents for ln in doc_lines])
-    bulk_insert(s, UsageEvent.__table__,
-                [usage_values(u, ids[journal.usage_entry[u.id]] if u.id in journal.usage_entry else None)
-                 for u in p.usage_rows])
+    files = batch_files(s, [p.import_id]).get(p.import_id, []) if p.usage_rows else []  # type: ignore[arg-type]
+    usage = [usage_values(u, ids[journal.usage_entry[u.id]] if u.id in journal.usage_entry else None, files)
+             for u in p.usage_rows]
+    bulk_insert(s, UsageEvent.__table__, [row for row, _ in usage])
+    bulk_insert(s, UsageSource.__table__, [kept for _, kept in usage if kept is not None])
     for model, rows in ((Event, p.event_rows), (Quarantine, p.quarantine_rows), (GuaranteeMonth, p.guarantee_month_rows)):
         bulk_insert(s, model.__table__, [values_of(r) for r in rows])
     for b in p.books.values():
@@ -224,6 +238,14 @@ def _insert(table: sa.Table, columns: Sequence[str], sql: dict[str, str] | None 
     """INSERT of ``rows`` rows of ``columns``: a parameter each, or the SQL expression ``sql[column]``."""
     values = ", ".join((sql or {}).get(c, "%s") for c in columns)
     return f'INSERT INTO "{table.name}" ({", ".join(columns)}) VALUES ' + ", ".join([f"({values})"] * rows)
+
+
+def _send_usage(cur: psycopg.Cursor, rows: tuple[dict[str, Any], dict | None], sql: dict[str, str]) -> None:
+    """Send the INSERT of a usage row and of its usage_source row, if any (`usage_values`)."""
+    row, kept = rows
+    _insert_row(cur, UsageEvent.__table__, row, sql)
+    if kept is not None:
+        _insert_row(cur, UsageSource.__table__, kept, {})
 
 
 def _insert_row(cur: psycopg.Cursor, table: sa.Table, row: dict[str, Any], sql: dict[str, str]) -> None:
@@ -254,13 +276,13 @@ INSERT_BATCH_FROM_SEQUENCE = _insert(ImportBatch.__table__, _BATCH_COLUMNS,
 
 
 def send_posting(cur: psycopg.Cursor, run: Posting, steps_through: datetime | None, token: int,
-               batch_sql: dict[str, str]) -> None:
+               batch_sql: dict[str, str], files: Sequence[str]) -> None:
     """Send, in the pipeline of ``cur``, every row of a posting that writes only usage (one
     customer), built by the writer's row builders: the customer's ``steps_through`` and
     ``book_version`` (``token``), each entry followed by its lines and usage rows (naming it by
     currval), the quarantined usage rows and the quarantine rows. ``batch_sql``:
     {"import_id": SQL} when the import batch id is drawn in the pipeline (the rows then name it
-    by currval), {} when the posting carries it."""
+    by currval), {} when the posting carries it; ``files``: the batch's sources."""
     (customer_id,) = run.books
     journal = run.entries()
     usage_of: dict[int, list] = defaultdict(list)  # entry index -> the usage rows it carries (-1: none)
@@ -273,9 +295,9 @@ def send_posting(cur: psycopg.Cursor, run: Posting, steps_through: datetime | No
         if draft.lines:  # (an entry without lines is refused at COMMIT by the journal's trigger)
             cur.execute(_insert_lines(len(draft.lines)), [v for ln in draft.lines for v in line_values(0, ln)[1:]])
         for usage in usage_of.pop(i, ()):
-            _insert_row(cur, UsageEvent.__table__, usage_values(usage, None), entry_sql)
+            _send_usage(cur, usage_values(usage, None, files), entry_sql)
     for usage in usage_of.pop(-1, ()):  # quarantined: in no entry
-        _insert_row(cur, UsageEvent.__table__, usage_values(usage, None), batch_sql)
+        _send_usage(cur, usage_values(usage, None, files), batch_sql)
     for q in run.quarantine_rows:
         _insert_row(cur, Quarantine.__table__, {c: getattr(q, c) for c in _QUARANTINE_COLUMNS}, batch_sql)
     for b in run.books.values():

@@ -51,6 +51,7 @@ from ledger.store.models import (
     UsageEvent,
 )
 from ledger.core.periods import next_period, period_end, period_of
+from ledger.store import usage_rows
 from ledger.store.seals import verify_seals
 from ledger.services.importing import import_files
 from reports.documents import document_view, facturx_invoice
@@ -317,8 +318,10 @@ def _journal(session: Session) -> bytes:
 
 
 def _usage(session: Session) -> tuple[bytes, bytes]:
-    rows = session.execute(sa.select(*(getattr(UsageEvent, f) for f in USAGE_FIELDS)).order_by(UsageEvent.id))
-    usage = ["# " + ", ".join(USAGE_FIELDS) + "\n"] + [_json(list(r)) + "\n" for r in rows]
+    # the source as `ledger` gives it back from the row's batch, file number and line
+    sources = {i: src for i, (_, src) in usage_rows.stored_usage_facts(session, sa.true()).items()}
+    rows = session.execute(sa.select(*(getattr(UsageEvent, f) for f in USAGE_FIELDS[:-1])).order_by(UsageEvent.id))
+    usage = ["# " + ", ".join(USAGE_FIELDS) + "\n"] + [_json([*r, sources[r[0]]]) + "\n" for r in rows]
     draws: dict[str, list[tuple[str, int]]] = {}
     # usage_draw is a view over the usage rows' places in their entries' lines (migration 0011)
     for eid, gid, units in session.execute(sa.text("SELECT usage_event_id, grant_id, units FROM usage_draw")):

@@ -232,7 +232,7 @@ def test_distribute_is_one_transaction(demo_inputs):
     with _cluster_database("refused") as url:
         _ledger(url, "init")
         with psycopg.connect(url) as conn:
-            conn.execute("CREATE UNIQUE INDEX usage_event_source_once ON usage_event (source)")
+            conn.execute("CREATE UNIQUE INDEX usage_event_line_once ON usage_event (import_id, line)")
         before = _sql(url, "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint ORDER BY 1")
         triggers = _sql(url, "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal ORDER BY 1")
         done = subprocess.run([LEDGER, "--database-url", url, "db", "distribute"], capture_output=True, text=True)

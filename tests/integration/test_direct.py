@@ -99,8 +99,9 @@ def tables(books) -> dict[str, list]:
     """Everything the calls write, without surrogate ids (a declined direct call has drawn an
     import batch id from the sequence)."""
     q = {
-        "usage_event": "SELECT id, customer_id, occurred_at, credits, action, quantity, content_hash, status, late, "
-                       "overage_units, overage_price, source, entry_id IS NULL FROM usage_event ORDER BY id",
+        "usage_event": "SELECT id, customer_id, occurred_at, credits, action, quantity, status, late, "
+                       "overage_units, overage_price, file_index, line, entry_id IS NULL FROM usage_event ORDER BY id",
+        "usage_source": "SELECT customer_id, id, source FROM usage_source ORDER BY 1, 2",
         "usage_draw": "SELECT * FROM usage_draw ORDER BY 1, 2",
         "quarantine": "SELECT event_id, customer_id, occurred_at, credits, reason, available FROM quarantine ORDER BY 1",
         "import_batch": "SELECT sources, posted, duplicates, quarantined, late FROM import_batch ORDER BY id",

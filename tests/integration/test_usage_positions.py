@@ -99,3 +99,68 @@ def test_downgrade_restores_the_table_and_the_upgrade_converts_it_back(books):
         starts = dict(c.execute(sa.text("SELECT id, draw_start FROM usage_event")).all())
     assert legacy == [("o1", "promo-long", 3), ("o1", "promo-short", 2), ("o2", "promo-long", 4), ("o2", "promo-short", 1)]
     assert starts == {"u1": 0, "u2": 30, "u3": 55, "o1": None, "o2": None}
+
+
+def _books_0016(c) -> dict[str, tuple]:
+    """Each usage row at revision 0016: its attribution (usage_draw), stored hash and source."""
+    draws: dict[str, list] = {}
+    for eid, gid, units in c.execute(sa.text("SELECT usage_event_id, grant_id, units FROM usage_draw")):
+        draws.setdefault(eid, []).append((gid, int(units)))
+    rows = c.execute(sa.text("SELECT id, content_hash, source, entry_id, draw_start FROM usage_event")).all()
+    return {i: (sorted(draws.get(i, [])), h, src, e, d) for i, h, src, e, d in rows}
+
+
+def _books_now(books) -> dict[str, tuple]:
+    """The same at head: the hash and source given back from the slim row (`usage_rows`)."""
+    from ledger.store import usage_rows
+
+    with books.session() as s:
+        draws: dict[str, list] = {}
+        for eid, gid, units in s.execute(sa.text("SELECT usage_event_id, grant_id, units FROM usage_draw")):
+            draws.setdefault(eid, []).append((gid, int(units)))
+        facts = usage_rows.stored_usage_facts(s, sa.true())
+        rows = s.execute(sa.text("SELECT id, entry_id, draw_start FROM usage_event")).all()
+    return {i: (sorted(draws.get(i, [])), *facts[i], e, d) for i, e, d in rows}
+
+
+def test_0017_keeps_every_usage_events_attribution_hash_and_source(books):
+    """Books at 0016 (two files in one import, a CSV, a row of no batch, an instant given with an
+    offset, hashed with it as 0016 did) keep through the upgrade to 0017 every event's draws,
+    entry and place, its source as given back from batch, file number and line (or usage_source),
+    and its hash (a UTC instant's as stored; an offset's now that of its instant in UTC); the
+    downgrade restores the source column."""
+    import hashlib
+
+    from ledger.events import UsageRecorded, canonical_json, content_hash
+    from ledger.services.importing import import_files
+
+    first, second = books.write(_jsonl(SETUP), ".jsonl"), books.write(_jsonl(DAY), ".jsonl")
+    with books.session() as s:
+        import_files(s, books.catalog, [first, second])
+    books.post("event_id,customer_id,occurred_at,credits\nk1,cus_1,2026-03-04T10:00:00Z,2\n"
+               "k2,cus_1,2026-03-04T13:00:00+02:00,3\n", ".csv")
+    with books.engine.begin() as c:
+        command.downgrade(alembic_config(c), "0016")
+    offset = UsageRecorded.model_validate_json(json.dumps({"id": "k2", "type": "usage.recorded", "customer_id": "cus_1",
+                                                           "occurred_at": "2026-03-04T13:00:00+02:00", "credits": 3}))
+    with books.engine.begin() as c:  # as 0016 wrote them: the offset in the hash, a row of no batch
+        c.execute(sa.text("UPDATE usage_event SET content_hash = :h WHERE id = 'k2'"),
+                  {"h": hashlib.sha256(canonical_json(offset).encode()).hexdigest()})
+        c.execute(sa.text("UPDATE usage_event SET import_id = NULL, source = 'old.csv:7' WHERE id = 'u3'"))
+        before = _books_0016(c)
+    assert before["u1"][2] == f"{second}:1" and before["u2"][2] == f"{second}:3" and before["k2"][2].endswith(".csv:3")
+    assert before["u1"][0] == [("promo-long", 30)] and before["u2"][0] == [("promo-long", 5), ("promo-short", 20)]
+    with books.engine.begin() as c:
+        command.upgrade(alembic_config(c), "head")
+    after = _books_now(books)
+    assert sorted(after) == sorted(before) == ["k1", "k2", "u1", "u2", "u3"]
+    for i, (draws, h, src, entry, start) in before.items():
+        assert after[i] == (draws, content_hash(offset) if i == "k2" else h, src, entry, start), i
+    assert content_hash(offset) != before["k2"][1]
+    with books.engine.begin() as c:
+        kept = c.execute(sa.text("SELECT id, source FROM usage_source")).all()
+        command.downgrade(alembic_config(c), "0016")
+        again = _books_0016(c)
+    assert [tuple(r) for r in kept] == [("u3", "old.csv:7")]
+    assert {i: v[2] for i, v in again.items()} == {i: v[2] for i, v in before.items()}
+    assert {i: v[0] for i, v in again.items()} == {i: v[0] for i, v in before.items()}

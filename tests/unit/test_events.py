@@ -45,7 +45,8 @@ def usage_events(draw) -> dict:
 def test_usage_canonical_json_equals_the_generic_one(body):
     ev, problems = parse_event(json.dumps(body), "usage.jsonl", 1)
     assert problems == [] and isinstance(ev.event, UsageRecorded)
-    assert _usage_canonical_json(ev.event) == canonical_json(ev.event)
+    utc = ev.event.model_copy(update={"occurred_at": ev.event.occurred_at.astimezone(timezone.utc)})
+    assert _usage_canonical_json(ev.event) == canonical_json(utc)
 
 
 def test_a_csv_line_and_its_jsonl_twin_hash_the_same(tmp_path):
@@ -58,8 +59,9 @@ def test_a_csv_line_and_its_jsonl_twin_hash_the_same(tmp_path):
     (csv_ev,), _ = read_file(tmp_path / "u.csv")
     (jsonl_ev,), _ = read_file(tmp_path / "u.jsonl")
     assert csv_ev.content_hash == jsonl_ev.content_hash == content_hash(jsonl_ev.event)
-    # the hash covers the instant as pydantic writes it: the offset kept, the fraction in full
-    assert '"occurred_at":"2026-10-01T02:00:00.500000+02:00"' in _usage_canonical_json(csv_ev.event)
+    # the hash covers the instant in UTC as pydantic writes it (the stored row keeps no offset),
+    # the fraction in full
+    assert '"occurred_at":"2026-10-01T00:00:00.500000Z"' in _usage_canonical_json(csv_ev.event)
 
 
 # -- the bulk usage CSV reader ------------------------------------------------------------------
