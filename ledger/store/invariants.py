@@ -14,7 +14,8 @@
    lines, and for a guarantee credit note its 2200 line); numbers are gap-free per series and year.
 
 Besides (`check_customer_keys`, numbered 1 for the journal and 5 for the documents): every journal
-entry names a customer, every journal line its entry's and every invoice line its invoice's.
+entry names a customer, every journal line its entry's, every invoice line its invoice's and
+every posted usage event an entry of its customer.
 
 Each check returns Violations naming the entry or grant and the numbers that disagree.
 """
@@ -36,7 +37,7 @@ from sqlmodel import Session
 from ledger.core import accounts as A
 from ledger.core.grants import GrantState
 from ledger.store.models import (Customer, Event, Grant, Guarantee, GuaranteeMonth, Invoice, InvoiceLine, JournalEntry, JournalLine,
-                                 SubscriptionPeriod)
+                                 SubscriptionPeriod, UsageEvent)
 from ledger.core.money import CREDIT, cumulative_share
 from ledger.core.periods import start_of_day
 from ledger.store import keys
@@ -323,20 +324,24 @@ def check_customer_keys(session: Session) -> list[Violation]:
     its entry's customer and every invoice line its invoice's (invariant 1 for the journal, 5 for
     the documents). Over the whole books whatever the date: such a row is not in a period, and
     where the books are distributed by customer (Citus) a line away from its entry's customer is
-    not read with it.
+    not read with it. A posted usage event names a consumption entry of its customer (the usage
+    rows have no foreign keys on PostgreSQL: this is where a dangling one shows).
 
-    One statement of three counts (and the first row of each): entries with no customer, and the
+    One statement of four counts (and the first row of each): entries with no customer, and the
     journal lines and invoice lines with no row of their customer under their key (anti-joins on
     (customer, entry id) and (customer, number): a row naming another customer, or none, finds
     none, and on Citus each runs shard by shard). About as costly as one scan of each table."""
-    e, ln, inv, il = JournalEntry, JournalLine, Invoice, InvoiceLine
+    e, ln, inv, il, u = JournalEntry, JournalLine, Invoice, InvoiceLine, UsageEvent
     loose_lines = ~sa.exists().where(keys.entry_lines(e, ln)).correlate(ln)
     loose_items = ~sa.exists().where(keys.invoice_lines(inv, il)).correlate(il)
+    loose_usage = sa.and_(u.entry_id.is_not(None), ~sa.exists().where(keys.usage_entry(u, e)).correlate(u))
     counts = [sa.select(sa.func.count(), sa.func.min(e.id)).where(e.customer_id.is_(None)).subquery(),
               sa.select(sa.func.count(), sa.func.min(ln.entry_id)).where(loose_lines).subquery(),
-              sa.select(sa.func.count(), sa.func.min(il.invoice_number)).where(loose_items).subquery()]
-    q = sa.select(*counts).select_from(counts[0].join(counts[1], sa.true()).join(counts[2], sa.true()))
-    entries, first_entry, lines, line_entry, items, item_doc = session.execute(q).one()
+              sa.select(sa.func.count(), sa.func.min(il.invoice_number)).where(loose_items).subquery(),
+              sa.select(sa.func.count(), sa.func.min(u.id)).where(loose_usage).subquery()]
+    q = sa.select(*counts).select_from(counts[0].join(counts[1], sa.true()).join(counts[2], sa.true())
+                                       .join(counts[3], sa.true()))
+    entries, first_entry, lines, line_entry, items, item_doc, usage, first_usage = session.execute(q).one()
     out = []
     if entries:
         out.append(Violation(1, "journal", f"{entries} entries name no customer (the first: entry {first_entry})"))
@@ -346,6 +351,9 @@ def check_customer_keys(session: Session) -> list[Violation]:
     if items:
         out.append(Violation(5, "invoice lines", f"{items} lines do not name their document's customer (the first "
                                                  f"in document {item_doc})"))
+    if usage:
+        out.append(Violation(1, "usage", f"{usage} usage events name no entry of their customer (the first: "
+                                         f"{first_usage})"))
     return out
 
 

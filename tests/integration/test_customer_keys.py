@@ -227,3 +227,16 @@ def test_on_citus_one_statement_over_many_customers_is_refused(pg_url):
         assert lock_customer_rows(s, Customer.id) == sorted(["acme", "beta", "delta", "gamma"])
         s.rollback()
     engine.dispose()
+
+
+def test_a_usage_event_naming_another_customers_entry_is_reported(books):
+    """The usage rows have no foreign keys on PostgreSQL: an event pointed at an entry of
+    another customer (or at none that exists) is what `check_customer_keys` reports."""
+    books.post(HISTORY)
+    with Session(books.engine) as s:
+        beta_entry = s.execute(sa.select(sa.func.min(JournalEntry.id)).where(JournalEntry.customer_id == "beta")).scalar_one()
+        s.execute(sa.text("UPDATE usage_event SET entry_id = :e WHERE id = 'u-1'"), {"e": beta_entry})
+        s.commit()
+    with books.session() as s:
+        assert [str(v) for v in check_customer_keys(s)] == [
+            "invariant 1 (usage): 1 usage events name no entry of their customer (the first: u-1)"]
