@@ -25,7 +25,8 @@ from ledger.services.importing import import_events
 from ledger.store import customer_views as views
 from ledger.store.admin import session_on
 from ledger.store.db import SCHEMA_HEAD, current_revision, is_postgres
-from ledger.store.pipeline import post_usage
+from ledger.store.grouped import groupable, post_usage_group
+from ledger.store.pipeline import ATTEMPTS, post_usage
 
 if TYPE_CHECKING:
     from ledger.store.admin import Engine
@@ -84,7 +85,12 @@ def _post(engine: Engine, catalog: Catalog, subs: list[Submission], direct: bool
     """One transaction for ``subs``: `import_events`, or for a lone usage event with ``direct``
     (PostgreSQL) the pipelined path of the Python API (`ledger.store.pipeline.post_usage`, same
     books), which declines (None) what the general path must answer."""
+    events = [se for sub in subs for se in sub.events]
     with session_on(engine) as session:
+        if direct and len(events) > 1 and groupable(events):
+            summary = post_usage_group(session, catalog, events, [sub.file for sub in subs])
+            if summary is not None:
+                return summary
         if direct and len(subs) == 1 and len(subs[0].events) == 1 and isinstance(subs[0].events[0].event,
                                                                                   UsageRecorded):
             se = subs[0].events[0]
@@ -93,8 +99,7 @@ def _post(engine: Engine, catalog: Catalog, subs: list[Submission], direct: bool
                 if summary.duplicates and not summary.duplicate_sources:
                     summary.duplicate_sources = [se.source]
                 return summary
-        return import_events(session, catalog, [se for sub in subs for se in sub.events],
-                             sources=[sub.file for sub in subs])
+        return import_events(session, catalog, events, sources=[sub.file for sub in subs])
 
 
 def post_requests(engine: Engine, catalog: Catalog, subs: list[Submission], *, direct: bool = False
@@ -150,6 +155,13 @@ def _alone(engine: Engine, catalog: Catalog, sub: Submission, direct: bool) -> O
 def _error(exc: BaseException) -> Outcome:
     text = str(exc).strip()
     return Outcome("error", message=f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}")
+
+
+def path_counts() -> dict[str, int]:
+    """How this process's groups were posted so far: "group_posted" (`post_usage_group`),
+    "group_declined" / "group_changed" / "group_error" (then the general path), and the counts
+    of the one-event path (`ledger.store.pipeline.ATTEMPTS`)."""
+    return dict(ATTEMPTS)
 
 
 def customer_balance(engine: Engine, customer_id: str) -> dict:
