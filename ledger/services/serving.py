@@ -25,7 +25,7 @@ from ledger.services.importing import import_events
 from ledger.store import customer_views as views
 from ledger.store.admin import session_on
 from ledger.store.db import SCHEMA_HEAD, current_revision, is_postgres
-from ledger.store.grouped import groupable, post_usage_group
+from ledger.store.grouped import all_kept, groupable, post_usage_group
 from ledger.store.pipeline import ATTEMPTS, post_usage
 
 if TYPE_CHECKING:
@@ -112,9 +112,19 @@ def post_requests(engine: Engine, catalog: Catalog, subs: list[Submission], *, d
     content, a rule of the posting) is answered "refused" with its problems and the others are
     posted again without it. Any other failure of a group of several submissions posts each one
     alone, so it is answered for the submission that caused it ("error"), not its neighbours.
-    Never raises for a submission: a failure is its outcome. ``direct``: a group of one usage
-    event may take the pipelined path of the Python API (PostgreSQL; see `open_books`).
+    Never raises for a submission: a failure is its outcome. ``direct`` (PostgreSQL; see
+    `open_books`): a group of usage events over books this process keeps takes
+    `ledger.store.grouped.post_usage_group` (the submissions of customers it does not keep yet
+    are then posted first, in a transaction of their own), a group of one usage event the
+    pipelined path of the Python API.
     """
+    if direct and len(subs) > 1:
+        cold = _cold(engine, subs)
+        if 0 < len(cold) < len(subs):  # two transactions: the kept customers' requests, then the others
+            warm = [sub for sub in subs if sub.file not in cold]
+            done = dict(zip(cold, post_requests(engine, catalog, list(cold.values()), direct=direct)))
+            done.update(zip((sub.file for sub in warm), post_requests(engine, catalog, warm, direct=direct)))
+            return [done[sub.file] for sub in subs]
     outcomes: dict[str, Outcome] = {}
     pending = list(subs)
     while pending:
@@ -140,6 +150,17 @@ def post_requests(engine: Engine, catalog: Catalog, subs: list[Submission], *, d
             outcomes[sub.file] = Outcome("ok", results=_results(sub, summary), invoices=list(summary.invoices))
         break
     return [outcomes[sub.file] for sub in subs]
+
+
+def _cold(engine: Engine, subs: list[Submission]) -> dict[str, Submission]:
+    """The submissions of a usage-only group whose customers' books this process does not keep
+    (file -> submission, in order; none unless every event is usage): posted apart, so that the
+    others may take `post_usage_group`, which needs every book kept."""
+    events = [se for sub in subs for se in sub.events]
+    if not groupable(events):
+        return {}
+    db = str(engine.url)
+    return {sub.file: sub for sub in subs if not all_kept(db, sub.events)}
 
 
 def _alone(engine: Engine, catalog: Catalog, sub: Submission, direct: bool) -> Outcome:

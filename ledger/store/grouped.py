@@ -74,6 +74,12 @@ def groupable(events: Sequence[SourcedEvent]) -> bool:
             and len({se.id for se in events}) == len(events))
 
 
+def all_kept(db: str, events: Sequence[SourcedEvent]) -> bool:
+    """True when this process keeps the book of every customer of ``events`` (usage events) for
+    database ``db`` (its URL): a group of them may take this path."""
+    return all(kept.BOOKS.token_of(db, se.event.customer_id) is not None for se in events)  # type: ignore[attr-defined]
+
+
 def post_usage_group(session: Session, catalog: Catalog, events: Sequence[SourcedEvent],
                      sources: Sequence[str]) -> ImportSummary | None:
     """Post ``events`` (usage events, `groupable`) in one transaction and commit, as
@@ -125,7 +131,8 @@ def _take_books(db: str, events: Sequence[SourcedEvent], catalog: Catalog) -> li
     None (every book put back) when one is not kept or the general path would report an event."""
     taken: list[tuple[int, CustomerBook]] = []
     ok = True
-    for cid in sorted({se.event.customer_id for se in events}):  # type: ignore[attr-defined]
+    customers = sorted({se.event.customer_id for se in events})  # type: ignore[attr-defined]
+    for cid in customers:
         token = kept.BOOKS.token_of(db, cid)
         book = kept.BOOKS.take(db, cid, token) if token is not None else None
         if book is None:
@@ -139,7 +146,7 @@ def _take_books(db: str, events: Sequence[SourcedEvent], catalog: Catalog) -> li
     if not ok:
         for token, book in taken:
             kept.BOOKS.put(db, token, {book.customer.id: book})
-        ATTEMPTS["group_declined"] += 1
+        ATTEMPTS["group_cold" if len(taken) < len(customers) else "group_declined"] += 1
         return None
     return taken
 
