@@ -87,7 +87,7 @@ def _post(engine: Engine, catalog: Catalog, subs: list[Submission], direct: bool
     books), which declines (None) what the general path must answer."""
     events = [se for sub in subs for se in sub.events]
     with session_on(engine) as session:
-        if direct and len(events) > 1 and groupable(events):
+        if direct and len(events) > 1 and groupable(events) and all_kept(str(engine.url), events):
             summary = post_usage_group(session, catalog, events, [sub.file for sub in subs])
             if summary is not None:
                 return summary

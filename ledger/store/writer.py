@@ -303,7 +303,7 @@ def _send_columns(cur: psycopg.Cursor, table: sa.Table, columns: tuple[str, ...]
 _USAGE_COLUMNS = tuple(c.name for c in UsageEvent.__table__.columns)
 _ENTRY_ROW = ("id", *ENTRY_COLUMNS)
 _CURSORS = ("UPDATE customer AS c SET steps_through = k.steps_through, book_version = %s "
-            "FROM unnest(%s::varchar[], %s::timestamptz[]) AS k(id, steps_through) WHERE c.id = k.id")
+            "FROM unnest(%b::varchar[], %b::timestamptz[]) AS k(id, steps_through) WHERE c.id = k.id")
 
 
 def send_grouped(cur: psycopg.Cursor, run: Posting, token: int, batch_id: int, entry_ids: Sequence[int]) -> None:
