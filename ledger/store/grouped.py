@@ -10,7 +10,7 @@ entries and records, events in the same order), then:
 1. one round trip outside any transaction: the import batch id and one journal entry id per
    entry, drawn from their sequences (a failed group leaves gaps, as a rolled-back INSERT does);
 2. one pipeline: BEGIN; the posting gate (shared); the customers' rows locked in id order; the
-   check, under the locks, of what step 0 assumed (``ledger_expect``, migration 0008: every
+   check, under the locks, of what the run in memory assumed (``ledger_expect``, migration 0008: every
    customer row still carries the token its kept book was written with, no event id is stored,
    the closed periods are the same); the batch row; every row of the posting, one statement per
    table (`ledger.store.writer.send_grouped`); COMMIT.
