@@ -281,7 +281,7 @@ async def healthz(request: Request) -> Response:
     state: _State = request.app.state.ledger
     ok, details = await run_in_threadpool(serving.health, state.engine)
     details["group_commit"] = {"worker": os.getpid(), "groups": state.committer.groups,
-                               "requests": state.committer.requests}
+                               "requests": state.committer.requests, "paths": serving.path_counts()}
     return JSONResponse(details, status_code=200 if ok else 503)
 
 

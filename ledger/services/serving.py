@@ -25,7 +25,8 @@ from ledger.services.importing import import_events
 from ledger.store import customer_views as views
 from ledger.store.admin import session_on
 from ledger.store.db import SCHEMA_HEAD, current_revision, is_postgres
-from ledger.store.pipeline import post_usage
+from ledger.store.grouped import all_kept, groupable, post_usage_group
+from ledger.store.pipeline import ATTEMPTS, post_usage
 
 if TYPE_CHECKING:
     from ledger.store.admin import Engine
@@ -84,7 +85,12 @@ def _post(engine: Engine, catalog: Catalog, subs: list[Submission], direct: bool
     """One transaction for ``subs``: `import_events`, or for a lone usage event with ``direct``
     (PostgreSQL) the pipelined path of the Python API (`ledger.store.pipeline.post_usage`, same
     books), which declines (None) what the general path must answer."""
+    events = [se for sub in subs for se in sub.events]
     with session_on(engine) as session:
+        if direct and len(events) > 1 and groupable(events) and all_kept(str(engine.url), events):
+            summary = post_usage_group(session, catalog, events, [sub.file for sub in subs])
+            if summary is not None:
+                return summary
         if direct and len(subs) == 1 and len(subs[0].events) == 1 and isinstance(subs[0].events[0].event,
                                                                                   UsageRecorded):
             se = subs[0].events[0]
@@ -93,8 +99,7 @@ def _post(engine: Engine, catalog: Catalog, subs: list[Submission], direct: bool
                 if summary.duplicates and not summary.duplicate_sources:
                     summary.duplicate_sources = [se.source]
                 return summary
-        return import_events(session, catalog, [se for sub in subs for se in sub.events],
-                             sources=[sub.file for sub in subs])
+        return import_events(session, catalog, events, sources=[sub.file for sub in subs])
 
 
 def post_requests(engine: Engine, catalog: Catalog, subs: list[Submission], *, direct: bool = False
@@ -107,9 +112,19 @@ def post_requests(engine: Engine, catalog: Catalog, subs: list[Submission], *, d
     content, a rule of the posting) is answered "refused" with its problems and the others are
     posted again without it. Any other failure of a group of several submissions posts each one
     alone, so it is answered for the submission that caused it ("error"), not its neighbours.
-    Never raises for a submission: a failure is its outcome. ``direct``: a group of one usage
-    event may take the pipelined path of the Python API (PostgreSQL; see `open_books`).
+    Never raises for a submission: a failure is its outcome. ``direct`` (PostgreSQL; see
+    `open_books`): a group of usage events over books this process keeps takes
+    `ledger.store.grouped.post_usage_group` (the submissions of customers it does not keep yet
+    are then posted first, in a transaction of their own), a group of one usage event the
+    pipelined path of the Python API.
     """
+    if direct and len(subs) > 1:
+        cold = _cold(engine, subs)
+        if 0 < len(cold) < len(subs):  # two transactions: the kept customers' requests, then the others
+            warm = [sub for sub in subs if sub.file not in cold]
+            done = dict(zip(cold, post_requests(engine, catalog, list(cold.values()), direct=direct)))
+            done.update(zip((sub.file for sub in warm), post_requests(engine, catalog, warm, direct=direct)))
+            return [done[sub.file] for sub in subs]
     outcomes: dict[str, Outcome] = {}
     pending = list(subs)
     while pending:
@@ -137,6 +152,17 @@ def post_requests(engine: Engine, catalog: Catalog, subs: list[Submission], *, d
     return [outcomes[sub.file] for sub in subs]
 
 
+def _cold(engine: Engine, subs: list[Submission]) -> dict[str, Submission]:
+    """The submissions of a usage-only group whose customers' books this process does not keep
+    (file -> submission, in order; none unless every event is usage): posted apart, so that the
+    others may take `post_usage_group`, which needs every book kept."""
+    events = [se for sub in subs for se in sub.events]
+    if not groupable(events):
+        return {}
+    db = str(engine.url)
+    return {sub.file: sub for sub in subs if not all_kept(db, sub.events)}
+
+
 def _alone(engine: Engine, catalog: Catalog, sub: Submission, direct: bool) -> Outcome:
     try:
         summary = _post(engine, catalog, [sub], direct)
@@ -150,6 +176,13 @@ def _alone(engine: Engine, catalog: Catalog, sub: Submission, direct: bool) -> O
 def _error(exc: BaseException) -> Outcome:
     text = str(exc).strip()
     return Outcome("error", message=f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}")
+
+
+def path_counts() -> dict[str, int]:
+    """How this process's groups were posted so far: "group_posted" (`post_usage_group`),
+    "group_declined" / "group_changed" / "group_error" (then the general path), and the counts
+    of the one-event path (`ledger.store.pipeline.ATTEMPTS`)."""
+    return dict(ATTEMPTS)
 
 
 def customer_balance(engine: Engine, customer_id: str) -> dict:

@@ -100,6 +100,20 @@ _EXPECT = ("SELECT ledger_expect("
 _CHANGED = "LX001"
 
 
+def closed_seen(db: str) -> list[str] | None:
+    """The closed periods of database ``db`` (its URL) as this process last read them, None when
+    it has not (or forgot them after a check under the lock found them changed)."""
+    return _CLOSED_SEEN.get(db)
+
+
+def remember_closed(db: str, closed: list[str] | None) -> None:
+    """Note the closed periods of ``db`` as just read (None: forget them)."""
+    if closed is None:
+        _CLOSED_SEEN.pop(db, None)
+    else:
+        _CLOSED_SEEN[db] = closed
+
+
 def _utc(value: Any) -> Any:
     """A timestamptz as `models.UTCDateTime` gives it back: in UTC."""
     return value.astimezone(UTC) if isinstance(value, datetime) else value
@@ -160,7 +174,7 @@ def _post_kept(session: Session, catalog: Catalog, se: SourcedEvent, ev: UsageRe
     book = kept.BOOKS.take(db, ev.customer_id, token)
     if book is None:
         return None
-    if _general_path_reports(ev, book.customer, catalog):  # through `_post`
+    if general_path_reports(ev, book.customer, catalog):  # through `_post`
         kept.BOOKS.put(db, token, {ev.customer_id: book})
         return None
     run = Posting(catalog, SessionStore(session, catalog.tz, cache=kept.BOOKS, db=db), closed=closed)
@@ -172,7 +186,7 @@ def _post_kept(session: Session, catalog: Catalog, se: SourcedEvent, ev: UsageRe
         ATTEMPTS["read"] += 1
         session.rollback()
         return None
-    if not _only_usage(run, session):
+    if not only_usage(run, session):
         ATTEMPTS["not_usage"] += 1
         session.rollback()
         return None
@@ -231,14 +245,14 @@ def _send_kept(raw: psycopg.Connection, session: Session, catalog: Catalog, se: 
         (import_id,) = batch.fetchone()  # type: ignore[misc]
     ATTEMPTS["posted"] += 1
     if os.environ.get("LEDGER_CHECK_BOOK_CACHE") == "1":
-        _check_kept(session, catalog, book, new_token)
+        check_kept(session, catalog, book, new_token)
     kept.BOOKS.put(db, new_token, run.books)
     summary.import_id = import_id
     summary.entries = len(run.entries().drafts)
     return summary
 
 
-def _check_kept(session: Session, catalog: Catalog, book: CustomerBook, token: int) -> None:
+def check_kept(session: Session, catalog: Catalog, book: CustomerBook, token: int) -> None:
     """LEDGER_CHECK_BOOK_CACHE=1 (the test suite): the book this path keeps must be the journal's,
     checked under the customer's lock unless another writer has moved the customer on since."""
     with Session(session.get_bind()) as check:
@@ -277,7 +291,7 @@ def _post(session: Session, raw: psycopg.Connection, catalog: Catalog, se: Sourc
     if row is None:
         return None  # unknown customer: the general path reports it
     customer = Customer(**{c: _utc(v) for c, v in zip(_CUSTOMER_COLUMNS, row)})
-    if _general_path_reports(ev, customer, catalog):
+    if general_path_reports(ev, customer, catalog):
         return None
 
     run = Posting(catalog, SessionStore(session, catalog.tz, given=[customer], cache=kept.BOOKS, db=db),
@@ -286,7 +300,7 @@ def _post(session: Session, raw: psycopg.Connection, catalog: Catalog, se: Sourc
     run.apply(se)
     summary = run.summary
     batch_row = (batch_id, _sources(sources), summary.posted, 0, summary.quarantined, summary.late)
-    if not _only_usage(run, session):
+    if not only_usage(run, session):
         # a time-driven step wrote more than usage (an overage invoice, a rollover grant, ...):
         # the run's own finish writes it all, as on the general path
         raw.execute(INSERT_BATCH, batch_row)
@@ -304,13 +318,13 @@ def _post(session: Session, raw: psycopg.Connection, catalog: Catalog, se: Sourc
     return summary
 
 
-def _general_path_reports(ev: UsageRecorded, customer: Customer, catalog: Catalog) -> bool:
+def general_path_reports(ev: UsageRecorded, customer: Customer, catalog: Catalog) -> bool:
     """True when the general path refuses the event with a problem to report (usage before the
     customer was created, an action the rate card lacks): this path then declines it."""
     return ev.occurred_at < customer.created_at or (ev.action is not None and ev.action not in catalog.model.rate_card)
 
 
-def _only_usage(run: Posting, session: Session) -> bool:
+def only_usage(run: Posting, session: Session) -> bool:
     """True when the run writes nothing but what `send_posting` sends: `Posting.writes_only_usage`,
     and nothing added to, changed in or deleted from the session."""
     return run.writes_only_usage() and not (session.new or session.dirty or session.deleted)

@@ -302,3 +302,65 @@ def send_posting(cur: psycopg.Cursor, run: Posting, steps_through: datetime | No
         _insert_row(cur, Quarantine.__table__, {c: getattr(q, c) for c in _QUARANTINE_COLUMNS}, batch_sql)
     for b in run.books.values():
         b.customer.steps_through, b.customer.book_version = b.steps_through, token
+
+
+# --------------------------------------------------------------------------- the grouped strategy
+# The rows of a usage-only posting of many customers (the HTTP API's group commit,
+# ``ledger.store.grouped``), each table's rows in one INSERT ... SELECT FROM unnest(arrays): a
+# handful of statements a group whatever its size, sent in the caller's pipeline. Ids come with
+# the call (drawn from the sequences beforehand), so nothing waits for a result. PostgreSQL only.
+
+@functools.cache
+def _insert_unnest(table: sa.Table, columns: tuple[str, ...]) -> str:
+    """INSERT of the rows whose column values come as one array parameter per column."""
+    from sqlalchemy.dialects import postgresql
+
+    dialect = postgresql.dialect()
+    arrays = ", ".join(f"%b::{table.c[c].type.compile(dialect=dialect)}[]" for c in columns)
+    return f'INSERT INTO "{table.name}" ({", ".join(columns)}) SELECT * FROM unnest({arrays})'
+
+
+def _send_columns(cur: psycopg.Cursor, table: sa.Table, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """Send the INSERT of ``rows`` (tuples in the order of ``columns``) as one statement."""
+    if rows:
+        cur.execute(_insert_unnest(table, columns), [list(col) for col in zip(*rows)])
+
+
+_USAGE_COLUMNS = tuple(c.name for c in UsageEvent.__table__.columns)
+_ENTRY_ROW = ("id", *ENTRY_COLUMNS)
+_CURSORS = ("UPDATE customer AS c SET steps_through = k.steps_through, book_version = %s "
+            "FROM unnest(%b::varchar[], %b::timestamptz[]) AS k(id, steps_through) WHERE c.id = k.id")
+
+
+def send_grouped(cur: psycopg.Cursor, run: Posting, token: int, batch_id: int, entry_ids: Sequence[int]) -> None:
+    """Send, in the pipeline of ``cur``, every row of ``run`` (a posting that writes only usage,
+    `Posting.writes_only_usage`, for any number of customers), built by the writer's row
+    builders: each customer's ``steps_through`` and ``book_version`` (``token``), the entries
+    with ``entry_ids`` (one id per draft, in draft order, drawn beforehand), their lines, the
+    usage rows naming their entry, the quarantine rows; every row of the posting names import
+    batch ``batch_id`` (inserted by the caller). The drafts must have been checked
+    (`check_drafts`)."""
+    journal = run.entries()
+    books = sorted(run.books.values(), key=lambda b: b.customer.id)
+    cur.execute(_CURSORS, (token, [b.customer.id for b in books], [b.steps_through for b in books]))
+    entries = []
+    for entry_id, draft in zip(entry_ids, journal.drafts, strict=True):
+        draft.import_id = batch_id
+        entries.append((entry_id, *entry_values(draft).values()))
+    _send_columns(cur, JournalEntry.__table__, _ENTRY_ROW, entries)
+    _send_columns(cur, JournalLine.__table__, LINE_COLUMNS,
+                  [line_values(entry_id, ln) for entry_id, d in zip(entry_ids, journal.drafts) for ln in d.lines])
+    usage = []
+    for u in run.usage_rows:
+        u.import_id = batch_id
+        index = journal.usage_entry.get(u.id)
+        row = usage_values(u, None if index is None else entry_ids[index])
+        usage.append(tuple(row[c] for c in _USAGE_COLUMNS))
+    _send_columns(cur, UsageEvent.__table__, _USAGE_COLUMNS, usage)
+    quarantined = []
+    for q in run.quarantine_rows:
+        q.import_id = batch_id
+        quarantined.append(tuple(getattr(q, c) for c in _QUARANTINE_COLUMNS))
+    _send_columns(cur, Quarantine.__table__, _QUARANTINE_COLUMNS, quarantined)
+    for b in books:
+        b.customer.steps_through, b.customer.book_version = b.steps_through, token
