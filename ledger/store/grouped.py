@@ -174,7 +174,7 @@ def _send(raw: psycopg.Connection, session: Session, catalog: Catalog, run: Post
                                           "ids": [se.id for se in events], "closed": ",".join(closed)})
                     cur.execute(INSERT_BATCH, (batch_id, json.dumps(list(sources)), summary.posted, 0,
                                                summary.quarantined, summary.late))
-                    send_grouped(cur, run, token, batch_id, entry_ids)
+                    send_grouped(cur, run, token, batch_id, entry_ids, sources)
                     cur.execute("COMMIT")
                 except psycopg.Error as exc:
                     failed = exc

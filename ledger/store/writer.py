@@ -332,14 +332,15 @@ _CURSORS = ("UPDATE customer AS c SET steps_through = k.steps_through, book_vers
             "FROM unnest(%b::varchar[], %b::timestamptz[]) AS k(id, steps_through) WHERE c.id = k.id")
 
 
-def send_grouped(cur: psycopg.Cursor, run: Posting, token: int, batch_id: int, entry_ids: Sequence[int]) -> None:
+def send_grouped(cur: psycopg.Cursor, run: Posting, token: int, batch_id: int, entry_ids: Sequence[int],
+                 files: Sequence[str]) -> None:
     """Send, in the pipeline of ``cur``, every row of ``run`` (a posting that writes only usage,
     `Posting.writes_only_usage`, for any number of customers), built by the writer's row
     builders: each customer's ``steps_through`` and ``book_version`` (``token``), the entries
     with ``entry_ids`` (one id per draft, in draft order, drawn beforehand), their lines, the
-    usage rows naming their entry, the quarantine rows; every row of the posting names import
-    batch ``batch_id`` (inserted by the caller). The drafts must have been checked
-    (`check_drafts`)."""
+    usage rows naming their entry and their place in ``files`` (the batch's sources), the
+    quarantine rows; every row of the posting names import batch ``batch_id`` (inserted by the
+    caller). The drafts must have been checked (`check_drafts`)."""
     journal = run.entries()
     books = sorted(run.books.values(), key=lambda b: b.customer.id)
     cur.execute(_CURSORS, (token, [b.customer.id for b in books], [b.steps_through for b in books]))
@@ -350,13 +351,16 @@ def send_grouped(cur: psycopg.Cursor, run: Posting, token: int, batch_id: int, e
     _send_columns(cur, JournalEntry.__table__, _ENTRY_ROW, entries)
     _send_columns(cur, JournalLine.__table__, LINE_COLUMNS,
                   [line_values(entry_id, ln) for entry_id, d in zip(entry_ids, journal.drafts) for ln in d.lines])
-    usage = []
+    usage, sources = [], []
     for u in run.usage_rows:
         u.import_id = batch_id
         index = journal.usage_entry.get(u.id)
-        row = usage_values(u, None if index is None else entry_ids[index])
+        row, kept = usage_values(u, None if index is None else entry_ids[index], files)
         usage.append(tuple(row[c] for c in _USAGE_COLUMNS))
+        if kept is not None:
+            sources.append((kept["customer_id"], kept["id"], kept["source"]))
     _send_columns(cur, UsageEvent.__table__, _USAGE_COLUMNS, usage)
+    _send_columns(cur, UsageSource.__table__, ("customer_id", "id", "source"), sources)
     quarantined = []
     for q in run.quarantine_rows:
         q.import_id = batch_id

@@ -10,6 +10,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 from test_direct import tables
 
 from ledger.event_schemas import parse_event
@@ -64,6 +65,17 @@ def _groups() -> list[list[dict]]:
     return groups
 
 
+def _sourced(books, out: dict) -> dict:
+    """``out`` (test_direct's tables) with each usage row's file number read as its source: a
+    group split in two batches numbers its files in each batch, the same file and line."""
+    with books.engine.connect() as c:
+        batches = {i: json.loads(s) for i, s in c.execute(sa.text("SELECT id, sources FROM import_batch"))}
+        where = {r[0]: f"{batches[r[1]][r[2]]}:{r[3]}" if r[1] is not None else None
+                 for r in c.execute(sa.text("SELECT id, import_id, file_index, line FROM usage_event"))}
+    out["usage_event"] = [row[:10] + (where[row[0]],) + row[12:] for row in out["usage_event"]]
+    return out
+
+
 def _run(books, direct: bool) -> tuple[list, dict]:
     """Post every group through `serving.post_requests`; the answers and the tables."""
     answers = []
@@ -78,7 +90,7 @@ def _run(books, direct: bool) -> tuple[list, dict]:
             subs.append(Submission(f"http:{n}-{k}", [se]))
         for out in serving.post_requests(books.engine, books.catalog, subs, direct=direct):
             answers.append((out.status, out.results, out.invoices, [str(p) for p in out.problems], out.conflict))
-    return answers, tables(books)
+    return answers, _sourced(books, tables(books))
 
 
 def _batched(batches: list[tuple]) -> tuple:
