@@ -15,6 +15,8 @@ Endpoints (JSON; amounts are decimal strings in the customer's currency):
 - ``GET /healthz`` (no token): 200 when the database answers and its schema is at head, else 503.
 - ``GET /openapi.json`` (no token): the OpenAPI document (`ledger.http.openapi`).
 
+POST /v1/events, the write load, is answered by a plain ASGI entry (`_Api`) ahead of Starlette's
+middleware and routing, which serve the rest; a body of one event is validated from its text.
 `create_app` takes a `ServeConfig`; `from_environment` is the factory uvicorn calls in each
 worker process (the config as JSON in ``LEDGER_HTTP_CONFIG``, written by ``ledger serve``).
 """
@@ -343,8 +345,9 @@ async def openapi_json(request: Request) -> Response:
 
 
 def create_app(config: ServeConfig) -> _Api:
-    """The application for ``config``: its engine, catalog, tokens and group committer are made
-    at start-up (raises NotInitialisedError, CatalogError, auth.TokenError) and released at
+    """The ASGI application for ``config`` (Starlette's routes, with POST /v1/events answered
+    ahead of them; ``.state.ledger`` holds the worker's state): its engine, catalog, tokens and
+    group committer are made at start-up (raises NotInitialisedError, CatalogError, auth.TokenError) and released at
     shutdown, after the committer has answered what was queued."""
     state = _State(config)
 
