@@ -15,6 +15,8 @@ Endpoints (JSON; amounts are decimal strings in the customer's currency):
 - ``GET /healthz`` (no token): 200 when the database answers and its schema is at head, else 503.
 - ``GET /openapi.json`` (no token): the OpenAPI document (`ledger.http.openapi`).
 
+POST /v1/events, the write load, is answered by a plain ASGI entry (`_Api`) ahead of Starlette's
+middleware and routing, which serve the rest; a body of one event is validated from its text.
 `create_app` takes a `ServeConfig`; `from_environment` is the factory uvicorn calls in each
 worker process (the config as JSON in ``LEDGER_HTTP_CONFIG``, written by ``ledger serve``).
 """
@@ -27,6 +29,7 @@ import itertools
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -152,23 +155,40 @@ class _TooLarge(Exception):
     pass
 
 
-async def _body(request: Request, limit: int) -> bytes:
-    """The body, refused (`_TooLarge`) past ``limit`` bytes: by Content-Length, then as it streams."""
-    declared = request.headers.get("content-length")
+class _Gone(Exception):
+    """The client disconnected before its body was read."""
+
+
+async def _body(receive: Callable, declared: str | None, limit: int) -> bytes:
+    """The body read from ASGI ``receive``, refused (`_TooLarge`) past ``limit`` bytes: by
+    Content-Length (``declared``), then as it streams; `_Gone` when the client went."""
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _TooLarge(f"the body is {int(declared):,} bytes; at most {limit:,}")
     chunks, size = [], 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise _Gone
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise _TooLarge(f"the body is over {limit:,} bytes")
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+_SMALL = 16_384
+"""Characters of a body at most that `_parse` first tries as one event (an event is a few hundred)."""
 
 
 def _parse(text: str, file: str) -> tuple[list, list[InputProblem], list]:
     """(events, problems, ids) of a body: one event, or {"events": [...]} (`_TooLarge` over
     1,000). Each event is validated as line n of an event file named ``file``."""
+    if len(text) <= _SMALL:  # most often one valid event: validated from the text without decoding it first
+        se, problems = parse_event(text, file, 1)
+        if se is not None:  # an event validates only as an object with "type" and no other key: one event
+            return [se], [], [se.event.id]
     try:
         obj = json.loads(text)
     except ValueError as exc:
@@ -212,14 +232,15 @@ def _answer(outcome: Outcome, ids: list) -> JSONResponse:
                   "again (events are idempotent by id)")
 
 
-async def post_events(request: Request) -> Response:
-    state: _State = request.app.state.ledger
-    if not auth.allowed(request.headers.get("authorization"), state.tokens):
+async def _post_events(state: _State, header: Callable[[str], str | None], receive: Callable) -> Response:
+    """The answer to POST /v1/events, given the request's ``header(name)`` and ASGI ``receive``
+    (raises `_Gone` when the client went before sending its body)."""
+    if not auth.allowed(header("authorization"), state.tokens):
         return _error(401, "unauthorized", "a valid bearer token is required (Authorization: Bearer <token>)",
                       headers={"WWW-Authenticate": "Bearer"})
     file = f"http:{state.tag}-{next(state.counter)}"
     try:
-        raw = await _body(request, state.config.max_body)
+        raw = await _body(receive, header("content-length"), state.config.max_body)
         text = raw.decode("utf-8")
         events, problems, ids = _parse(text, file)
     except _TooLarge as exc:
@@ -232,6 +253,40 @@ async def post_events(request: Request) -> Response:
                       [_problem(p, ids) for p in problems])
     outcome = await state.committer.submit(Submission(file, events))
     return _answer(outcome, ids)
+
+
+async def post_events(request: Request) -> Response:
+    """POST /v1/events as a Starlette endpoint (`_Api` answers it first, without routing)."""
+    try:
+        return await _post_events(request.app.state.ledger, request.headers.get, request.receive)
+    except _Gone:
+        return Response(status_code=400)
+
+
+class _Api:
+    """The ASGI application: POST /v1/events (every request of the write load) answered here,
+    without Starlette's middleware, routing and request objects; anything else by ``app``.
+    ``state`` is ``app``'s (``state.ledger``: the `_State`)."""
+
+    def __init__(self, app: Starlette) -> None:
+        self.app = app
+        self.state = app.state
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http" or scope["path"] != "/v1/events" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        headers = scope["headers"]
+
+        def header(name: str) -> str | None:
+            key = name.encode("latin-1")
+            return next((v.decode("latin-1") for k, v in headers if k == key), None)
+
+        try:
+            response = await _post_events(self.state.ledger, header, receive)
+        except _Gone:
+            return  # nobody to answer
+        await response(scope, receive, send)
 
 
 def _guarded(read):
@@ -289,9 +344,10 @@ async def openapi_json(request: Request) -> Response:
     return JSONResponse(openapi.document())
 
 
-def create_app(config: ServeConfig) -> Starlette:
-    """The application for ``config``: its engine, catalog, tokens and group committer are made
-    at start-up (raises NotInitialisedError, CatalogError, auth.TokenError) and released at
+def create_app(config: ServeConfig) -> _Api:
+    """The ASGI application for ``config`` (Starlette's routes, with POST /v1/events answered
+    ahead of them; ``.state.ledger`` holds the worker's state): its engine, catalog, tokens and
+    group committer are made at start-up (raises NotInitialisedError, CatalogError, auth.TokenError) and released at
     shutdown, after the committer has answered what was queued."""
     state = _State(config)
 
@@ -313,9 +369,9 @@ def create_app(config: ServeConfig) -> Starlette:
         Route("/openapi.json", openapi_json, methods=["GET"]),
     ], lifespan=lifespan)
     app.state.ledger = state
-    return app
+    return _Api(app)
 
 
-def from_environment() -> Starlette:
+def from_environment() -> _Api:
     """uvicorn's factory in each worker: `create_app` of the `ServeConfig` in ``LEDGER_HTTP_CONFIG``."""
     return create_app(ServeConfig(**json.loads(os.environ[CONFIG_ENV])))

@@ -119,10 +119,19 @@ class GroupCommitter:
             with self._count:
                 self.groups += 1
                 self.requests += len(group)
+            # one wake-up of each event loop for the whole group, not one per request
+            answers: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, Outcome]]] = {}
             for pending, outcome in zip(group, outcomes, strict=True):
-                pending.loop.call_soon_threadsafe(_resolve, pending.future, outcome)
+                answers.setdefault(pending.loop, []).append((pending.future, outcome))
+            for loop, pairs in answers.items():
+                loop.call_soon_threadsafe(_resolve_all, pairs)
 
 
 def _resolve(future: asyncio.Future, outcome: Outcome) -> None:
     if not future.done():  # the client may have gone (the handler was cancelled)
         future.set_result(outcome)
+
+
+def _resolve_all(pairs: list[tuple[asyncio.Future, Outcome]]) -> None:
+    for future, outcome in pairs:
+        _resolve(future, outcome)

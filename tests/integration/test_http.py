@@ -170,6 +170,9 @@ def test_invalid_events_are_422_naming_each_field_and_post_nothing(serve):
                        content=b'{"id": "u-5", "id": "u-6", "type": "usage.recorded", "customer_id": "acme", '
                                b'"credits": 1, "occurred_at": "2026-01-03T09:00:00Z"}')
     assert twice.status_code == 422 and "more than once" in twice.json()["problems"][0]["message"]
+    extra = server.post({**usage("u-7", "acme", 1), "events": []})  # one event, with a key of no event
+    assert extra.status_code == 422 and [(p["id"], p["field"]) for p in extra.json()["problems"]] == [("u-7", "events")]
+    assert httpx.get(server.base + "/v1/events", headers=AUTH).status_code == 405  # only POST is answered
     assert server.get("/v1/customers/acme/balance").json()["credits"] == 1000
     assert server.get("/v1/customers/nobody/balance").json() == {"error": "not_found", "message": "no customer 'nobody'"}
     assert server.get("/v1/invoices/INV-2099-000001/pdf").status_code == 404
