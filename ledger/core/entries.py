@@ -62,7 +62,7 @@ class Line:
     event_id: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class EntryDraft:
     """A journal entry not yet written. ``entry_date`` (reporting timezone) decides its period;
     ``occurred_at`` (aware) is the event time it records."""

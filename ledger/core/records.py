@@ -188,7 +188,7 @@ class QuarantineRecord:
     import_id: int | None
 
 
-@dataclass
+@dataclass(slots=True)
 class UsageDay:
     """The usage of one customer on one accounting day, summed (a set-based import hands these
     to `ledger.core.rules.usage.post_usage_day` instead of its events): the first and last
