@@ -12,7 +12,7 @@ from datetime import date
 
 import pytest
 from test_export import awkward_pg_books, usage
-from test_export_parts import RANGES, _spy_cuts
+from test_export_parts import RANGES, _spy_cuts, post_while_copying
 
 from ledger import export as X
 from ledger.errors import NotInitialisedError
@@ -82,13 +82,7 @@ def test_every_part_of_a_snapshots_export_reads_its_snapshot(awkward, tmp_path, 
         before = export_journal(snap, tmp_path / "before" / "journal.csv", "csv")
     monkeypatch.setattr(X, "SPLIT_MIN_ENTRIES", 1)
     calls = _spy_cuts(monkeypatch)
-    copy = X.copy_csv_rows
-
-    def meanwhile(books, out, start, end, commodities, **kw):
-        awkward.post(usage("u-meanwhile", "2026-02-27T12:00:00Z", "acme", 7))
-        return copy(books, out, start, end, commodities, **kw)
-
-    monkeypatch.setattr(X, "copy_csv_rows", meanwhile)
+    post_while_copying(monkeypatch, awkward)
     with open_snapshot(awkward.url) as snap:
         during = export_journal(snap, tmp_path / "during" / "journal.csv", "csv")
     (cuts, _, connected), = calls
