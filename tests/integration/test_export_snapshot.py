@@ -11,8 +11,7 @@ import sys
 from datetime import date
 
 import pytest
-from test_export import awkward_pg_books, usage
-from test_export_parts import RANGES, _spy_cuts, post_while_copying
+from test_export_parts import RANGES, _spy_cuts, awkward, post_while_copying  # noqa: F401 (awkward: a fixture)
 
 from ledger import export as X
 from ledger.errors import NotInitialisedError
@@ -21,14 +20,6 @@ from ledger.store import journal as J
 from ledger.store.pg import open_snapshot
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def awkward(pg_url, plans_catalog, tmp_path):
-    (tmp_path / "books").mkdir()
-    b = awkward_pg_books(pg_url, plans_catalog, tmp_path / "books")
-    yield b
-    b.engine.dispose()
 
 
 def _files(result) -> list[bytes]:
