@@ -95,7 +95,7 @@ class CustomerBook:
     month_used: dict[str, int] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(slots=True)
 class ConsumptionBucket:
     """The usage of one customer on one accounting day in one posting, summed as it is drawn;
     it becomes one consumption entry (and a proportional-breakage entry when a grant uses that

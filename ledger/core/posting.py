@@ -279,10 +279,14 @@ class Posting:
             usage_entry: dict[str, int] = {}
             bucket_entry: dict[tuple[str, date], int] = {}
             breakage: list[EntryDraft] = []
-            for item in self.journal:
+            # each bucket is let go once it is its entry: a month's buckets and entries are never
+            # held at once (the posting applies nothing after this)
+            items, self.journal, self.buckets, self.usage_bucket = self.journal, [], {}, {}
+            items.reverse()
+            while items:
+                item = items.pop()
                 if isinstance(item, ConsumptionBucket):
                     entry, extra = consumption_entries(self, item)
-                    item.per_grant, item.segments = {}, []  # in the entry now (a bucket's sums would double the memory)
                     usage_entry.update((uid, len(drafts)) for uid in item.usage_ids)
                     bucket_entry[item.customer_id, item.entry_date] = len(drafts)
                     drafts.append(entry)
