@@ -42,8 +42,11 @@ def snapshot_url(url: str) -> bool:
 
 
 def _hide(url: str) -> str:
-    """``url`` with the password shown as ***."""
-    return re.sub(r"^([^:/]*://[^:@/]*):[^@/]*@", r"\1:***@", url)
+    """``url`` with the password shown as *** as SQLAlchemy's URL shows it: whatever lies between
+    the user's ":" and the next "@" ("/" included). Not urllib.parse (its netloc ends at the
+    first "/", "?" or "#", leaving such a password shown) nor libpq's conninfo (key=value
+    pairs, not the URL `ledger.store.db.open_engine` names)."""
+    return re.sub(r"^([^:/]*://[^:@/]*):[^@]*@", r"\1:***@", url)
 
 
 def _shown(url: str) -> str:
