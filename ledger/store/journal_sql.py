@@ -6,7 +6,7 @@ here once and run by both readers: a Session (`ledger.store.journal`, through SQ
 Each builder returns ``(sql, params)``: ``sql`` writes its parameters in psycopg's form
 ``%(name)s``; `colon_binds` gives the ``:name`` form of SQLAlchemy's ``text()``. ``params``
 maps each name to a date (inclusive bounds unless said otherwise; None = open, no parameter).
-The text is accepted by PostgreSQL (Citus included) and SQLite alike. ``by_customer``: an entry
+The text is accepted by PostgreSQL and SQLite alike. ``by_customer``: an entry
 joined to its lines by customer and entry id (`ledger.store.keys_sql.entry_lines_sql`).
 Imports no SQLAlchemy and no driver.
 """
