@@ -1,7 +1,8 @@
 """Reads of the journal for the audit export (``ledger.export``) and the forecasts
 (``ledger.forecast``): balances, the entries with their lines, the chart, customers' names, and
 on PostgreSQL the CSV rows of an export made by the server (``COPY ... TO STDOUT``, built by
-`ledger.store.csv_rows`).
+`ledger.store.csv_rows`). The reads an export makes before its rows run the SQL text of
+`ledger.store.journal_sql`, which `ledger.store.pg.Snapshot` runs too.
 
 The export's reads show the journal as stored: off Citus an entry's lines are those naming it,
 whatever customer they name (`ledger.store.keys`, the reads as stored); the forecasts' join by
@@ -22,6 +23,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from ledger.core import accounts as A
+from ledger.store import journal_sql as S
 from ledger.store import keys
 from ledger.store.csv_rows import (  # noqa: F401 - SAFE_LEAD, _Part, _sql_text: also given here (tests)
     CSV_BLANKS,
@@ -34,7 +36,7 @@ from ledger.store.csv_rows import (  # noqa: F401 - SAFE_LEAD, _Part, _sql_text:
     copy_parts,
 )
 from ledger.store.db import is_citus, is_postgres, one_snapshot
-from ledger.store.models import Account, Customer, JournalEntry, JournalLine, SubscriptionPeriod
+from ledger.store.models import JournalEntry, JournalLine, SubscriptionPeriod
 
 
 def read_snapshot(session: Session) -> bool:
@@ -47,6 +49,15 @@ def read_snapshot(session: Session) -> bool:
         return False
     one_snapshot(session)
     return is_postgres(session) and isinstance(session.get_bind(), sa.Engine)
+
+
+def _read(session: Session, read: S.Read, **types: Any) -> sa.Result:
+    """The rows of a `ledger.store.journal_sql` read on ``session``: its parameters bound with
+    the types of their values, the columns named in ``types`` read as those types (dates come
+    back as dates on SQLite too)."""
+    sql, params = read
+    text = sa.text(S.colon_binds(sql)).bindparams(**params)
+    return session.execute(text.columns(**types) if types else text)
 
 
 def _range(q, start: date | None, end: date | None):
@@ -63,16 +74,8 @@ def journal_balances(session: Session, *, before: date | None = None, through: d
     debit positive}, zero balances left out (kept with ``zeros``: then every pair some line
     uses), over entries dated before ``before`` (exclusive) and/or through ``through``
     (inclusive); both None: the whole journal."""
-    q = (sa.select(JournalLine.account_code, JournalLine.commodity,
-                   sa.func.sum(JournalLine.debit) - sa.func.sum(JournalLine.credit))
-         .group_by(JournalLine.account_code, JournalLine.commodity))
-    if before is not None or through is not None:  # every line has its entry (foreign key): no join without a date
-        q = q.join(JournalEntry, keys.entry_lines(by_customer=is_citus(session)))
-    if before is not None:
-        q = q.where(JournalEntry.entry_date < before)
-    if through is not None:
-        q = q.where(JournalEntry.entry_date <= through)
-    return {(code, commodity): int(net) for code, commodity, net in session.execute(q) if zeros or int(net) != 0}
+    rows = _read(session, S.journal_balances_sql(before=before, through=through, by_customer=is_citus(session)))
+    return {(code, commodity): int(net) for code, commodity, net in rows if zeros or int(net) != 0}
 
 
 def deferred_on_ledger(session: Session, through: date | None = None) -> dict[str, int]:
@@ -103,12 +106,12 @@ def deferred_fees(session: Session, through: date) -> list[tuple[str, str, date 
 
 def chart(session: Session) -> list[tuple[str, str, str, str]]:
     """The chart of accounts: (code, name, type, normal balance) per account."""
-    return [(a.code, a.name, a.type, a.normal_balance) for a in session.execute(sa.select(Account)).scalars()]
+    return [tuple(row) for row in _read(session, (S.CHART, {}))]  # type: ignore[misc]
 
 
 def customer_names(session: Session) -> dict[str, str]:
     """Every customer's name, by customer id."""
-    return dict(session.execute(sa.select(Customer.id, Customer.name)).all())
+    return dict(_read(session, (S.CUSTOMER_NAMES, {})).all())  # type: ignore[arg-type]
 
 
 def used_accounts(session: Session, start: date | None, end: date | None) -> tuple[list[tuple[str, str]], date | None]:
@@ -116,18 +119,14 @@ def used_accounts(session: Session, start: date | None, end: date | None) -> tup
     sorted, and the first entry date with lines in that range (None when none). Without a date
     bound the pairs are read from the lines alone (no join); the first date is the first entry
     with a line, found by walking the entries in date order."""
-    pairs = sa.select(JournalLine.account_code, JournalLine.commodity).distinct()
-    if start is not None or end is not None:
-        pairs = _range(pairs.join(JournalEntry, keys.entry_lines(by_customer=is_citus(session))), start, end)
-    return sorted((a, c) for a, c in session.execute(pairs)), first_entry_date(session, start, end)
+    pairs = _read(session, S.used_accounts_sql(start, end, by_customer=is_citus(session)))
+    return sorted((a, c) for a, c in pairs), first_entry_date(session, start, end)
 
 
 def first_entry_date(session: Session, start: date | None, end: date | None) -> date | None:
     """The first entry date with lines in [start, end] (inclusive, None = open), found by walking
     the entries in date order; None when there is none."""
-    has_line = sa.select(JournalLine.id).where(keys.entry_lines(by_customer=is_citus(session))).exists()
-    first = _range(sa.select(JournalEntry.entry_date).where(has_line), start, end).order_by(JournalEntry.entry_date).limit(1)
-    return session.execute(first).scalar()
+    return _read(session, S.first_entry_date_sql(start, end, by_customer=is_citus(session)), entry_date=sa.Date).scalar()
 
 
 def journal_entries(session: Session, start: date | None = None, end: date | None = None,
@@ -158,9 +157,8 @@ def journal_entries(session: Session, start: date | None = None, end: date | Non
 def entries_by_date(session: Session, start: date | None, end: date | None) -> list[tuple[date, int]]:
     """(entry_date, number of entries) of every date with entries in [start, end] (inclusive,
     None = open), dates ascending."""
-    q = _range(sa.select(JournalEntry.entry_date, sa.func.count()).group_by(JournalEntry.entry_date)
-               .order_by(JournalEntry.entry_date), start, end)
-    return [(day, int(n)) for day, n in session.execute(q)]
+    rows = _read(session, S.entries_by_date_sql(start, end), entry_date=sa.Date)
+    return [(day, int(n)) for day, n in rows]
 
 
 

@@ -1,5 +1,5 @@
 """The join conditions of `ledger.store.keys` that are written as SQL text, for the statements
-built without SQLAlchemy (`ledger.store.csv_rows`, `ledger.store.pg`); `ledger.store.keys`
+built without SQLAlchemy (`ledger.store.csv_rows`, `ledger.store.journal_sql`); `ledger.store.keys`
 gives them too. Imports nothing."""
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ SQLAlchemy, SQLModel and the models take to import.
 
 A `Snapshot` gives the reads `ledger.export` makes of a Session (`ledger.store.journal`), with
 the same arguments and answers, as methods: `chart`, `customer_names`, `journal_balances`,
-`used_accounts`, `first_entry_date`, `entries_by_date` and `copy_csv_rows`. Every one reads one
+`used_accounts`, `first_entry_date`, `entries_by_date` and `copy_csv_rows`, running the same SQL
+text as the Session (`ledger.store.journal_sql`, `ledger.store.csv_rows`). Every one reads one
 snapshot of the books (REPEATABLE READ, READ ONLY), which the connections copying the parts of
 the CSV rows side by side import (`ledger.store.csv_rows.copy_parts`).
 """
@@ -19,9 +20,9 @@ from datetime import date
 from typing import Any, BinaryIO
 
 from ledger.errors import NotInitialisedError
+from ledger.store import journal_sql as S
 from ledger.store.csv_rows import copy_csv_sql, copy_parts
 from ledger.store.head import SCHEMA_HEAD
-from ledger.store.keys_sql import entry_lines_sql
 
 
 _URL = re.compile(r"^postgres(?:ql)?(?:\+psycopg)?://([^?#]*)$")
@@ -41,8 +42,11 @@ def snapshot_url(url: str) -> bool:
 
 
 def _hide(url: str) -> str:
-    """``url`` with the password shown as ***."""
-    return re.sub(r"^([^:/]*://[^:@/]*):[^@/]*@", r"\1:***@", url)
+    """``url`` with the password shown as *** as SQLAlchemy's URL shows it: whatever lies between
+    the user's ":" and the next "@" ("/" included). Not urllib.parse (its netloc ends at the
+    first "/", "?" or "#", leaving such a password shown) nor libpq's conninfo (key=value
+    pairs, not the URL `ledger.store.db.open_engine` names)."""
+    return re.sub(r"^([^:/]*://[^:@/]*):[^@]*@", r"\1:***@", url)
 
 
 def _shown(url: str) -> str:
@@ -60,76 +64,43 @@ class Snapshot:
     def __init__(self, conn: Any, conninfo: str, by_customer: bool) -> None:
         self.conn, self.conninfo, self.by_customer = conn, conninfo, by_customer
 
-    def _rows(self, sql: str, params: Sequence = ()) -> list[tuple]:
+    def _rows(self, sql: str, params: dict[str, date] | None = None) -> list[tuple]:
         with self.conn.cursor() as cur:
             cur.execute(sql, params)
             return cur.fetchall()
 
-    @staticmethod
-    def _range(where: list[str], params: list, start: date | None, end: date | None, column: str) -> None:
-        if start is not None:
-            where.append(f"{column} >= %s")
-            params.append(start)
-        if end is not None:
-            where.append(f"{column} <= %s")
-            params.append(end)
-
     def chart(self) -> list[tuple[str, str, str, str]]:
         """The chart of accounts: (code, name, type, normal balance) per account."""
-        return self._rows("SELECT code, name, type, normal_balance FROM account")  # type: ignore[return-value]
+        return self._rows(S.CHART)  # type: ignore[return-value]
 
     def customer_names(self) -> dict[str, str]:
         """Every customer's name, by customer id."""
-        return dict(self._rows("SELECT id, name FROM customer"))  # type: ignore[arg-type]
+        return dict(self._rows(S.CUSTOMER_NAMES))  # type: ignore[arg-type]
 
     def journal_balances(self, *, before: date | None = None, through: date | None = None,
                          zeros: bool = False) -> dict[tuple[str, str], int]:
         """As `ledger.store.journal.journal_balances`: {(account code, commodity): net int minor
         units, debit positive} over entries dated before ``before`` and/or through ``through``;
         zero balances left out unless ``zeros``."""
-        join, where, params = "", [], []
-        if before is not None or through is not None:
-            join = f" JOIN journal_entry e ON {entry_lines_sql('e', 'l', by_customer=self.by_customer)}"
-        if before is not None:
-            where.append("e.entry_date < %s")
-            params.append(before)
-        if through is not None:
-            where.append("e.entry_date <= %s")
-            params.append(through)
-        sql = (f"SELECT l.account_code, l.commodity, sum(l.debit) - sum(l.credit) FROM journal_line l{join}"
-               f"{' WHERE ' + ' AND '.join(where) if where else ''} GROUP BY l.account_code, l.commodity")
-        return {(code, commodity): int(net) for code, commodity, net in self._rows(sql, params) if zeros or int(net) != 0}
+        rows = self._rows(*S.journal_balances_sql(before=before, through=through, by_customer=self.by_customer))
+        return {(code, commodity): int(net) for code, commodity, net in rows if zeros or int(net) != 0}
 
     def used_accounts(self, start: date | None, end: date | None) -> tuple[list[tuple[str, str]], date | None]:
         """As `ledger.store.journal.used_accounts`: the (account code, commodity) pairs the lines
         of entries dated in [start, end] use, sorted, and `first_entry_date`."""
-        where: list[str] = []
-        params: list = []
-        self._range(where, params, start, end, "e.entry_date")
-        join = f" JOIN journal_entry e ON {entry_lines_sql('e', 'l', by_customer=self.by_customer)}" if where else ""
-        sql = (f"SELECT DISTINCT l.account_code, l.commodity FROM journal_line l{join}"
-               f"{' WHERE ' + ' AND '.join(where) if where else ''}")
-        return sorted((a, c) for a, c in self._rows(sql, params)), self.first_entry_date(start, end)
+        pairs = self._rows(*S.used_accounts_sql(start, end, by_customer=self.by_customer))
+        return sorted((a, c) for a, c in pairs), self.first_entry_date(start, end)
 
     def first_entry_date(self, start: date | None, end: date | None) -> date | None:
         """As `ledger.store.journal.first_entry_date`: the first entry date with lines in
         [start, end]; None when there is none."""
-        where = [f"EXISTS (SELECT FROM journal_line l WHERE {entry_lines_sql('e', 'l', by_customer=self.by_customer)})"]
-        params: list = []
-        self._range(where, params, start, end, "e.entry_date")
-        rows = self._rows(f"SELECT e.entry_date FROM journal_entry e WHERE {' AND '.join(where)} "
-                          "ORDER BY e.entry_date LIMIT 1", params)
+        rows = self._rows(*S.first_entry_date_sql(start, end, by_customer=self.by_customer))
         return rows[0][0] if rows else None
 
     def entries_by_date(self, start: date | None, end: date | None) -> list[tuple[date, int]]:
         """(entry_date, number of entries) of every date with entries in [start, end], dates
         ascending."""
-        where: list[str] = []
-        params: list = []
-        self._range(where, params, start, end, "entry_date")
-        sql = (f"SELECT entry_date, count(*) FROM journal_entry{' WHERE ' + ' AND '.join(where) if where else ''} "
-               "GROUP BY entry_date ORDER BY entry_date")
-        return [(day, int(n)) for day, n in self._rows(sql, params)]
+        return [(day, int(n)) for day, n in self._rows(*S.entries_by_date_sql(start, end))]
 
     def copy_csv_rows(self, out: BinaryIO, start: date | None, end: date | None, commodities: Iterable[str],
                       *, cuts: Sequence[date] = ()) -> list[int]:

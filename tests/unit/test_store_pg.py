@@ -27,3 +27,16 @@ def test_a_url_is_named_as_open_engine_names_it():
         shown = pg._shown(url)
         assert shown == db.make_engine(url).url.render_as_string(hide_password=True) == "postgresql+psycopg://u:***@h:5432/d"
     assert pg._shown("postgresql://u@h/d") == db.make_engine("postgresql://u@h/d").url.render_as_string(hide_password=True)
+
+
+@pytest.mark.parametrize("url", ["postgresql+psycopg://u:se/cret@h:5432/d", "postgresql+psycopg://u:a:b@h/d",
+                                 "postgresql+psycopg://u:p%40ss@h/d", "postgresql+psycopg://:pw@h/d",
+                                 "postgresql+psycopg://u:@h/d", "postgresql+psycopg://h:5432/d@x",
+                                 "mysql://u:pw@h/d?x=1", "sqlite:///ledger.db"])
+def test_a_password_is_hidden_as_sqlalchemy_hides_it(url):
+    """Whatever it holds ('/' too), as `ledger.store.db.open_engine` hides it in messages."""
+    assert pg._hide(url) == db.sa.make_url(url).render_as_string(hide_password=True)
+
+
+def test_a_password_with_a_slash_is_not_shown():
+    assert pg._shown("postgresql://u:se/cret@h:5432/d") == "postgresql+psycopg://u:***@h:5432/d"
