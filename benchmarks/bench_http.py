@@ -313,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, help="Markdown file whose B6 section to rewrite")
     parser.add_argument("--seconds", type=int, default=20, help="length of each measured run")
     parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--servers", default="1x1,1x2,2x1",
+    parser.add_argument("--servers", default="1x1,1x2,1x3,2x1",
                         help="server shapes to measure, WORKERSxCOMMITTERS, comma-separated")
     parser.add_argument("--quick", action="store_true", help="5-second runs, one worker count")
     args = parser.parse_args(argv)

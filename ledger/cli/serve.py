@@ -20,14 +20,16 @@ import click
               help="File of bearer tokens, one a line (also: LEDGER_API_TOKENS, comma-separated).")
 @click.option("--window-ms", default=2.0, show_default=True, type=click.FloatRange(0, 100),
               help="Group commit: how long to wait for more requests after the first (milliseconds).")
-@click.option("--committers", default=2, show_default=True, type=click.IntRange(1, 16),
+@click.option("--committers", default=3, show_default=True, type=click.IntRange(1, 16),
               help="Group-commit threads per worker, each with its own transaction (PostgreSQL; SQLite: 1).")
+@click.option("--max-group", default=1000, show_default=True, type=click.IntRange(1, 1000),
+              help="Group commit: events in one group at most (a request of more is a group of its own).")
 @click.option("--max-body", default=4 * 1024 * 1024, show_default=True, type=click.IntRange(1024),
               help="Largest request body (bytes); larger is answered 413.")
 @click.option("--access-log/--no-access-log", default=False, show_default=True, help="Log every request.")
 @click.pass_obj
 def serve(obj, database_url: str | None, catalog_path: str | None, host: str, port: int, workers: int,
-          token_file: str | None, window_ms: float, committers: int, max_body: int,
+          token_file: str | None, window_ms: float, committers: int, max_group: int, max_body: int,
           access_log: bool) -> None:
     """Serve the HTTP API: POST /v1/events, balances, usage, invoices, /healthz, /openapi.json.
 
@@ -47,7 +49,8 @@ def serve(obj, database_url: str | None, catalog_path: str | None, host: str, po
     if workers > 1 and url.startswith("sqlite"):
         raise click.UsageError("SQLite has one writer at a time: serve it with --workers 1 "
                                "(several workers are for PostgreSQL)")
-    config = ServeConfig(url, catalog, token_file, window_ms / 1000, max_body=max_body, committers=committers)
+    config = ServeConfig(url, catalog, token_file, window_ms / 1000, max_group_events=max_group, max_body=max_body,
+                         committers=committers)
     try:
         checked = create_app(config)  # checks the database (at head), the catalog and the secrets before listening
     except TokenError as exc:

@@ -56,7 +56,8 @@ MAX_BODY = 4 * 1024 * 1024
 class ServeConfig:
     """What a worker needs: the database URL, the catalog file (None: the default catalog), the
     token file (tokens also come from ``LEDGER_API_TOKENS``), the group window (seconds), the
-    events of a group at most and the body limit (bytes)."""
+    events of a group at most, the body limit (bytes) and the committer threads (PostgreSQL;
+    SQLite takes 1)."""
 
     database_url: str
     catalog_path: str | None = None
@@ -64,7 +65,7 @@ class ServeConfig:
     window: float = WINDOW
     max_group_events: int = MAX_EVENTS
     max_body: int = MAX_BODY
-    committers: int = 2
+    committers: int = 3
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

@@ -241,6 +241,31 @@ def test_a_refused_request_never_refuses_its_neighbours(serve):
     assert stats["groups"] < stats["requests"]  # some requests shared a transaction
 
 
+
+def test_max_group_caps_the_events_of_a_group(serve):
+    """``--max-group 2``: requests sent together within the window are still posted, at most two
+    events a transaction (a request of more is a group of its own)."""
+    server = serve("--window-ms", "50", "--max-group", "2")
+    server.post({"events": customer("acme", credits=100_000)})
+    before = httpx.get(server.base + "/healthz").json()["group_commit"]
+    answers: dict[int, httpx.Response] = {}
+    barrier = threading.Barrier(9)
+
+    def client(i: int) -> None:
+        barrier.wait()
+        answers[i] = server.post(usage(f"u-{i}", "acme", 10, second=i))
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(9)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert {r.status_code for r in answers.values()} == {200}
+    stats = httpx.get(server.base + "/healthz").json()["group_commit"]
+    groups, requests = stats["groups"] - before["groups"], stats["requests"] - before["requests"]
+    assert requests == 9 and groups >= 5  # nine events, two a group at most
+    assert server.get("/v1/customers/acme/balance").json()["credits"] == 100_000 - 90
+
 def _hammer(server: Server, clients: int, per_client: int, cid: str = "acme") -> list[dict]:
     results: list[dict] = []
     lock = threading.Lock()
