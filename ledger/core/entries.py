@@ -76,6 +76,12 @@ class EntryDraft:
     import_id: int | None = None
     lines: list[Line] = field(default_factory=list)
 
+    @property
+    def line_count(self) -> int:
+        """How many lines the entry has: written with it (journal_entry.line_count), so the
+        database can refuse a line added to it later."""
+        return len(self.lines)
+
     def dr(self, account: str, commodity: str, amount: int, **dims) -> "EntryDraft":
         """Add a debit of ``amount`` (skipped when 0; a negative amount becomes a credit)."""
         return self._add(account, commodity, amount, 0, dims)

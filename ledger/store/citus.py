@@ -69,26 +69,31 @@ def _column(table: str) -> str:
 
 
 # ---------------------------------------------------------------------------------- guard functions
-# As migrations/sql/0001_guards.postgresql.sql, but every query names the customer: on a shard a
-# trigger's query is routed by its distribution column to the co-located shard.
+# As migrations/sql/0001_guards.postgresql.sql and revision 0018, but every query names the
+# customer: on a shard a trigger's query is routed by its distribution column to the co-located
+# shard.
 _GUARDS = (
-    """CREATE OR REPLACE FUNCTION ledger_check_entry_balanced() RETURNS trigger LANGUAGE plpgsql AS $$
+    # once per entry at COMMIT (revision 0018): lines present, balanced, as many as it declares
+    """CREATE OR REPLACE FUNCTION ledger_check_entry_complete() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
-    bad record;
+    r record;
+    n bigint := 0;
 BEGIN
-    SELECT commodity, sum(debit) AS debits, sum(credit) AS credits INTO bad
-      FROM journal_line WHERE customer_id = NEW.customer_id AND entry_id = NEW.entry_id
-     GROUP BY commodity HAVING sum(debit) <> sum(credit) LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION 'journal entry % does not balance in %: debits % <> credits %',
-            NEW.entry_id, bad.commodity, bad.debits, bad.credits USING ERRCODE = 'check_violation';
-    END IF;
-    RETURN NULL;
-END $$""",
-    """CREATE OR REPLACE FUNCTION ledger_check_entry_has_lines() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF NOT EXISTS (SELECT 1 FROM journal_line WHERE customer_id = NEW.customer_id AND entry_id = NEW.id) THEN
+    FOR r IN SELECT commodity, count(*) AS lines, sum(debit) AS debits, sum(credit) AS credits
+               FROM journal_line WHERE customer_id = NEW.customer_id AND entry_id = NEW.id
+              GROUP BY commodity ORDER BY commodity LOOP
+        IF r.debits <> r.credits THEN
+            RAISE EXCEPTION 'journal entry % does not balance in %: debits % <> credits %',
+                NEW.id, r.commodity, r.debits, r.credits USING ERRCODE = 'check_violation';
+        END IF;
+        n := n + r.lines;
+    END LOOP;
+    IF n = 0 THEN
         RAISE EXCEPTION 'journal entry % has no lines', NEW.id USING ERRCODE = 'check_violation';
+    END IF;
+    IF n <> NEW.line_count THEN
+        RAISE EXCEPTION 'journal entry % has % lines, not the % it declares', NEW.id, n, NEW.line_count
+            USING ERRCODE = 'check_violation';
     END IF;
     RETURN NULL;
 END $$""",
@@ -96,25 +101,32 @@ END $$""",
     """CREATE OR REPLACE FUNCTION ledger_refuse_locked_period_row() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     d date;
+    declared integer;
 BEGIN
     IF TG_ARGV[0] = 'entry' THEN
         d := NEW.entry_date;
     ELSE
-        SELECT entry_date INTO d FROM journal_entry WHERE customer_id = NEW.customer_id AND id = NEW.entry_id;
+        SELECT entry_date, line_count INTO d, declared
+          FROM journal_entry WHERE customer_id = NEW.customer_id AND id = NEW.entry_id;
     END IF;
     IF EXISTS (SELECT 1 FROM accounting_period WHERE period = to_char(d, 'YYYY-MM') AND status = 'closed') THEN
         RAISE EXCEPTION 'period % is closed: posting dated % refused', to_char(d, 'YYYY-MM'), d
             USING ERRCODE = 'check_violation';
+    END IF;
+    -- revision 0018; a BEFORE row trigger sees the lines before this one (earlier rows of its
+    -- statement too)
+    IF TG_ARGV[0] = 'line' AND (SELECT count(*) FROM journal_line
+                                 WHERE customer_id = NEW.customer_id AND entry_id = NEW.entry_id) >= declared THEN
+        RAISE EXCEPTION 'journal entry % already has its % lines: a line added later refused',
+            NEW.entry_id, declared USING ERRCODE = 'check_violation';
     END IF;
     RETURN NEW;
 END $$""",
 )
 
 _JOURNAL_TRIGGERS = (
-    "CREATE CONSTRAINT TRIGGER journal_line_entry_balanced AFTER INSERT ON journal_line "
-    "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION ledger_check_entry_balanced()",
-    "CREATE CONSTRAINT TRIGGER journal_entry_has_lines AFTER INSERT ON journal_entry "
-    "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION ledger_check_entry_has_lines()",
+    "CREATE CONSTRAINT TRIGGER journal_entry_complete AFTER INSERT ON journal_entry "
+    "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION ledger_check_entry_complete()",
     "CREATE TRIGGER journal_entry_append_only BEFORE UPDATE OR DELETE ON journal_entry "
     "FOR EACH ROW EXECUTE FUNCTION ledger_refuse_journal_change()",
     "CREATE TRIGGER journal_line_append_only BEFORE UPDATE OR DELETE ON journal_line "

@@ -144,6 +144,9 @@ class JournalEntry(SQLModel, table=True):
     customer_id: Optional[str] = Field(default=None, sa_column=_str(64, nullable=True))
     event_id: Optional[str] = Field(default=None, sa_column=_str(128, nullable=True, index=True))
     import_id: Optional[int] = Field(default=None, sa_column=sa.Column(sa.Integer, sa.ForeignKey("import_batch.id"), nullable=True))
+    # how many lines the entry has (migration 0018): PostgreSQL checks it at COMMIT and refuses
+    # a line that would make more
+    line_count: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
     # a customer's entries of one kind (its refunds, when its book is loaded); also serves
     # lookups by customer alone
     __table_args__ = (sa.Index("ix_journal_entry_customer_kind", "customer_id", "kind"),

@@ -52,7 +52,8 @@ from ledger.store.books import values_of
 if TYPE_CHECKING:
     import psycopg
 
-ENTRY_COLUMNS = ("entry_date", "occurred_at", "kind", "description", "customer_id", "event_id", "import_id")
+ENTRY_COLUMNS = ("entry_date", "occurred_at", "kind", "description", "customer_id", "event_id", "import_id",
+                 "line_count")
 """The journal_entry columns a draft fills (its attributes of the same names); the id comes from the sequence."""
 LINE_COLUMNS = ("entry_id", "account_code", "commodity", "debit", "credit", "customer_id", "grant_id",
                 "invoice_number", "event_id")
@@ -130,7 +131,7 @@ def insert_entries(session: Session, drafts: Sequence[EntryDraft], *, closed: Se
         # the values of ENTRY_COLUMNS, dates as ISO text (`ledger.store.db.copy_text`)
         copy_rows(session, JournalEntry.__tablename__, ("id", *ENTRY_COLUMNS),
                   ((entry_id, d.entry_date.isoformat(), d.occurred_at.isoformat(), d.kind, d.description,
-                    d.customer_id, d.event_id, d.import_id) for entry_id, d in zip(ids, drafts)))
+                    d.customer_id, d.event_id, d.import_id, len(d.lines)) for entry_id, d in zip(ids, drafts)))
     else:
         ids = list(session.execute(sa.insert(JournalEntry).returning(JournalEntry.id, sort_by_parameter_order=True),
                                    [entry_values(d) for d in drafts]).scalars())

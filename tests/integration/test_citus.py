@@ -217,8 +217,8 @@ def test_a_guard_on_a_shard_names_its_reason(two_books):
         conn.add_notice_handler(lambda d: notices.append(d.message_primary or ""))
         with pytest.raises(psycopg.Error, match="could not commit transaction"):
             with conn.transaction():
-                conn.execute("INSERT INTO journal_entry (id, entry_date, occurred_at, kind, description, customer_id) "
-                             "VALUES (99999999, '2026-11-02', now(), 'manual', 'raw', 'cus_raw')")
+                conn.execute("INSERT INTO journal_entry (id, entry_date, occurred_at, kind, description, customer_id, "
+                             "line_count) VALUES (99999999, '2026-11-02', now(), 'manual', 'raw', 'cus_raw', 1)")
                 conn.execute("INSERT INTO journal_line (entry_id, account_code, commodity, debit, credit, customer_id) "
                              "VALUES (99999999, '1000', 'USD', 5, 0, 'cus_raw')")
     assert any("journal entry 99999999 does not balance in USD" in n for n in notices), notices

@@ -303,7 +303,7 @@ def test_the_server_seals_as_python_does(pg_conn):
         line_id = iter(range(1, 1000))
         rows, lines = [], []
         for entry_id, e in enumerate(entries, start=1):
-            rows.append({k: v for k, v in e.items() if k != "lines"} | {"id": entry_id})
+            rows.append({k: v for k, v in e.items() if k != "lines"} | {"id": entry_id, "line_count": len(e["lines"]) or 1})  # CHECK > 0; triggers off
             lines += [ln | {"id": next(line_id), "entry_id": entry_id} for ln in e["lines"]]
         seed.shuffle(lines)
         try:

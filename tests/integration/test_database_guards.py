@@ -26,10 +26,12 @@ def _at_commit(reason: str) -> str:
     return "could not commit transaction for shard" if CITUS else reason
 
 
-def _entry(conn, entry_date: str = "2026-01-15") -> int:
+def _entry(conn, entry_date: str = "2026-01-15", lines: int = 2) -> int:
+    """Insert an entry declaring ``lines`` lines; returns its id."""
     return conn.execute(sa.text(
-        "INSERT INTO journal_entry (entry_date, occurred_at, kind, description, customer_id) "
-        "VALUES (:d, :t, 'manual', 'raw SQL test', 'cus_raw') RETURNING id"), {"d": entry_date, "t": f"{entry_date} 12:00:00"}).scalar_one()
+        "INSERT INTO journal_entry (entry_date, occurred_at, kind, description, customer_id, line_count) "
+        "VALUES (:d, :t, 'manual', 'raw SQL test', 'cus_raw', :n) RETURNING id"),
+        {"d": entry_date, "t": f"{entry_date} 12:00:00", "n": lines}).scalar_one()
 
 
 def _line(conn, entry_id: int, account: str, debit: int, credit: int, commodity: str = "USD") -> None:
@@ -58,7 +60,7 @@ def pg(pg_url):
 def test_pg_balanced_entry_commits(pg):
     """A balanced entry inserted by hand commits (the guard is not over-eager)."""
     with pg.begin() as c:
-        e = _entry(c)
+        e = _entry(c, lines=4)
         _line(c, e, "1000", 500, 0)
         _line(c, e, "2200", 0, 500)
         _line(c, e, "9000", 7, 0, "CREDIT")
@@ -77,7 +79,7 @@ def test_pg_refuses_an_unbalanced_entry_at_commit(pg, lines):
     """An entry that does not balance per commodity is refused at COMMIT by the deferred trigger."""
     with pytest.raises(sa.exc.DBAPIError, match=_at_commit("does not balance")):
         with pg.begin() as c:
-            e = _entry(c)
+            e = _entry(c, lines=len(lines))
             for account, d, k, commodity in lines:
                 _line(c, e, account, d, k, commodity)
     with pg.connect() as c:
@@ -90,6 +92,48 @@ def test_pg_refuses_an_entry_without_lines(pg):
     with pytest.raises(sa.exc.DBAPIError, match=_at_commit("has no lines")):
         with pg.begin() as c:
             _entry(c)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("declared", [1, 3])
+def test_pg_refuses_an_entry_without_the_lines_it_declares(pg, declared):
+    """An entry whose lines balance but are not as many as its line_count is refused: at COMMIT
+    when it has fewer, at the statement of the line that makes one too many."""
+    reason = _at_commit("has 2 lines, not the 3 it declares") if declared == 3 else "already has its 1 lines"
+    with pytest.raises(sa.exc.DBAPIError, match=reason):
+        with pg.begin() as c:
+            e = _entry(c, lines=declared)
+            _line(c, e, "1000", 500, 0)
+            _line(c, e, "2200", 0, 500)
+    with pg.connect() as c:
+        assert c.execute(sa.text("SELECT count(*) FROM journal_line")).scalar_one() == 0
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("how", ["one line", "a balanced pair", "copy"])
+def test_pg_refuses_a_line_added_to_a_committed_entry(pg, how):
+    """Once an entry has committed with its lines, no line can join it, even lines that keep it
+    balanced: the statement inserting it is refused (the entry's own check ran at its COMMIT)."""
+    _balanced_entry(pg)
+    with pg.connect() as c:
+        e = c.execute(sa.text("SELECT id FROM journal_entry")).scalar_one()
+    with pytest.raises(Exception, match=f"journal entry {e} already has its 2 lines"):
+        if how == "copy":
+            raw = pg.raw_connection()
+            try:
+                with raw.driver_connection.cursor() as cur, cur.copy(
+                        "COPY journal_line (entry_id, account_code, commodity, debit, credit, customer_id) FROM STDIN") as cp:
+                    cp.write_row((e, "1000", "USD", 3, 0, "cus_raw"))
+                    cp.write_row((e, "2200", "USD", 0, 3, "cus_raw"))
+            finally:
+                raw.close()
+        else:
+            with pg.begin() as c:
+                _line(c, e, "1000", 3, 0)
+                if how == "a balanced pair":
+                    _line(c, e, "2200", 0, 3)
+    with pg.connect() as c:
+        assert c.execute(sa.text("SELECT count(*), sum(debit) FROM journal_line")).one() == (2, 500)
 
 
 @pytest.mark.postgres
@@ -154,10 +198,10 @@ def test_pg_period_lock_judges_every_row_of_a_statement(pg):
         _line(c, locked_entry, "1000", 1, 0)
         _line(c, locked_entry, "2200", 0, 1)
         c.execute(sa.text("INSERT INTO accounting_period (period, status) VALUES ('2026-01', 'closed')"))
-    entries = ("INSERT INTO journal_entry (entry_date, occurred_at, kind, description, customer_id) VALUES "
-               "('2026-02-01', '2026-02-01 12:00+00', 'manual', 'a', 'cus_raw'), "
-               "('2026-01-31', '2026-01-31 12:00+00', 'manual', 'b', 'cus_raw'), "
-               "('2026-01-05', '2026-01-05 12:00+00', 'manual', 'c', 'cus_raw')")
+    entries = ("INSERT INTO journal_entry (entry_date, occurred_at, kind, description, customer_id, line_count) VALUES "
+               "('2026-02-01', '2026-02-01 12:00+00', 'manual', 'a', 'cus_raw', 2), "
+               "('2026-01-31', '2026-01-31 12:00+00', 'manual', 'b', 'cus_raw', 2), "
+               "('2026-01-05', '2026-01-05 12:00+00', 'manual', 'c', 'cus_raw', 2)")
     earliest = "" if CITUS else ": posting dated 2026-01-05 refused"
     with pytest.raises(sa.exc.DBAPIError, match="period 2026-01 is closed" + earliest):
         with pg.begin() as c:
@@ -178,11 +222,12 @@ def test_pg_period_lock_judges_every_row_of_a_statement(pg):
         raw.driver_connection.rollback()
     finally:
         raw.close()
-    with pg.begin() as c:  # the open entry alone takes lines in one statement
+    with pg.begin() as c:  # a new entry of the open period takes its lines in one statement
+        fresh = _entry(c, "2026-02-04")
         c.execute(sa.text("INSERT INTO journal_line (entry_id, account_code, commodity, debit, credit, customer_id) "
-                          f"VALUES ({open_entry}, '1000', 'USD', 4, 0, 'cus_raw'), ({open_entry}, '2200', 'USD', 0, 4, 'cus_raw')"))
+                          f"VALUES ({fresh}, '1000', 'USD', 4, 0, 'cus_raw'), ({fresh}, '2200', 'USD', 0, 4, 'cus_raw')"))
     with pg.connect() as c:
-        assert c.execute(sa.text("SELECT count(*) FROM journal_entry")).scalar_one() == 2
+        assert c.execute(sa.text("SELECT count(*) FROM journal_entry")).scalar_one() == 3
         assert c.execute(sa.text("SELECT count(*), sum(debit) FROM journal_line")).one() == (6, 6)
 
 

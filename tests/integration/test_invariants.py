@@ -94,7 +94,7 @@ def test_an_unbalanced_entry_is_caught_with_the_trial_balance(books):
     with Session(books.engine) as s:
         entry = s.execute(sa.insert(JournalEntry).values(
             entry_date=date(2026, 1, 3), occurred_at=datetime(2026, 1, 3, tzinfo=timezone.utc), kind="manual",
-            description="off by one", customer_id="acme").returning(JournalEntry.id)).scalar_one()
+            description="off by one", customer_id="acme", line_count=2).returning(JournalEntry.id)).scalar_one()
         s.execute(sa.insert(JournalLine), [
             {"entry_id": entry, "account_code": "1000", "commodity": "USD", "debit": 100, "credit": 0, "customer_id": "acme"},
             {"entry_id": entry, "account_code": "2200", "commodity": "USD", "debit": 0, "credit": 99, "customer_id": "acme"}])

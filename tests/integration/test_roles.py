@@ -361,8 +361,8 @@ def test_writer_cannot_change_the_journal_by_privilege_not_just_by_trigger(roles
     an INSERT into the journal works (a balanced entry by hand)."""
     engine = make_engine(roles.writer_url)
     with engine.begin() as c:
-        e = c.execute(sa.text("INSERT INTO journal_entry (entry_date, occurred_at, kind, description) "
-                              "VALUES ('2026-01-15', '2026-01-15 12:00:00+00', 'manual', 'by hand') RETURNING id")).scalar_one()
+        e = c.execute(sa.text("INSERT INTO journal_entry (entry_date, occurred_at, kind, description, line_count) "
+                              "VALUES ('2026-01-15', '2026-01-15 12:00:00+00', 'manual', 'by hand', 2) RETURNING id")).scalar_one()
         c.execute(sa.text("INSERT INTO journal_line (entry_id, account_code, commodity, debit, credit) "
                           "VALUES (:e, '1000', 'USD', 500, 0), (:e, '2200', 'USD', 0, 500)"), {"e": e})
     refused = [

@@ -146,8 +146,8 @@ TAMPERING = {
     "emptied entry": ["DELETE FROM journal_line WHERE entry_id = 3"],  # an entry left without lines
     "changed date": ["UPDATE journal_entry SET entry_date = '2026-02-15' WHERE id = 2"],
     "inserted entry": [
-        ("INSERT INTO journal_entry (id, entry_date, occurred_at, kind, description, customer_id) "
-         "VALUES (900, '2026-01-15', '2026-01-15T00:00:00Z', 'payment', 'cash that never came', 'acme')"),
+        ("INSERT INTO journal_entry (id, entry_date, occurred_at, kind, description, customer_id, line_count) "
+         "VALUES (900, '2026-01-15', '2026-01-15T00:00:00Z', 'payment', 'cash that never came', 'acme', 2)"),
         ("INSERT INTO journal_line (entry_id, account_code, commodity, debit, credit, customer_id) "
          "VALUES (900, '1000', 'USD', 500, 0, 'acme'), (900, '2200', 'USD', 0, 500, 'acme')")],
 }
@@ -305,7 +305,7 @@ def test_the_server_writes_each_entrys_canonical_bytes_as_python_does(pg_raw, en
     line_id = iter(range(1, 1000))
     rows, lines = [], []
     for entry_id, e in enumerate(entries, start=1):
-        rows.append({k: v for k, v in e.items() if k != "lines"} | {"id": entry_id})
+        rows.append({k: v for k, v in e.items() if k != "lines"} | {"id": entry_id, "line_count": len(e["lines"])})
         lines += [ln | {"id": next(line_id), "entry_id": entry_id} for ln in e["lines"]]
     seed.shuffle(lines)
     pg_raw.rollback()  # whatever an earlier example left
