@@ -20,7 +20,7 @@ import click
               help="File of bearer tokens, one a line (also: LEDGER_API_TOKENS, comma-separated).")
 @click.option("--window-ms", default=2.0, show_default=True, type=click.FloatRange(0, 100),
               help="Group commit: how long to wait for more requests after the first (milliseconds).")
-@click.option("--committers", default=3, show_default=True, type=click.IntRange(1, 16),
+@click.option("--committers", default=1, show_default=True, type=click.IntRange(1, 16),
               help="Group-commit threads per worker, each with its own transaction (PostgreSQL; SQLite: 1).")
 @click.option("--max-group", default=1000, show_default=True, type=click.IntRange(1, 1000),
               help="Group commit: events in one group at most (a request of more is a group of its own).")

@@ -65,7 +65,7 @@ class ServeConfig:
     window: float = WINDOW
     max_group_events: int = MAX_EVENTS
     max_body: int = MAX_BODY
-    committers: int = 3
+    committers: int = 1
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

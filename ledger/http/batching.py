@@ -10,7 +10,7 @@ holding its events has committed (or after its own refusal), so a client that go
 committed result. While one group commits, the next one gathers: under load the groups grow by
 themselves, and one COMMIT (one WAL flush on PostgreSQL) serves many requests.
 
-Committer threads (``threads``; ``ledger serve --committers``, 3 on PostgreSQL) share one queue,
+Committer threads (``threads``; ``ledger serve --committers``, 1 by default) share one queue,
 each group in its own transaction. With ``ledger serve --workers N`` (PostgreSQL) each worker
 batches its own requests, and the workers' transactions serialise per customer on the customer row
 locks, as concurrent imports do. SQLite has one writer at a time: one worker.
