@@ -102,21 +102,25 @@ END $$""",
 DECLARE
     d date;
     declared integer;
+    was_full boolean := false;
 BEGIN
     IF TG_ARGV[0] = 'entry' THEN
         d := NEW.entry_date;
     ELSE
+        -- NEW.entry_id only here: an expression naming a field the row lacks fails even where
+        -- an AND would not reach it (a journal_entry row has no entry_id)
         SELECT entry_date, line_count INTO d, declared
           FROM journal_entry WHERE customer_id = NEW.customer_id AND id = NEW.entry_id;
+        -- revision 0018; a BEFORE row trigger sees the lines before this one (earlier rows of
+        -- its statement too)
+        was_full := (SELECT count(*) FROM journal_line
+                  WHERE customer_id = NEW.customer_id AND entry_id = NEW.entry_id) >= declared;
     END IF;
     IF EXISTS (SELECT 1 FROM accounting_period WHERE period = to_char(d, 'YYYY-MM') AND status = 'closed') THEN
         RAISE EXCEPTION 'period % is closed: posting dated % refused', to_char(d, 'YYYY-MM'), d
             USING ERRCODE = 'check_violation';
     END IF;
-    -- revision 0018; a BEFORE row trigger sees the lines before this one (earlier rows of its
-    -- statement too)
-    IF TG_ARGV[0] = 'line' AND (SELECT count(*) FROM journal_line
-                                 WHERE customer_id = NEW.customer_id AND entry_id = NEW.entry_id) >= declared THEN
+    IF was_full THEN
         RAISE EXCEPTION 'journal entry % already has its % lines: a line added later refused',
             NEW.entry_id, declared USING ERRCODE = 'check_violation';
     END IF;
