@@ -61,12 +61,12 @@ BEGIN
     RETURN NULL;
 END $$"""
 
-LINES_STATEMENT = """
+# the lines' statement trigger function (migration 0009's period lock), with ``declare`` and
+# ``check`` added before and after that lock
+_LINES_FUNCTION = """
 CREATE OR REPLACE FUNCTION ledger_refuse_locked_period_lines() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
-    d date;
-    e_id integer;
-    declared integer;
+    d date;{declare}
 BEGIN
     SELECT e.entry_date INTO d FROM (SELECT DISTINCT entry_id FROM ledger_new_rows) n
       JOIN journal_entry e ON e.id = n.entry_id
@@ -75,7 +75,13 @@ BEGIN
     IF FOUND THEN
         RAISE EXCEPTION 'period % is closed: posting dated % refused', to_char(d, 'YYYY-MM'), d
             USING ERRCODE = 'check_violation';
-    END IF;
+    END IF;{check}
+    RETURN NULL;
+END $$"""
+
+LINES_STATEMENT = _LINES_FUNCTION.format(declare="""
+    e_id integer;
+    declared integer;""", check="""
     -- one index probe per entry (no ORDER BY: with it the planner walked the whole key)
     SELECT e.id, e.line_count INTO e_id, declared
       FROM (SELECT entry_id FROM ledger_new_rows GROUP BY entry_id) k
@@ -85,26 +91,10 @@ BEGIN
     IF FOUND THEN
         RAISE EXCEPTION 'journal entry % already has its % lines: a line added later refused', e_id, declared
             USING ERRCODE = 'check_violation';
-    END IF;
-    RETURN NULL;
-END $$"""
+    END IF;""")
 
 # 0009's function, put back by the downgrade
-_LINES_0009 = """
-CREATE OR REPLACE FUNCTION ledger_refuse_locked_period_lines() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    d date;
-BEGIN
-    SELECT e.entry_date INTO d FROM (SELECT DISTINCT entry_id FROM ledger_new_rows) n
-      JOIN journal_entry e ON e.id = n.entry_id
-      JOIN accounting_period p ON p.period = to_char(e.entry_date, 'YYYY-MM') AND p.status = 'closed'
-     ORDER BY e.entry_date LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION 'period % is closed: posting dated % refused', to_char(d, 'YYYY-MM'), d
-            USING ERRCODE = 'check_violation';
-    END IF;
-    RETURN NULL;
-END $$"""
+_LINES_0009 = _LINES_FUNCTION.format(declare="", check="")
 
 _SQLITE_NO_UPDATE = ("CREATE TRIGGER journal_entry_no_update BEFORE UPDATE ON journal_entry "
                      "BEGIN SELECT RAISE(ABORT, 'journal is append-only: UPDATE on journal_entry refused'); END")
