@@ -191,9 +191,6 @@ def test_pg_period_lock_judges_every_row_of_a_statement(pg):
     refused as a whole when any one of them falls in a closed period (the error names the
     earliest such date), and COPY is held to the same rule; rows in open periods alone pass."""
     with pg.begin() as c:
-        open_entry = _entry(c, "2026-02-03")
-        _line(c, open_entry, "1000", 1, 0)
-        _line(c, open_entry, "2200", 0, 1)
         locked_entry = _entry(c, "2026-01-20")
         _line(c, locked_entry, "1000", 1, 0)
         _line(c, locked_entry, "2200", 0, 1)
@@ -206,19 +203,26 @@ def test_pg_period_lock_judges_every_row_of_a_statement(pg):
     with pytest.raises(sa.exc.DBAPIError, match="period 2026-01 is closed" + earliest):
         with pg.begin() as c:
             c.execute(sa.text(entries))
-    lines = ("INSERT INTO journal_line (entry_id, account_code, commodity, debit, credit, customer_id) VALUES "
-             f"({open_entry}, '1000', 'USD', 2, 0, 'cus_raw'), ({locked_entry}, '1000', 'USD', 2, 0, 'cus_raw'), "
-             f"({open_entry}, '2200', 'USD', 0, 2, 'cus_raw'), ({locked_entry}, '2200', 'USD', 0, 2, 'cus_raw')")
+    # the first row of each statement goes to an entry of an open period that still takes lines
+    # (made in the same transaction), so the refusal can only come from a later row
     with pytest.raises(sa.exc.DBAPIError, match="period 2026-01 is closed: posting dated 2026-01-20 refused"):
         with pg.begin() as c:
-            c.execute(sa.text(lines))
+            room = _entry(c, "2026-02-05")
+            c.execute(sa.text(
+                "INSERT INTO journal_line (entry_id, account_code, commodity, debit, credit, customer_id) VALUES "
+                f"({room}, '1000', 'USD', 2, 0, 'cus_raw'), ({locked_entry}, '1000', 'USD', 2, 0, 'cus_raw'), "
+                f"({room}, '2200', 'USD', 0, 2, 'cus_raw'), ({locked_entry}, '2200', 'USD', 0, 2, 'cus_raw')"))
     raw = pg.raw_connection()
     try:
         with pytest.raises(Exception, match="period 2026-01 is closed"):
-            with raw.driver_connection.cursor() as cur, cur.copy(
-                    "COPY journal_line (entry_id, account_code, commodity, debit, credit, customer_id) FROM STDIN") as copy:
-                copy.write_row((open_entry, "1000", "USD", 3, 0, "cus_raw"))
-                copy.write_row((locked_entry, "1000", "USD", 3, 0, "cus_raw"))
+            with raw.driver_connection.cursor() as cur:
+                room = cur.execute(
+                    "INSERT INTO journal_entry (entry_date, occurred_at, kind, description, customer_id, line_count) "
+                    "VALUES ('2026-02-06', '2026-02-06 12:00+00', 'manual', 'd', 'cus_raw', 2) RETURNING id").fetchone()[0]
+                with cur.copy("COPY journal_line (entry_id, account_code, commodity, debit, credit, customer_id) "
+                              "FROM STDIN") as copy:
+                    copy.write_row((room, "1000", "USD", 3, 0, "cus_raw"))
+                    copy.write_row((locked_entry, "1000", "USD", 3, 0, "cus_raw"))
         raw.driver_connection.rollback()
     finally:
         raw.close()
@@ -227,8 +231,8 @@ def test_pg_period_lock_judges_every_row_of_a_statement(pg):
         c.execute(sa.text("INSERT INTO journal_line (entry_id, account_code, commodity, debit, credit, customer_id) "
                           f"VALUES ({fresh}, '1000', 'USD', 4, 0, 'cus_raw'), ({fresh}, '2200', 'USD', 0, 4, 'cus_raw')"))
     with pg.connect() as c:
-        assert c.execute(sa.text("SELECT count(*) FROM journal_entry")).scalar_one() == 3
-        assert c.execute(sa.text("SELECT count(*), sum(debit) FROM journal_line")).one() == (6, 6)
+        assert c.execute(sa.text("SELECT count(*) FROM journal_entry")).scalar_one() == 2  # the refused rolled back
+        assert c.execute(sa.text("SELECT count(*), sum(debit) FROM journal_line")).one() == (4, 5)
 
 
 @pytest.fixture
