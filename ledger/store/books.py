@@ -84,8 +84,10 @@ class BookCache:
     only if the row, read in the new transaction (under the customer lock on PostgreSQL), still
     carries the token of the posting that kept it; any other writer since (another process, a
     close) has written its own token. A book is taken out of the cache while a posting uses it
-    and put back only after that posting commits, so one that fails or rolls back leaves nothing
-    stale. Books with subscriptions or guarantees are not kept. At most ``size`` books, least
+    and put back after that posting commits, so one that fails or rolls back leaves nothing
+    stale; the group commit's path (`ledger.store.grouped`) puts its books back before it
+    commits, so that the next group builds on them, and drops them if it fails: a book kept
+    under a token that was never committed is never reused, as no customer row carries it. Books with subscriptions or guarantees are not kept. At most ``size`` books, least
     recently used dropped first. With LEDGER_CHECK_BOOK_CACHE=1 (the test suite sets it) every
     reuse is compared with a fresh derivation from the journal and a difference raises
     AssertionError.
@@ -114,6 +116,21 @@ class BookCache:
         with self._lock:
             kept = self._books.get((db, customer_id))
             return kept[0] if kept is not None else None
+
+    def peek(self, db: str, customer_id: str, token: int) -> CustomerBook | None:
+        """The kept book of ``customer_id`` if it is kept under ``token``; it stays in the cache."""
+        with self._lock:
+            kept = self._books.get((db, customer_id))
+            return kept[1] if kept is not None and kept[0] == token else None
+
+    def drop(self, db: str, token: int, customer_ids: Sequence[str]) -> None:
+        """Forget the books of ``customer_ids`` that are kept under ``token`` (the posting that
+        wrote it failed); a book kept since under another token stays."""
+        with self._lock:
+            for customer_id in customer_ids:
+                kept = self._books.get((db, customer_id))
+                if kept is not None and kept[0] == token:
+                    del self._books[(db, customer_id)]
 
     def put(self, db: str, token: int, books: Mapping[str, CustomerBook]) -> None:
         """Keep ``books`` (customer id -> book), as committed by the posting that wrote ``token``."""

@@ -13,7 +13,7 @@ entries and records, events in the same order), then:
    check, under the locks, of what the run in memory assumed (``ledger_expect``, migration 0008: every
    customer row still carries the token its kept book was written with, no event id is stored,
    the closed periods are the same); the batch row; every row of the posting, one statement per
-   table (`ledger.store.writer.send_grouped`); COMMIT.
+   table (`ledger.store.writer.grouped_statements`, built before the pipeline); COMMIT.
 
 If the check fails PostgreSQL raises SQLSTATE LX001 and skips the rest of the pipeline, so
 nothing is written; the kept books are dropped and the caller takes the general path, which
@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import psycopg
 from sqlmodel import Session
@@ -49,10 +51,13 @@ from ledger.store.pipeline import (
     remember_closed,
 )
 from ledger.store.reader import SessionStore
-from ledger.store.writer import INSERT_BATCH, check_drafts, new_token, send_grouped
+from ledger.store.writer import INSERT_BATCH, Statement, check_drafts, grouped_statements, new_token, send_statements
 
 _IDS = ("SELECT nextval(pg_get_serial_sequence('import_batch', 'id')), "
         "ARRAY(SELECT nextval(pg_get_serial_sequence('journal_entry', 'id')) FROM generate_series(1, %s))")
+APPLYING = threading.Lock()
+"""Held while a group is applied over the kept books and its statements built: one at a time in
+a process, so that each builds on the books the previous one kept (see `post_usage_group`)."""
 _CLOSED = "SELECT period FROM accounting_period WHERE status = 'closed' ORDER BY period"
 _CHANGED = "LX001"
 _GATE = f"SELECT pg_advisory_xact_lock_shared({GATE_KEY})"
@@ -93,7 +98,14 @@ def post_usage_group(session: Session, catalog: Catalog, events: Sequence[Source
     Returns the summary, or None when this path declines or the database says an assumption
     changed (see the module docstring): nothing was written, and the books it took from the
     process's kept books are dropped. raises PeriodLockedError or UnbalancedEntryError as the
-    writer does (nothing written), psycopg.Error when the connection broke."""
+    writer does (nothing written), psycopg.Error when the connection broke.
+
+    Groups are applied one at a time in a process (``APPLYING``), and each keeps its books under
+    its new token as soon as its rows are built, before it commits: the next group (another
+    committer thread) builds on them while this one is in the database. That is safe because a
+    kept book is used only where the customer row, under its lock, carries its token: the next
+    group's transaction waits for this one's locks, and finds this one's token only if it
+    committed. A group that fails drops the books kept under its token."""
     if not events or is_citus(session):
         return None
     db = str(session.get_bind().url)
@@ -102,25 +114,11 @@ def post_usage_group(session: Session, catalog: Catalog, events: Sequence[Source
     # autocommit: psycopg sends no BEGIN of its own (a round trip); the pipeline sends it
     raw.autocommit = True
     try:
-        closed = closed_seen(db)
-        if closed is None:
-            closed = [p for (p,) in raw.execute(_CLOSED).fetchall()]
-            remember_closed(db, closed)
-        books = _take_books(db, events, catalog)
-        if books is None:
+        with APPLYING:
+            group = _apply(raw, session, catalog, events, sources, db)
+        if group is None:
             return None
-        run = Posting(catalog, SessionStore(session, catalog.tz, cache=kept.BOOKS, db=db), closed=closed)
-        for _, book in books:
-            run.adopt(book)
-        for se in sorted(events, key=apply_order):
-            run.apply(se)
-        if session.in_transaction() or not only_usage(run, session):
-            # the run read the database (an invoice number at a month end) or writes more than usage
-            ATTEMPTS["group_declined"] += 1
-            session.rollback()
-            return None
-        check_drafts(run.entries().drafts, closed)
-        return _send(raw, session, catalog, run, events, sources, books, closed, db)
+        return _send(raw, session, catalog, group, db)
     finally:
         if raw.broken:
             pooled.invalidate()  # not back into the pool
@@ -129,6 +127,54 @@ def post_usage_group(session: Session, catalog: Catalog, events: Sequence[Source
                 raw.rollback()
             raw.autocommit = False
             pooled.close()
+
+
+@dataclass
+class _Group:
+    """A group applied in memory and its statements, ready to send (`_send`)."""
+
+    run: Posting
+    statements: list[Statement]
+    expect: dict
+    customers: list[str]
+    batch_id: int
+    entries: int
+    token: int
+
+
+def _apply(raw: psycopg.Connection, session: Session, catalog: Catalog, events: Sequence[SourcedEvent],
+           sources: Sequence[str], db: str) -> _Group | None:
+    """Apply ``events`` over the kept books and build the group's statements; the books are kept
+    again under the group's new token (see `post_usage_group`). None when the path declines."""
+    closed = closed_seen(db)
+    if closed is None:
+        closed = [p for (p,) in raw.execute(_CLOSED).fetchall()]
+        remember_closed(db, closed)
+    books = _take_books(db, events, catalog)
+    if books is None:
+        return None
+    run = Posting(catalog, SessionStore(session, catalog.tz, cache=kept.BOOKS, db=db), closed=closed)
+    for _, book in books:
+        run.adopt(book)
+    for se in sorted(events, key=apply_order):
+        run.apply(se)
+    if session.in_transaction() or not only_usage(run, session):
+        # the run read the database (an invoice number at a month end) or writes more than usage
+        ATTEMPTS["group_declined"] += 1
+        session.rollback()
+        return None
+    check_drafts(run.entries().drafts, closed)
+    token = new_token()
+    customers = [book.customer.id for _, book in books]
+    (batch_id, entry_ids), = raw.execute(_IDS, (len(run.entries().drafts),)).fetchall()
+    statements = grouped_statements(run, token, batch_id, entry_ids, sources)
+    expect = {"customers": customers, "tokens": [t for t, _ in books], "n": len(books),
+              "ids": [se.id for se in events], "closed": ",".join(closed)}
+    summary = run.summary
+    statements.insert(0, (INSERT_BATCH, (batch_id, json.dumps(list(sources)), summary.posted, 0,
+                                         summary.quarantined, summary.late)))
+    kept.BOOKS.put(db, token, run.books)
+    return _Group(run, statements, expect, customers, batch_id, len(entry_ids), token)
 
 
 def _take_books(db: str, events: Sequence[SourcedEvent], catalog: Catalog) -> list[tuple[int, CustomerBook]] | None:
@@ -156,16 +202,10 @@ def _take_books(db: str, events: Sequence[SourcedEvent], catalog: Catalog) -> li
     return taken
 
 
-def _send(raw: psycopg.Connection, session: Session, catalog: Catalog, run: Posting, events: Sequence[SourcedEvent],
-          sources: Sequence[str], books: list[tuple[int, CustomerBook]], closed: list[str],
-          db: str) -> ImportSummary | None:
-    """The two round trips of the module docstring on ``raw`` (autocommit, no transaction open);
-    the books are kept again under their new token once committed."""
-    summary = run.summary
-    token = new_token()
-    customers = [book.customer.id for _, book in books]
+def _send(raw: psycopg.Connection, session: Session, catalog: Catalog, group: _Group, db: str) -> ImportSummary | None:
+    """The pipeline of the module docstring on ``raw`` (autocommit, no transaction open); on a
+    failure the books kept under the group's token are dropped."""
     failed: psycopg.Error | None = None
-    (batch_id, entry_ids), = raw.execute(_IDS, (len(run.entries().drafts),)).fetchall()
     with raw.cursor() as cur:
         try:
             with raw.pipeline():
@@ -174,18 +214,16 @@ def _send(raw: psycopg.Connection, session: Session, catalog: Catalog, run: Post
                 try:
                     cur.execute("BEGIN")
                     cur.execute(_GATE)
-                    cur.execute(_LOCK_ROWS, (customers,), prepare=False)
-                    cur.execute(_EXPECT, {"customers": customers, "tokens": [t for t, _ in books], "n": len(books),
-                                          "ids": [se.id for se in events], "closed": ",".join(closed)}, prepare=False)
-                    cur.execute(INSERT_BATCH, (batch_id, json.dumps(list(sources)), summary.posted, 0,
-                                               summary.quarantined, summary.late))
-                    send_grouped(cur, run, token, batch_id, entry_ids, sources)
+                    cur.execute(_LOCK_ROWS, (group.customers,), prepare=False)
+                    cur.execute(_EXPECT, group.expect, prepare=False)
+                    send_statements(cur, group.statements)
                     cur.execute("COMMIT")
                 except psycopg.Error as exc:
                     failed = exc
         except psycopg.Error as exc:
             failed = failed or exc
     if failed is not None:
+        kept.BOOKS.drop(db, group.token, group.customers)
         if raw.broken:
             raise failed
         changed = failed.sqlstate == _CHANGED
@@ -195,9 +233,12 @@ def _send(raw: psycopg.Connection, session: Session, catalog: Catalog, run: Post
         return None
     ATTEMPTS["group_posted"] += 1
     if os.environ.get("LEDGER_CHECK_BOOK_CACHE") == "1":
-        for _, book in books:
-            check_kept(session, catalog, book, token)
-    kept.BOOKS.put(db, token, run.books)
-    summary.import_id = batch_id
-    summary.entries = len(entry_ids)
+        with APPLYING:  # no group builds on these books meanwhile; one that already has is checked after its own commit
+            for customer in group.customers:
+                book = kept.BOOKS.peek(db, customer, group.token)
+                if book is not None:
+                    check_kept(session, catalog, book, group.token)
+    summary = group.run.summary
+    summary.import_id = group.batch_id
+    summary.entries = group.entries
     return summary

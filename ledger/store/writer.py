@@ -321,10 +321,13 @@ def _insert_unnest(table: sa.Table, columns: tuple[str, ...]) -> str:
     return f'INSERT INTO "{table.name}" ({", ".join(columns)}) SELECT * FROM unnest({arrays})'
 
 
-def _send_columns(cur: psycopg.Cursor, table: sa.Table, columns: tuple[str, ...], rows: list[tuple]) -> None:
-    """Send the INSERT of ``rows`` (tuples in the order of ``columns``) as one statement."""
-    if rows:
-        cur.execute(_insert_unnest(table, columns), [list(col) for col in zip(*rows)])
+Statement = tuple[str, Sequence]
+"""One statement to send: its SQL and its parameters."""
+
+
+def _columns(table: sa.Table, columns: tuple[str, ...], rows: list[tuple]) -> list[Statement]:
+    """The INSERT of ``rows`` (tuples in the order of ``columns``) as one statement (none for no rows)."""
+    return [(_insert_unnest(table, columns), [list(col) for col in zip(*rows)])] if rows else []
 
 
 _USAGE_COLUMNS = tuple(c.name for c in UsageEvent.__table__.columns)
@@ -333,25 +336,27 @@ _CURSORS = ("UPDATE customer AS c SET steps_through = k.steps_through, book_vers
             "FROM unnest(%b::varchar[], %b::timestamptz[]) AS k(id, steps_through) WHERE c.id = k.id")
 
 
-def send_grouped(cur: psycopg.Cursor, run: Posting, token: int, batch_id: int, entry_ids: Sequence[int],
-                 files: Sequence[str]) -> None:
-    """Send, in the pipeline of ``cur``, every row of ``run`` (a posting that writes only usage,
+def grouped_statements(run: Posting, token: int, batch_id: int, entry_ids: Sequence[int],
+                       files: Sequence[str]) -> list[Statement]:
+    """The statements that write every row of ``run`` (a posting that writes only usage,
     `Posting.writes_only_usage`, for any number of customers), built by the writer's row
-    builders: each customer's ``steps_through`` and ``book_version`` (``token``), the entries
-    with ``entry_ids`` (one id per draft, in draft order, drawn beforehand), their lines, the
-    usage rows naming their entry and their place in ``files`` (the batch's sources), the
-    quarantine rows; every row of the posting names import batch ``batch_id`` (inserted by the
-    caller). The drafts must have been checked (`check_drafts`)."""
+    builders, to be sent in order with `send_statements`: each customer's ``steps_through`` and
+    ``book_version`` (``token``), the entries with ``entry_ids`` (one id per draft, in draft
+    order, drawn beforehand), their lines, the usage rows naming their entry and their place in
+    ``files`` (the batch's sources), the quarantine rows; every row of the posting names import
+    batch ``batch_id`` (inserted by the caller). The drafts must have been checked
+    (`check_drafts`). Every value is read from ``run`` here, so the books may change after it
+    returns (the next group applied on them) without changing what is sent."""
     journal = run.entries()
     books = sorted(run.books.values(), key=lambda b: b.customer.id)
-    cur.execute(_CURSORS, (token, [b.customer.id for b in books], [b.steps_through for b in books]))
+    out: list[Statement] = [(_CURSORS, (token, [b.customer.id for b in books], [b.steps_through for b in books]))]
     entries = []
     for entry_id, draft in zip(entry_ids, journal.drafts, strict=True):
         draft.import_id = batch_id
         entries.append((entry_id, *entry_values(draft).values()))
-    _send_columns(cur, JournalEntry.__table__, _ENTRY_ROW, entries)
-    _send_columns(cur, JournalLine.__table__, LINE_COLUMNS,
-                  [line_values(entry_id, ln) for entry_id, d in zip(entry_ids, journal.drafts) for ln in d.lines])
+    out += _columns(JournalEntry.__table__, _ENTRY_ROW, entries)
+    out += _columns(JournalLine.__table__, LINE_COLUMNS,
+                    [line_values(entry_id, ln) for entry_id, d in zip(entry_ids, journal.drafts) for ln in d.lines])
     usage, sources = [], []
     for u in run.usage_rows:
         u.import_id = batch_id
@@ -360,12 +365,19 @@ def send_grouped(cur: psycopg.Cursor, run: Posting, token: int, batch_id: int, e
         usage.append(tuple(row[c] for c in _USAGE_COLUMNS))
         if kept is not None:
             sources.append((kept["customer_id"], kept["id"], kept["source"]))
-    _send_columns(cur, UsageEvent.__table__, _USAGE_COLUMNS, usage)
-    _send_columns(cur, UsageSource.__table__, ("customer_id", "id", "source"), sources)
+    out += _columns(UsageEvent.__table__, _USAGE_COLUMNS, usage)
+    out += _columns(UsageSource.__table__, ("customer_id", "id", "source"), sources)
     quarantined = []
     for q in run.quarantine_rows:
         q.import_id = batch_id
         quarantined.append(tuple(getattr(q, c) for c in _QUARANTINE_COLUMNS))
-    _send_columns(cur, Quarantine.__table__, _QUARANTINE_COLUMNS, quarantined)
+    out += _columns(Quarantine.__table__, _QUARANTINE_COLUMNS, quarantined)
     for b in books:
         b.customer.steps_through, b.customer.book_version = b.steps_through, token
+    return out
+
+
+def send_statements(cur: psycopg.Cursor, statements: Sequence[Statement]) -> None:
+    """Send ``statements`` (`grouped_statements`) on ``cur``, in order (in its pipeline)."""
+    for sql, params in statements:
+        cur.execute(sql, params)

@@ -13,10 +13,13 @@ import pytest
 import sqlalchemy as sa
 from test_direct import tables
 
+from sqlmodel import Session
+
 from ledger.event_schemas import parse_event
 from ledger.services import serving
 from ledger.services.serving import Submission
 from ledger.store import books as E
+from ledger.store.books import check_kept_book
 from ledger.store import pipeline
 
 pytestmark = pytest.mark.postgres
@@ -131,3 +134,85 @@ def test_groups_post_the_books_of_the_general_path(make_books, monkeypatch):
     assert statuses["quarantined"] >= 2 and statuses["duplicate"] == 1, statuses
     assert Counter(a[0] for a in answers_general)["refused"] == 2
     assert any(r.get("late") for a in answers_general for r in a[1])
+
+
+def _group(prefix: str, days: float) -> list:
+    """Four usage events of customers a and b, validated as one request each."""
+    out = []
+    for k in range(4):
+        se, problems = parse_event(json.dumps(_usage(f"{prefix}-{k}", "ab"[k % 2], days + k / 10, 5 + k)),
+                                   f"http:{prefix}-{k}", 1)
+        assert not problems
+        out.append(se)
+    return out
+
+
+def _applied(books, events) -> tuple:
+    """A group applied over the kept books and ready to send, as a committer thread has it
+    between `_apply` and `_send` (its own session and connection)."""
+    from ledger.store import grouped
+
+    session = Session(books.engine)
+    pooled = books.engine.raw_connection()
+    raw = pooled.driver_connection
+    raw.autocommit = True
+    with grouped.APPLYING:
+        group = grouped._apply(raw, session, books.catalog, events, [se.source.rsplit(":", 1)[0] for se in events],
+                               str(books.engine.url))
+    assert group is not None
+    return session, pooled, raw, group
+
+
+def _sent(books, applied) -> bool:
+    from ledger.store import grouped
+
+    session, pooled, raw, group = applied
+    try:
+        return grouped._send(raw, session, books.catalog, group, str(books.engine.url)) is not None
+    finally:
+        session.close()
+        pooled.close()
+
+
+@pytest.mark.parametrize("db_url", PG_ONLY, indirect=True)
+@pytest.mark.parametrize("order", ["first-then-second", "second-then-first", "first-fails"])
+def test_a_group_applied_on_books_not_yet_committed(make_books, monkeypatch, order):
+    """Two groups of the same customers in flight: the second is applied on the books the first
+    kept before it committed. It is posted by this path only if the first committed before its
+    check; otherwise its check finds the customers' rows without the first's token and it posts
+    nothing (the caller then takes the general path). Either way the kept books end as the
+    journal's."""
+    monkeypatch.setattr(E, "BOOKS", E.BookCache())
+    monkeypatch.setenv("LEDGER_CHECK_BOOK_CACHE", "1")
+    books = make_books()
+    db = str(books.engine.url)
+    pipeline.remember_closed(db, None)
+    setup = [body for body in _groups()[0]]
+    subs = []
+    for k, body in enumerate(setup):
+        se, _ = parse_event(json.dumps(body), f"http:setup-{k}", 1)
+        subs.append(Submission(f"http:setup-{k}", [se]))
+    assert {o.status for o in serving.post_requests(books.engine, books.catalog, subs, direct=True)} == {"ok"}
+    first = _group("first", 1)
+    if order == "first-fails":  # an id already stored: the first's check refuses it in the database
+        first[0] = parse_event(json.dumps(_usage("c-a", "a", 1)), "http:first-0", 1)[0]
+    one = _applied(books, first)
+    two = _applied(books, _group("second", 2))
+    assert two[3].expect["tokens"] == [one[3].token] * 2  # built on the first's books
+    if order == "second-then-first":
+        assert not _sent(books, two)
+        assert _sent(books, one)
+    else:
+        assert _sent(books, one) == (order == "first-then-second")
+        assert _sent(books, two) == (order == "first-then-second")
+    with books.engine.connect() as c:
+        posted = {r[0][:-2] for r in c.execute(sa.text("SELECT id FROM usage_event"))}
+    assert posted == {"first-then-second": {"first", "second"}, "second-then-first": {"first"},
+                      "first-fails": set()}[order]
+    # a failed group's books are forgotten; what stays kept is the journal's
+    kept = {cid: E.BOOKS.token_of(db, cid) for cid in "ab"}
+    assert kept == {cid: two[3].token if order == "first-then-second" else None for cid in "ab"}
+    if order == "first-then-second":
+        for cid in "ab":
+            with Session(books.engine) as s:
+                check_kept_book(s, E.BOOKS.peek(db, cid, kept[cid]), books.catalog.tz)
