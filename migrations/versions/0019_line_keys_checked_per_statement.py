@@ -40,7 +40,8 @@ down_revision: Union[str, None] = '0018'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
-# the lines' statement trigger function of revision 0018, with ``keys`` before its period lock
+# the lines' statement trigger function of revision 0018, with ``keys`` before its period lock;
+# its line count check reads each entry the statement adds lines to, and may also find one missing
 _LINES_FUNCTION = """
 CREATE OR REPLACE FUNCTION ledger_refuse_locked_period_lines() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
@@ -57,11 +58,11 @@ BEGIN{keys}
             USING ERRCODE = 'check_violation';
     END IF;
     -- one index probe per entry (no ORDER BY: with it the planner walked the whole key)
-    SELECT e.id, e.line_count INTO e_id, declared
+    SELECT k.entry_id, e.line_count INTO e_id, declared
       FROM (SELECT entry_id FROM ledger_new_rows GROUP BY entry_id) k
-      JOIN journal_entry e ON e.id = k.entry_id
-     WHERE (SELECT count(*) FROM journal_line l WHERE l.entry_id = k.entry_id) > e.line_count
-     LIMIT 1;
+      {join} journal_entry e ON e.id = k.entry_id
+     WHERE {missing}(SELECT count(*) FROM journal_line l WHERE l.entry_id = k.entry_id) > e.line_count
+     LIMIT 1;{refuse_missing}
     IF FOUND THEN
         RAISE EXCEPTION 'journal entry % already has its % lines: a line added later refused', e_id, declared
             USING ERRCODE = 'check_violation';
@@ -69,24 +70,23 @@ BEGIN{keys}
     RETURN NULL;
 END $$"""
 
-# what the two foreign keys checked, once per statement: the entries, then the accounts, locked
-# first as the key locked them (FOR KEY SHARE, by `SHARE_ACCOUNTS`): a DELETE of one, or a change
+# what the two foreign keys checked, once per statement: the accounts, locked first as the key
+# locked them (FOR KEY SHARE, by `SHARE_ACCOUNTS`): a DELETE of one, or a change
 # of its code, waits for this transaction and its guard then sees these lines; one deleted before
-# is missing here (under REPEATABLE READ the lock refuses it as a concurrent delete)
+# is missing here (under REPEATABLE READ the lock refuses it as a concurrent delete); then the
+# entries, by the line count's query (an entry is never deleted: the journal is append-only)
 LINES_STATEMENT = _LINES_FUNCTION.format(declare="""
     codes text[];
     missing text;""", keys="""
-    SELECT n.entry_id INTO e_id FROM (SELECT DISTINCT entry_id FROM ledger_new_rows) n
-     WHERE NOT EXISTS (SELECT FROM journal_entry e WHERE e.id = n.entry_id) LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION 'journal line names entry %, which does not exist', e_id
-            USING ERRCODE = 'foreign_key_violation';
-    END IF;
     codes := ARRAY(SELECT DISTINCT account_code FROM ledger_new_rows);
     PERFORM ledger_share_accounts(codes);
     SELECT c INTO missing FROM unnest(codes) c WHERE NOT EXISTS (SELECT FROM account a WHERE a.code = c) LIMIT 1;
     IF FOUND THEN
         RAISE EXCEPTION 'journal line names account %, which is not in the chart', missing
+            USING ERRCODE = 'foreign_key_violation';
+    END IF;""", join="LEFT JOIN", missing="e.id IS NULL OR ", refuse_missing="""
+    IF FOUND AND declared IS NULL THEN
+        RAISE EXCEPTION 'journal line names entry %, which does not exist', e_id
             USING ERRCODE = 'foreign_key_violation';
     END IF;""")
 
@@ -100,7 +100,7 @@ BEGIN
 END $$"""
 
 # revision 0018's function, put back by the downgrade
-_LINES_0018 = _LINES_FUNCTION.format(declare="", keys="")
+_LINES_0018 = _LINES_FUNCTION.format(declare="", keys="", join="JOIN", missing="", refuse_missing="")
 
 # what the account key refused on the referenced side: deleting an account lines name, changing
 # its code, truncating the chart under a journal with lines
