@@ -49,10 +49,10 @@ from ledger.store.pipeline import (
     remember_closed,
 )
 from ledger.store.reader import SessionStore
-from ledger.store.writer import INSERT_BATCH, check_drafts, new_token, send_grouped
+from ledger.store.writer import ENTRY_SEQUENCE, INSERT_BATCH, check_drafts, new_token, send_grouped
 
 _IDS = ("SELECT nextval(pg_get_serial_sequence('import_batch', 'id')), "
-        "ARRAY(SELECT nextval(pg_get_serial_sequence('journal_entry', 'id')) FROM generate_series(1, %s))")
+        f"ARRAY(SELECT nextval(s.seq) FROM {ENTRY_SEQUENCE}, generate_series(1, %s))")
 _CLOSED = "SELECT period FROM accounting_period WHERE status = 'closed' ORDER BY period"
 _CHANGED = "LX001"
 _GATE = f"SELECT pg_advisory_xact_lock_shared({GATE_KEY})"
