@@ -111,6 +111,12 @@ BEGIN
         -- an AND would not reach it (a journal_entry row has no entry_id)
         SELECT entry_date, line_count INTO d, declared
           FROM journal_entry WHERE customer_id = NEW.customer_id AND id = NEW.entry_id;
+        -- revision 0019: what the key by entry id checked (the key by (customer, entry id)
+        -- checks it too, after this trigger)
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'journal line names entry %, which does not exist', NEW.entry_id
+                USING ERRCODE = 'foreign_key_violation';
+        END IF;
         -- revision 0018; a BEFORE row trigger sees the lines before this one (earlier rows of
         -- its statement too)
         was_full := (SELECT count(*) FROM journal_line
@@ -194,6 +200,16 @@ def _check(c: sa.Connection) -> Distribution | None:
     return None
 
 
+# revision 0019: on one PostgreSQL a line's account is checked by the lines' statement trigger
+# and the chart guarded by a trigger on account that reads journal_line; on Citus the statement
+# trigger is a row trigger on the shards and the chart a reference table, so the key to it comes
+# back (a distributed table may refer to a reference table) and the chart's triggers go
+_CHART_KEYS = ({"conname": "fk_journal_line_account_code_account", "relname": "journal_line", "referenced": "account",
+                "columns": ["account_code"], "refcolumns": ["code"]},)
+_CHART_TRIGGERS = ("DROP TRIGGER IF EXISTS account_in_use ON account",
+                   "DROP TRIGGER IF EXISTS account_in_use_truncate ON account")
+
+
 def _reshape_keys(c: sa.Connection) -> list[str]:
     """Drop every foreign key of the distributed tables; make the distribution columns NOT NULL
     and every key lead with them. Returns the foreign keys to add once the tables are distributed
@@ -215,7 +231,7 @@ def _reshape_keys(c: sa.Connection) -> list[str]:
     for table, col in LOOKUP_INDEXES:
         c.execute(sa.text(f"CREATE INDEX IF NOT EXISTS {_q(f'ix_{table}_{col}_lookup')} ON {_q(table)} ({_q(col)})"))
     later, seen = [], set()
-    for r in foreign:
+    for r in [*foreign, *_CHART_KEYS]:
         table, ref, cols, refcols = r["relname"], r["referenced"], list(r["columns"]), list(r["refcolumns"])
         if ref in LOCAL:
             continue
@@ -296,7 +312,7 @@ def _distribute(engine: Engine, shard_count: int) -> Distribution:
             c.execute(sa.text("SET LOCAL citus.multi_shard_modify_mode = 'sequential'"))
             c.execute(sa.text("SET LOCAL citus.enable_unsafe_triggers = on"))
             c.execute(sa.text(f"SET LOCAL citus.shard_count = {int(shard_count)}"))
-            for drop in _journal_triggers(c):
+            for drop in (*_journal_triggers(c), *_CHART_TRIGGERS):
                 c.execute(sa.text(drop))
             foreign_keys = _reshape_keys(c)
             for statement in (*_GUARDS, _sealed_bytes(c)):

@@ -51,10 +51,18 @@ from ledger.store.pipeline import (
     remember_closed,
 )
 from ledger.store.reader import SessionStore
-from ledger.store.writer import INSERT_BATCH, Statement, check_drafts, grouped_statements, new_token, send_statements
+from ledger.store.writer import (
+    ENTRY_SEQUENCE,
+    INSERT_BATCH,
+    Statement,
+    check_drafts,
+    grouped_statements,
+    new_token,
+    send_statements,
+)
 
 _IDS = ("SELECT nextval(pg_get_serial_sequence('import_batch', 'id')), "
-        "ARRAY(SELECT nextval(pg_get_serial_sequence('journal_entry', 'id')) FROM generate_series(1, %s))")
+        f"ARRAY(SELECT nextval(s.seq) FROM {ENTRY_SEQUENCE}, generate_series(1, %s))")
 APPLYING = threading.Lock()
 """Held while a group is applied over the kept books and its statements built: one at a time in
 a process, so that each builds on the books the previous one kept (see `post_usage_group`)."""

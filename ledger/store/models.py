@@ -142,7 +142,7 @@ class JournalEntry(SQLModel, table=True):
     kind: str = Field(sa_column=_str(30, nullable=False))
     description: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
     customer_id: Optional[str] = Field(default=None, sa_column=_str(64, nullable=True))
-    event_id: Optional[str] = Field(default=None, sa_column=_str(128, nullable=True, index=True))
+    event_id: Optional[str] = Field(default=None, sa_column=_str(128, nullable=True))
     import_id: Optional[int] = Field(default=None, sa_column=sa.Column(sa.Integer, sa.ForeignKey("import_batch.id"), nullable=True))
     # how many lines the entry has (migration 0018): PostgreSQL checks it at COMMIT and refuses
     # a line that would make more
@@ -150,6 +150,8 @@ class JournalEntry(SQLModel, table=True):
     # a customer's entries of one kind (its refunds, when its book is loaded); also serves
     # lookups by customer alone
     __table_args__ = (sa.Index("ix_journal_entry_customer_kind", "customer_id", "kind"),
+                      # an event's entry (PostgreSQL, migration 0020: only the entries that name one)
+                      sa.Index("ix_journal_entry_event_id", "event_id", postgresql_where=sa.text("event_id IS NOT NULL")),
                       # PostgreSQL (migration 0013): what the key of a line's entry below refers to
                       sa.UniqueConstraint("customer_id", "id", name="uq_journal_entry_customer_id_id",
                                           info={"postgresql_only": True}))
@@ -164,23 +166,33 @@ class JournalLine(SQLModel, table=True):
 
     __tablename__ = "journal_line"
     id: Optional[int] = Field(default=None, sa_column=sa.Column(sa.Integer, primary_key=True, autoincrement=True))
-    entry_id: int = Field(sa_column=sa.Column(sa.Integer, sa.ForeignKey("journal_entry.id"), nullable=False, index=True))
-    account_code: str = Field(sa_column=sa.Column(sa.String(16), sa.ForeignKey("account.code"), nullable=False))
+    entry_id: int = Field(sa_column=sa.Column(sa.Integer, nullable=False, index=True))
+    account_code: str = Field(sa_column=sa.Column(sa.String(16), nullable=False))
     commodity: str = Field(sa_column=_str(8, nullable=False))
     debit: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
     credit: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
     customer_id: Optional[str] = Field(default=None, sa_column=_str(64, nullable=True))
-    grant_id: Optional[str] = Field(default=None, sa_column=_str(128, nullable=True, index=True))
-    invoice_number: Optional[str] = Field(default=None, sa_column=_str(32, nullable=True, index=True))
+    grant_id: Optional[str] = Field(default=None, sa_column=_str(128, nullable=True))
+    invoice_number: Optional[str] = Field(default=None, sa_column=_str(32, nullable=True))
     event_id: Optional[str] = Field(default=None, sa_column=_str(128, nullable=True))
     __table_args__ = (
         # a customer's lines of one account (grant balances, receivables, customer credit):
         # what loading a customer's book reads; also serves lookups by customer alone
         sa.Index("ix_journal_line_customer_account", "customer_id", "account_code"),
+        # a grant's lines, a document's lines (PostgreSQL, migration 0020: only the lines that name one)
+        sa.Index("ix_journal_line_grant_id", "grant_id", postgresql_where=sa.text("grant_id IS NOT NULL")),
+        sa.Index("ix_journal_line_invoice_number", "invoice_number",
+                 postgresql_where=sa.text("invoice_number IS NOT NULL")),
         # PostgreSQL (migration 0013): a line's (customer, entry) is its entry's; tells the planner
         # that the joins of ledger.store.keys match one entry per line
         sa.ForeignKeyConstraint(["customer_id", "entry_id"], ["journal_entry.customer_id", "journal_entry.id"],
                                 name="fk_journal_line_customer_id_journal_entry", info={"postgresql_only": True}),
+        # SQLite: the entry and the account each line names; PostgreSQL checks both once per
+        # statement in the lines' trigger, and guards the chart by a trigger (migration 0019)
+        sa.ForeignKeyConstraint(["entry_id"], ["journal_entry.id"], name="fk_journal_line_entry_id_journal_entry",
+                                info={"sqlite_only": True}),
+        sa.ForeignKeyConstraint(["account_code"], ["account.code"], name="fk_journal_line_account_code_account",
+                                info={"sqlite_only": True}),
         sa.CheckConstraint("debit >= 0 AND credit >= 0", name="non_negative"),
         sa.CheckConstraint("(debit > 0 AND credit = 0) OR (debit = 0 AND credit > 0)", name="one_side"),
     )

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from ledger.core.records import UsageDay
+from ledger.store.db import is_citus
 from ledger.store.events import lock_customer_rows
 from ledger.store.models import Customer
 
@@ -54,13 +55,16 @@ _TYPED = """CREATE TEMPORARY TABLE usage_stage ON COMMIT DROP AS
       FROM (SELECT n, event_id, customer_id, at, credits, (at AT TIME ZONE :tz)::date AS day FROM usage_raw) r
      ORDER BY customer_id COLLATE "C", day, at, n"""
 
-_REFUSALS = (
-    ("an id given twice", "SELECT EXISTS (SELECT event_id FROM usage_stage GROUP BY event_id HAVING count(*) > 1)"),
-    # SELECT 1, not an empty select list: Citus reads the staged table into an intermediate
-    # result and refuses one without columns ("a column definition list is required")
-    ("an id already stored", "SELECT EXISTS (SELECT 1 FROM usage_stage s JOIN usage_event u ON u.id = s.event_id) "
-                             "OR EXISTS (SELECT 1 FROM usage_stage s JOIN event e ON e.id = s.event_id)"),
-)
+_TWICE = ("an id given twice", "SELECT EXISTS (SELECT event_id FROM usage_stage GROUP BY event_id HAVING count(*) > 1)")
+# SELECT 1, not an empty select list: Citus reads the staged table into an intermediate result
+# and refuses one without columns ("a column definition list is required")
+_STORED_CITUS = ("an id already stored", "SELECT EXISTS (SELECT 1 FROM usage_stage s JOIN usage_event u ON u.id = s.event_id) "
+                                         "OR EXISTS (SELECT 1 FROM usage_stage s JOIN event e ON e.id = s.event_id)")
+# counted, not EXISTS: an id is almost never stored, and EXISTS lets the planner hope to stop at
+# the first match, probing the stored ids' index once per staged row (1M probes of pk_event:
+# 1.2 s) where hashing the smaller side and reading the other once costs a fifth of that
+_STORED = ("an id already stored", "SELECT (SELECT count(*) FROM usage_stage s JOIN usage_event u ON u.id = s.event_id) "
+                                   "+ (SELECT count(*) FROM usage_stage s JOIN event e ON e.id = s.event_id) > 0")
 
 # run under the customers' locks: another importer may have moved a cursor before they were taken
 _CUSTOMERS = """SELECT coalesce(bool_or(c.id IS NULL OR s.at < c.steps_through OR s.day < :first_open), false)
@@ -132,12 +136,13 @@ def _stage(session: Session, path: str | Path, tz: str) -> str | None:
             if not _copy_plain(f, copy.write):
                 return "a cell not in plain form"
     session.execute(sa.text(_TYPED), {"tz": tz})
-    for reason, sql in _REFUSALS:
+    # before the checks: planned for the staged table's size and its distinct ids
+    session.execute(sa.text("ANALYZE usage_stage"))
+    for reason, sql in (_TWICE, _STORED_CITUS if is_citus(session) else _STORED):
         if session.execute(sa.text(sql)).scalar_one():
             return reason
     # a day handed back to the general rules reads its events by customer and day
     session.execute(sa.text("CREATE INDEX ON usage_stage (customer_id, day)"))
-    session.execute(sa.text("ANALYZE usage_stage"))
     return None
 
 

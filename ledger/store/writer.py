@@ -58,7 +58,10 @@ ENTRY_COLUMNS = ("entry_date", "occurred_at", "kind", "description", "customer_i
 LINE_COLUMNS = ("entry_id", "account_code", "commodity", "debit", "credit", "customer_id", "grant_id",
                 "invoice_number", "event_id")
 """The journal_line columns, in the order of `line_values`."""
-_NEXT_ENTRY_IDS = "SELECT nextval(pg_get_serial_sequence('journal_entry', 'id')) FROM generate_series(1, :n)"
+# the sequence looked up once (OFFSET 0 keeps the subquery from being pulled up): named per row,
+# the text-to-regclass lookup cost 460 ms for a 1M-event import's 136,620 ids, instead of 50
+ENTRY_SEQUENCE = "(SELECT pg_get_serial_sequence('journal_entry', 'id')::regclass AS seq OFFSET 0) s"
+_NEXT_ENTRY_IDS = f"SELECT nextval(s.seq) FROM {ENTRY_SEQUENCE}, generate_series(1, :n)"
 
 
 def entry_values(draft: EntryDraft) -> dict[str, Any]:
