@@ -175,12 +175,12 @@ def _apply(raw: psycopg.Connection, session: Session, catalog: Catalog, events: 
     token = new_token()
     customers = [book.customer.id for _, book in books]
     (batch_id, entry_ids), = raw.execute(_IDS, (len(run.entries().drafts),)).fetchall()
-    statements = grouped_statements(run, token, batch_id, entry_ids, sources)
+    summary = run.summary
+    statements = [(INSERT_BATCH, (batch_id, json.dumps(list(sources)), summary.posted, 0, summary.quarantined,
+                                  summary.late)),
+                  *grouped_statements(run, token, batch_id, entry_ids, sources)]
     expect = {"customers": customers, "tokens": [t for t, _ in books], "n": len(books),
               "ids": [se.id for se in events], "closed": ",".join(closed)}
-    summary = run.summary
-    statements.insert(0, (INSERT_BATCH, (batch_id, json.dumps(list(sources)), summary.posted, 0,
-                                         summary.quarantined, summary.late)))
     kept.BOOKS.put(db, token, run.books)
     return _Group(run, statements, expect, customers, batch_id, len(entry_ids), token)
 
