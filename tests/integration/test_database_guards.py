@@ -301,3 +301,31 @@ def test_posting_path_refuses_unbalanced_and_locked(db_url):
         s.rollback()
         assert s.execute(sa.select(sa.func.count()).select_from(JournalEntry)).scalar_one() == 0
     engine.dispose()
+
+
+@pytest.mark.postgres
+def test_pg_line_statements_read_their_entries_by_key(pg):
+    """The lines' statement trigger looks each entry it checks up by its key: a statement adding
+    the lines of 60 entries (a group commit's) reads those entries, not the whole journal (5,000
+    entries here, which the planner's join scanned whole), so its check costs the same at any
+    size of the books."""
+    if CITUS:
+        pytest.skip("on Citus the guards are row triggers of their own (ledger.store.citus)")
+    with pg.begin() as c:
+        c.execute(sa.text(
+            "INSERT INTO journal_entry (entry_date, occurred_at, kind, description, customer_id, line_count) "
+            "SELECT '2026-01-15', '2026-01-15 12:00:00+00', 'manual', 'bulk', 'cus_raw', 2 FROM generate_series(1, 5000)"))
+        c.execute(sa.text(
+            "INSERT INTO journal_line (entry_id, account_code, commodity, debit, credit, customer_id) "
+            "SELECT id, a, 'USD', d, k, 'cus_raw' FROM journal_entry, (VALUES ('1000', 1, 0), ('2200', 0, 1)) v(a, d, k)"))
+    with pg.begin() as c:
+        c.execute(sa.text("ANALYZE journal_entry, journal_line"))
+    scans = "SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relname = 'journal_entry'"
+    with pg.begin() as c:
+        group = [_entry(c) for _ in range(60)]
+        before = c.execute(sa.text(scans)).scalar_one()
+        c.execute(sa.text(
+            "INSERT INTO journal_line (entry_id, account_code, commodity, debit, credit, customer_id) "
+            "SELECT e, a, 'USD', d, k, 'cus_raw' FROM unnest(CAST(:group AS integer[])) e, "
+            "(VALUES ('1000', 5, 0), ('2200', 0, 5)) v(a, d, k)"), {"group": group})
+        assert c.execute(sa.text(scans)).scalar_one() == before
