@@ -72,8 +72,8 @@ _CUSTOMERS = """SELECT coalesce(bool_or(c.id IS NULL OR s.at < c.steps_through O
                   FROM usage_stage s LEFT JOIN customer c ON c.id = s.customer_id"""
 
 # per customer and day: the bucket's first event (time, then line: ``before`` 0), last time,
-# count and sum, and its events as text (`_events_of`): a day handed back to the general rules
-# reads them from there, not from the connection, which the writer thread may be using
+# count and sum, and its events as text (`staged_events`): a day handed back to the general
+# rules reads them from there, not from the connection, which the writer thread may be using
 _DAYS = """SELECT customer_id, day, min(at) AS first_at, max(at) AS last_at, count(*) AS events,
                   sum(credits) AS credits, min(line) FILTER (WHERE before = 0) AS first_line,
                   string_agg(event_id || ' ' || (extract(epoch FROM at) * 1000000)::bigint || ' ' || credits
@@ -145,8 +145,7 @@ def _stage(session: Session, path: str | Path, tz: str) -> str | None:
     for reason, sql in (_TWICE, _STORED_CITUS if is_citus(session) else _STORED):
         if session.execute(sa.text(sql)).scalar_one():
             return reason
-    # a day's rows are read by day (`insert_staged_usage`), a day handed back to the general
-    # rules by day and customer (`staged_events`)
+    # a day's rows are read by day and customer (`insert_staged_usage`)
     session.execute(sa.text("CREATE INDEX ON usage_stage (day, customer_id)"))
     session.execute(sa.text(_BUCKETS))
     return None
