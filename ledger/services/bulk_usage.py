@@ -216,6 +216,8 @@ class _AfterWriter:
 
     def __getattr__(self, name: str):
         method = getattr(self._store, name)
+        if not callable(method):
+            return method
 
         def call(*args, **kwargs):
             self._behind.wait()
