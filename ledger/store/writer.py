@@ -5,7 +5,9 @@ Every journal entry reaches the database through `insert_entries`, after `check_
 database checks the same again at COMMIT (deferred constraint trigger), refuses UPDATE and
 DELETE, and refuses postings dated in a locked period (migrations/sql/). `write_posting`
 writes everything a `ledger.core.posting.Posting` produced, in the caller's transaction: the
-service layer begins and commits it.
+service layer begins and commits it. The set-based usage import writes a posting's journal a
+day at a time as it posts (`insert_entries` of `Posting.settle`'s entries, from its writer
+thread), then the rest by `write_posting` (``written``), so the ids are those one write gives.
 
 The row builders (`entry_values`, `line_values`, `usage_values`, ...) are shared with the
 one-round-trip pipeline of ``ledger.store.pipeline``, so both strategies write the same rows.
