@@ -16,6 +16,10 @@ Pipeline::
         p.apply(se)            # HANDLERS[type(event)](p, se, event), time-driven steps first
     journal = p.entries()      # consumption buckets become entries
     writer.write(session, p, journal)
+
+A caller that writes while it applies (the set-based usage import) takes the entries of the
+journal so far with `Posting.settle` once no later event can draw on their buckets; `entries`
+then gives the same journal, those entries first.
 """
 
 from __future__ import annotations
@@ -129,6 +133,12 @@ class Posting:
         self.summary = ImportSummary(import_id=import_id)
         self._grant_seq = 0
         self._journal: Journal | None = None
+        # what `settle` has built so far: entries in posting order, the breakage entries held
+        # back, and the indices of usage events and buckets in the entries
+        self._settled: list[EntryDraft] = []
+        self._breakage: list[EntryDraft] = []
+        self._usage_entry: dict[str, int] = {}
+        self._bucket_entry: dict[tuple[str, date], int] = {}
         self._seller: str | None = None  # the catalog's company as canonical JSON, once a document is issued
 
     # ----------------------------------------------------------------- books
@@ -234,8 +244,10 @@ class Posting:
             del book.open_invoices[number]
 
     def drafts(self) -> list[EntryDraft]:
-        """The entries built so far (consumption buckets are not entries until `entries`)."""
-        return [d for d in self.journal if isinstance(d, EntryDraft)]
+        """The entries built so far (consumption buckets are not entries until `entries`, nor
+        until `settle` made them entries)."""
+        return ([d for d in self._settled if d.kind != EntryKind.CONSUMPTION]
+                + [d for d in self.journal if isinstance(d, EntryDraft)])
 
     # ----------------------------------------------------------------- events
     def apply(self, se: SourcedEvent) -> None:
@@ -271,33 +283,55 @@ class Posting:
         """Every entry of the posting, in posting order: each consumption bucket becomes its
         consumption entry in its place (and gives up its sums), and the proportional-breakage
         entries follow the rest. An entry without lines that no document names is left out
-        (the writer refuses any other with an internal error). Built once; apply nothing after it."""
+        (the writer refuses any other with an internal error). The entries `settle` gave
+        already come first, in the same places and with the same indices. Built once; apply
+        nothing after it."""
         if self._journal is None:
-            from ledger.core.rules.usage import consumption_entries
-
-            drafts: list[EntryDraft] = []
-            usage_entry: dict[str, int] = {}
-            bucket_entry: dict[tuple[str, date], int] = {}
-            breakage: list[EntryDraft] = []
-            # each bucket is let go once it is its entry: a month's buckets and entries are never
-            # held at once (the posting applies nothing after this)
-            items, self.journal, self.buckets, self.usage_bucket = self.journal, [], {}, {}
-            items.reverse()
-            while items:
-                item = items.pop()
-                if isinstance(item, ConsumptionBucket):
-                    entry, extra = consumption_entries(self, item)
-                    usage_entry.update((uid, len(drafts)) for uid in item.usage_ids)
-                    bucket_entry[item.customer_id, item.entry_date] = len(drafts)
-                    drafts.append(entry)
-                    if extra is not None:
-                        breakage.append(extra)
-                elif item.lines or any(draft is item for _, draft in self.invoices):
-                    drafts.append(item)  # an entry that moved nothing is dropped, unless a document names it
+            self.settle()
+            drafts = self._settled
             position = {id(d): i for i, d in enumerate(drafts)}
-            self._journal = Journal(drafts + breakage, usage_entry,
-                                    [position[id(draft)] for _, draft in self.invoices], bucket_entry)
+            self._journal = Journal(drafts + self._breakage, self._usage_entry,
+                                    [position[id(draft)] for _, draft in self.invoices], self._bucket_entry)
+            self._settled, self._breakage, self.usage_bucket = [], [], {}
         return self._journal
+
+    def settle(self) -> list[EntryDraft]:
+        """Turn the journal items posted so far into entries, as `entries` does, and return the
+        new ones in posting order (their indices in `entries` follow those returned before):
+        the proportional-breakage entries are held back until `entries`. For a caller that
+        writes a posting's entries while it applies more: every bucket settled must be
+        complete, so call it only once nothing later can draw on those buckets (events
+        applied in time order, past the end of the buckets' accounting days).
+        raises RuntimeError when a bucket already settled was drawn on again."""
+        from ledger.core.rules.usage import consumption_entries
+
+        start = len(self._settled)
+        drafts, named = self._settled, {id(draft) for _, draft in self.invoices}
+        # each bucket is let go once it is its entry: a month's buckets and entries are never
+        # held at once
+        items, self.journal = self.journal, []
+        items.reverse()
+        while items:
+            item = items.pop()
+            if isinstance(item, ConsumptionBucket):
+                key = (item.customer_id, item.entry_date)
+                if key in self._bucket_entry:
+                    raise RuntimeError(f"the consumption bucket of {key} was settled before it was complete")
+                del self.buckets[key]
+                entry, extra = consumption_entries(self, item)
+                self._usage_entry.update((uid, len(drafts)) for uid in item.usage_ids)
+                self._bucket_entry[key] = len(drafts)
+                drafts.append(entry)
+                if extra is not None:
+                    self._breakage.append(extra)
+            elif item.lines or id(item) in named:
+                drafts.append(item)  # an entry that moved nothing is dropped, unless a document names it
+        return drafts[start:]
+
+    def entry_of(self, customer_id: str, day: date) -> int:
+        """The index in the journal (`entries`) of the consumption entry of the customer and
+        accounting day ``day``, once `settle` made it; raises KeyError before."""
+        return self._bucket_entry[customer_id, day]
 
     def writes_only_usage(self) -> bool:
         """True when the posting creates nothing but journal entries, usage, draw and quarantine

@@ -1,6 +1,6 @@
 """The set-based usage import's SQL (PostgreSQL): a usage CSV copied into a staging table, checked
 by set operations, summed per customer and day with window functions, and its usage rows written
-by one INSERT ... SELECT naming their entries.
+by one INSERT ... SELECT a day, naming their entries.
 
 The staging path takes only input it can prove the general path would read the same way: the
 ``credits`` header, every cell in the plain form the event schema accepts (ids and customer ids
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Sequence
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import BinaryIO
 
@@ -44,16 +44,17 @@ _RAW = """CREATE TEMPORARY TABLE usage_raw (
     n bigint GENERATED ALWAYS AS IDENTITY (START WITH 2), event_id text NOT NULL, customer_id text NOT NULL,
     at timestamptz NOT NULL, credits bigint NOT NULL CHECK (credits > 0)) ON COMMIT DROP"""
 
-# the staged rows in (customer, day, time, line) order, one sort for all that follows: ``day``
-# the accounting day, ``before`` the units of the customer-day before the event (time, then
-# line). Credits are at least 1, so ``before`` is 0 for the day's first event alone. Customer
-# ids sorted bytewise (COLLATE "C": equal ids are equal in every deterministic collation, and a
-# bytewise sort runs on abbreviated keys where the database's collation may not)
+# the staged rows in (day, customer, time, line) order, one sort for all that follows (a day's
+# rows together: the import writes the usage rows of each day as it finishes posting it):
+# ``day`` the accounting day, ``before`` the units of the customer-day before the event (time,
+# then line). Credits are at least 1, so ``before`` is 0 for the day's first event alone.
+# Customer ids sorted bytewise (COLLATE "C": equal ids are equal in every deterministic
+# collation, and a bytewise sort runs on abbreviated keys where the database's collation may not)
 _TYPED = """CREATE TEMPORARY TABLE usage_stage ON COMMIT DROP AS
     SELECT n AS line, event_id, customer_id, at, credits, day,
-           sum(credits) OVER (PARTITION BY customer_id COLLATE "C", day ORDER BY at, n) - credits AS before
+           sum(credits) OVER (PARTITION BY day, customer_id COLLATE "C" ORDER BY at, n) - credits AS before
       FROM (SELECT n, event_id, customer_id, at, credits, (at AT TIME ZONE :tz)::date AS day FROM usage_raw) r
-     ORDER BY customer_id COLLATE "C", day, at, n"""
+     ORDER BY day, customer_id COLLATE "C", at, n"""
 
 _TWICE = ("an id given twice", "SELECT EXISTS (SELECT event_id FROM usage_stage GROUP BY event_id HAVING count(*) > 1)")
 # SELECT 1, not an empty select list: Citus reads the staged table into an intermediate result
@@ -71,21 +72,23 @@ _CUSTOMERS = """SELECT coalesce(bool_or(c.id IS NULL OR s.at < c.steps_through O
                   FROM usage_stage s LEFT JOIN customer c ON c.id = s.customer_id"""
 
 # per customer and day: the bucket's first event (time, then line: ``before`` 0), last time,
-# count and sum
+# count and sum, and its events as text (`staged_events`): a day handed back to the general
+# rules reads them from there, not from the connection, which the writer thread may be using
 _DAYS = """SELECT customer_id, day, min(at) AS first_at, max(at) AS last_at, count(*) AS events,
-                  sum(credits) AS credits, min(line) FILTER (WHERE before = 0) AS first_line
+                  sum(credits) AS credits, min(line) FILTER (WHERE before = 0) AS first_line,
+                  string_agg(event_id || ' ' || (extract(epoch FROM at) * 1000000)::bigint || ' ' || credits
+                             || ' ' || line, ',') AS stream
              FROM usage_stage GROUP BY customer_id, day"""
 
-_EVENTS_OF = """SELECT event_id, at, credits, line FROM usage_stage
-                 WHERE customer_id = :c AND day = :d ORDER BY at, line"""
-
 _BUCKETS = """CREATE TEMPORARY TABLE usage_bucket (
-    customer_id text NOT NULL, day date NOT NULL, entry_id bigint NOT NULL, drawable bigint NOT NULL,
-    price text, PRIMARY KEY (customer_id, day)) ON COMMIT DROP"""
+    day date NOT NULL, customer_id text NOT NULL, entry_id bigint NOT NULL, drawable bigint NOT NULL,
+    price text, PRIMARY KEY (day, customer_id)) ON COMMIT DROP"""
 
 # each event's place in its bucket: units of the day before it (time, then line), the part of
 # it the grants cover (up to ``drawable``) and the rest as overage; its source is the batch's one
-# file (``file_index`` 0) and its line (`ledger.store.usage_rows`)
+# file (``file_index`` 0) and its line (`ledger.store.usage_rows`). One day's rows: a range of
+# the staging index, joined with that day's buckets (a customer-day posted event by event has
+# none, and is written with the posting's other usage rows)
 _INSERT = r"""INSERT INTO usage_event (id, customer_id, occurred_at, credits, action, quantity, status, late, entry_id,
                                       import_id, file_index, line, overage_units, overage_price, draw_start)
 SELECT s.event_id, s.customer_id, s.at, s.credits, NULL, NULL, 'posted', false, b.entry_id, :import_id, 0, s.line,
@@ -93,7 +96,8 @@ SELECT s.event_id, s.customer_id, s.at, s.credits, NULL, NULL, 'posted', false, 
        CASE WHEN s.before + s.credits > b.drawable THEN b.price END,
        least(s.before, b.drawable)
   FROM usage_stage s
-  JOIN usage_bucket b ON b.customer_id = s.customer_id AND b.day = s.day"""
+  JOIN usage_bucket b ON b.customer_id = s.customer_id AND b.day = s.day
+ WHERE s.day = :day AND b.day = :day"""
 
 
 def _raw(session: Session):
@@ -141,8 +145,9 @@ def _stage(session: Session, path: str | Path, tz: str) -> str | None:
     for reason, sql in (_TWICE, _STORED_CITUS if is_citus(session) else _STORED):
         if session.execute(sa.text(sql)).scalar_one():
             return reason
-    # a day handed back to the general rules reads its events by customer and day
-    session.execute(sa.text("CREATE INDEX ON usage_stage (customer_id, day)"))
+    # a day's rows are read by day and customer (`insert_staged_usage`)
+    session.execute(sa.text("CREATE INDEX ON usage_stage (day, customer_id)"))
+    session.execute(sa.text(_BUCKETS))
     return None
 
 
@@ -179,42 +184,44 @@ def lock_staged_customers(session: Session) -> list[Customer]:
     return lock_customer_rows(session, Customer, Customer.id.in_(sa.text("SELECT DISTINCT customer_id FROM usage_stage")))
 
 
-def staged_days(session: Session) -> Iterator[UsageDay]:
-    """Each staged customer-day, in no particular order; instants in `datetime.timezone.utc`
-    (psycopg gives the session's ZoneInfo, and comparing instants of two tzinfo objects costs
-    twenty times as much on the hot path)."""
+def staged_days(session: Session) -> Iterator[tuple[UsageDay, str]]:
+    """Each staged customer-day, in no particular order, with its events as text for
+    `staged_events`; instants in `datetime.timezone.utc` (psycopg gives the session's
+    ZoneInfo, and comparing instants of two tzinfo objects costs twenty times as much on the
+    hot path)."""
     utc = timezone.utc
     with _raw(session).cursor() as cur:
-        for cid, day, first_at, last_at, events, credits, first_line in cur.execute(_DAYS):
-            yield UsageDay(cid, day, first_at.astimezone(utc), last_at.astimezone(utc), events, int(credits), first_line)
+        for cid, day, first_at, last_at, events, credits, first_line, stream in cur.execute(_DAYS):
+            yield (UsageDay(cid, day, first_at.astimezone(utc), last_at.astimezone(utc), events, int(credits), first_line),
+                   stream)
 
 
-def staged_events(session: Session, customer_id: str, day: date) -> list[tuple[str, datetime, int, int]]:
-    """(id, occurred_at, credits, line) of one staged customer-day, in time then line order."""
-    return [(i, at, int(c), int(n)) for i, at, c, n
-            in session.execute(sa.text(_EVENTS_OF), {"c": customer_id, "d": day})]
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
-def insert_staged_usage(session: Session, buckets: Sequence[tuple[str, date, int, int, str | None]],
-                        *, import_id: int, expanded: Sequence[tuple[str, date]]) -> int:
-    """Write the usage rows of every staged event of ``buckets`` ((customer id, day, entry id,
-    units the grants cover, overage price or None)) in one INSERT ... SELECT; the events of
-    ``expanded`` customer-days were posted event by event and are dropped from the staging
-    table first. Each row names import batch ``import_id``'s one file and its line. Returns the
-    rows written."""
-    raw = _raw(session)
-    if expanded:
-        session.execute(sa.text("DELETE FROM usage_stage s USING (SELECT unnest(CAST(:c AS text[])) AS c, "
-                                "unnest(CAST(:d AS date[])) AS d) x WHERE s.customer_id = x.c AND s.day = x.d"),
-                        {"c": [c for c, _ in expanded], "d": [d for _, d in expanded]})
-    session.execute(sa.text(_BUCKETS))
-    with raw.cursor() as cur, cur.copy("COPY usage_bucket (customer_id, day, entry_id, drawable, price) FROM STDIN") as copy:
+def staged_events(stream: str) -> list[tuple[str, datetime, int, int]]:
+    """(id, occurred_at in UTC, credits, line) of the events of one staged customer-day, in time
+    then line order; ``stream``: the day's events as `staged_days` gives them (each "id
+    microseconds-since-1970 credits line", comma separated)."""
+    events = []
+    for item in stream.split(","):
+        event_id, micros, credits, line = item.split(" ")
+        events.append((event_id, _EPOCH + timedelta(microseconds=int(micros)), int(credits), int(line)))
+    events.sort(key=lambda e: (e[1], e[3]))
+    return events
+
+
+def insert_staged_usage(session: Session, day: date, buckets: Sequence[tuple[str, int, int, str | None]],
+                        *, import_id: int) -> int:
+    """Write the usage rows of the staged events of accounting day ``day`` whose customer-day
+    is in ``buckets`` ((customer id, entry id, units the grants cover, overage price or None)),
+    by one INSERT ... SELECT; each row names import batch ``import_id``'s one file and its
+    line. A customer-day not in ``buckets`` (posted event by event) gets no row here. Returns
+    the rows written."""
+    if not buckets:
+        return 0
+    with _raw(session).cursor() as cur, cur.copy("COPY usage_bucket (day, customer_id, entry_id, drawable, price) "
+                                                 "FROM STDIN") as copy:
         for row in buckets:
-            copy.write_row(row)
-    # a hash join of the staged rows with their buckets, in the staged order: the planner, seeing
-    # the staging index in table order, would probe it once per bucket instead (twice the time)
-    nestloop = session.execute(sa.text("SELECT current_setting('enable_nestloop')")).scalar_one()
-    session.execute(sa.text("SET LOCAL enable_nestloop = off"))
-    rows = session.execute(sa.text(_INSERT), {"import_id": import_id}).rowcount
-    session.execute(sa.text("SELECT set_config('enable_nestloop', :v, true)"), {"v": nestloop})
-    return rows
+            copy.write_row((day, *row))
+    return session.execute(sa.text(_INSERT), {"import_id": import_id, "day": day}).rowcount

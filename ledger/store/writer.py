@@ -5,7 +5,9 @@ Every journal entry reaches the database through `insert_entries`, after `check_
 database checks the same again at COMMIT (deferred constraint trigger), refuses UPDATE and
 DELETE, and refuses postings dated in a locked period (migrations/sql/). `write_posting`
 writes everything a `ledger.core.posting.Posting` produced, in the caller's transaction: the
-service layer begins and commits it.
+service layer begins and commits it. The set-based usage import writes a posting's journal a
+day at a time as it posts (`insert_entries` of `Posting.settle`'s entries, from its writer
+thread), then the rest by `write_posting` (``written``), so the ids are those one write gives.
 
 The row builders (`entry_values`, `line_values`, `usage_values`, ...) are shared with the
 one-round-trip pipeline of ``ledger.store.pipeline``, so both strategies write the same rows.
@@ -113,17 +115,21 @@ def check_drafts(drafts: Iterable[EntryDraft], closed: Iterable[str]) -> None:
         check_draft(d, closed_set)
 
 
-def insert_entries(session: Session, drafts: Sequence[EntryDraft], *, closed: Sequence[str] | None = None) -> list[int]:
-    """Check and write ``drafts`` in order inside the session's transaction; returns entry ids.
-    ``closed``: the closed periods ('YYYY-MM') if the caller has read them in this transaction
-    (read here otherwise); the database's own period-lock trigger stays the last word.
+def insert_entries(session: Session, drafts: Sequence[EntryDraft], *, closed: Sequence[str] | None = None,
+                   copy: bool = False) -> list[int]:
+    """Check and write ``drafts`` in order inside the session's transaction; returns entry ids,
+    increasing in draft order. ``closed``: the closed periods ('YYYY-MM') if the caller has
+    read them in this transaction (read here otherwise); the database's own period-lock
+    trigger stays the last word. ``copy``: by COPY on PostgreSQL whatever their number (a
+    journal written a slice at a time, `Posting.settle`: its ids as one write would give them).
 
     raises UnbalancedEntryError, PeriodLockedError (nothing is written when any draft fails).
     """
     if not drafts:
         return []
     check_drafts(drafts, closed_periods(session) if closed is None else closed)
-    if len(drafts) >= COPY_ROWS and is_postgres(session):
+    copy = (copy or len(drafts) >= COPY_ROWS) and is_postgres(session)
+    if copy:
         # A bulk import posts ~10,000 entries a chunk: ids drawn from the sequence in one query
         # and the rows sent with COPY cost a tenth of INSERT ... RETURNING. The triggers (open
         # period, lines present at COMMIT) fire as for INSERT; ids may have gaps, as with INSERT.
@@ -139,7 +145,7 @@ def insert_entries(session: Session, drafts: Sequence[EntryDraft], *, closed: Se
         ids = list(session.execute(sa.insert(JournalEntry).returning(JournalEntry.id, sort_by_parameter_order=True),
                                    [entry_values(d) for d in drafts]).scalars())
     line_count = sum(len(d.lines) for d in drafts)
-    if line_count >= COPY_ROWS and is_postgres(session):  # streamed: no row object per line held at once
+    if copy or (line_count >= COPY_ROWS and is_postgres(session)):  # streamed: no row object per line held at once
         copy_rows(session, JournalLine.__tablename__, LINE_COLUMNS,
                   (line_values(entry_id, ln) for entry_id, d in zip(ids, drafts) for ln in d.lines))
     else:
@@ -199,18 +205,20 @@ def _write_contracts(session: Session, p: Posting) -> None:
             gs.new = False
 
 
-def write_posting(session: Session, p: Posting) -> int:
+def write_posting(session: Session, p: Posting, *, written: Sequence[int] = ()) -> int:
     """Write everything ``p`` produced, in the session's transaction: customers, contracts,
     journal entries (`insert_entries`), documents, usage rows (by COPY on PostgreSQL
-    from `COPY_ROWS` rows), events, quarantine and guarantee months. Returns the book version
-    token written to every customer the posting loaded. raises UnbalancedEntryError,
-    PeriodLockedError, and what the database refuses."""
+    from `COPY_ROWS` rows), events, quarantine and guarantee months. ``written``: the ids of
+    the journal's first entries, written already in this transaction (`Posting.settle`'s, by
+    `insert_entries`); the rest follow them. Returns the book version token written to every
+    customer the posting loaded. raises UnbalancedEntryError, PeriodLockedError, and what the
+    database refuses."""
     s = session
     journal: Journal = p.entries()
     token = new_token()
     _write_customers(s, p, token)
     _write_contracts(s, p)
-    ids = insert_entries(s, journal.drafts, closed=p.closed)
+    ids = [*written, *insert_entries(s, journal.drafts[len(written):], closed=p.closed, copy=bool(written))]
     journal.ids = ids
     documents = [document_rows(doc, ids[index]) for (doc, _), index in zip(p.invoices, journal.invoice_entry)]
     bulk_insert(s, Invoice.__table__, [inv for inv, _ in documents])

@@ -309,3 +309,88 @@ def test_a_lost_race_is_told_from_other_errors_on_both_databases():
     assert is_unique_violation(pg.InternalError_("duplicate key value violates unique constraint \"usage_event_pkey_102008\""))
     assert not is_unique_violation(pg.InternalError_("could not connect to worker node"))
     assert not is_unique_violation(ValueError("duplicate key value violates unique constraint"))
+
+
+def _many_days() -> tuple[list[dict], list[dict]]:
+    """Four customers over 16 days across a month's end, in New York time: whole days, days
+    posted event by event (a promotion expiring at noon, the auto top-up, the soft cap, the hard
+    cap), a subscription's month bill and overage invoice, a proportional-breakage commitment."""
+    base = [_created(c) for c in ("acme", "globex", "initech", "hooli")]
+    base += [
+        {"id": "g-acme", "type": "credits.granted", "occurred_at": "2026-01-02T00:00:00Z", "customer_id": "acme",
+         "grant_id": "acme-long", "credits": 3000, "reason": "trial"},
+        {"id": "g-globex", "type": "credits.granted", "occurred_at": "2026-01-02T00:00:00Z", "customer_id": "globex",
+         "grant_id": "globex-long", "credits": 50_000, "reason": "trial"},
+        {"id": "s-initech", "type": "subscription.started", "occurred_at": "2026-01-02T00:00:00Z",
+         "customer_id": "initech", "plan": "pro_usd", "start_date": "2026-01-02"},
+        {"id": "k-hooli", "type": "commitment.purchased", "occurred_at": "2026-01-03T00:00:00Z", "customer_id": "hooli",
+         "commitment_id": "hooli-com", "credits": 4000, "amount": "400.00", "term_start": "2026-01-03",
+         "term_end": "2026-01-26", "breakage": {"method": "proportional", "expected_rate": "0.20"}},
+        {"id": "p-hooli", "type": "credits.granted", "occurred_at": "2026-01-03T00:00:00Z", "customer_id": "hooli",
+         "grant_id": "hooli-promo", "credits": 300, "reason": "promo", "expires_at": "2026-01-27T17:00:00Z"},
+    ]
+    usage, n = [], 0
+    for day in range(16):
+        for hour in (3, 9, 16, 23):  # 03:00Z is the evening before in New York
+            at = (datetime(2026, 1, 20, hour) + timedelta(days=day)).strftime("%Y-%m-%dT%H:%M:%SZ")
+            for c, credits in (("acme", 40 + day), ("globex", 110), ("initech", 90 + 7 * hour), ("hooli", 25)):
+                n += 1
+                usage.append(_use(f"u{n:04d}", c, at, credits))
+    return base, usage
+
+
+@pytest.mark.parametrize("db_url", PG_ONLY, indirect=True)
+def test_a_file_of_many_days_is_written_day_by_day_as_the_general_rules_post_it(make_books, tmp_path, monkeypatch):
+    """Each finished day is written while the next posts (`Posting.settle` once a day): the
+    books are those of the general rules, ids included."""
+    from ledger.core.posting import Posting
+
+    settled = []
+    settle = Posting.settle
+    monkeypatch.setattr(Posting, "settle", lambda self: settled.append(len(got := settle(self))) or got)
+    path = tmp_path / "ledger.toml"
+    path.write_text(CATALOG.replace("[company]\n", '[company]\nreporting_timezone = "America/New_York"\n'), encoding="utf-8")
+    catalog = load_catalog(path, required=True)
+    before, usage = _many_days()
+    staged, general = make_books(), make_books()
+    got = _run(staged, catalog, tmp_path, before, usage, [], staged=True)
+    want = _run(general, catalog, tmp_path, before, usage, [], staged=False)
+    assert got[1][-1] is True and [o[:-1] for o in got] == [o[:-1] for o in want]
+    assert len([n for n in settled if n]) >= 15
+    got_state, want_state = _state(staged), _state(general)
+    for table in TABLES:
+        assert got_state[table] == want_state[table], table
+    assert got_state["quarantine"] and got_state["invoice"]
+
+
+@pytest.mark.parametrize("db_url", PG_ONLY, indirect=True)
+def test_an_error_while_a_day_is_written_rolls_the_whole_import_back(make_books, tmp_path, monkeypatch):
+    """The writer thread's error comes back to the import, which rolls back all of it."""
+    from ledger.services import bulk_usage
+
+    path = tmp_path / "ledger.toml"
+    path.write_text(CATALOG, encoding="utf-8")
+    catalog = load_catalog(path, required=True)
+    before, usage = _many_days()
+    books = make_books()
+    (tmp_path / "before.jsonl").write_text(jsonl(before), encoding="utf-8")
+    with books.session() as s:
+        import_files(s, catalog, [tmp_path / "before.jsonl"])
+    was = _state(books)
+    calls = []
+    insert = bulk_usage.insert_entries
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:  # a day in the middle, in the writer thread
+            raise RuntimeError("the server went away")
+        return insert(*args, **kwargs)
+
+    monkeypatch.setattr(bulk_usage, "insert_entries", failing)
+    (tmp_path / "usage.csv").write_text(_usage_csv(usage), encoding="utf-8")
+    with books.session() as s, pytest.raises(RuntimeError, match="the server went away"):
+        import_files(s, catalog, [tmp_path / "usage.csv"], staged=True)
+    assert len(calls) >= 3
+    assert _state(books) == was
+    with books.engine.connect() as c:
+        assert c.execute(sa.text("SELECT count(*) FROM import_batch WHERE sources LIKE '%usage.csv%'")).scalar_one() == 0

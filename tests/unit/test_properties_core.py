@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from datetime import timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -12,7 +13,7 @@ from ledger.catalog import load_catalog
 from ledger.core import accounts as A
 from ledger.core.checks import BatchFacts, check_batch
 from ledger.core.entries import check_draft
-from ledger.core.periods import period_end
+from ledger.core.periods import local_date, period_end, start_of_day
 from ledger.core.posting import Posting, apply_order
 from ledger.core.schedule import close_through
 from ledger.errors import InvalidInputError
@@ -31,6 +32,11 @@ def random_catalog(tmp_path_factory):
 def _posted(catalog, events: list[dict]) -> Posting:
     """The events the checks and the rules accept, applied to one posting and closed through
     March (a refused event is dropped and the posting rebuilt without it, as an import would)."""
+    return _posted_with(catalog, events)[0]
+
+
+def _posted_with(catalog, events: list[dict]) -> tuple[Posting, list]:
+    """`_posted` and the events it applied, in the order it applied them."""
     parsed = [parse_event(json.dumps(e), "h.jsonl", i + 1)[0] for i, e in enumerate(events)]
     fresh, _, problems = check_batch(catalog, [se for se in parsed if se is not None], BatchFacts())
     bad = {(p.file, p.line) for p in problems}
@@ -43,7 +49,7 @@ def _posted(catalog, events: list[dict]) -> Posting:
                 p.apply(se)
             for book in p.books.values():
                 close_through(p, book, period_end("2026-03", catalog.tz))
-            return p
+            return p, sorted(todo, key=apply_order)
         except InvalidInputError:
             todo.remove(refused)
 
@@ -74,3 +80,32 @@ def test_every_entry_balances_and_the_books_agree_with_the_journal(random_catalo
         for g in book.grants.values():
             assert per_grant[g.id, A.CREDITS_OUTSTANDING] == g.remaining, g.id
             assert per_grant[g.id, A.DEFERRED_CREDITS] == g.deferred, g.id
+
+
+def _settled_by_day(catalog, events: list[dict]) -> Posting:
+    """`_posted`'s events applied to one posting in the same order, `Posting.settle` called at
+    every local midnight they pass (in time order and nothing late, as in the set-based import,
+    no later event draws on the buckets of the days before)."""
+    _, todo = _posted_with(catalog, events)
+    q, end_of_day = Posting(catalog, MemoryStore(), closed=[]), None
+    for se in todo:
+        t = se.event.occurred_at
+        if end_of_day is None or t >= end_of_day:
+            q.settle()
+            end_of_day = start_of_day(local_date(t, catalog.tz) + timedelta(days=1), catalog.tz)
+        q.apply(se)
+    for book in q.books.values():
+        close_through(q, book, period_end("2026-03", catalog.tz))
+    return q
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(history=histories())
+def test_a_journal_settled_day_by_day_is_the_journal_built_at_once(random_catalog, history):
+    """`Posting.settle` at each day's end gives the journal `entries` builds at once: the same
+    entries in the same order, and the same indices of usage events, buckets and documents."""
+    whole = _posted(random_catalog, history).entries()
+    settled = _settled_by_day(random_catalog, history).entries()
+    assert settled.drafts == whole.drafts
+    assert (settled.usage_entry, settled.bucket_entry, settled.invoice_entry) == (
+        whole.usage_entry, whole.bucket_entry, whole.invoice_entry)
