@@ -6,4 +6,4 @@ SQLAlchemy or Alembic and reading every migration script (tests/integration/test
 checks it against the scripts).
 """
 
-SCHEMA_HEAD = "0021"
+SCHEMA_HEAD = "0022"

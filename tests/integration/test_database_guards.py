@@ -148,6 +148,33 @@ def test_pg_refuses_a_line_added_to_a_committed_entry(pg, how):
 
 
 @pytest.mark.postgres
+@pytest.mark.parametrize("how", ["checked early", "checked early, then deferred again", "checked in a savepoint rolled back"])
+def test_pg_refuses_a_line_added_to_an_entry_checked_early(pg, how):
+    """SET CONSTRAINTS ALL IMMEDIATE runs an entry's COMMIT check before the COMMIT: a line the
+    transaction adds to that entry afterwards is counted by its own statement and refused, so
+    no entry commits with more lines than it declares, or unbalanced. When the early check ran
+    in a savepoint that is rolled back, it runs again at COMMIT and refuses the entry there."""
+    # on Citus a row trigger counts every line as it is inserted
+    at_commit = how == "checked in a savepoint rolled back" and not CITUS
+    with pytest.raises(sa.exc.DBAPIError, match="does not balance in USD: debits 505 <> credits 500" if at_commit
+                       else "already has its 2 lines"):
+        with pg.begin() as c:
+            e = _entry(c)
+            _line(c, e, "1000", 500, 0)
+            _line(c, e, "2200", 0, 500)
+            if how == "checked in a savepoint rolled back":
+                c.execute(sa.text("SAVEPOINT early"))
+            c.execute(sa.text("SET CONSTRAINTS ALL IMMEDIATE"))
+            if how == "checked in a savepoint rolled back":
+                c.execute(sa.text("ROLLBACK TO SAVEPOINT early"))
+            elif how == "checked early, then deferred again":
+                c.execute(sa.text("SET CONSTRAINTS ALL DEFERRED"))
+            _line(c, e, "1000", 5, 0)
+    with pg.connect() as c:
+        assert c.execute(sa.text("SELECT count(*) FROM journal_line")).scalar_one() == 0
+
+
+@pytest.mark.postgres
 @pytest.mark.parametrize("statement", [
     "UPDATE journal_line SET debit = debit + 1",
     "UPDATE journal_entry SET entry_date = '2026-02-01'",
