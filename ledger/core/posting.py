@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from decimal import Decimal
 from fractions import Fraction
 
@@ -77,11 +77,16 @@ class Journal:
     ``invoice_entry`` gives, for each of the posting's documents (in `Posting.invoices` order),
     the index of the entry that issued it."""
 
-    drafts: list[EntryDraft]
+    drafts: list[EntryDraft]  # a consumption entry `Posting.forget` let go of is `WRITTEN`
     usage_entry: dict[str, int]
     invoice_entry: list[int]
     bucket_entry: dict[tuple[str, date], int] = field(default_factory=dict)  # (customer, day) -> index
     ids: list[int] = field(default_factory=list)  # the entries' ids, once the writer has written them
+
+
+WRITTEN = EntryDraft(date.min, datetime.min.replace(tzinfo=timezone.utc), EntryKind.CONSUMPTION, "written already")
+"""What `Posting.forget` leaves in the place of a consumption entry its caller has written. It
+has no lines, so the writer refuses to write it (`ledger.core.entries.check_draft`)."""
 
 
 def problem(se: SourcedEvent, fld: str, value: object, message: str) -> InvalidInputError:
@@ -139,6 +144,7 @@ class Posting:
         self._breakage: list[EntryDraft] = []
         self._usage_entry: dict[str, int] = {}
         self._bucket_entry: dict[tuple[str, date], int] = {}
+        self._forgotten = 0  # the settled entries before this index are written (`forget`)
         self._seller: str | None = None  # the catalog's company as canonical JSON, once a document is issued
 
     # ----------------------------------------------------------------- books
@@ -327,6 +333,17 @@ class Posting:
             elif item.lines or id(item) in named:
                 drafts.append(item)  # an entry that moved nothing is dropped, unless a document names it
         return drafts[start:]
+
+    def forget(self, count: int) -> None:
+        """The first ``count`` entries `settle` gave are written, by the caller, in the posting's
+        transaction: each consumption entry among them that no document names becomes `WRITTEN`
+        in `entries`, in its place and at its index, so that a month of lines is not held until
+        the posting ends. The other entries stay (`drafts` reads them)."""
+        drafts, named = self._settled, {id(draft) for _, draft in self.invoices}
+        for i in range(self._forgotten, min(count, len(drafts))):
+            if drafts[i].kind == EntryKind.CONSUMPTION and id(drafts[i]) not in named:
+                drafts[i] = WRITTEN
+        self._forgotten = max(self._forgotten, min(count, len(drafts)))
 
     def entry_of(self, customer_id: str, day: date) -> int:
         """The index in the journal (`entries`) of the consumption entry of the customer and

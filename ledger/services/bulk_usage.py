@@ -123,6 +123,7 @@ def _post(session: Session, catalog: Catalog, file: str, closed: list[str],
         behind.wait()
     finally:
         behind.close()
+    posting.forget(len(days.ids))
     token = write_posting(session, posting, written=days.ids)
     days.write_usage(posting.entries().ids)
     summary = posting.summary
@@ -144,6 +145,7 @@ class _Days:
     def settled(self) -> Callable[[], None]:
         """The journal posted so far turned into entries (`Posting.settle`) and the job that
         writes them and the usage rows of their whole customer-days, for the writer thread."""
+        self.posting.forget(len(self.ids))  # what the writer thread has written so far
         drafts = self.posting.settle()
         whole, self.whole = self.whole, {}
         buckets = [(cid, day, self.posting.entry_of(cid, day), drawable, price)

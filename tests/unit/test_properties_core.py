@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from ledger.catalog import load_catalog
 from ledger.core import accounts as A
 from ledger.core.checks import BatchFacts, check_batch
-from ledger.core.entries import check_draft
+from ledger.core.entries import EntryKind, check_draft
 from ledger.core.periods import local_date, period_end, start_of_day
-from ledger.core.posting import Posting, apply_order
+from ledger.core.posting import WRITTEN, Posting, apply_order
 from ledger.core.schedule import close_through
 from ledger.errors import InvalidInputError
 from ledger.events import parse_event
@@ -82,16 +82,22 @@ def test_every_entry_balances_and_the_books_agree_with_the_journal(random_catalo
             assert per_grant[g.id, A.DEFERRED_CREDITS] == g.deferred, g.id
 
 
-def _settled_by_day(catalog, events: list[dict]) -> Posting:
+def _settled_by_day(catalog, events: list[dict], *, forget: bool = False) -> Posting:
     """`_posted`'s events applied to one posting in the same order, `Posting.settle` called at
     every local midnight they pass (in time order and nothing late, as in the set-based import,
-    no later event draws on the buckets of the days before)."""
+    no later event draws on the buckets of the days before). With ``forget``, each settle first
+    forgets what the settles before the last one gave, as the import does once its writer
+    thread, a day behind, has written them."""
     _, todo = _posted_with(catalog, events)
     q, end_of_day = Posting(catalog, MemoryStore(), closed=[]), None
+    written = settled = 0
     for se in todo:
         t = se.event.occurred_at
         if end_of_day is None or t >= end_of_day:
-            q.settle()
+            if forget:
+                q.forget(written)
+            written = settled
+            settled += len(q.settle())
             end_of_day = start_of_day(local_date(t, catalog.tz) + timedelta(days=1), catalog.tz)
         q.apply(se)
     for book in q.books.values():
@@ -107,5 +113,25 @@ def test_a_journal_settled_day_by_day_is_the_journal_built_at_once(random_catalo
     whole = _posted(random_catalog, history).entries()
     settled = _settled_by_day(random_catalog, history).entries()
     assert settled.drafts == whole.drafts
+    assert (settled.usage_entry, settled.bucket_entry, settled.invoice_entry) == (
+        whole.usage_entry, whole.bucket_entry, whole.invoice_entry)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(history=histories())
+def test_forgetting_written_entries_keeps_every_place(random_catalog, history):
+    """`Posting.forget` turns the consumption entries written already into `WRITTEN` and
+    nothing else: every other entry, and every index of usage events, buckets and documents, is
+    as in the journal built at once."""
+    whole = _posted(random_catalog, history).entries()
+    q = _settled_by_day(random_catalog, history, forget=True)
+    forgotten = q._forgotten
+    settled = q.entries()
+    assert len(settled.drafts) == len(whole.drafts)
+    for i, (got, want) in enumerate(zip(settled.drafts, whole.drafts)):
+        if i < forgotten and want.kind == EntryKind.CONSUMPTION and i not in whole.invoice_entry:
+            assert got is WRITTEN, i
+        else:
+            assert got == want, i
     assert (settled.usage_entry, settled.bucket_entry, settled.invoice_entry) == (
         whole.usage_entry, whole.bucket_entry, whole.invoice_entry)
