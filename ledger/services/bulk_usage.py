@@ -54,12 +54,16 @@ def can_stage(session: Session, files: list[str | Path], dry_run: bool) -> bool:
             and staging.plain_usage_csv(files[0]))
 
 
-def import_staged(session: Session, catalog: Catalog, path: str | Path) -> ImportSummary | None:
+def import_staged(session: Session, catalog: Catalog, path: str | Path,
+                  progress: Callable[[int, int], None] | None = None) -> ImportSummary | None:
     """Import usage CSV ``path`` set-based and commit; None (nothing posted, the transaction
     rolled back) when the file is not one the staging path proves it reads as the general path
     does, or a concurrent import stored one of its ids first: the caller then imports it through
     the general rules, which report its problems and count its duplicates. Lock order: the
     posting gate, then the staged customers in id order, as every posting takes them.
+    ``progress(done, total)``: called from the writer thread each time the days posted so far
+    are written (``done`` of the file's ``total`` events, both counts of events; the days
+    posted event by event count once posted, and are written last), not after the COMMIT.
     raises what posting raises (UnbalancedEntryError, PeriodLockedError, database errors), after
     rolling back."""
     file = str(path)
@@ -71,7 +75,7 @@ def import_staged(session: Session, catalog: Catalog, path: str | Path) -> Impor
         session.rollback()
         return None
     try:
-        summary, token, posting = _post(session, catalog, file, closed, locked)
+        summary, token, posting = _post(session, catalog, file, closed, locked, progress)
     except BaseException as exc:
         session.rollback()
         if is_unique_violation(exc):  # a concurrent import stored one of its ids first
@@ -82,8 +86,8 @@ def import_staged(session: Session, catalog: Catalog, path: str | Path) -> Impor
     return summary
 
 
-def _post(session: Session, catalog: Catalog, file: str, closed: list[str],
-          locked: list) -> tuple[ImportSummary, int, Posting]:
+def _post(session: Session, catalog: Catalog, file: str, closed: list[str], locked: list,
+          progress: Callable[[int, int], None] | None) -> tuple[ImportSummary, int, Posting]:
     """Post the staged file in the open transaction (see the module docstring); ``locked``: the
     staged customers' rows, locked. The entries and usage rows of each finished day are
     written by the writer thread (`_Behind`) while the next day posts."""
@@ -93,26 +97,28 @@ def _post(session: Session, catalog: Catalog, file: str, closed: list[str],
     posting = Posting(catalog, _AfterWriter(SessionStore(session, catalog.tz, given=locked, cache=kept.BOOKS, db=db),
                                             behind), closed=closed, import_id=batch_id)
     posting.preload(row.id for row in locked)
-    days = _Days(session, posting, batch_id)
     queue: list[tuple] = [(d.first_at, d.first_line, 0, d, stream) for d, stream in staging.staged_days(session)]
     heapq.heapify(queue)
+    days = _Days(session, posting, batch_id, progress, sum(item.events for *_, item, _ in queue))
     # a soft cap's month reads its consumption from the journal once: before this posting's
     # first days are written
     capped = {row.id for row in locked if catalog.soft_cap(row.id) is not None}
     for cid, month in sorted({(d.customer_id, period_of(d.day)) for *_, d, _ in queue if d.customer_id in capped}):
         review.month_used(posting, posting.book(cid), month)
     end_of_day = None  # the next local midnight: the days before it are done once an item reaches it
+    done = 0  # the events of the items taken from the queue (a day posted event by event counts once)
     try:
         while queue:
             at, _, _, item, stream = heapq.heappop(queue)
             if end_of_day is None or at >= end_of_day:
                 if end_of_day is not None:  # the days before ``at`` are done: written while the next posts
-                    behind.send(days.settled())
+                    behind.send(days.settled(done))
                 end_of_day = start_of_day(local_date(at, catalog.tz) + timedelta(days=1), catalog.tz).astimezone(timezone.utc)
             if isinstance(item, UsageDay):
-                done = post_usage_day(posting, item)
-                if done is not None:
-                    days.whole[item.customer_id, item.day] = done
+                done += item.events
+                whole = post_usage_day(posting, item)
+                if whole is not None:
+                    days.whole[item.customer_id, item.day] = whole
                     continue
                 for event_id, t, credits, n in staging.staged_events(stream):
                     ev = UsageRecorded.model_construct(id=event_id, type="usage.recorded", occurred_at=t,
@@ -135,16 +141,20 @@ def _post(session: Session, catalog: Catalog, file: str, closed: list[str],
 class _Days:
     """The posting's days as they are written: ``whole`` the customer-days posted whole and not
     written yet ((customer id, day) -> (units the grants cover, overage price or None)),
-    ``ids`` the ids of the entries written so far, in journal order."""
+    ``ids`` the ids of the entries written so far, in journal order; ``progress(done, total)``
+    is told, once each job is written, how many of the file's ``total`` events it has posted."""
 
-    def __init__(self, session: Session, posting: Posting, batch_id: int) -> None:
+    def __init__(self, session: Session, posting: Posting, batch_id: int,
+                 progress: Callable[[int, int], None] | None = None, total: int = 0) -> None:
         self.session, self.posting, self.batch_id = session, posting, batch_id
+        self.progress, self.total = progress, total
         self.whole: dict[tuple[str, date], tuple[int, str | None]] = {}
         self.ids: list[int] = []
 
-    def settled(self) -> Callable[[], None]:
+    def settled(self, done: int) -> Callable[[], None]:
         """The journal posted so far turned into entries (`Posting.settle`) and the job that
-        writes them and the usage rows of their whole customer-days, for the writer thread."""
+        writes them and the usage rows of their whole customer-days, for the writer thread;
+        ``done``: how many of the file's events the posting has taken so far."""
         self.posting.forget(len(self.ids))  # what the writer thread has written so far
         drafts = self.posting.settle()
         whole, self.whole = self.whole, {}
@@ -154,6 +164,8 @@ class _Days:
         def write() -> None:
             self.ids += insert_entries(self.session, drafts, closed=self.posting.closed, copy=True)
             self._insert_usage(buckets, self.ids)
+            if self.progress:
+                self.progress(done, self.total)
         return write
 
     def write_usage(self, ids: list[int]) -> None:

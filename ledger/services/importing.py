@@ -196,7 +196,7 @@ def _import_set_based(session: Session, catalog: Catalog, path: str | Path,
                       progress: Callable[[int, int], None] | None) -> ImportSummary | None:
     """`ledger.services.bulk_usage.import_staged`, then fresh planner statistics; None when the
     set-based path does not take the file (nothing posted)."""
-    summary = import_staged(session, catalog, path)
+    summary = import_staged(session, catalog, path, progress)
     if summary is None:
         return None
     if imports.analyze_after_bulk_load(session):

@@ -394,3 +394,26 @@ def test_an_error_while_a_day_is_written_rolls_the_whole_import_back(make_books,
     assert _state(books) == was
     with books.engine.connect() as c:
         assert c.execute(sa.text("SELECT count(*) FROM import_batch WHERE sources LIKE '%usage.csv%'")).scalar_one() == 0
+
+
+@pytest.mark.parametrize("db_url", PG_ONLY, indirect=True)
+def test_a_staged_import_tells_its_progress_as_each_day_is_written(make_books, tmp_path):
+    """``progress(done, total)`` counts the file's events: once per day as the writer thread
+    finishes it (rising, never past the total), then the whole file once it has committed."""
+    path = tmp_path / "ledger.toml"
+    path.write_text(CATALOG, encoding="utf-8")
+    catalog = load_catalog(path, required=True)
+    before, usage = _many_days()
+    books = make_books()
+    (tmp_path / "before.jsonl").write_text(jsonl(before), encoding="utf-8")
+    (tmp_path / "usage.csv").write_text(_usage_csv(usage), encoding="utf-8")
+    with books.session() as s:
+        import_files(s, catalog, [tmp_path / "before.jsonl"])
+    calls = []
+    with books.session() as s:
+        summary = import_files(s, catalog, [tmp_path / "usage.csv"], progress=lambda done, total: calls.append((done, total)))
+    assert summary.set_based is True
+    assert {total for _, total in calls} == {len(usage)}
+    done = [d for d, _ in calls]
+    assert done == sorted(done) and done[-1] == len(usage) and done[-2] < len(usage)
+    assert len(calls) >= 15  # 16 days, each written while the next posts, then the commit
