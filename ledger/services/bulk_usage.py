@@ -62,8 +62,8 @@ def import_staged(session: Session, catalog: Catalog, path: str | Path,
     the general rules, which report its problems and count its duplicates. Lock order: the
     posting gate, then the staged customers in id order, as every posting takes them.
     ``progress(done, total)``: called from the writer thread each time the days posted so far
-    are written (``done`` of the file's ``total`` events, both counts of events; the days
-    posted event by event count once posted, and are written last), not after the COMMIT.
+    are written (``done`` of the file's ``total`` events; the days posted event by event count
+    once posted, and are written last); the caller reports the whole file after the COMMIT.
     raises what posting raises (UnbalancedEntryError, PeriodLockedError, database errors), after
     rolling back."""
     file = str(path)

@@ -363,19 +363,27 @@ def test_a_file_of_many_days_is_written_day_by_day_as_the_general_rules_post_it(
     assert got_state["quarantine"] and got_state["invoice"]
 
 
-@pytest.mark.parametrize("db_url", PG_ONLY, indirect=True)
-def test_an_error_while_a_day_is_written_rolls_the_whole_import_back(make_books, tmp_path, monkeypatch):
-    """The writer thread's error comes back to the import, which rolls back all of it."""
-    from ledger.services import bulk_usage
-
+def _before_many_days(make_books, tmp_path) -> tuple:
+    """(books, catalog, usage): new books holding `_many_days`'s business events, and its usage
+    written to ``tmp_path``/usage.csv, not imported."""
     path = tmp_path / "ledger.toml"
     path.write_text(CATALOG, encoding="utf-8")
     catalog = load_catalog(path, required=True)
     before, usage = _many_days()
     books = make_books()
     (tmp_path / "before.jsonl").write_text(jsonl(before), encoding="utf-8")
+    (tmp_path / "usage.csv").write_text(_usage_csv(usage), encoding="utf-8")
     with books.session() as s:
         import_files(s, catalog, [tmp_path / "before.jsonl"])
+    return books, catalog, usage
+
+
+@pytest.mark.parametrize("db_url", PG_ONLY, indirect=True)
+def test_an_error_while_a_day_is_written_rolls_the_whole_import_back(make_books, tmp_path, monkeypatch):
+    """The writer thread's error comes back to the import, which rolls back all of it."""
+    from ledger.services import bulk_usage
+
+    books, catalog, usage = _before_many_days(make_books, tmp_path)
     was = _state(books)
     calls = []
     insert = bulk_usage.insert_entries
@@ -387,7 +395,6 @@ def test_an_error_while_a_day_is_written_rolls_the_whole_import_back(make_books,
         return insert(*args, **kwargs)
 
     monkeypatch.setattr(bulk_usage, "insert_entries", failing)
-    (tmp_path / "usage.csv").write_text(_usage_csv(usage), encoding="utf-8")
     with books.session() as s, pytest.raises(RuntimeError, match="the server went away"):
         import_files(s, catalog, [tmp_path / "usage.csv"], staged=True)
     assert len(calls) >= 3
@@ -400,15 +407,7 @@ def test_an_error_while_a_day_is_written_rolls_the_whole_import_back(make_books,
 def test_a_staged_import_tells_its_progress_as_each_day_is_written(make_books, tmp_path):
     """``progress(done, total)`` counts the file's events: once per day as the writer thread
     finishes it (rising, never past the total), then the whole file once it has committed."""
-    path = tmp_path / "ledger.toml"
-    path.write_text(CATALOG, encoding="utf-8")
-    catalog = load_catalog(path, required=True)
-    before, usage = _many_days()
-    books = make_books()
-    (tmp_path / "before.jsonl").write_text(jsonl(before), encoding="utf-8")
-    (tmp_path / "usage.csv").write_text(_usage_csv(usage), encoding="utf-8")
-    with books.session() as s:
-        import_files(s, catalog, [tmp_path / "before.jsonl"])
+    books, catalog, usage = _before_many_days(make_books, tmp_path)
     calls = []
     with books.session() as s:
         summary = import_files(s, catalog, [tmp_path / "usage.csv"], progress=lambda done, total: calls.append((done, total)))
